@@ -1,0 +1,108 @@
+"""Jobs (a workflow or a task run over hosts) and the runners that execute them."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from ._managers import Id, Manager
+from ._resource import Resource
+
+#: A job in one of these statuses will not change any more.
+JOB_FINISHED = frozenset({"SUCCEEDED", "FAILED", "CANCELLED"})
+
+
+class JobManager(Manager):
+    path = "/v1/jobs"
+    key = "jobs"
+    noun = "job"
+
+    def create(self, **fields: Any) -> Resource:
+        """Start a job.
+
+        Fields: ``workflow`` or ``task`` (id or name), and optionally
+        ``workflow_version``, ``name``, ``hosts`` (ids or names), ``filters``
+        (``{"region", "cell", "cloud", "label": [...], "device_type",
+        "vars": ["path:value"]}``), ``variables``, ``concurrency``,
+        ``max_failures``, ``timeout``.
+        """
+        return super().create(**fields)
+
+    def cancel(self, id: Id) -> Resource:
+        return Resource(self._session.post_json(self._url(id, "cancel")))
+
+    def retry(self, id: Id, failed_hosts: bool = False) -> Resource:
+        """A new job running this finished job again: on every host, or only the failed ones."""
+        return Resource(
+            self._session.post_json(self._url(id, "retry"), {"failed_hosts": failed_hosts})
+        )
+
+    def hosts(self, id: Id) -> list[Resource]:
+        """The job's hosts and how far each got."""
+        return [Resource(h) for h in self._session.iter_items(self._url(id, "hosts"), "hosts")]
+
+    def runs(self, id: Id, host: Id | None = None, step: str | None = None) -> list[Resource]:
+        """The job's runs (one per step, host and attempt)."""
+        items = self._session.iter_items(
+            self._url(id, "runs"), "runs", {"host": host, "step": step}
+        )
+        return [Resource(r) for r in items]
+
+    def events(self, id: Id) -> list[Resource]:
+        return [Resource(e) for e in self._session.iter_items(self._url(id, "events"), "events")]
+
+    def logs(
+        self,
+        id: Id,
+        host: Id | None = None,
+        step: str | None = None,
+        after: int = 0,
+        follow: bool = False,
+        run: Id | None = None,
+    ) -> Iterator[Resource]:
+        """Log lines of the job's containers: ``{"host_name", "step_name", "stream", "line"...}``.
+
+        Without ``follow``, every line written so far (fetched page by page);
+        with ``follow``, a stream that ends when the job is finished.
+        """
+        url = self._url(id, "logs")
+        params: dict[str, Any] = {"host": host, "step": step, "run": run}
+        if follow:
+            stream = self._session.stream_ndjson(url, {**params, "after": after, "follow": True})
+            for item in stream:
+                yield Resource(item)
+            return
+        while True:
+            body = self._session.get_json(url, {**params, "after": after})
+            logs = body.get("logs") or []
+            for item in logs:
+                yield Resource(item)
+            next_after = body.get("next_after")
+            if not logs or next_after is None or next_after == after:
+                return
+            after = next_after
+
+    def poll(
+        self, id: Id, interval: float = 1.0, sleep: Callable[[float], None] = time.sleep
+    ) -> Iterator[Resource]:
+        """The job, fetched every ``interval`` seconds until it is finished (last one included)."""
+        while True:
+            job = self.get(id)
+            yield job
+            if job.get("status") in JOB_FINISHED:
+                return
+            sleep(interval)
+
+    def wait(self, id: Id, interval: float = 1.0) -> Resource:
+        """The job once it is finished."""
+        return deque(self.poll(id, interval), maxlen=1).pop()
+
+
+class RunnerManager(Manager):
+    """The runner processes registered with the server (read-only)."""
+
+    path = "/v1/runners"
+    key = "runners"
+    noun = "runner"

@@ -1,0 +1,1 @@
+"""The ``craton`` command line (entry point :func:`cratonclient.shell.main.main`)."""

@@ -1,0 +1,187 @@
+"""What the command modules share: the context, argument helpers, list printing.
+
+A command is a function ``command(ctx, args) -> int | None`` registered on an
+argparse sub-parser with ``set_defaults(func=command)``; ``None`` means 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .._client import Client
+from .._managers import Manager
+from ..exceptions import ClientError
+from ._output import FORMATS, Output
+
+#: Largest ``limit`` the server accepts for one page.
+MAX_PAGE = 1000
+
+
+class CommandError(ClientError):
+    """The command cannot run as given."""
+
+
+@dataclass
+class Context:
+    client: Client
+    out: Output
+
+
+Command = Callable[[Context, argparse.Namespace], "int | None"]
+
+
+def add_command(
+    subparsers: argparse._SubParsersAction,
+    name: str,
+    func: Command,
+    help: str,
+) -> argparse.ArgumentParser:
+    """A sub-command that also accepts ``--format`` after its name."""
+    parser = subparsers.add_parser(name, help=help, description=help)
+    parser.add_argument(
+        "--format",
+        choices=FORMATS,
+        default=argparse.SUPPRESS,
+        help="output format (overrides the global --format)",
+    )
+    parser.set_defaults(func=func)
+    return parser
+
+
+# -- key=value arguments -------------------------------------------------------
+
+
+def parse_value(text: str) -> Any:
+    """JSON if it parses (``3``, ``true``, ``[1,2]``, ``{"a":1}``), else the string."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def parse_key_values(items: Iterable[str] | None, option: str = "variable") -> dict[str, Any]:
+    """``["k=v", "n=3"]`` → ``{"k": "v", "n": 3}``."""
+    result: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise CommandError(f"Bad {option} {item!r}: expected KEY=VALUE.")
+        result[key] = parse_value(value)
+    return result
+
+
+def check_vars_filters(items: Iterable[str] | None) -> list[str] | None:
+    """``--vars path:value`` filters, checked for their colon."""
+    if not items:
+        return None
+    for item in items:
+        if ":" not in item:
+            raise CommandError(f"Bad --vars filter {item!r}: expected PATH:VALUE.")
+    return list(items)
+
+
+def id_or_name_param(value: str | None, id_key: str, name_key: str) -> dict[str, str]:
+    """A list filter naming an object: ``region_id=3`` for an id, ``region=r1`` for a name."""
+    if value is None:
+        return {}
+    return {id_key: value} if value.isdigit() else {name_key: value}
+
+
+# -- list commands -------------------------------------------------------------
+
+
+def add_fields_option(parser: argparse.ArgumentParser, default: Sequence[str]) -> None:
+    parser.add_argument(
+        "--fields",
+        nargs="+",
+        metavar="FIELD",
+        help=f"fields to show, space or comma separated (default: {' '.join(default)})",
+    )
+    parser.set_defaults(default_fields=list(default))
+
+
+def add_list_options(parser: argparse.ArgumentParser, default_fields: Sequence[str]) -> None:
+    add_fields_option(parser, default_fields)
+    parser.add_argument("--sort-key", metavar="KEY", help="field(s) to sort by, comma separated")
+    parser.add_argument("--sort-dir", choices=("asc", "desc"), help="sort direction")
+    paging = parser.add_mutually_exclusive_group()
+    paging.add_argument("--limit", type=positive_int, metavar="N", help="show at most N objects")
+    paging.add_argument("--all", action="store_true", help="follow all pages")
+    parser.add_argument("--marker", metavar="ID", help="start after the object with this id")
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
+    return value
+
+
+def selected_fields(args: argparse.Namespace) -> list[str] | None:
+    """The ``--fields`` given, commas split; ``None`` if the option was not given."""
+    if not getattr(args, "fields", None):
+        return None
+    fields = [f.strip() for item in args.fields for f in item.split(",")]
+    return [f for f in fields if f]
+
+
+def fields_to_show(
+    args: argparse.Namespace, items: Sequence[Mapping[str, Any]], table: bool
+) -> list[str] | None:
+    """The columns: ``--fields`` (checked against the objects), else the command's defaults
+    in a table and every field in JSON/YAML."""
+    fields = selected_fields(args)
+    if fields is None:
+        if not table:
+            return None
+        defaults = list(getattr(args, "default_fields", []) or [])
+        if items:
+            known = {k for item in items for k in item}
+            defaults = [f for f in defaults if f in known] or list(items[0])
+        return defaults
+    if items:
+        known = {k for item in items for k in item}
+        unknown = [f for f in fields if f not in known]
+        if unknown:
+            raise CommandError(
+                f"Unknown field(s): {', '.join(unknown)}. Available: {', '.join(sorted(known))}."
+            )
+    return fields
+
+
+def print_items(ctx: Context, args: argparse.Namespace, items: Sequence[Mapping[str, Any]]) -> None:
+    ctx.out.list(items, fields_to_show(args, items, ctx.out.is_table))
+
+
+def list_command(
+    ctx: Context, args: argparse.Namespace, manager: Manager, filters: Mapping[str, Any]
+) -> None:
+    """Fetch as ``--all/--limit/--marker`` say, and print."""
+    sort = {"sort_keys": args.sort_key, "sort_dir": args.sort_dir}
+    filters = {k: v for k, v in filters.items() if v is not None}
+    next_marker = None
+    if args.all:
+        items = manager.list(marker=args.marker, **sort, **filters)
+    elif args.limit:
+        items, marker = [], args.marker
+        while len(items) < args.limit:
+            page = manager.list_page(
+                limit=min(args.limit - len(items), MAX_PAGE), marker=marker, **sort, **filters
+            )
+            items.extend(page.items)
+            marker = next_marker = page.next_marker
+            if marker is None or not page.items:
+                break
+    else:
+        page = manager.list_page(marker=args.marker, **sort, **filters)
+        items, next_marker = page.items, page.next_marker
+    print_items(ctx, args, items)
+    if next_marker is not None:
+        ctx.out.note(f"(more {manager.noun}s: use --all, or --marker {next_marker})")

@@ -1,0 +1,251 @@
+"""Job commands (``job-create``, ``-list``, ``-show``, ``-hosts``, ``-runs``,
+``-logs``, ``-cancel``, ``-events``) and ``runner-list``.
+
+``job-create`` sends workflow, task and hosts as given (ids or names): the
+server resolves them, which saves one lookup per ``--host`` on a job over
+hundreds of hosts. With ``--wait`` it shows the host counts until the job is
+finished, with ``--follow`` the containers' log lines; either way it exits 1
+if the job did not succeed.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ._common import (
+    CommandError,
+    Context,
+    add_command,
+    add_fields_option,
+    add_list_options,
+    check_vars_filters,
+    list_command,
+    parse_key_values,
+    positive_int,
+    print_items,
+)
+from ._watch import follow_job_logs, print_job_log, wait_for_job
+from ._workflows import steps_table
+
+JOB_FIELDS = ("id", "name", "status", "workflow_id", "task_id", "created_at", "finished_at")
+JOB_HOST_FIELDS = ("host_id", "host_name", "status", "failed_step", "started_at", "finished_at")
+RUN_FIELDS = (
+    "id",
+    "host_name",
+    "step_name",
+    "status",
+    "attempt",
+    "exit_code",
+    "started_at",
+    "finished_at",
+)
+EVENT_FIELDS = ("id", "created_at", "kind", "message")
+RUNNER_FIELDS = ("id", "name", "hostname", "executor", "alive", "heartbeat_at")
+
+
+def _job_body(args: argparse.Namespace) -> dict[str, Any]:
+    filters = {
+        "region": args.region,
+        "cell": args.cell,
+        "cloud": args.cloud,
+        "label": args.label,
+        "device_type": args.device_type,
+        "vars": check_vars_filters(args.vars),
+    }
+    filters = {k: v for k, v in filters.items() if v is not None}
+    if not args.host and not filters:
+        raise CommandError(
+            "No target: give --host, or filters (--region, --cell, --cloud, --label, --vars...)."
+        )
+    body = {
+        "workflow": args.workflow,
+        "task": args.task,
+        "workflow_version": args.workflow_version,
+        "name": args.name,
+        "hosts": args.host,
+        "filters": filters or None,
+        "variables": parse_key_values(args.var, "--var") or None,
+        "concurrency": args.concurrency,
+        "max_failures": args.max_failures,
+        "timeout": args.timeout,
+    }
+    return {k: v for k, v in body.items() if v is not None}
+
+
+def show_job(ctx: Context, job: Any) -> None:
+    """The job's properties, and in a table a row per host."""
+    nested = {}
+    if ctx.out.is_table and isinstance(job.get("steps"), list):
+        nested["steps"] = steps_table(ctx, job["steps"])
+    ctx.out.show(job, nested)
+    if ctx.out.is_table:
+        hosts = ctx.client.jobs.hosts(job["id"])
+        if hosts:
+            rows = [[h.get(f) for f in JOB_HOST_FIELDS] for h in hosts]
+            ctx.out.print_renderable(ctx.out.table(JOB_HOST_FIELDS, rows, title="Hosts"))
+
+
+def _finished(ctx: Context, job: Any) -> int:
+    show_job(ctx, job)
+    if job.get("status") == "SUCCEEDED":
+        return 0
+    reason = f": {job['message']}" if job.get("message") else ""
+    ctx.out.error(f"Job {job['id']} {job.get('status')}{reason}")
+    return 1
+
+
+def do_job_create(ctx: Context, args: argparse.Namespace) -> int:
+    job = ctx.client.jobs.create(**_job_body(args))
+    if args.follow:
+        return _finished(ctx, follow_job_logs(ctx, job["id"]))
+    if args.wait:
+        return _finished(ctx, wait_for_job(ctx, job))
+    show_job(ctx, job)
+    return 0
+
+
+def do_job_list(ctx: Context, args: argparse.Namespace) -> None:
+    client = ctx.client
+    filters = {
+        "status": args.status,
+        "workflow_id": client.workflows.resolve_id(args.workflow) if args.workflow else None,
+        "task_id": client.tasks.resolve_id(args.task) if args.task else None,
+    }
+    list_command(ctx, args, client.jobs, filters)
+
+
+def do_job_show(ctx: Context, args: argparse.Namespace) -> None:
+    jobs = ctx.client.jobs
+    show_job(ctx, jobs.get(jobs.resolve_id(args.job)))
+
+
+def do_job_hosts(ctx: Context, args: argparse.Namespace) -> None:
+    jobs = ctx.client.jobs
+    print_items(ctx, args, jobs.hosts(jobs.resolve_id(args.job)))
+
+
+def do_job_runs(ctx: Context, args: argparse.Namespace) -> None:
+    jobs = ctx.client.jobs
+    print_items(ctx, args, jobs.runs(jobs.resolve_id(args.job), host=args.host, step=args.step))
+
+
+def do_job_logs(ctx: Context, args: argparse.Namespace) -> None:
+    jobs = ctx.client.jobs
+    job_id = jobs.resolve_id(args.job)
+    if args.follow:
+        follow_job_logs(ctx, job_id, host=args.host, step=args.step)
+        return
+    for entry in jobs.logs(job_id, host=args.host, step=args.step):
+        print_job_log(ctx, entry)
+
+
+def do_job_cancel(ctx: Context, args: argparse.Namespace) -> None:
+    jobs = ctx.client.jobs
+    ctx.out.show(jobs.cancel(jobs.resolve_id(args.job)))
+
+
+def do_job_retry(ctx: Context, args: argparse.Namespace) -> int:
+    jobs = ctx.client.jobs
+    job = jobs.retry(jobs.resolve_id(args.job), failed_hosts=args.failed_hosts)
+    if args.follow:
+        return _finished(ctx, follow_job_logs(ctx, job["id"]))
+    if args.wait:
+        return _finished(ctx, wait_for_job(ctx, job))
+    show_job(ctx, job)
+    return 0
+
+
+def do_job_events(ctx: Context, args: argparse.Namespace) -> None:
+    jobs = ctx.client.jobs
+    print_items(ctx, args, jobs.events(jobs.resolve_id(args.job)))
+
+
+def do_runner_list(ctx: Context, args: argparse.Namespace) -> None:
+    list_command(ctx, args, ctx.client.runners, {})
+
+
+def _job_create_options(parser: argparse.ArgumentParser) -> None:
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument("--workflow", metavar="WORKFLOW", help="workflow to run (id or name)")
+    what.add_argument("--task", metavar="TASK", help="single task to run (id or name)")
+    parser.add_argument("--workflow-version", type=int, metavar="N", help="workflow version")
+    parser.add_argument("--name", help="job name")
+    parser.add_argument(
+        "--host", nargs="+", action="extend", metavar="HOST", help="target hosts (ids or names)"
+    )
+    parser.add_argument("--region", help="target the hosts of this region")
+    parser.add_argument("--cell", help="target the hosts of this cell")
+    parser.add_argument("--cloud", help="target the hosts of this cloud")
+    parser.add_argument(
+        "--label", nargs="+", action="extend", help="target hosts with these labels (all)"
+    )
+    parser.add_argument("--device-type", metavar="TYPE", help="target hosts of this device type")
+    parser.add_argument(
+        "--vars", nargs="+", action="extend", metavar="PATH:VALUE", help="target hosts by variable"
+    )
+    parser.add_argument(
+        "--var", action="append", metavar="KEY=VALUE", help="job variable (repeatable; JSON values)"
+    )
+    parser.add_argument("--concurrency", type=positive_int, metavar="N", help="hosts at a time")
+    parser.add_argument(
+        "--max-failures", type=int, metavar="N", help="failed hosts tolerated before stopping"
+    )
+    parser.add_argument("--timeout", type=positive_int, metavar="S", help="job timeout, seconds")
+    parser.add_argument("--wait", action="store_true", help="show progress until the job finishes")
+    parser.add_argument("--follow", action="store_true", help="stream the job's logs until it ends")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    job_help = "job (id or name)"
+
+    parser = add_command(
+        subparsers, "job-create", do_job_create, "Run a workflow or task on hosts."
+    )
+    _job_create_options(parser)
+
+    parser = add_command(subparsers, "job-list", do_job_list, "List jobs.")
+    parser.add_argument("--status", help="only jobs in this status")
+    parser.add_argument("--workflow", help="only jobs of this workflow (id or name)")
+    parser.add_argument("--task", help="only jobs of this task (id or name)")
+    add_list_options(parser, JOB_FIELDS)
+
+    parser = add_command(subparsers, "job-show", do_job_show, "Show a job and its hosts.")
+    parser.add_argument("job", metavar="JOB", help=job_help)
+
+    parser = add_command(subparsers, "job-hosts", do_job_hosts, "List a job's hosts.")
+    parser.add_argument("job", metavar="JOB", help=job_help)
+    add_fields_option(parser, JOB_HOST_FIELDS)
+
+    parser = add_command(subparsers, "job-runs", do_job_runs, "List a job's runs.")
+    parser.add_argument("job", metavar="JOB", help=job_help)
+    parser.add_argument("--host", help="only runs on this host (id or name)")
+    parser.add_argument("--step", help="only runs of this step")
+    add_fields_option(parser, RUN_FIELDS)
+
+    parser = add_command(subparsers, "job-logs", do_job_logs, "Show a job's container logs.")
+    parser.add_argument("job", metavar="JOB", help=job_help)
+    parser.add_argument("--host", help="only this host (id or name)")
+    parser.add_argument("--step", help="only this step")
+    parser.add_argument("--follow", action="store_true", help="stream until the job finishes")
+
+    parser = add_command(subparsers, "job-cancel", do_job_cancel, "Cancel a job.")
+    parser.add_argument("job", metavar="JOB", help=job_help)
+
+    parser = add_command(
+        subparsers,
+        "job-retry",
+        do_job_retry,
+        "Run a finished job again as a new job (all hosts, or only the failed ones).",
+    )
+    parser.add_argument("job", metavar="JOB", help=job_help)
+    parser.add_argument("--failed-hosts", action="store_true", help="only the hosts that failed")
+    parser.add_argument("--wait", action="store_true", help="show progress until it finishes")
+    parser.add_argument("--follow", action="store_true", help="stream until the job finishes")
+
+    parser = add_command(subparsers, "job-events", do_job_events, "List a job's events.")
+    parser.add_argument("job", metavar="JOB", help=job_help)
+    add_fields_option(parser, EVENT_FIELDS)
+
+    parser = add_command(subparsers, "runner-list", do_runner_list, "List runners.")
+    add_list_options(parser, RUNNER_FIELDS)

@@ -1,0 +1,141 @@
+"""The ``craton`` command line, in python-cratonclient's style.
+
+``craton [global options] <noun>-<verb> [options]``. Global options fall back
+to the environment (``CRATON_URL``, ``OS_PROJECT_ID``, ``OS_USERNAME``,
+``OS_PASSWORD``); ``--format`` is accepted before or after the command.
+
+Every failure ends the same way: ``ERROR: <message>`` on stderr and exit
+status 1, whether the server refused (the server's message), could not be
+reached, or the input was wrong locally (a usage error, a missing file). A
+command that waits for a build or a job also exits 1 when that build or job
+did not succeed.
+
+:func:`main` takes ``argv`` and, for tests, a ready ``client`` or an httpx
+``transport``, and answers the exit status instead of exiting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from typing import NoReturn
+
+import httpx
+
+from .._client import Client
+from .._version import __version__
+from ..exceptions import ClientError
+from . import _inventory, _jobs, _tasks, _workflows
+from ._common import Context
+from ._output import FORMATS, Output
+
+DEFAULT_URL = "http://127.0.0.1:7780"
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, with usage errors reported like every other error (``ERROR:``, exit 1)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(1, f"ERROR: {message}\n")
+
+
+def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentParser:
+    env = os.environ if environ is None else environ
+    parser = ArgumentParser(
+        prog="craton",
+        description="Command line of craton-wf, the Craton workflow engine.",
+        epilog="See 'craton <command> --help' for the options of a command.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "--craton-url",
+        default=env.get("CRATON_URL") or DEFAULT_URL,
+        metavar="URL",
+        help=f"server URL (env CRATON_URL, default {DEFAULT_URL})",
+    )
+    parser.add_argument(
+        "--os-project-id",
+        default=env.get("OS_PROJECT_ID"),
+        metavar="UUID",
+        help="project to act in (env OS_PROJECT_ID)",
+    )
+    parser.add_argument(
+        "--os-username", default=env.get("OS_USERNAME"), help="user name (env OS_USERNAME)"
+    )
+    parser.add_argument(
+        "--os-password",
+        default=env.get("OS_PASSWORD"),
+        metavar="TOKEN",
+        help="the user's token (env OS_PASSWORD)",
+    )
+    parser.add_argument("--format", choices=FORMATS, default="table", help="output format")
+    subparsers = parser.add_subparsers(dest="command", metavar="<command>", required=True)
+    for module in (_inventory, _tasks, _workflows, _jobs):
+        module.register(subparsers)
+    return parser
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    client: Client | None = None,
+    transport: httpx.BaseTransport | httpx.AsyncBaseTransport | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> int:
+    """Run one ``craton`` command; answer its exit status."""
+    try:
+        args = build_parser(environ).parse_args(argv)
+    except SystemExit as exc:  # --help, --version, usage errors
+        return exc.code if isinstance(exc.code, int) else 1
+
+    out = Output(args.format, sys.stdout, sys.stderr)
+    own_client = client is None
+    if client is None:
+        client = Client(
+            args.craton_url,
+            project_id=args.os_project_id,
+            username=args.os_username,
+            token=args.os_password,
+            transport=transport,
+        )
+    log_handler = _show_library_warnings()
+    try:
+        return args.func(Context(client, out), args) or 0
+    except ClientError as exc:
+        out.error(exc.message)
+    except BrokenPipeError:  # `craton host-list | head`
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - Python flushes stdout at exit
+        return 1
+    except OSError as exc:  # local input: a directory to pack, a file to read
+        out.error(_describe_os_error(exc))
+    except KeyboardInterrupt:
+        out.note("Interrupted.")
+        return 130
+    finally:
+        logging.getLogger("cratonclient").removeHandler(log_handler)
+        if own_client:
+            client.close()
+    return 1
+
+
+def _show_library_warnings() -> logging.Handler:
+    """Library warnings (e.g. a skipped symlink) as ``WARNING: ...`` lines on stderr."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(logging.WARNING)
+    handler.setFormatter(logging.Formatter("WARNING: %(message)s"))
+    logging.getLogger("cratonclient").addHandler(handler)
+    return handler
+
+
+def _describe_os_error(exc: OSError) -> str:
+    if exc.filename and exc.strerror:
+        return f"{exc.strerror}: {exc.filename}"
+    return str(exc)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,34 @@
+"""``create_app(settings)``: the FastAPI application, built from explicit settings."""
+
+from __future__ import annotations
+
+import threading
+
+from fastapi import FastAPI
+from sqlalchemy.orm import Session, sessionmaker
+
+from craton_wf import __version__
+from craton_wf.api.errors import install_error_handlers
+from craton_wf.api.routes import inventory, jobs, system, tasks, workflows
+from craton_wf.db.engine import make_engine, make_session_factory
+from craton_wf.settings import Settings
+
+
+def create_app(
+    settings: Settings,
+    sessions: sessionmaker[Session] | None = None,
+    wakeup: threading.Event | None = None,
+) -> FastAPI:
+    """The API. ``wakeup`` is set whenever new work is queued (the embedded runner waits on it)."""
+    app = FastAPI(
+        title="craton-wf",
+        version=__version__,
+        description="Containerized task-job platform for cloud operators",
+    )
+    app.state.settings = settings
+    app.state.sessions = sessions or make_session_factory(make_engine(settings))
+    app.state.wakeup = wakeup
+    install_error_handlers(app)
+    for module in (system, inventory, tasks, workflows, jobs):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,94 @@
+"""Dependencies of the routes: the session factory, the caller, list parameters, links."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import Depends, Header, Query, Request, Response
+from sqlalchemy.orm import Session, sessionmaker
+
+from craton_wf.errors import Forbidden
+from craton_wf.services.auth import Principal, authenticate
+from craton_wf.services.pagination import Page, PageRequest
+from craton_wf.settings import Settings
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_sessions(request: Request) -> sessionmaker[Session]:
+    return request.app.state.sessions
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+Db = Annotated[sessionmaker[Session], Depends(get_sessions)]
+
+
+def get_principal(
+    db: Db,
+    authorization: Annotated[str | None, Header()] = None,
+    x_auth_token: Annotated[str | None, Header()] = None,
+    x_auth_user: Annotated[str | None, Header()] = None,
+    x_auth_project: Annotated[str | None, Header()] = None,
+) -> Principal:
+    token = x_auth_token
+    if token is None and authorization and authorization.lower().startswith("bearer "):
+        token = authorization[7:].strip()
+    with db.begin() as session:
+        return authenticate(session, token=token, user_name=x_auth_user, project_id=x_auth_project)
+
+
+CurrentUser = Annotated[Principal, Depends(get_principal)]
+
+
+def require_root(me: CurrentUser) -> Principal:
+    if not me.is_root:
+        raise Forbidden("only a root user may do this")
+    return me
+
+
+RootUser = Annotated[Principal, Depends(require_root)]
+
+
+def get_page_request(
+    settings: SettingsDep,
+    limit: Annotated[int | None, Query(ge=1)] = None,
+    marker: str | None = None,
+    sort_keys: str | None = None,
+    sort_dir: Annotated[str, Query(pattern="^(asc|desc)$")] = "asc",
+) -> PageRequest:
+    from craton_wf.errors import InvalidInput
+
+    if limit is not None and limit > settings.page_max_limit:
+        raise InvalidInput(f"limit must be at most {settings.page_max_limit}")
+    keys = tuple(k.strip() for k in (sort_keys or "id").split(",") if k.strip()) or ("id",)
+    return PageRequest(
+        limit=limit or settings.page_default_limit, marker=marker, sort_keys=keys, sort_dir=sort_dir
+    )
+
+
+PageDep = Annotated[PageRequest, Depends(get_page_request)]
+
+
+def page_links(request: Request, page: Page[Any]) -> list[dict[str, str]]:
+    """Craton's ``links``: self, and next when there may be more."""
+    links = [
+        {
+            "rel": "self",
+            "href": str(request.url.path) + (f"?{request.url.query}" if request.url.query else ""),
+        }
+    ]
+    if page.has_more:
+        params = [(k, v) for k, v in request.query_params.multi_items() if k != "marker"]
+        params.append(("marker", str(page.next_marker)))
+        if not any(k == "limit" for k, _ in params):
+            params.append(("limit", str(len(page.items))))
+        links.append({"rel": "next", "href": f"{request.url.path}?{urlencode(params)}"})
+    return links
+
+
+def created(response: Response, request: Request, path: str) -> None:
+    """201's Location header for a new object at ``path`` (relative to /v1)."""
+    response.headers["Location"] = str(request.base_url).rstrip("/") + "/v1/" + path.lstrip("/")

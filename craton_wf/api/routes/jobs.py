@@ -1,0 +1,211 @@
+"""Jobs: create, read, hosts, runs, logs (streamed with ``follow=true``), events, cancel."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import StreamingResponse
+
+from craton_wf.api.deps import CurrentUser, Db, PageDep, created, page_links
+from craton_wf.api.schemas import (
+    EventRead,
+    JobCreate,
+    JobHostRead,
+    JobRead,
+    JobRetry,
+    LogRead,
+    RunRead,
+)
+from craton_wf.db.models import Job
+from craton_wf.domain.states import FINAL_JOB_STATES
+from craton_wf.services import jobs as job_service
+from craton_wf.services.events import list_events
+
+router = APIRouter(prefix="/v1")
+
+_FINAL_JOB = {s.value for s in FINAL_JOB_STATES}
+
+
+def job_read(session: Any, job: Job) -> JobRead:
+    read = JobRead.model_validate(job)
+    read.summary = job_service.job_summary(session, job)
+    return read
+
+
+def _wake_runner(request: Request) -> None:
+    wakeup = getattr(request.app.state, "wakeup", None)
+    if wakeup is not None:
+        wakeup.set()
+
+
+@router.post("/jobs", status_code=201)
+def create_job(
+    body: JobCreate, request: Request, response: Response, db: Db, me: CurrentUser
+) -> JobRead:
+    data = body.model_dump(exclude_unset=True)
+    if body.filters is not None:
+        data["filters"] = body.filters.model_dump(exclude_none=True)
+    with db.begin() as session:
+        job = job_service.create_job(session, me.project_id, me.user_id, data)
+        created(response, request, f"jobs/{job.id}")
+        read = job_read(session, job)
+    _wake_runner(request)
+    return read
+
+
+@router.get("/jobs")
+def list_jobs(
+    request: Request,
+    db: Db,
+    me: CurrentUser,
+    page: PageDep,
+    status: str | None = None,
+    workflow_id: int | None = None,
+    task_id: int | None = None,
+) -> dict[str, Any]:
+    with db.begin() as session:
+        result = job_service.list_jobs(
+            session,
+            me.project_id,
+            page,
+            {"status": status, "workflow_id": workflow_id, "task_id": task_id},
+        )
+        return {
+            "jobs": [job_read(session, j) for j in result.items],
+            "links": page_links(request, result),
+        }
+
+
+@router.get("/jobs/{job_id}")
+def show_job(job_id: int, db: Db, me: CurrentUser) -> JobRead:
+    with db.begin() as session:
+        return job_read(session, job_service.get_job(session, me.project_id, job_id))
+
+
+@router.post("/jobs/{job_id}/cancel", status_code=202)
+def cancel_job(job_id: int, request: Request, db: Db, me: CurrentUser) -> JobRead:
+    with db.begin() as session:
+        job = job_service.cancel(session, job_service.get_job(session, me.project_id, job_id))
+        read = job_read(session, job)
+    _wake_runner(request)
+    return read
+
+
+@router.post("/jobs/{job_id}/retry", status_code=201)
+def retry_job(
+    job_id: int,
+    request: Request,
+    response: Response,
+    db: Db,
+    me: CurrentUser,
+    body: JobRetry | None = None,
+) -> JobRead:
+    failed_only = body.failed_hosts if body else False
+    with db.begin() as session:
+        old = job_service.get_job(session, me.project_id, job_id)
+        job = job_service.retry_job(session, me.project_id, me.user_id, old, failed_only)
+        created(response, request, f"jobs/{job.id}")
+        read = job_read(session, job)
+    _wake_runner(request)
+    return read
+
+
+@router.get("/jobs/{job_id}/hosts")
+def job_hosts(job_id: int, db: Db, me: CurrentUser) -> dict[str, Any]:
+    with db.begin() as session:
+        job = job_service.get_job(session, me.project_id, job_id)
+        return {
+            "hosts": [
+                JobHostRead.model_validate(h) for h in job_service.list_job_hosts(session, job)
+            ]
+        }
+
+
+@router.get("/jobs/{job_id}/runs")
+def job_runs(
+    job_id: int, db: Db, me: CurrentUser, host: str | None = None, step: str | None = None
+) -> dict[str, Any]:
+    with db.begin() as session:
+        job = job_service.get_job(session, me.project_id, job_id)
+        runs = []
+        for run, job_host, deps in job_service.list_runs(session, job, host, step):
+            read = RunRead.model_validate(run)
+            read.host_id = job_host.host_id if job_host else None
+            read.host_name = job_host.host_name if job_host else None
+            read.depends_on = deps
+            runs.append(read)
+        return {"runs": runs}
+
+
+@router.get("/jobs/{job_id}/events")
+def job_events(
+    job_id: int, db: Db, me: CurrentUser, after: int = 0, limit: int = 1000
+) -> dict[str, Any]:
+    with db.begin() as session:
+        job = job_service.get_job(session, me.project_id, job_id)
+        events = list_events(session, job.id, after, max(1, min(limit, 10_000)))
+        return {"events": [EventRead.model_validate(e) for e in events]}
+
+
+def _log_read(row: tuple[Any, str, str]) -> LogRead:
+    log, host_name, step_name = row
+    return LogRead(
+        id=log.id,
+        run_id=log.run_id,
+        host_name=host_name,
+        step_name=step_name,
+        seq=log.seq,
+        ts=log.ts,
+        stream=log.stream,
+        line=log.line,
+    )
+
+
+@router.get("/jobs/{job_id}/logs", response_model=None)
+def job_logs(
+    job_id: int,
+    db: Db,
+    me: CurrentUser,
+    host: str | None = None,
+    step: str | None = None,
+    run: int | None = None,
+    after: int = 0,
+    limit: int = 1000,
+    follow: bool = False,
+) -> Any:
+    limit = max(1, min(limit, 10_000))
+    filters: dict[str, Any] = {"host": host, "step": step, "run_id": run}
+    with db.begin() as session:
+        job = job_service.get_job(session, me.project_id, job_id)
+        if not follow:
+            rows = job_service.read_logs(session, job, after=after, limit=limit, **filters)
+            return {
+                "logs": [_log_read(r) for r in rows],
+                "next_after": rows[-1][0].id if rows else after,
+                "job_status": job.status,
+            }
+    return StreamingResponse(
+        _follow(db, job.id, me.project_id, after, filters), media_type="application/x-ndjson"
+    )
+
+
+def _follow(
+    db: Db, job_id: int, project_id: str, after: int, filters: dict[str, Any]
+) -> Iterator[str]:
+    while True:
+        with db.begin() as session:
+            job = job_service.get_job(session, project_id, job_id)
+            status = job.status
+            rows = job_service.read_logs(session, job, after=after, limit=1000, **filters)
+        for row in rows:
+            after = row[0].id
+            yield _log_read(row).model_dump_json() + "\n"
+        if not rows and status in _FINAL_JOB:
+            yield json.dumps({"end": True, "job_status": status}) + "\n"
+            return
+        if not rows:
+            time.sleep(0.3)

@@ -1,0 +1,51 @@
+"""Health, readiness and the runners' heartbeats."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from craton_wf.api.deps import CurrentUser, Db, SettingsDep
+from craton_wf.api.schemas import RunnerRead
+from craton_wf.services import runners as runner_service
+
+router = APIRouter()
+
+
+@router.get("/healthz")
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", response_model=None)
+def readyz(db: Db, settings: SettingsDep) -> Any:
+    checks: dict[str, Any] = {}
+    live = 0
+    try:
+        with db.begin() as session:
+            runner_service.ping_database(session)
+            live = sum(
+                r.alive for r in runner_service.list_runners(session, settings.lease_seconds)
+            )
+        checks["database"] = "ok"
+        checks["runners"] = live
+    except Exception as exc:  # readiness reports, it does not raise
+        checks["database"] = f"error: {type(exc).__name__}"
+    ready = checks["database"] == "ok" and live > 0
+    return JSONResponse(
+        status_code=200 if ready else 503,
+        content={"status": "ready" if ready else "not ready", "checks": checks},
+    )
+
+
+@router.get("/v1/runners")
+def list_runners(db: Db, me: CurrentUser, settings: SettingsDep) -> dict[str, Any]:
+    with db.begin() as session:
+        runners = []
+        for view in runner_service.list_runners(session, settings.lease_seconds):
+            read = RunnerRead.model_validate(view.record)
+            read.alive = view.alive
+            runners.append(read)
+        return {"runners": runners}

@@ -1,0 +1,244 @@
+"""Tasks, their builds and build logs.
+
+``POST /v1/tasks`` takes JSON (a git source) or multipart form data with a
+``spec`` JSON part and an ``archive`` part (an uploaded directory as tar.gz).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ValidationError
+
+from craton_wf.api.deps import CurrentUser, Db, PageDep, SettingsDep, created, page_links
+from craton_wf.api.schemas import (
+    BuildLogRead,
+    BuildRead,
+    BuildRequest,
+    TaskCreate,
+    TaskRead,
+    TaskUpdate,
+)
+from craton_wf.domain.states import BuildStatus
+from craton_wf.errors import InvalidInput, PayloadTooLarge
+from craton_wf.services import tasks as task_service
+
+router = APIRouter(prefix="/v1")
+
+_FINAL_BUILD = {BuildStatus.READY.value, BuildStatus.FAILED.value}
+
+
+def task_read(session: Any, task: Any) -> TaskRead:
+    view = task_service.task_view(session, task)
+    read = TaskRead.model_validate(task)
+    read.image, read.digest, read.commit = view["image"], view["digest"], view["commit"]
+    read.current_build = (
+        BuildRead.model_validate(view["current_build"]) if view["current_build"] else None
+    )
+    return read
+
+
+async def _read_upload(
+    request: Request, max_bytes: int, schema: type[BaseModel] | None
+) -> tuple[dict[str, Any], bytes | None]:
+    """The JSON fields and, for multipart bodies, the archive bytes."""
+    length = request.headers.get("content-length")
+    if length and length.isdigit() and int(length) > max_bytes + 1024 * 1024:
+        raise PayloadTooLarge(f"the request body is over the {max_bytes} byte limit")
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("multipart/form-data"):
+        form = await request.form(max_files=1, max_fields=4, max_part_size=max_bytes + 1)
+        raw_spec = form.get("spec")
+        archive_part = form.get("archive")
+        if archive_part is None or isinstance(archive_part, str):
+            raise InvalidInput("the multipart body needs an 'archive' file part")
+        archive = await archive_part.read(max_bytes + 1)
+        if len(archive) > max_bytes:
+            raise PayloadTooLarge(f"the archive is over the {max_bytes} byte limit")
+        try:
+            fields = json.loads(raw_spec) if isinstance(raw_spec, str) and raw_spec else {}
+        except ValueError as exc:
+            raise InvalidInput(f"the 'spec' part is not JSON: {exc}") from exc
+    else:
+        body = await request.body()
+        archive = None
+        try:
+            fields = json.loads(body) if body else {}
+        except ValueError as exc:
+            raise InvalidInput(f"the body is not JSON: {exc}") from exc
+    if not isinstance(fields, dict):
+        raise InvalidInput("the task spec must be a JSON object")
+    if schema is not None:
+        try:
+            fields = schema.model_validate(fields).model_dump(exclude_unset=True)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first.get("loc", ()))
+            raise InvalidInput(f"{where or 'body'}: {first.get('msg')}") from exc
+    return fields, archive
+
+
+@router.post("/tasks", status_code=201, response_model=TaskRead)
+async def create_task(
+    request: Request, response: Response, db: Db, me: CurrentUser, settings: SettingsDep
+) -> TaskRead:
+    fields, archive = await _read_upload(request, settings.upload_max_bytes, TaskCreate)
+
+    def create() -> TaskRead:
+        with db.begin() as session:
+            task = task_service.create_task(
+                session, me.project_id, me.user_id, fields, archive, settings.upload_max_bytes
+            )
+            created(response, request, f"tasks/{task.id}")
+            return task_read(session, task)
+
+    read = await run_in_threadpool(create)
+    _wake_runner(request)
+    return read
+
+
+def _wake_runner(request: Request) -> None:
+    wakeup = getattr(request.app.state, "wakeup", None)
+    if wakeup is not None:
+        wakeup.set()
+
+
+@router.get("/tasks")
+def list_tasks(
+    request: Request,
+    db: Db,
+    me: CurrentUser,
+    page: PageDep,
+    name: str | None = None,
+    status: str | None = None,
+    kind: str | None = None,
+) -> dict[str, Any]:
+    with db.begin() as session:
+        result = task_service.list_tasks(
+            session, me.project_id, page, {"name": name, "status": status, "kind": kind}
+        )
+        return {
+            "tasks": [task_read(session, t) for t in result.items],
+            "links": page_links(request, result),
+        }
+
+
+@router.get("/tasks/{task_id}")
+def show_task(task_id: int, db: Db, me: CurrentUser) -> TaskRead:
+    with db.begin() as session:
+        return task_read(session, task_service.get_owned_task(session, me.project_id, task_id))
+
+
+@router.put("/tasks/{task_id}")
+def update_task(task_id: int, body: TaskUpdate, db: Db, me: CurrentUser) -> TaskRead:
+    with db.begin() as session:
+        task = task_service.get_owned_task(session, me.project_id, task_id)
+        task_service.update_task(session, task, body.model_dump(exclude_unset=True))
+        return task_read(session, task)
+
+
+@router.delete("/tasks/{task_id}", status_code=204)
+def delete_task(task_id: int, db: Db, me: CurrentUser) -> Response:
+    with db.begin() as session:
+        task_service.delete_task(
+            session, task_service.get_owned_task(session, me.project_id, task_id)
+        )
+    return Response(status_code=204)
+
+
+@router.post("/tasks/{task_id}/builds", status_code=201, response_model=BuildRead)
+async def rebuild_task(
+    task_id: int,
+    request: Request,
+    response: Response,
+    db: Db,
+    me: CurrentUser,
+    settings: SettingsDep,
+) -> BuildRead:
+    fields, archive = await _read_upload(request, settings.upload_max_bytes, BuildRequest)
+
+    def build() -> BuildRead:
+        with db.begin() as session:
+            task = task_service.get_owned_task(session, me.project_id, task_id)
+            new = task_service.request_build(
+                session,
+                task,
+                me.user_id,
+                ref=fields.get("ref"),
+                archive=archive,
+                max_archive_bytes=settings.upload_max_bytes,
+            )
+            created(response, request, f"tasks/{task.id}/builds/{new.id}")
+            return BuildRead.model_validate(new)
+
+    read = await run_in_threadpool(build)
+    _wake_runner(request)
+    return read
+
+
+@router.get("/tasks/{task_id}/builds")
+def list_builds(
+    task_id: int, request: Request, db: Db, me: CurrentUser, page: PageDep
+) -> dict[str, Any]:
+    with db.begin() as session:
+        task = task_service.get_owned_task(session, me.project_id, task_id)
+        result = task_service.list_builds(session, task, page)
+        return {
+            "builds": [BuildRead.model_validate(b) for b in result.items],
+            "links": page_links(request, result),
+        }
+
+
+@router.get("/tasks/{task_id}/builds/{build_id}")
+def show_build(task_id: int, build_id: str, db: Db, me: CurrentUser) -> BuildRead:
+    with db.begin() as session:
+        task = task_service.get_owned_task(session, me.project_id, task_id)
+        return BuildRead.model_validate(task_service.get_build(session, task, build_id))
+
+
+@router.get("/tasks/{task_id}/builds/{build_id}/logs", response_model=None)
+def build_logs(
+    task_id: int,
+    build_id: str,
+    db: Db,
+    me: CurrentUser,
+    after: int = 0,
+    limit: int = 1000,
+    follow: bool = False,
+) -> Any:
+    limit = max(1, min(limit, 10_000))
+    with db.begin() as session:
+        task = task_service.get_owned_task(session, me.project_id, task_id)
+        build = task_service.get_build(session, task, build_id)
+        if not follow:
+            lines = task_service.read_build_logs(session, build, after, limit)
+            return {
+                "logs": [BuildLogRead.model_validate(x) for x in lines],
+                "status": build.status,
+                "next_after": lines[-1].seq if lines else after,
+            }
+    return StreamingResponse(_follow_build(db, build.id, after), media_type="application/x-ndjson")
+
+
+def _follow_build(db: Db, build_id: int, after: int) -> Iterator[str]:
+    while True:
+        with db.begin() as session:
+            build = task_service.find_build(session, build_id)
+            if build is None:
+                return
+            status = build.status
+            lines = task_service.read_build_logs(session, build, after, 1000)
+        for line in lines:
+            after = line.seq
+            yield BuildLogRead.model_validate(line).model_dump_json() + "\n"
+        if not lines and status in _FINAL_BUILD:
+            yield json.dumps({"status": status, "end": True}) + "\n"
+            return
+        if not lines:
+            time.sleep(0.3)

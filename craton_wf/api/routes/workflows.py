@@ -1,0 +1,115 @@
+"""Workflows, under ``/v1/workflows`` and the spec's ``/v1/workflow``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+
+from craton_wf.api.deps import CurrentUser, Db, PageDep, created, page_links
+from craton_wf.api.schemas import WorkflowCreate, WorkflowRead, WorkflowUpdate, WorkflowVersionRead
+from craton_wf.services import workflows as workflow_service
+from craton_wf.services.common import get_owned
+
+router = APIRouter()
+
+
+def _steps_input(steps: list[Any] | None) -> list[Any] | None:
+    if steps is None:
+        return None
+    return [s if isinstance(s, str) else s.model_dump(exclude_unset=True) for s in steps]
+
+
+def workflow_read(session: Any, workflow: Any, version: int | None = None) -> WorkflowRead:
+    row = workflow_service.get_version(session, workflow, version)
+    return WorkflowRead(
+        id=workflow.id,
+        project_id=workflow.project_id,
+        name=workflow.name,
+        description=row.description,
+        version=row.version,
+        latest_version=workflow.latest_version,
+        steps=row.steps,
+        created_at=workflow.created_at,
+        updated_at=workflow.updated_at,
+    )
+
+
+def _routes(base: str) -> APIRouter:
+    sub = APIRouter(prefix="/v1")
+    plural = "workflows"
+
+    @sub.get(base, name=f"list_{base.strip('/')}")
+    def list_workflows(
+        request: Request, db: Db, me: CurrentUser, page: PageDep, name: str | None = None
+    ) -> dict[str, Any]:
+        with db.begin() as session:
+            result = workflow_service.list_workflows(session, me.project_id, page, {"name": name})
+            return {
+                plural: [workflow_read(session, w) for w in result.items],
+                "links": page_links(request, result),
+            }
+
+    @sub.post(base, status_code=201, name=f"create_{base.strip('/')}")
+    def create_workflow(
+        body: WorkflowCreate, request: Request, response: Response, db: Db, me: CurrentUser
+    ) -> WorkflowRead:
+        data = {**body.model_dump(exclude_unset=True), "steps": _steps_input(body.steps)}
+        with db.begin() as session:
+            workflow = workflow_service.create_workflow(session, me.project_id, me.user_id, data)
+            created(response, request, f"{plural}/{workflow.id}")
+            return workflow_read(session, workflow)
+
+    @sub.get(base + "/{workflow_id}", name=f"show_{base.strip('/')}")
+    def show_workflow(
+        workflow_id: int, db: Db, me: CurrentUser, version: int | None = None
+    ) -> WorkflowRead:
+        with db.begin() as session:
+            workflow = get_owned(
+                session, workflow_service.Workflow, me.project_id, workflow_id, "workflow"
+            )
+            return workflow_read(session, workflow, version)
+
+    @sub.put(base + "/{workflow_id}", name=f"update_{base.strip('/')}")
+    def update_workflow(
+        workflow_id: int, body: WorkflowUpdate, db: Db, me: CurrentUser
+    ) -> WorkflowRead:
+        data = body.model_dump(exclude_unset=True)
+        if body.steps is not None:
+            data["steps"] = _steps_input(body.steps)
+        with db.begin() as session:
+            workflow = get_owned(
+                session, workflow_service.Workflow, me.project_id, workflow_id, "workflow"
+            )
+            workflow_service.update_workflow(session, workflow, me.user_id, data)
+            return workflow_read(session, workflow)
+
+    @sub.delete(base + "/{workflow_id}", status_code=204, name=f"delete_{base.strip('/')}")
+    def delete_workflow(workflow_id: int, db: Db, me: CurrentUser) -> Response:
+        with db.begin() as session:
+            workflow_service.delete_workflow(
+                session,
+                get_owned(
+                    session, workflow_service.Workflow, me.project_id, workflow_id, "workflow"
+                ),
+            )
+        return Response(status_code=204)
+
+    @sub.get(base + "/{workflow_id}/versions", name=f"versions_{base.strip('/')}")
+    def list_versions(workflow_id: int, db: Db, me: CurrentUser) -> dict[str, Any]:
+        with db.begin() as session:
+            workflow = get_owned(
+                session, workflow_service.Workflow, me.project_id, workflow_id, "workflow"
+            )
+            return {
+                "versions": [
+                    WorkflowVersionRead.model_validate(v)
+                    for v in workflow_service.list_versions(session, workflow)
+                ]
+            }
+
+    return sub
+
+
+router.include_router(_routes("/workflows"))
+router.include_router(_routes("/workflow"))

@@ -1,0 +1,398 @@
+"""Request and response schemas (XCreate / XUpdate / XRead).
+
+Inputs forbid unknown fields, so a typo or a field a caller may not set
+(``project_id``, ``status``, ``image``…) is a 422 naming it, not silently ignored.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Ref = int | str  # an id or a name
+
+
+class Input(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+Short = Annotated[str, Field(max_length=64)]
+Name = Annotated[str, Field(max_length=255)]
+Path = Annotated[str, Field(max_length=1024)]
+
+
+class Output(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class Link(BaseModel):
+    rel: str
+    href: str
+
+
+# --- inventory ----------------------------------------------------------------
+
+
+class ProjectCreate(Input):
+    name: str
+    variables: dict[str, Any] | None = None
+
+
+class ProjectUpdate(Input):
+    name: str | None = None
+    variables: dict[str, Any] | None = None
+
+
+class ProjectRead(Output):
+    id: str
+    name: str
+    variables: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime | None
+
+
+class CloudCreate(Input):
+    name: str
+    note: str | None = None
+    variables: dict[str, Any] | None = None
+
+
+class CloudUpdate(Input):
+    name: str | None = None
+    note: str | None = None
+    variables: dict[str, Any] | None = None
+
+
+class CloudRead(Output):
+    id: int
+    project_id: str
+    name: str
+    note: str | None
+    variables: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime | None
+
+
+class RegionCreate(CloudCreate):
+    cloud_id: Ref | None = None
+
+
+class RegionUpdate(CloudUpdate):
+    pass
+
+
+class RegionRead(CloudRead):
+    cloud_id: int
+
+
+class CellCreate(CloudCreate):
+    region_id: Ref
+
+
+class CellUpdate(CloudUpdate):
+    pass
+
+
+class CellRead(RegionRead):
+    region_id: int
+
+
+class HostCreate(Input):
+    name: str
+    ip_address: Short
+    region_id: Ref
+    cell_id: Ref | None = None
+    cloud_id: Ref | None = None
+    parent_id: Ref | None = None
+    device_type: Short = "server"
+    active: bool = True
+    note: str | None = None
+    labels: list[str] | None = None
+    variables: dict[str, Any] | None = None
+
+
+class HostUpdate(Input):
+    name: str | None = None
+    ip_address: Short | None = None
+    region_id: Ref | None = None
+    cell_id: Ref | None = None
+    parent_id: Ref | None = None
+    device_type: Short | None = None
+    active: bool | None = None
+    note: str | None = None
+    labels: list[str] | None = None
+    variables: dict[str, Any] | None = None
+
+
+class HostRead(Output):
+    id: int
+    project_id: str
+    cloud_id: int
+    region_id: int
+    cell_id: int | None
+    parent_id: int | None
+    name: str
+    ip_address: str
+    device_type: str
+    active: bool
+    note: str | None
+    labels: list[str]
+    variables: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime | None
+
+
+class LabelsBody(Input):
+    labels: list[str]
+
+
+# --- tasks --------------------------------------------------------------------
+
+
+class TaskCreate(Input):
+    name: str
+    location: str | None = None
+    ref: Name | None = None
+    subdir: Path | None = None
+    dockerfile: Path | None = None
+    command: list[str] | str
+    description: str | None = None
+    kind: Literal["remediation", "audit"] = "remediation"
+    public: bool = False
+    restricted_to: list[Short] = Field(default_factory=list)
+    needs_network: bool = False
+
+
+class TaskUpdate(Input):
+    name: str | None = None
+    location: str | None = None
+    ref: Name | None = None
+    subdir: Path | None = None
+    dockerfile: Path | None = None
+    command: list[str] | str | None = None
+    description: str | None = None
+    kind: Literal["remediation", "audit"] | None = None
+    public: bool | None = None
+    restricted_to: list[Short] | None = None
+    needs_network: bool | None = None
+
+
+class BuildRequest(Input):
+    ref: Name | None = None
+
+
+class BuildRead(Output):
+    id: int
+    task_id: int
+    number: int
+    status: str
+    ref: str | None
+    commit: str | None
+    image: str | None
+    digest: str | None
+    error: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class TaskRead(Output):
+    id: int
+    project_id: str
+    name: str
+    description: str | None
+    source_type: str
+    location: str
+    ref: str | None
+    subdir: str | None
+    dockerfile: str
+    command: list[str]
+    kind: str
+    public: bool
+    restricted_to: list[str]
+    needs_network: bool
+    status: str
+    image: str | None = None
+    digest: str | None = None
+    commit: str | None = None
+    ready_build_id: int | None
+    current_build: BuildRead | None = None
+    created_at: datetime
+    updated_at: datetime | None
+
+
+class BuildLogRead(Output):
+    seq: int
+    ts: datetime
+    line: str
+
+
+# --- workflows ----------------------------------------------------------------
+
+
+class StepIn(Input):
+    name: str | None = None
+    task: Ref | None = None
+    task_id: int | None = None
+    args: dict[str, Any] = Field(default_factory=dict)
+    timeout: int | None = Field(default=None, gt=0)
+    retries: int = Field(default=0, ge=0, le=100)
+    retry_delay: float = Field(default=5.0, ge=0, le=3600)
+    required: bool = True
+    once: bool = False
+    depends_on: list[str] | None = None
+
+
+class WorkflowCreate(Input):
+    name: str
+    description: str | None = None
+    steps: list[StepIn | str] = Field(min_length=1, max_length=500)
+
+
+class WorkflowUpdate(Input):
+    name: str | None = None
+    description: str | None = None
+    steps: list[StepIn | str] | None = Field(default=None, min_length=1, max_length=500)
+
+
+class WorkflowRead(Output):
+    id: int
+    project_id: str
+    name: str
+    description: str | None
+    version: int
+    latest_version: int
+    steps: list[dict[str, Any]]
+    created_at: datetime
+    updated_at: datetime | None
+
+
+class WorkflowVersionRead(Output):
+    version: int
+    description: str | None
+    steps: list[dict[str, Any]]
+    created_at: datetime
+
+
+# --- jobs ---------------------------------------------------------------------
+
+
+class JobFilters(Input):
+    region: Ref | None = None
+    cell: Ref | None = None
+    cloud: Ref | None = None
+    name: str | None = None
+    label: list[str] | str | None = None
+    device_type: str | None = None
+    vars: list[str] | str | None = None
+    active: bool | None = None
+
+
+class JobCreate(Input):
+    workflow: Ref | None = None
+    workflow_version: int | None = Field(default=None, ge=1)
+    task: Ref | None = None
+    name: Name | None = None
+    hosts: list[Ref] | None = None
+    filters: JobFilters | None = None
+    variables: dict[str, Any] = Field(default_factory=dict)
+    concurrency: int = Field(default=1, ge=1, le=1000)
+    max_failures: int = Field(default=0, ge=0)
+    timeout: int | None = Field(default=None, gt=0)
+
+
+class JobRetry(Input):
+    failed_hosts: bool = False
+
+
+class JobRead(Output):
+    id: int
+    project_id: str
+    name: str | None
+    workflow_id: int | None
+    workflow_version: int | None
+    task_id: int | None
+    status: str
+    variables: dict[str, Any]
+    targets: dict[str, Any]
+    concurrency: int
+    max_failures: int
+    timeout_seconds: int | None
+    steps: list[dict[str, Any]]
+    message: str | None
+    retry_of_job_id: int | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    summary: dict[str, dict[str, int]] = Field(default_factory=dict)
+
+
+class JobHostRead(Output):
+    id: int
+    host_id: int | None
+    host_name: str
+    position: int
+    status: str
+    failed_step: str | None
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class RunRead(Output):
+    id: int
+    job_id: int
+    job_host_id: int | None
+    host_id: int | None = None
+    host_name: str | None = None
+    step_index: int
+    step_name: str
+    task_id: int | None
+    build_id: int | None
+    image: str
+    status: str
+    attempt: int
+    max_attempts: int
+    exit_code: int | None
+    container_name: str | None
+    outputs: dict[str, Any]
+    error: str | None
+    created_at: datetime
+    queued_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    depends_on: list[int] = Field(default_factory=list)
+
+
+class LogRead(BaseModel):
+    id: int
+    run_id: int
+    host_name: str
+    step_name: str
+    seq: int
+    ts: datetime
+    stream: str
+    line: str
+
+
+class EventRead(Output):
+    id: int
+    kind: str
+    message: str
+    run_id: int | None
+    runner_id: str | None
+    data: dict[str, Any]
+    created_at: datetime
+
+
+class RunnerRead(Output):
+    id: int | str
+    name: str
+    hostname: str
+    pid: int
+    executor: str
+    started_at: datetime
+    heartbeat_at: datetime
+    stopped_at: datetime | None
+    alive: bool = False

@@ -1,0 +1,199 @@
+"""Building a task's image with the Docker engine, output streamed line by line.
+
+The low-level ``APIClient.build`` is used because it streams the engine's
+JSON messages as they come: ``stream`` chunks become log lines (ANSI colours
+and trailing newlines removed), ``errorDetail`` ends the build with its
+message, ``aux.ID`` names the image. Base images are never pulled: tasks
+build ``FROM`` images the platform made or loaded itself.
+
+The timeout is both the read timeout of the HTTP stream (no output for that
+long ends the build) and a deadline checked at every line; dropping the
+connection makes the engine cancel the build.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import docker
+import docker.errors
+import requests
+import urllib3.exceptions
+
+from craton_wf.errors import BuildError
+
+if TYPE_CHECKING:
+    from craton_wf.settings import Settings
+
+MANAGED_LABEL = "craton.managed"
+MAX_MESSAGE_CHARS = 2000
+
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-_]")
+_SUCCESS_LINE = re.compile(r"^Successfully built ([0-9a-f]+)$")
+_STEP_LINE = re.compile(r"^Step \d+/\d+ : (\w+)\s+(?:--\S+\s+)*(\S*)")
+_TRANSPORT_ERRORS = (requests.exceptions.RequestException, urllib3.exceptions.HTTPError)
+
+
+@dataclass(frozen=True)
+class BuiltImage:
+    image: str  # the tag it was built as
+    image_id: str  # sha256:...
+    digest: str  # the repository digest once pushed, else the image id
+
+
+def _truncate(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    text = text.strip()
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _docker_message(exc: Exception) -> str:
+    if isinstance(exc, docker.errors.APIError):
+        return _truncate(f"{exc.status_code}: {exc.explanation or exc}")
+    return _truncate(str(exc) or type(exc).__name__)
+
+
+def clean_build_output(text: str) -> list[str]:
+    """The non-empty lines of one ``stream`` chunk, without colours or line ends."""
+    text = _ANSI_ESCAPE.sub("", text)
+    return [line.rstrip() for line in re.split(r"\r\n|\r|\n", text) if line.strip()]
+
+
+def _status_line(chunk: dict[str, Any]) -> str | None:
+    """A ``status`` message worth logging (progress bars are not)."""
+    if "status" not in chunk or "progressDetail" in chunk and chunk.get("progress"):
+        return None
+    return " ".join(str(part) for part in (chunk.get("id"), chunk["status"]) if part)
+
+
+def _build_failure(
+    chunk: dict[str, Any], base_image: str | None, on_log: Callable[[str], None]
+) -> str:
+    """The engine's error message, logged; naming the base image when FROM failed."""
+    message = (chunk.get("errorDetail") or {}).get("message") or chunk.get("error")
+    message = _truncate(_ANSI_ESCAPE.sub("", str(message)))
+    on_log(f"ERROR: {message}")
+    if base_image:
+        # The engine tries the registry for a missing base and reports only that.
+        message = f"base image {base_image} is not available locally: {message}"
+    return message
+
+
+class ImageBuilder:
+    """Builds images on one Docker engine; the client is made on first use."""
+
+    def __init__(self, base_url: str | None = None, *, client: docker.DockerClient | None = None):
+        self.base_url = base_url
+        self._client = client
+        self._client_lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ImageBuilder:
+        return cls(settings.docker_base_url)
+
+    @property
+    def client(self) -> docker.DockerClient:
+        with self._client_lock:
+            if self._client is None:
+                try:
+                    self._client = (
+                        docker.DockerClient(base_url=self.base_url)
+                        if self.base_url
+                        else docker.from_env()
+                    )
+                except docker.errors.DockerException as exc:
+                    where = self.base_url or "DOCKER_HOST or the local socket"
+                    raise BuildError(
+                        f"cannot reach the Docker engine at {where}: {_docker_message(exc)}"
+                    ) from exc
+            return self._client
+
+    def build(
+        self,
+        context: Path,
+        dockerfile: str,
+        tag: str,
+        labels: dict[str, str],
+        on_log: Callable[[str], None],
+        timeout: int,
+    ) -> BuiltImage:
+        """Build ``context`` as ``tag``, calling ``on_log`` with every output line."""
+        try:
+            chunks = self.client.api.build(
+                path=str(context),
+                dockerfile=dockerfile,
+                tag=tag,
+                labels={**labels, MANAGED_LABEL: "true"},
+                rm=True,
+                forcerm=True,
+                decode=True,
+                pull=False,
+                timeout=timeout,
+            )
+            image_id = self._follow(chunks, on_log, deadline=time.monotonic() + timeout)
+        except docker.errors.DockerException as exc:
+            raise BuildError(f"docker build failed: {_docker_message(exc)}") from exc
+        except _TRANSPORT_ERRORS as exc:
+            raise BuildError(
+                f"docker build of {tag} failed or timed out after {timeout}s: {_truncate(str(exc))}"
+            ) from exc
+        return self._built(tag, image_id)
+
+    def _follow(
+        self, chunks: Iterator[dict[str, Any]], on_log: Callable[[str], None], deadline: float
+    ) -> str | None:
+        """Report each chunk's lines; the image id the engine announced, if any."""
+        image_id: str | None = None
+        base_image: str | None = None  # set while a FROM step runs
+        for chunk in chunks:
+            if "errorDetail" in chunk or "error" in chunk:
+                raise BuildError(_build_failure(chunk, base_image, on_log))
+            for line in clean_build_output(str(chunk.get("stream", ""))):
+                on_log(line)
+                if step := _STEP_LINE.match(line):
+                    base_image = step.group(2) if step.group(1).upper() == "FROM" else None
+                if match := _SUCCESS_LINE.match(line):
+                    image_id = image_id or match.group(1)
+            if status := _status_line(chunk):
+                on_log(status)
+            if aux_id := (chunk.get("aux") or {}).get("ID"):
+                image_id = aux_id
+            if time.monotonic() > deadline:
+                raise BuildError("the build took longer than its timeout and was abandoned")
+        return image_id
+
+    def _built(self, tag: str, image_id: str | None) -> BuiltImage:
+        try:
+            attrs = self.client.api.inspect_image(tag)
+        except docker.errors.ImageNotFound as exc:
+            raise BuildError(
+                f"the build ended without an error but left no image {tag} "
+                f"(last image id seen: {image_id})"
+            ) from exc
+        except docker.errors.DockerException as exc:
+            raise BuildError(f"could not inspect the built image: {_docker_message(exc)}") from exc
+        repo_digests = attrs.get("RepoDigests") or []
+        digest = repo_digests[0].split("@", 1)[-1] if repo_digests else attrs["Id"]
+        return BuiltImage(image=tag, image_id=attrs["Id"], digest=digest)
+
+    def remove_image(self, ref: str) -> None:
+        """Untag and delete ``ref``; no error if it does not exist."""
+        try:
+            self.client.api.remove_image(ref, force=True)
+        except docker.errors.ImageNotFound:
+            return
+        except docker.errors.NotFound:
+            return
+        except docker.errors.DockerException as exc:
+            raise BuildError(f"could not remove image {ref}: {_docker_message(exc)}") from exc
+
+    def close(self) -> None:
+        with self._client_lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None

@@ -1,0 +1,185 @@
+"""``craton-wf``: the service's entry points — serve, runner, migrate, bootstrap."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from typing import Any
+
+import click
+
+from craton_wf import __version__
+from craton_wf.errors import CratonError
+from craton_wf.settings import Settings, load_settings
+
+
+def _settings(ctx: click.Context) -> Settings:
+    return ctx.obj["settings"]
+
+
+def _fail(message: str) -> None:
+    click.echo(f"ERROR: {message}", err=True)
+    sys.exit(1)
+
+
+@click.group()
+@click.option(
+    "--database-url",
+    envvar="CRATON_WF_DATABASE_URL",
+    default=None,
+    help="SQLAlchemy URL (default: sqlite:///craton-wf.db)",
+)
+@click.option("--log-level", default="INFO", show_default=True)
+@click.version_option(__version__)
+@click.pass_context
+def main(ctx: click.Context, database_url: str | None, log_level: str) -> None:
+    """craton-wf: build tasks into images, run workflows over inventory as jobs."""
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    overrides: dict[str, Any] = {"database_url": database_url} if database_url else {}
+    try:
+        ctx.obj = {"settings": load_settings(**overrides)}
+    except Exception as exc:  # pydantic's ValidationError: name the bad setting
+        _fail(f"invalid settings: {exc}")
+
+
+@main.command()
+@click.pass_context
+def migrate(ctx: click.Context) -> None:
+    """Upgrade the database schema to the newest migration."""
+    from craton_wf.db.migrate import upgrade
+
+    upgrade(_settings(ctx))
+    click.echo("database is up to date")
+
+
+@main.command()
+@click.option("--project", "project_name", default="default", show_default=True)
+@click.option("--user", "user_name", default="root", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "env"]), default="text")
+@click.pass_context
+def bootstrap(ctx: click.Context, project_name: str, user_name: str, fmt: str) -> None:
+    """Create the first project and its root user; print the credentials (shown once)."""
+    from craton_wf.db.engine import make_engine, make_session_factory, transaction
+    from craton_wf.db.migrate import upgrade
+    from craton_wf.services.auth import bootstrap as do_bootstrap
+
+    settings = _settings(ctx)
+    upgrade(settings)
+    sessions = make_session_factory(make_engine(settings))
+    try:
+        with transaction(sessions) as session:
+            done = do_bootstrap(session, project_name, user_name)
+            values = {
+                "project_id": done.project.id,
+                "project": done.project.name,
+                "username": done.user.name,
+                "token": done.token.token,
+            }
+    except CratonError as exc:
+        _fail(exc.message)
+    url = settings.public_url or f"http://{settings.api_host}:{settings.api_port}"
+    if fmt == "json":
+        click.echo(json.dumps({**values, "url": url}))
+    elif fmt == "env":
+        click.echo(
+            f"export CRATON_URL={url}\nexport OS_PROJECT_ID={values['project_id']}\n"
+            f"export OS_USERNAME={values['username']}\nexport OS_PASSWORD={values['token']}"
+        )
+    else:
+        click.echo(
+            f"project:  {values['project']} ({values['project_id']})\n"
+            f"user:     {values['username']} (root)\ntoken:    {values['token']}\n\n"
+            "The token is shown only once. Use it with the craton CLI:\n"
+            f"  export CRATON_URL={url}\n  export OS_PROJECT_ID={values['project_id']}\n"
+            f"  export OS_USERNAME={values['username']}\n"
+            f"  export OS_PASSWORD={values['token']}"
+        )
+
+
+def _make_runner(settings: Settings, sessions: Any, wakeup: threading.Event | None) -> Any:
+    from craton_wf.builders.image import ImageBuilder
+    from craton_wf.executors import make_executor
+    from craton_wf.runner.worker import Runner
+
+    executor = make_executor(settings)
+    executor.ping()
+    builder = ImageBuilder.from_settings(settings) if settings.executor != "fake" else None
+    return Runner(settings, sessions, executor, builder, wakeup=wakeup)
+
+
+@main.command()
+@click.option("--host", default=None, help="Address to listen on (default 127.0.0.1)")
+@click.option("--port", type=int, default=None, help="Port (default 7780)")
+@click.option(
+    "--with-runner/--no-runner",
+    default=True,
+    show_default=True,
+    help="Run one runner in this process (the embedded default)",
+)
+@click.option("--migrate/--no-migrate", "run_migrations", default=True, show_default=True)
+@click.pass_context
+def serve(
+    ctx: click.Context, host: str | None, port: int | None, with_runner: bool, run_migrations: bool
+) -> None:
+    """Serve the API (and, by default, one runner in the same process)."""
+    import uvicorn
+
+    from craton_wf.api.app import create_app
+    from craton_wf.db.engine import make_engine, make_session_factory
+    from craton_wf.db.migrate import upgrade
+
+    settings = _settings(ctx)
+    if run_migrations:
+        upgrade(settings)
+    sessions = make_session_factory(make_engine(settings))
+    wakeup = threading.Event()
+    runner = None
+    if with_runner:
+        try:
+            runner = _make_runner(settings, sessions, wakeup)
+        except CratonError as exc:
+            _fail(exc.message)
+            return
+        runner.start()
+    app = create_app(settings, sessions, wakeup if with_runner else None)
+    try:
+        uvicorn.run(
+            app, host=host or settings.api_host, port=port or settings.api_port, log_level="warning"
+        )
+    finally:
+        if runner is not None and not runner.stop(timeout=settings.shutdown_grace_seconds):
+            os._exit(0)
+
+
+@main.command()
+@click.option("--name", default=None, help="A name shown in runner-list")
+@click.pass_context
+def runner(ctx: click.Context, name: str | None) -> None:
+    """Run a runner: claim builds and runs from the database until stopped."""
+    from craton_wf.db.engine import make_engine, make_session_factory
+
+    settings = _settings(ctx)
+    sessions = make_session_factory(make_engine(settings))
+    try:
+        worker = _make_runner(settings, sessions, None)
+    except CratonError as exc:
+        _fail(exc.message)
+    if name:
+        worker.name = name
+    signal.signal(signal.SIGTERM, lambda *_: worker.request_stop())
+    signal.signal(signal.SIGINT, lambda *_: worker.request_stop())
+    click.echo(f"runner {worker.id} started", err=True)
+    if not worker.run_forever():
+        # Containers still running were handed over to other runners; don't wait
+        # for this process's threads that watched them.
+        os._exit(0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,1 @@
+"""Storage: the SQLAlchemy engine, sessions and the ORM models."""

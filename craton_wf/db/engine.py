@@ -1,0 +1,112 @@
+"""Engine and session factories.
+
+SQLite is the embedded default. Every SQLite transaction starts with
+``BEGIN IMMEDIATE``: the API and the runner's threads write concurrently, and a
+deferred transaction that later upgrades to a write lock can fail with
+``database is locked`` no matter the busy timeout; taking the write lock up
+front turns that into a short wait instead. WAL lets readers of other
+connections go on meanwhile.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from craton_wf.settings import Settings
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def is_sqlite(url: str) -> bool:
+    return url.startswith("sqlite")
+
+
+def make_engine(settings: Settings) -> Engine:
+    url = settings.database_url
+    if is_sqlite(url):
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            pool_size=20,
+            max_overflow=20,
+        )
+        _configure_sqlite(engine)
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=20, max_overflow=20)
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+        # Take transaction control away from pysqlite, so that BEGIN below is ours.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn):  # type: ignore[no-untyped-def]
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def make_session_factory(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(bind=engine, expire_on_commit=False, autoflush=True)
+
+
+@contextmanager
+def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """A session whose work is committed on success and rolled back on error."""
+    with factory() as session, session.begin():
+        yield session
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A database error worth retrying: the connection dropped or the server restarted."""
+    if isinstance(exc, OperationalError | InterfaceError):
+        return True
+    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+
+
+def retrying(
+    factory: sessionmaker[Session],
+    fn: Callable[..., T],
+    *args: Any,
+    patience: float = 120.0,
+    abort: threading.Event | None = None,
+    **kwargs: Any,
+) -> T:
+    """Run ``fn(session, ...)`` in a transaction, retried while the database is unreachable.
+
+    What the runner writes must survive a restarted database or a killed backend:
+    it waits with backoff (up to ``patience`` seconds) instead of dropping a
+    result. ``fn`` must be idempotent, which every runner write is (leases and
+    sequence numbers make a repeated write a no-op).
+    """
+    delay, deadline = 0.2, time.monotonic() + patience
+    while True:
+        try:
+            with transaction(factory) as session:
+                return fn(session, *args, **kwargs)
+        except DBAPIError as exc:
+            if not is_transient(exc) or time.monotonic() + delay > deadline:
+                raise
+            if abort is not None and abort.is_set():
+                raise
+            log.warning(
+                "database unavailable (%s); retrying in %.1fs", type(exc.orig).__name__, delay
+            )
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)

@@ -1,0 +1,508 @@
+"""ORM models: the whole schema, changed only through alembic migrations.
+
+Identifiers follow Craton: projects are UUID strings, everything else integer
+ids. Variables are JSON documents on the object that owns them; labels get
+their own table so hosts can be filtered by label in SQL on every backend.
+
+Runs and builds carry lease columns (owner, epoch, expiry): a runner owns a
+unit of work only while its lease is live, and every write it makes checks
+owner and epoch, so several runners can share one database.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite keeps no zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        value = value.astimezone(UTC)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def _uuid() -> str:
+    return str(uuid.uuid4())
+
+
+class TimestampMixin:
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), onupdate=utcnow)
+
+
+# --- identity -----------------------------------------------------------------
+
+
+class Project(TimestampMixin, Base):
+    __tablename__ = "projects"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=_uuid)
+    name: Mapped[str] = mapped_column(String(255), unique=True, nullable=False)
+    variables: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, nullable=False)
+
+
+class User(TimestampMixin, Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True, nullable=False)
+    is_root: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    default_project_id: Mapped[str | None] = mapped_column(
+        ForeignKey("projects.id", ondelete="SET NULL")
+    )
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    active: Mapped[bool] = mapped_column(Boolean, default=True, nullable=False)
+
+
+class RoleAssignment(Base):
+    """A user's role in one project: viewer, auditor, operator or admin."""
+
+    __tablename__ = "role_assignments"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    project_id: Mapped[str] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    )
+    role: Mapped[str] = mapped_column(String(32), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
+
+
+class ApiToken(Base):
+    """An API token; only its SHA-256 is stored. ``job_id`` scopes task tokens."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(255), default="", nullable=False)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    prefix: Mapped[str] = mapped_column(String(16), nullable=False)
+    project_id: Mapped[str | None] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+# --- inventory ----------------------------------------------------------------
+
+
+class Cloud(TimestampMixin, Base):
+    __tablename__ = "clouds"
+    __table_args__ = (UniqueConstraint("project_id", "name", name="uq_clouds_project_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[str] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), index=True, nullable=False
+    )
+    name: Mapped[str] = mapped_column(String(255), nullable=False)
+    note: Mapped[str | None] = mapped_column(Text)
+    variables: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, nullable=False)
+
+
+class Region(TimestampMixin, Base):
+    __tablename__ = "regions"
+    __table_args__ = (UniqueConstraint("cloud_id", "name", name="uq_regions_cloud_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[str] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), index=True, nullable=False
+    )
+    cloud_id: Mapped[int] = mapped_column(ForeignKey("clouds.id"), index=True, nullable=False)
+    name: Mapped[str] = mapped_column(String(255), nullable=False)
+    note: Mapped[str | None] = mapped_column(Text)
+    variables: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, nullable=False)
+
+
+class Cell(TimestampMixin, Base):
+    __tablename__ = "cells"
+    __table_args__ = (UniqueConstraint("region_id", "name", name="uq_cells_region_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[str] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), index=True, nullable=False
+    )
+    cloud_id: Mapped[int] = mapped_column(ForeignKey("clouds.id"), index=True, nullable=False)
+    region_id: Mapped[int] = mapped_column(ForeignKey("regions.id"), index=True, nullable=False)
+    name: Mapped[str] = mapped_column(String(255), nullable=False)
+    note: Mapped[str | None] = mapped_column(Text)
+    variables: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, nullable=False)
+
+
+class Host(TimestampMixin, Base):
+    __tablename__ = "hosts"
+    __table_args__ = (UniqueConstraint("region_id", "name", name="uq_hosts_region_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[str] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), index=True, nullable=False
+    )
+    cloud_id: Mapped[int] = mapped_column(ForeignKey("clouds.id"), index=True, nullable=False)
+    region_id: Mapped[int] = mapped_column(ForeignKey("regions.id"), index=True, nullable=False)
+    cell_id: Mapped[int | None] = mapped_column(ForeignKey("cells.id"), index=True)
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("hosts.id"), index=True)
+    name: Mapped[str] = mapped_column(String(255), nullable=False)
+    ip_address: Mapped[str] = mapped_column(String(64), nullable=False)
+    device_type: Mapped[str] = mapped_column(String(64), default="server", nullable=False)
+    active: Mapped[bool] = mapped_column(Boolean, default=True, nullable=False)
+    note: Mapped[str | None] = mapped_column(Text)
+    variables: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, nullable=False)
+
+    label_rows: Mapped[list[HostLabel]] = relationship(
+        cascade="all, delete-orphan", lazy="selectin", order_by="HostLabel.label"
+    )
+
+    @property
+    def labels(self) -> list[str]:
+        return [row.label for row in self.label_rows]
+
+
+class HostLabel(Base):
+    __tablename__ = "host_labels"
+
+    host_id: Mapped[int] = mapped_column(
+        ForeignKey("hosts.id", ondelete="CASCADE"), primary_key=True
+    )
+    label: Mapped[str] = mapped_column(String(255), primary_key=True, index=True)
+
+
+# --- tasks and builds ---------------------------------------------------------
+
+
+class Task(TimestampMixin, Base):
+    __tablename__ = "tasks"
+    __table_args__ = (UniqueConstraint("project_id", "name", name="uq_tasks_project_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[str] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), index=True, nullable=False
+    )
+    name: Mapped[str] = mapped_column(String(255), nullable=False)
+    description: Mapped[str | None] = mapped_column(Text)
+    source_type: Mapped[str] = mapped_column(String(16), nullable=False)  # git | upload
+    location: Mapped[str] = mapped_column(Text, nullable=False)
+    ref: Mapped[str | None] = mapped_column(String(255))
+    subdir: Mapped[str | None] = mapped_column(String(1024))
+    dockerfile: Mapped[str] = mapped_column(String(1024), default="Dockerfile", nullable=False)
+    command: Mapped[list[str]] = mapped_column(JSONType, default=list, nullable=False)
+    kind: Mapped[str] = mapped_column(String(16), default="remediation", nullable=False)
+    public: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    restricted_to: Mapped[list[str]] = mapped_column(JSONType, default=list, nullable=False)
+    needs_network: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    status: Mapped[str] = mapped_column(String(32), nullable=False)
+    current_build_id: Mapped[int | None] = mapped_column(
+        ForeignKey("builds.id", use_alter=True, ondelete="SET NULL")
+    )
+    ready_build_id: Mapped[int | None] = mapped_column(
+        ForeignKey("builds.id", use_alter=True, ondelete="SET NULL")
+    )
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+
+class TaskSource(Base):
+    """An uploaded source archive (tar.gz), kept so any runner can build it."""
+
+    __tablename__ = "task_sources"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"), index=True)
+    sha256: Mapped[str] = mapped_column(String(64), nullable=False)
+    size: Mapped[int] = mapped_column(Integer, nullable=False)
+    data: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
+
+
+class LeaseMixin:
+    lease_owner: Mapped[str | None] = mapped_column(String(64), index=True)
+    lease_epoch: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class Build(LeaseMixin, Base):
+    __tablename__ = "builds"
+    __table_args__ = (UniqueConstraint("task_id", "number", name="uq_builds_task_number"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    task_id: Mapped[int] = mapped_column(
+        ForeignKey("tasks.id", ondelete="CASCADE"), index=True, nullable=False
+    )
+    project_id: Mapped[str] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), index=True, nullable=False
+    )
+    number: Mapped[int] = mapped_column(Integer, nullable=False)
+    status: Mapped[str] = mapped_column(String(32), index=True, nullable=False)
+    source_id: Mapped[int | None] = mapped_column(
+        ForeignKey("task_sources.id", ondelete="SET NULL")
+    )
+    ref: Mapped[str | None] = mapped_column(String(255))
+    commit: Mapped[str | None] = mapped_column(String(128))
+    image: Mapped[str | None] = mapped_column(String(512))
+    digest: Mapped[str | None] = mapped_column(String(128))
+    error: Mapped[str | None] = mapped_column(Text)
+    requested_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    log_seq: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class BuildLog(Base):
+    __tablename__ = "build_logs"
+    __table_args__ = (UniqueConstraint("build_id", "seq", name="uq_build_logs_build_seq"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    build_id: Mapped[int] = mapped_column(
+        ForeignKey("builds.id", ondelete="CASCADE"), nullable=False
+    )
+    seq: Mapped[int] = mapped_column(Integer, nullable=False)
+    ts: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    line: Mapped[str] = mapped_column(Text, nullable=False)
+
+
+# --- workflows ----------------------------------------------------------------
+
+
+class Workflow(TimestampMixin, Base):
+    __tablename__ = "workflows"
+    __table_args__ = (UniqueConstraint("project_id", "name", name="uq_workflows_project_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[str] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), index=True, nullable=False
+    )
+    name: Mapped[str] = mapped_column(String(255), nullable=False)
+    description: Mapped[str | None] = mapped_column(Text)
+    latest_version: Mapped[int] = mapped_column(Integer, default=1, nullable=False)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+
+class WorkflowVersion(Base):
+    """One immutable version of a workflow's steps; PUT on the workflow adds one."""
+
+    __tablename__ = "workflow_versions"
+    __table_args__ = (
+        UniqueConstraint("workflow_id", "version", name="uq_workflow_versions_workflow_version"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    workflow_id: Mapped[int] = mapped_column(
+        ForeignKey("workflows.id", ondelete="CASCADE"), index=True, nullable=False
+    )
+    version: Mapped[int] = mapped_column(Integer, nullable=False)
+    description: Mapped[str | None] = mapped_column(Text)
+    steps: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, nullable=False)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
+
+
+# --- jobs and runs ------------------------------------------------------------
+
+
+class Job(Base):
+    """A workflow (or one task) over a set of hosts; snapshots steps and payloads."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[str] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), index=True, nullable=False
+    )
+    name: Mapped[str | None] = mapped_column(String(255))
+    workflow_id: Mapped[int | None] = mapped_column(ForeignKey("workflows.id", ondelete="SET NULL"))
+    workflow_version: Mapped[int | None] = mapped_column(Integer)
+    task_id: Mapped[int | None] = mapped_column(ForeignKey("tasks.id", ondelete="SET NULL"))
+    status: Mapped[str] = mapped_column(String(32), index=True, nullable=False)
+    variables: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, nullable=False)
+    targets: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, nullable=False)
+    steps: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, nullable=False)
+    concurrency: Mapped[int] = mapped_column(Integer, default=1, nullable=False)
+    max_failures: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    timeout_seconds: Mapped[int | None] = mapped_column(Integer)
+    deadline: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    retry_of_job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
+    message: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    cancel_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class JobHost(Base):
+    __tablename__ = "job_hosts"
+    __table_args__ = (Index("ix_job_hosts_job_status", "job_id", "status"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False)
+    host_id: Mapped[int | None] = mapped_column(ForeignKey("hosts.id", ondelete="SET NULL"))
+    host_name: Mapped[str] = mapped_column(String(255), nullable=False)
+    position: Mapped[int] = mapped_column(Integer, nullable=False)
+    status: Mapped[str] = mapped_column(String(32), nullable=False)
+    host: Mapped[dict[str, Any]] = mapped_column(JSONType, nullable=False)  # payload snapshot
+    failed_step: Mapped[str | None] = mapped_column(String(255))
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class Run(LeaseMixin, Base):
+    """One node of a job's graph: one step on one host (or once per job)."""
+
+    __tablename__ = "runs"
+    __table_args__ = (
+        Index("ix_runs_status_queued", "status", "queued_at"),
+        Index("ix_runs_job_status", "job_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # Unique across databases sharing one container runtime; part of container names.
+    uid: Mapped[str] = mapped_column(
+        String(32), default=lambda: uuid.uuid4().hex[:12], nullable=False
+    )
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False)
+    job_host_id: Mapped[int | None] = mapped_column(
+        ForeignKey("job_hosts.id", ondelete="CASCADE"), index=True
+    )
+    project_id: Mapped[str] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), nullable=False
+    )
+    step_index: Mapped[int] = mapped_column(Integer, nullable=False)
+    step_name: Mapped[str] = mapped_column(String(255), nullable=False)
+    task_id: Mapped[int | None] = mapped_column(ForeignKey("tasks.id", ondelete="SET NULL"))
+    build_id: Mapped[int | None] = mapped_column(ForeignKey("builds.id", ondelete="SET NULL"))
+    image: Mapped[str] = mapped_column(String(512), nullable=False)
+    command: Mapped[list[str]] = mapped_column(JSONType, nullable=False)
+    args: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, nullable=False)
+    required: Mapped[bool] = mapped_column(Boolean, default=True, nullable=False)
+    status: Mapped[str] = mapped_column(String(32), nullable=False)
+    attempt: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=1, nullable=False)
+    timeout_seconds: Mapped[int | None] = mapped_column(Integer)
+    deadline: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    exit_code: Mapped[int | None] = mapped_column(Integer)
+    container_id: Mapped[str | None] = mapped_column(String(128))
+    container_name: Mapped[str | None] = mapped_column(String(255))
+    outputs: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, nullable=False)
+    error: Mapped[str | None] = mapped_column(Text)
+    log_seq: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
+    queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class RunDependency(Base):
+    """An edge of the job graph: ``run_id`` waits for ``depends_on_id``."""
+
+    __tablename__ = "run_dependencies"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    depends_on_id: Mapped[int] = mapped_column(
+        ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
+class RunLog(Base):
+    __tablename__ = "run_logs"
+    __table_args__ = (
+        UniqueConstraint("run_id", "seq", name="uq_run_logs_run_seq"),
+        Index("ix_run_logs_job_id_id", "job_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), nullable=False)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False)
+    seq: Mapped[int] = mapped_column(Integer, nullable=False)
+    ts: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    stream: Mapped[str] = mapped_column(String(8), nullable=False)  # stdout | stderr | system
+    line: Mapped[str] = mapped_column(Text, nullable=False)
+
+
+class JobEvent(Base):
+    """Append-only history of a job."""
+
+    __tablename__ = "job_events"
+    __table_args__ = (Index("ix_job_events_job_id_id", "job_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(64), nullable=False)
+    message: Mapped[str] = mapped_column(Text, default="", nullable=False)
+    runner_id: Mapped[str | None] = mapped_column(String(64))
+    data: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
+
+
+class RunnerRecord(Base):
+    """A runner process, known by its heartbeat."""
+
+    __tablename__ = "runners"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), nullable=False)
+    hostname: Mapped[str] = mapped_column(String(255), nullable=False)
+    pid: Mapped[int] = mapped_column(Integer, nullable=False)
+    executor: Mapped[str] = mapped_column(String(32), nullable=False)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
+    stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -1,0 +1,62 @@
+"""Variable resolution and the ``vars=path:value`` filter, as Craton defines them.
+
+A host's variables resolve host → parent host(s) → cell → region → cloud →
+project: per top-level key, the first scope that defines it wins.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from craton_wf.errors import InvalidInput
+
+_MISSING = object()
+
+
+def resolve_variables(scopes: Iterable[Mapping[str, Any] | None]) -> dict[str, Any]:
+    """Merge scopes given most specific first; the first scope defining a key wins."""
+    resolved: dict[str, Any] = {}
+    for scope in scopes:
+        for key, value in (scope or {}).items():
+            resolved.setdefault(key, value)
+    return resolved
+
+
+def parse_vars_filter(expression: str) -> tuple[list[str], Any]:
+    """Split ``a.b.c:value`` into a path and a value (JSON if it parses, else the string)."""
+    path, sep, raw = expression.partition(":")
+    if not sep or not path.strip():
+        raise InvalidInput(f"vars filter {expression!r} must look like path:value")
+    keys = [part for part in path.strip().split(".")]
+    if any(not key for key in keys):
+        raise InvalidInput(f"vars filter {expression!r} has an empty path segment")
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = raw
+    return keys, value
+
+
+def lookup_path(variables: Mapping[str, Any], keys: list[str]) -> Any:
+    current: Any = variables
+    for key in keys:
+        if isinstance(current, Mapping) and key in current:
+            current = current[key]
+        elif isinstance(current, list) and key.isdigit() and int(key) < len(current):
+            current = current[int(key)]
+        else:
+            return _MISSING
+    return current
+
+
+def matches_vars(variables: Mapping[str, Any], filters: list[tuple[list[str], Any]]) -> bool:
+    """True when every ``(path, value)`` filter matches the variables."""
+    for keys, expected in filters:
+        found = lookup_path(variables, keys)
+        if found is _MISSING:
+            return False
+        if found != expected and str(found) != str(expected):
+            return False
+    return True

@@ -1,0 +1,109 @@
+"""The exception tree of craton-wf.
+
+::
+
+    CratonError                 (500) something went wrong
+    ├── InvalidInput            (400) the request is malformed or makes no sense
+    ├── AuthenticationFailed    (401) no or wrong credentials
+    ├── Forbidden               (403) the caller may not do this
+    ├── NotFound                (404) no such object in the caller's project
+    ├── Conflict                (409) the object's state does not allow it
+    ├── PayloadTooLarge         (413) a body or archive is over its cap
+    ├── SourceError             (400) a task's source cannot be fetched or unpacked
+    ├── BuildError              a docker build or push failed
+    ├── ExecutorError           the container runtime refused or failed
+    │   └── ContainerNotFound   the container is gone
+    └── LeaseLost               a runner no longer owns the run it writes about
+
+Each class's docstring is its default message. HTTP statuses are mapped in
+``craton_wf.api.errors`` only, from ``status``.
+"""
+
+from __future__ import annotations
+
+
+class CratonError(Exception):
+    """Internal error."""
+
+    status = 500
+    code = "internal_error"
+
+    def __init__(self, message: str | None = None, **details: object) -> None:
+        self.message = message or (self.__doc__ or self.__class__.__name__).strip()
+        self.details = details
+        super().__init__(self.message)
+
+
+class InvalidInput(CratonError):
+    """The request is invalid."""
+
+    status = 400
+    code = "invalid_input"
+
+
+class AuthenticationFailed(CratonError):
+    """Authentication is required: send X-Auth-User and X-Auth-Token, or a bearer token."""
+
+    status = 401
+    code = "authentication_failed"
+
+
+class Forbidden(CratonError):
+    """You are not allowed to do this."""
+
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(CratonError):
+    """Not found."""
+
+    status = 404
+    code = "not_found"
+
+
+class Conflict(CratonError):
+    """The request conflicts with the current state of the object."""
+
+    status = 409
+    code = "conflict"
+
+
+class PayloadTooLarge(CratonError):
+    """The request body is too large."""
+
+    status = 413
+    code = "payload_too_large"
+
+
+class SourceError(CratonError):
+    """The task's source could not be fetched."""
+
+    status = 400
+    code = "source_error"
+
+
+class BuildError(CratonError):
+    """The image build failed."""
+
+    code = "build_failed"
+
+
+class ExecutorError(CratonError):
+    """The container runtime failed."""
+
+    status = 503
+    code = "executor_error"
+
+
+class ContainerNotFound(ExecutorError):
+    """The container no longer exists."""
+
+    code = "container_not_found"
+
+
+class LeaseLost(CratonError):
+    """This runner no longer holds the lease of the run."""
+
+    status = 409
+    code = "lease_lost"

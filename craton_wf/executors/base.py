@@ -1,0 +1,109 @@
+"""The executor interface every backend implements.
+
+A runner drives one run through an executor in these calls::
+
+    handle = executor.find(spec.name)          # adoption: is it already there?
+    handle = handle or executor.create(spec)   # exactly one container per attempt
+    executor.start(handle)
+    for line in executor.logs(handle, since=...):   # until the container exits
+        store(line)
+    code = executor.wait(handle)
+    executor.remove(handle)                    # only after logs and code are stored
+
+Container names are deterministic (run id and attempt), so a second runner
+that takes over finds the container instead of starting another.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+
+class ContainerState(StrEnum):
+    CREATED = "created"
+    RUNNING = "running"
+    EXITED = "exited"
+
+
+@dataclass(frozen=True)
+class Limits:
+    memory_bytes: int | None = 512 * 1024 * 1024
+    nano_cpus: int | None = 1_000_000_000
+    pids: int | None = 256
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    """Everything needed to start one attempt of one run."""
+
+    name: str
+    image: str
+    command: list[str]
+    labels: dict[str, str] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+    network: bool = False
+    limits: Limits = field(default_factory=Limits)
+
+
+@dataclass(frozen=True)
+class Handle:
+    """A reference to a container an executor created."""
+
+    id: str
+    name: str
+    state: ContainerState = ContainerState.CREATED
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LogLine:
+    stream: str  # "stdout" | "stderr"
+    ts: datetime  # as stamped by the runtime (UTC, sub-second)
+    text: str  # one line, without its newline
+
+
+class Executor(abc.ABC):
+    """Creates, starts, watches and removes task containers."""
+
+    name: str = "abstract"
+
+    @abc.abstractmethod
+    def ping(self) -> None:
+        """Raise ``ExecutorError`` when the runtime cannot be reached."""
+
+    @abc.abstractmethod
+    def create(self, spec: ContainerSpec) -> Handle:
+        """Create (not start) the container; ``ExecutorError`` if the name is taken."""
+
+    @abc.abstractmethod
+    def find(self, name: str) -> Handle | None:
+        """The container of that name, with its current state, or None."""
+
+    @abc.abstractmethod
+    def start(self, handle: Handle) -> None: ...
+
+    @abc.abstractmethod
+    def logs(self, handle: Handle, since: datetime | None = None) -> Iterator[LogLine]:
+        """Follow the container's output line by line until it exits.
+
+        ``since`` skips lines stamped at or before it (resuming after a handover).
+        """
+
+    @abc.abstractmethod
+    def wait(self, handle: Handle, timeout: float | None = None) -> int | None:
+        """The exit code once the container exited, None if ``timeout`` passed first."""
+
+    @abc.abstractmethod
+    def stop(self, handle: Handle, grace_seconds: float = 10.0) -> None:
+        """SIGTERM, then SIGKILL after the grace period. No error if already stopped."""
+
+    @abc.abstractmethod
+    def remove(self, handle: Handle) -> None:
+        """Remove the container. No error if already gone."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""

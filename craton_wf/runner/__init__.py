@@ -1,0 +1,1 @@
+"""The runner: claims builds and runs from the database and drives them to the end."""

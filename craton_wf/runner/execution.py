@@ -1,0 +1,232 @@
+"""Driving one run's container from start to stored result.
+
+Logs are read on their own thread into a queue and written in batches (every
+quarter second or 500 lines), so a silent container does not hold back the
+lines it already printed, and a chatty one does not cost a transaction per
+line. The container is removed only after its logs and exit code are
+committed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from craton_wf.db.engine import retrying
+from craton_wf.db.models import utcnow
+from craton_wf.errors import CratonError, ExecutorError, LeaseLost
+from craton_wf.executors.base import ContainerSpec, ContainerState, Executor, Handle
+from craton_wf.runner.resume import resume_lines
+from craton_wf.services import runs as run_service
+from craton_wf.services.runs import LogRecord, RunAssignment
+from craton_wf.settings import Settings
+
+log = logging.getLogger(__name__)
+
+FLUSH_SECONDS = 0.25
+FLUSH_LINES = 500
+_END = object()
+
+
+@dataclass
+class ActiveRun:
+    assignment: RunAssignment
+    handle: Handle | None = None
+    stop_reason: str | None = None
+    stopped: threading.Event = field(default_factory=threading.Event)
+
+
+class RunExecution:
+    """Executes one claimed run; ``owner`` is the runner id that holds its lease."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        sessions: sessionmaker[Session],
+        executor: Executor,
+        owner: str,
+        active: ActiveRun,
+        on_finished: Callable[[], None] = lambda: None,
+        abandoned: threading.Event | None = None,
+        finisher: Any = None,
+    ) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.executor = executor
+        self.owner = owner
+        self.active = active
+        self.a = active.assignment
+        self.next_seq = self.a.log_seq + 1
+        self.on_finished = on_finished
+        # Set when the runner stopped and handed this run over: write nothing more.
+        self.abandoned = abandoned or threading.Event()
+        self.finisher = finisher  # batches finishes across runs (runner.finisher.Finisher)
+
+    def _tx(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        if self.abandoned.is_set():
+            raise LeaseLost(f"run {self.a.run_id}: handed over when the runner stopped")
+        return retrying(self.sessions, fn, *args, abort=self.abandoned, **kwargs)
+
+    def spec(self) -> ContainerSpec:
+        return ContainerSpec(
+            name=self.a.container_name,
+            image=self.a.image,
+            command=self.a.command,
+            labels=self.a.labels,
+            network=self.a.needs_network,
+        )
+
+    def run(self) -> None:
+        try:
+            self._run()
+        except LeaseLost as exc:
+            log.warning("run %s: %s; leaving its container alone", self.a.run_id, exc)
+        except Exception:  # a runner thread must never die silently
+            log.exception("run %s failed in the runner", self.a.run_id)
+            self._finish(exit_code=None, error="internal runner error; see the runner's log")
+        finally:
+            self.on_finished()
+
+    def _run(self) -> None:
+        handle = self._container()
+        if handle is None:
+            return
+        self.active.handle = handle
+        self._tx(run_service.mark_started, self.a.run_id, self.owner, self.a.epoch, handle.id)
+        self._fault("after_start")
+        if self.active.stop_reason:  # cancelled while starting
+            self.executor.stop(handle, grace_seconds=self.settings.stop_grace_seconds)
+        self._pump_logs(handle)
+        exit_code = self._wait(handle)
+        self._fault("before_finish")
+        reason = self.active.stop_reason
+        self._finish(
+            exit_code=exit_code,
+            error=None if exit_code is not None else "the container did not report an exit code",
+            timed_out=reason in ("timeout", "job_timeout"),
+            cancelled=reason == "cancel",
+        )
+        if self.settings.remove_containers:
+            try:
+                self.executor.remove(handle)
+            except ExecutorError as exc:
+                log.warning("could not remove %s: %s", handle.name, exc)
+
+    def _wait(self, handle: Handle) -> int | None:
+        """The exit code (the log ended, so the container is exiting); None after a minute."""
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.abandoned.is_set():
+                raise LeaseLost(f"run {self.a.run_id}: handed over when the runner stopped")
+            code = self.executor.wait(handle, timeout=1)
+            if code is not None:
+                return code
+        return None
+
+    def _container(self) -> Handle | None:
+        """This attempt's one container: found (adopted) or created, and started.
+
+        None when the run was finished here instead (container lost or refused).
+        """
+        try:
+            handle = self.executor.find(self.a.container_name)
+            if handle is not None and handle.labels.get("craton.run-uid") != self.a.labels.get(
+                "craton.run-uid"
+            ):
+                self._finish(
+                    exit_code=None,
+                    error=f"a container named {handle.name} exists that is not this run's",
+                )
+                return None
+            if handle is None and self.a.was_started:
+                # Started by a runner that died, and gone since: nothing to read back.
+                self._finish(
+                    exit_code=None, lost=True, error=f"container {self.a.container_name} was lost"
+                )
+                return None
+            if handle is None:
+                handle = self.executor.create(self.spec())
+                self._fault("after_create")
+            if handle.state == ContainerState.CREATED:
+                self.executor.start(handle)
+            return handle
+        except ExecutorError as exc:
+            self._finish(exit_code=None, error=f"could not start the container: {exc.message}")
+            return None
+
+    def _fault(self, point: str) -> None:
+        """Test hook: die here, as a SIGKILL would, when the settings name this point."""
+        if self.settings.fault_point == point:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    def _finish(self, **outcome: Any) -> None:
+        if self.finisher is None:
+            self._tx(run_service.finish_run, self.a.run_id, self.owner, self.a.epoch, **outcome)
+            return
+        if self.abandoned.is_set():
+            raise LeaseLost(f"run {self.a.run_id}: handed over when the runner stopped")
+        self.finisher.finish(self.a.run_id, self.owner, self.a.epoch, **outcome)
+
+    def _pump_logs(self, handle: Handle) -> None:
+        lines: queue.Queue[Any] = queue.Queue(maxsize=10_000)
+
+        since = self.a.last_log_ts
+
+        def read() -> None:
+            try:
+                resume = since - timedelta(microseconds=1) if since else None
+                stream = self.executor.logs(handle, since=resume)
+                for record in resume_lines(stream, since, self.a.boundary_lines):
+                    lines.put(record)
+            except CratonError as exc:
+                lines.put(exc)
+            finally:
+                lines.put(_END)
+
+        if self.a.adopted_from:
+            note = f"[craton] runner {self.owner} took this run over from {self.a.adopted_from}"
+            note += f"; log resumes after {since.isoformat()}" if since else "; no log stored yet"
+            lines.put(LogRecord("system", utcnow(), note))
+        reader = threading.Thread(target=read, name=f"logs-{self.a.run_id}", daemon=True)
+        reader.start()
+        batch: list[LogRecord] = []
+        last_flush = time.monotonic()
+        done = False
+        while not done:
+            try:
+                item = lines.get(timeout=FLUSH_SECONDS)
+            except queue.Empty:
+                item = None
+            if self.abandoned.is_set():
+                raise LeaseLost(f"run {self.a.run_id}: handed over when the runner stopped")
+            if item is _END:
+                done = True
+            elif isinstance(item, CratonError):
+                log.warning("run %s: log stream broke: %s", self.a.run_id, item)
+            elif item is not None:
+                batch.append(item)
+            now = time.monotonic()
+            if batch and (done or len(batch) >= FLUSH_LINES or now - last_flush >= FLUSH_SECONDS):
+                self.next_seq = self._tx(
+                    run_service.append_logs,
+                    self.a.run_id,
+                    self.owner,
+                    self.a.epoch,
+                    batch,
+                    self.settings.log_line_max_bytes,
+                    first_seq=self.next_seq,
+                )
+                batch = []
+                last_flush = now
+                self._fault("mid_logs")
+        reader.join(timeout=5)

@@ -1,0 +1,284 @@
+"""A runner process: claims work, executes it on worker threads, keeps leases alive.
+
+Three kinds of threads:
+- the dispatcher claims builds and runs while slots are free and sleeps on a
+  wake-up event otherwise (the embedded server sets it when work arrives);
+- worker threads execute one build or run each;
+- the supervisor renews leases and the runner's heartbeat, and stops
+  containers whose job was cancelled or whose deadline passed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from craton_wf.db.engine import transaction
+from craton_wf.db.models import Build, Run, RunnerRecord, utcnow
+from craton_wf.errors import CratonError
+from craton_wf.executors.base import Executor
+from craton_wf.runner.execution import ActiveRun, RunExecution
+from craton_wf.runner.finisher import Finisher
+from craton_wf.services import builds as build_service
+from craton_wf.services import jobs as job_service
+from craton_wf.services import runs as run_service
+from craton_wf.services.leases import expire_leases, renew_leases
+from craton_wf.settings import Settings
+
+log = logging.getLogger(__name__)
+
+CLAIM_BATCH = 32  # runs claimed in one transaction
+
+
+def new_runner_id() -> str:
+    return f"{socket.gethostname()[:24]}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+class Runner:
+    def __init__(
+        self,
+        settings: Settings,
+        sessions: sessionmaker[Session],
+        executor: Executor,
+        builder: Any = None,
+        *,
+        name: str | None = None,
+        wakeup: threading.Event | None = None,
+    ) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.executor = executor
+        self.builder = builder
+        self.id = new_runner_id()
+        self.name = name or self.id
+        self.wakeup = wakeup or threading.Event()
+        self._stop = threading.Event()
+        self._abandoned = threading.Event()
+        self._finisher: Finisher | None = None
+        self._lock = threading.Lock()
+        self._runs: dict[int, ActiveRun] = {}
+        self._builds: set[int] = set()
+        self._pool = ThreadPoolExecutor(
+            max_workers=settings.runner_slots + settings.build_slots,
+            thread_name_prefix="runner-work",
+        )
+        self._threads: list[threading.Thread] = []
+
+    # --- lifecycle ----------------------------------------------------------------
+
+    def start(self) -> None:
+        self._register()
+        self._finisher = Finisher(self.sessions, self._abandoned)
+        for target, name in (
+            (self._dispatch, "runner-dispatch"),
+            (self._supervise, "runner-supervise"),
+        ):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        log.info("runner %s started (executor %s)", self.id, self.executor.name)
+
+    def stop(self, timeout: float = 30.0) -> bool:
+        """Stop claiming; let running work finish for up to ``timeout`` seconds.
+
+        Work still running then is handed over: its leases are expired at once, so
+        another runner adopts the containers (which keep running) instead of
+        waiting for the leases to run out. Returns True when nothing was left.
+        """
+        self._stop.set()
+        self.wakeup.set()
+        for thread in self._threads:
+            thread.join(timeout=timeout)
+        deadline = time.monotonic() + timeout
+        while (self.active_runs or self._builds) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        with self._lock:
+            left_runs, left_builds = list(self._runs), list(self._builds)
+        if left_runs:
+            self._abandoned.set()
+        self._pool.shutdown(wait=not (left_runs or left_builds), cancel_futures=True)
+        try:
+            with transaction(self.sessions) as session:
+                expire_leases(session, Run, self.id, left_runs)
+                expire_leases(session, Build, self.id, left_builds)
+                record = session.get(RunnerRecord, self.id)
+                if record is not None:
+                    record.stopped_at = utcnow()
+        except Exception:  # stopping must not fail on a database outage
+            log.exception("could not record the runner's stop")
+        if left_runs or left_builds:
+            log.warning(
+                "runner %s handed over %d run(s) and %d build(s) still in progress",
+                self.id,
+                len(left_runs),
+                len(left_builds),
+            )
+        return not (left_runs or left_builds)
+
+    def run_forever(self) -> bool:
+        self.start()
+        try:
+            self._stop.wait()
+        finally:
+            clean = self.stop(timeout=self.settings.shutdown_grace_seconds)
+        return clean
+
+    def request_stop(self) -> None:
+        self._stop.set()
+        self.wakeup.set()
+
+    @property
+    def active_runs(self) -> int:
+        with self._lock:
+            return len(self._runs)
+
+    # --- dispatch -----------------------------------------------------------------
+
+    def _dispatch(self) -> None:
+        while not self._stop.is_set():
+            try:
+                claimed = self._claim_work()
+            except Exception:
+                log.exception("claiming work failed; retrying")
+                claimed = False
+                self._stop.wait(self.settings.runner_poll_seconds)
+            if not claimed:
+                self.wakeup.wait(self.settings.runner_poll_seconds)
+                self.wakeup.clear()
+
+    def _claim_work(self) -> bool:
+        claimed = False
+        if self.builder is not None and len(self._builds) < self.settings.build_slots:
+            with transaction(self.sessions) as session:
+                build = build_service.claim_next_build(
+                    session, self.id, self.settings.lease_seconds
+                )
+            if build is not None:
+                with self._lock:
+                    self._builds.add(build.build_id)
+                self._pool.submit(self._execute_build, build)
+                claimed = True
+        while not self._stop.is_set():
+            free = min(self.settings.runner_slots - self.active_runs, CLAIM_BATCH)
+            if free <= 0:
+                break
+            assignments = []
+            with transaction(self.sessions) as session:
+                for _ in range(free):
+                    assignment = run_service.claim_next_run(
+                        session, self.id, self.settings.lease_seconds
+                    )
+                    if assignment is None:
+                        break
+                    assignments.append(assignment)
+            for assignment in assignments:
+                active = ActiveRun(assignment)
+                with self._lock:
+                    self._runs[assignment.run_id] = active
+                self._pool.submit(self._execute_run, active)
+            claimed = claimed or bool(assignments)
+            if len(assignments) < free:
+                break
+        return claimed
+
+    def _execute_run(self, active: ActiveRun) -> None:
+        def finished() -> None:
+            with self._lock:
+                self._runs.pop(active.assignment.run_id, None)
+            self.wakeup.set()  # the finished run may have unblocked the next one
+
+        RunExecution(
+            self.settings,
+            self.sessions,
+            self.executor,
+            self.id,
+            active,
+            on_finished=finished,
+            abandoned=self._abandoned,
+            finisher=self._finisher,
+        ).run()
+
+    def _execute_build(self, build: build_service.BuildAssignment) -> None:
+        from craton_wf.runner.building import BuildExecution
+
+        try:
+            BuildExecution(self.settings, self.sessions, self.builder, self.id, build).run()
+        finally:
+            with self._lock:
+                self._builds.discard(build.build_id)
+            self.wakeup.set()
+
+    # --- supervision --------------------------------------------------------------
+
+    def _supervise(self) -> None:
+        last_heartbeat = 0.0
+        interval = min(0.5, self.settings.heartbeat_seconds)
+        while not self._stop.wait(interval):
+            try:
+                self._stop_what_must_stop()
+                now = time.monotonic()
+                if now - last_heartbeat >= self.settings.heartbeat_seconds:
+                    self._heartbeat()
+                    last_heartbeat = now
+            except Exception:
+                log.exception("supervision failed; retrying")
+
+    def _stop_what_must_stop(self) -> None:
+        with self._lock:
+            active = dict(self._runs)
+        if not active:
+            return
+        with transaction(self.sessions) as session:
+            verdicts = run_service.runs_to_stop(session, self.id, list(active))
+            for run_id, reason in verdicts.items():
+                if reason == "job_timeout" and active[run_id].stop_reason is None:
+                    job = job_service.get_job(
+                        session,
+                        active[run_id].assignment.project_id,
+                        active[run_id].assignment.job_id,
+                    )
+                    job_service.cancel(session, job, f"job timed out after {job.timeout_seconds}s")
+        for run_id, reason in verdicts.items():
+            run = active[run_id]
+            if run.stop_reason is not None:
+                continue
+            run.stop_reason = reason
+            if run.handle is not None:
+                threading.Thread(target=self._stop_container, args=(run,), daemon=True).start()
+
+    def _stop_container(self, run: ActiveRun) -> None:
+        try:
+            assert run.handle is not None
+            self.executor.stop(run.handle, grace_seconds=self.settings.stop_grace_seconds)
+        except CratonError as exc:
+            log.warning("could not stop %s: %s", run.assignment.container_name, exc)
+
+    def _heartbeat(self) -> None:
+        with self._lock:
+            run_ids, build_ids = list(self._runs), list(self._builds)
+        with transaction(self.sessions) as session:
+            renew_leases(session, Run, self.id, run_ids, self.settings.lease_seconds)
+            renew_leases(session, Build, self.id, build_ids, self.settings.lease_seconds)
+            record = session.get(RunnerRecord, self.id)
+            if record is not None:
+                record.heartbeat_at = utcnow()
+
+    def _register(self) -> None:
+        with transaction(self.sessions) as session:
+            session.add(
+                RunnerRecord(
+                    id=self.id,
+                    name=self.name,
+                    hostname=socket.gethostname(),
+                    pid=os.getpid(),
+                    executor=self.executor.name,
+                )
+            )

@@ -1,0 +1,139 @@
+"""Users, tokens and who a request acts as.
+
+Tokens are random strings shown once; only their SHA-256 is stored. A request
+names a user and a token (Craton's ``X-Auth-User``/``X-Auth-Token``) or just a
+bearer token, and optionally the project it acts in (``X-Auth-Project``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from craton_wf.db.models import ApiToken, Project, RoleAssignment, User, utcnow
+from craton_wf.errors import AuthenticationFailed, Conflict
+
+TOKEN_PREFIX = "cwf_"
+ROLES = ("viewer", "auditor", "operator", "admin")
+
+
+@dataclass(frozen=True)
+class Principal:
+    user_id: int
+    user_name: str
+    project_id: str
+    is_root: bool = False
+    roles: frozenset[str] = field(default_factory=frozenset)
+    job_id: int | None = None  # set for a task's scoped token
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    id: int
+    token: str
+    user_name: str
+    project_id: str | None
+    expires_at: datetime | None
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def issue_token(
+    session: Session,
+    user: User,
+    *,
+    name: str = "",
+    project_id: str | None = None,
+    job_id: int | None = None,
+    ttl: timedelta | None = None,
+) -> IssuedToken:
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    row = ApiToken(
+        user_id=user.id,
+        name=name,
+        token_hash=hash_token(token),
+        prefix=token[:10],
+        project_id=project_id,
+        job_id=job_id,
+        expires_at=utcnow() + ttl if ttl else None,
+    )
+    session.add(row)
+    session.flush()
+    return IssuedToken(row.id, token, user.name, project_id, row.expires_at)
+
+
+@dataclass(frozen=True)
+class Bootstrapped:
+    project: Project
+    user: User
+    token: IssuedToken
+
+
+def bootstrap(session: Session, project_name: str, user_name: str) -> Bootstrapped:
+    """Create the first project and its root user; refuse when a root user exists."""
+    if session.execute(select(User).where(User.is_root.is_(True))).first():
+        raise Conflict("already bootstrapped: a root user exists")
+    project = session.execute(
+        select(Project).where(Project.name == project_name)
+    ).scalar_one_or_none() or Project(name=project_name, variables={})
+    session.add(project)
+    session.flush()
+    user = User(name=user_name, is_root=True, default_project_id=project.id)
+    session.add(user)
+    session.flush()
+    session.add(RoleAssignment(user_id=user.id, project_id=project.id, role="admin"))
+    token = issue_token(session, user, name="bootstrap")
+    return Bootstrapped(project, user, token)
+
+
+def authenticate(
+    session: Session,
+    *,
+    token: str | None,
+    user_name: str | None,
+    project_id: str | None,
+) -> Principal:
+    if not token:
+        raise AuthenticationFailed()
+    row = session.execute(
+        select(ApiToken).where(ApiToken.token_hash == hash_token(token))
+    ).scalar_one_or_none()
+    now = utcnow()
+    if row is None or row.revoked_at is not None or (row.expires_at and row.expires_at <= now):
+        raise AuthenticationFailed("invalid or expired token")
+    user = session.get(User, row.user_id)
+    if user is None or not user.active:
+        raise AuthenticationFailed("invalid or expired token")
+    if user_name and user_name != user.name:
+        raise AuthenticationFailed("the token does not belong to that user")
+    acting = row.project_id or project_id or user.default_project_id
+    if row.project_id and project_id and project_id != row.project_id:
+        raise AuthenticationFailed("the token is scoped to another project")
+    if acting is None or session.get(Project, acting) is None:
+        raise AuthenticationFailed("no such project: send X-Auth-Project with a project id")
+    roles = frozenset(
+        session.execute(
+            select(RoleAssignment.role).where(
+                RoleAssignment.user_id == user.id, RoleAssignment.project_id == acting
+            )
+        ).scalars()
+    )
+    if not user.is_root and not roles:
+        raise AuthenticationFailed("the user has no role in that project")
+    if row.last_used_at is None or now - row.last_used_at > timedelta(minutes=5):
+        row.last_used_at = now
+    return Principal(
+        user_id=user.id,
+        user_name=user.name,
+        project_id=acting,
+        is_root=user.is_root,
+        roles=roles,
+        job_id=row.job_id,
+    )

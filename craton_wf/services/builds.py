@@ -1,0 +1,136 @@
+"""What a runner does to builds: claim one, store its log, record the result."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import Session
+
+from craton_wf.db.models import Build, BuildLog, Task, TaskSource, utcnow
+from craton_wf.domain.states import BuildStatus, check_transition
+from craton_wf.services.leases import check_lease, claim_one, db_now, take_lease
+
+
+@dataclass(frozen=True)
+class BuildAssignment:
+    build_id: int
+    task_id: int
+    project_id: str
+    task_name: str
+    number: int
+    epoch: int
+    source_type: str
+    location: str
+    ref: str | None
+    subdir: str | None
+    dockerfile: str
+    archive: bytes | None
+    archive_sha256: str | None
+
+
+def _set_status(build: Build, task: Task | None, status: BuildStatus) -> None:
+    check_transition(BuildStatus(build.status), status, f"build {build.id}")
+    build.status = status.value
+    if task is not None and task.current_build_id == build.id:
+        task.status = status.value
+
+
+def claim_next_build(session: Session, owner: str, lease_seconds: float) -> BuildAssignment | None:
+    """Claim a pending build, or restart one whose runner's lease expired mid-build.
+
+    A build has no container to adopt: it starts over (same tag, fresh
+    workspace), with a line in its log saying so.
+    """
+    now = db_now(session)
+    stmt = (
+        select(Build)
+        .where(
+            or_(
+                Build.status == BuildStatus.PENDING.value,
+                and_(Build.status == BuildStatus.BUILDING.value, Build.lease_expires_at < now),
+            )
+        )
+        .order_by(Build.created_at, Build.id)
+    )
+    build = claim_one(session, stmt)
+    if build is None:
+        return None
+    task = session.get(Task, build.task_id)
+    assert task is not None
+    previous_owner = build.lease_owner
+    if build.status == BuildStatus.PENDING.value:
+        _set_status(build, task, BuildStatus.BUILDING)
+    else:
+        build.log_seq += 1
+        session.add(
+            BuildLog(
+                build_id=build.id,
+                seq=build.log_seq,
+                ts=now,
+                line=f"[craton] runner {owner} restarts this build: "
+                f"runner {previous_owner} stopped renewing its lease",
+            )
+        )
+    epoch = take_lease(build, owner, lease_seconds, now)
+    build.started_at = now
+    source = session.get(TaskSource, build.source_id) if build.source_id else None
+    session.flush()
+    return BuildAssignment(
+        build_id=build.id,
+        task_id=task.id,
+        project_id=task.project_id,
+        task_name=task.name,
+        number=build.number,
+        epoch=epoch,
+        source_type=task.source_type,
+        location=task.location,
+        ref=build.ref,
+        subdir=task.subdir,
+        dockerfile=task.dockerfile,
+        archive=source.data if source else None,
+        archive_sha256=source.sha256 if source else None,
+    )
+
+
+def append_build_logs(
+    session: Session, build_id: int, owner: str, epoch: int, lines: list[tuple[datetime, str]]
+) -> None:
+    build = check_lease(session, Build, build_id, owner, epoch)
+    seq = build.log_seq
+    for ts, line in lines:
+        seq += 1
+        session.add(BuildLog(build_id=build.id, seq=seq, ts=ts, line=line))
+    build.log_seq = seq
+
+
+def record_commit(session: Session, build_id: int, owner: str, epoch: int, commit: str) -> None:
+    build = check_lease(session, Build, build_id, owner, epoch)
+    build.commit = commit
+
+
+def finish_build(
+    session: Session,
+    build_id: int,
+    owner: str,
+    epoch: int,
+    *,
+    image: str | None = None,
+    digest: str | None = None,
+    error: str | None = None,
+) -> BuildStatus:
+    build = check_lease(session, Build, build_id, owner, epoch)
+    task = session.get(Task, build.task_id)
+    build.finished_at = utcnow()
+    build.lease_owner = None
+    build.lease_expires_at = None
+    if error is None and image:
+        _set_status(build, task, BuildStatus.READY)
+        build.image, build.digest = image, digest
+        if task is not None and (task.ready_build_id is None or task.ready_build_id < build.id):
+            task.ready_build_id = build.id
+        return BuildStatus.READY
+    _set_status(build, task, BuildStatus.FAILED)
+    build.error = error or "the build produced no image"
+    return BuildStatus.FAILED

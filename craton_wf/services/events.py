@@ -1,0 +1,37 @@
+"""The append-only history of each job."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from craton_wf.db.models import JobEvent
+
+
+def record_event(
+    session: Session,
+    job_id: int,
+    kind: str,
+    message: str = "",
+    *,
+    run_id: int | None = None,
+    runner_id: str | None = None,
+    **data: Any,
+) -> None:
+    session.add(
+        JobEvent(
+            job_id=job_id, run_id=run_id, kind=kind, message=message, runner_id=runner_id, data=data
+        )
+    )
+
+
+def list_events(session: Session, job_id: int, after: int = 0, limit: int = 1000) -> list[JobEvent]:
+    stmt = (
+        select(JobEvent)
+        .where(JobEvent.job_id == job_id, JobEvent.id > after)
+        .order_by(JobEvent.id)
+        .limit(limit)
+    )
+    return list(session.execute(stmt).scalars())

@@ -1,0 +1,385 @@
+"""Inventory: projects, clouds, regions, cells, hosts, their variables and labels.
+
+Hosts resolve their variables host → parent host(s) → cell → region → cloud →
+project (Craton's rule, first found wins). :class:`VariableResolver` caches the
+scopes it has loaded, so resolving 2,000 hosts costs a handful of queries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session
+
+from craton_wf.db.models import Cell, Cloud, Host, HostLabel, Project, Region, RoleAssignment
+from craton_wf.domain.variables import matches_vars, parse_vars_filter, resolve_variables
+from craton_wf.errors import Conflict, InvalidInput, NotFound
+from craton_wf.services.common import check_name, find_by_ref, flush_unique, get_owned
+from craton_wf.services.pagination import Page, PageRequest, paginate, scoped
+
+VARIABLE_OWNERS: dict[str, type] = {
+    "projects": Project,
+    "clouds": Cloud,
+    "regions": Region,
+    "cells": Cell,
+    "hosts": Host,
+}
+SORT_KEYS = ("id", "name", "created_at")
+HOST_SORT_KEYS = ("id", "name", "ip_address", "device_type", "region_id", "cell_id", "created_at")
+
+
+# --- projects -----------------------------------------------------------------
+
+
+def create_project(session: Session, name: str, variables: dict[str, Any] | None) -> Project:
+    project = Project(name=check_name(name, "project"), variables=variables or {})
+    session.add(project)
+    flush_unique(session, "project", name)
+    return project
+
+
+def get_project(session: Session, project_id: str) -> Project:
+    project = session.get(Project, project_id)
+    if project is None:
+        raise NotFound(f"project {project_id} not found")
+    return project
+
+
+def visible_project(
+    session: Session, user_id: int, is_root: bool, acting_project_id: str, project_id: str
+) -> Project:
+    """A project the caller may see: root sees all, others their own (404 otherwise)."""
+    member = is_root or project_id == acting_project_id
+    if not member and session.get(RoleAssignment, (user_id, project_id)) is None:
+        raise NotFound(f"project {project_id} not found")
+    return get_project(session, project_id)
+
+
+def list_projects(
+    session: Session, user_id: int, is_root: bool, page: PageRequest, name: str | None
+) -> Page[Project]:
+    stmt = select(Project)
+    if not is_root:
+        stmt = stmt.where(
+            Project.id.in_(
+                select(RoleAssignment.project_id).where(RoleAssignment.user_id == user_id)
+            )
+        )
+    if name:
+        stmt = stmt.where(Project.name == name)
+    return paginate(session, stmt, Project, page, SORT_KEYS)
+
+
+# --- clouds, regions, cells ---------------------------------------------------
+
+
+def create_cloud(session: Session, project_id: str, data: dict[str, Any]) -> Cloud:
+    cloud = Cloud(
+        project_id=project_id,
+        name=check_name(data["name"], "cloud"),
+        note=data.get("note"),
+        variables=data.get("variables") or {},
+    )
+    session.add(cloud)
+    flush_unique(session, "cloud", cloud.name)
+    return cloud
+
+
+def create_region(session: Session, project_id: str, data: dict[str, Any]) -> Region:
+    cloud = _resolve_cloud(session, project_id, data.get("cloud_id"))
+    region = Region(
+        project_id=project_id,
+        cloud_id=cloud.id,
+        name=check_name(data["name"], "region"),
+        note=data.get("note"),
+        variables=data.get("variables") or {},
+    )
+    session.add(region)
+    flush_unique(session, "region", region.name)
+    return region
+
+
+def create_cell(session: Session, project_id: str, data: dict[str, Any]) -> Cell:
+    if data.get("region_id") is None:
+        raise InvalidInput("region_id is required")
+    region = find_by_ref(session, Region, project_id, data["region_id"], "region")
+    cell = Cell(
+        project_id=project_id,
+        cloud_id=region.cloud_id,
+        region_id=region.id,
+        name=check_name(data["name"], "cell"),
+        note=data.get("note"),
+        variables=data.get("variables") or {},
+    )
+    session.add(cell)
+    flush_unique(session, "cell", cell.name)
+    return cell
+
+
+def _resolve_cloud(session: Session, project_id: str, ref: Any) -> Cloud:
+    if ref is not None:
+        return find_by_ref(session, Cloud, project_id, ref, "cloud")
+    clouds = list(session.execute(scoped(Cloud, project_id).limit(2)).scalars())
+    if len(clouds) != 1:
+        raise InvalidInput("cloud_id is required (the project does not have exactly one cloud)")
+    return clouds[0]
+
+
+def update_simple(session: Session, obj: Any, data: dict[str, Any], what: str) -> Any:
+    """Update name/note/variables of a project, cloud, region or cell."""
+    if "name" in data and data["name"] is not None:
+        obj.name = check_name(data["name"], what)
+    if "note" in data and hasattr(obj, "note"):
+        obj.note = data["note"]
+    if data.get("variables") is not None:
+        obj.variables = dict(data["variables"])
+    flush_unique(session, what, obj.name)
+    return obj
+
+
+def delete_checked(session: Session, obj: Any, what: str) -> None:
+    """Delete, refusing (409) while other inventory still points at the object."""
+    dependants: dict[type[Any], list[tuple[type[Any], Any]]] = {
+        Cloud: [(Region, Region.cloud_id)],
+        Region: [(Cell, Cell.region_id), (Host, Host.region_id)],
+        Cell: [(Host, Host.cell_id)],
+        Host: [(Host, Host.parent_id)],
+    }
+    for model, column in dependants.get(type(obj), []):
+        count = session.execute(select(func.count()).select_from(model).where(column == obj.id))
+        if count.scalar_one():
+            raise Conflict(f"{what} {obj.id} still has {model.__tablename__}; delete them first")
+    session.delete(obj)
+    session.flush()
+
+
+def list_scoped(
+    session: Session,
+    model: type,
+    project_id: str,
+    page: PageRequest,
+    filters: dict[str, Any],
+) -> Page[Any]:
+    stmt = scoped(model, project_id)
+    for key, value in filters.items():
+        if value is None:
+            continue
+        if key in ("cloud_id", "region_id") and not hasattr(model, key):
+            continue
+        ref_model = {"cloud_id": Cloud, "region_id": Region}.get(key)
+        if ref_model is not None:
+            value = find_by_ref(session, ref_model, project_id, value, key[:-3]).id  # type: ignore[attr-defined]
+        stmt = stmt.where(getattr(model, key) == value)
+    return paginate(session, stmt, model, page, SORT_KEYS)
+
+
+# --- hosts ----------------------------------------------------------------------
+
+
+def create_host(session: Session, project_id: str, data: dict[str, Any]) -> Host:
+    if data.get("region_id") is None:
+        raise InvalidInput("region_id is required")
+    region = find_by_ref(session, Region, project_id, data["region_id"], "region")
+    host = Host(project_id=project_id, region_id=region.id, cloud_id=region.cloud_id)
+    _apply_host_fields(session, project_id, host, {"device_type": "server", **data})
+    session.add(host)
+    flush_unique(session, "host in this region", host.name)
+    return host
+
+
+def update_host(session: Session, project_id: str, host: Host, data: dict[str, Any]) -> Host:
+    if data.get("region_id") is not None:
+        region = find_by_ref(session, Region, project_id, data["region_id"], "region")
+        host.region_id, host.cloud_id = region.id, region.cloud_id
+    _apply_host_fields(session, project_id, host, data)
+    flush_unique(session, "host in this region", host.name)
+    return host
+
+
+def _apply_host_fields(session: Session, project_id: str, host: Host, data: dict[str, Any]) -> None:
+    if "name" in data and data["name"] is not None:
+        host.name = check_name(data["name"], "host")
+    for field in ("ip_address", "device_type", "active", "note"):
+        if field in data and data[field] is not None:
+            setattr(host, field, data[field])
+    if "cell_id" in data:
+        if data["cell_id"] is None:
+            host.cell_id = None
+        else:
+            cell = find_by_ref(session, Cell, project_id, data["cell_id"], "cell")
+            if cell.region_id != host.region_id:
+                raise InvalidInput(f"cell {cell.name!r} is not in the host's region")
+            host.cell_id = cell.id
+    if "parent_id" in data:
+        host.parent_id = _checked_parent(session, project_id, host, data["parent_id"])
+    if data.get("variables") is not None:
+        host.variables = dict(data["variables"])
+    if data.get("labels") is not None:
+        set_labels(host, data["labels"])
+
+
+def _checked_parent(session: Session, project_id: str, host: Host, ref: Any) -> int | None:
+    if ref is None:
+        return None
+    parent = find_by_ref(session, Host, project_id, ref, "parent host")
+    seen = {host.id} if host.id else set()
+    current: Host | None = parent
+    while current is not None:
+        if current.id in seen:
+            raise InvalidInput("a host cannot be its own ancestor")
+        seen.add(current.id)
+        current = session.get(Host, current.parent_id) if current.parent_id else None
+    return parent.id
+
+
+def set_labels(host: Host, labels: Iterable[str]) -> None:
+    wanted = sorted({check_name(label, "label") for label in labels})
+    existing = {row.label: row for row in host.label_rows}
+    host.label_rows = [existing.get(label) or HostLabel(label=label) for label in wanted]
+
+
+def host_query(session: Session, project_id: str, filters: dict[str, Any]) -> Select[Any]:
+    """Hosts of the project matching every given filter (``vars`` included)."""
+    stmt = scoped(Host, project_id)
+    refs = {
+        "region": (Region, Host.region_id),
+        "cell": (Cell, Host.cell_id),
+        "cloud": (Cloud, Host.cloud_id),
+    }
+    for key, (model, column) in refs.items():
+        ref = filters.get(f"{key}_id") or filters.get(key)
+        if ref is not None:
+            found: Any = find_by_ref(session, model, project_id, ref, key)
+            stmt = stmt.where(column == found.id)
+    for key in ("name", "device_type", "ip_address", "active"):
+        if filters.get(key) is not None:
+            stmt = stmt.where(getattr(Host, key) == filters[key])
+    for label in filters.get("label") or []:
+        stmt = stmt.where(Host.id.in_(select(HostLabel.host_id).where(HostLabel.label == label)))
+    vars_filters = [parse_vars_filter(expr) for expr in filters.get("vars") or []]
+    if vars_filters:
+        candidates = list(session.execute(stmt).scalars())
+        resolver = VariableResolver(session)
+        ids = [h.id for h in candidates if matches_vars(resolver.host_variables(h), vars_filters)]
+        stmt = scoped(Host, project_id).where(Host.id.in_(ids))
+    return stmt
+
+
+def list_hosts(
+    session: Session, project_id: str, page: PageRequest, filters: dict[str, Any]
+) -> Page[Host]:
+    return paginate(session, host_query(session, project_id, filters), Host, page, HOST_SORT_KEYS)
+
+
+# --- variables ------------------------------------------------------------------
+
+
+class VariableResolver:
+    """Resolves host variables, caching every scope it loads."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self._cache: dict[tuple[type, Any], Any] = {}
+
+    def _get(self, model: type, key: Any) -> Any:
+        if key is None:
+            return None
+        if (model, key) not in self._cache:
+            self._cache[(model, key)] = self.session.get(model, key)
+        return self._cache[(model, key)]
+
+    def chain(self, host: Host) -> list[Any]:
+        """The scopes of a host, most specific first."""
+        scopes: list[Any] = [host]
+        seen = {host.id}
+        parent = self._get(Host, host.parent_id)
+        while parent is not None and parent.id not in seen:
+            scopes.append(parent)
+            seen.add(parent.id)
+            parent = self._get(Host, parent.parent_id)
+        for model, key in (
+            (Cell, host.cell_id),
+            (Region, host.region_id),
+            (Cloud, host.cloud_id),
+            (Project, host.project_id),
+        ):
+            scope = self._get(model, key)
+            if scope is not None:
+                scopes.append(scope)
+        return scopes
+
+    def host_variables(self, host: Host) -> dict[str, Any]:
+        return resolve_variables(scope.variables for scope in self.chain(host))
+
+    def names(self, host: Host) -> dict[str, str | None]:
+        def name(model: type, key: Any) -> str | None:
+            obj = self._get(model, key)
+            return obj.name if obj is not None else None
+
+        return {
+            "region": name(Region, host.region_id),
+            "cell": name(Cell, host.cell_id),
+            "cloud": name(Cloud, host.cloud_id),
+        }
+
+    def resolved(self, obj: Any) -> dict[str, Any]:
+        """Resolved variables of any inventory object."""
+        if isinstance(obj, Host):
+            return self.host_variables(obj)
+        chain: list[Any] = [obj]
+        if isinstance(obj, Cell):
+            chain += [self._get(Region, obj.region_id), self._get(Cloud, obj.cloud_id)]
+        elif isinstance(obj, Region):
+            chain.append(self._get(Cloud, obj.cloud_id))
+        if not isinstance(obj, Project):
+            chain.append(self._get(Project, obj.project_id))
+        return resolve_variables(scope.variables for scope in chain if scope is not None)
+
+
+def merge_variables(obj: Any, values: dict[str, Any]) -> dict[str, Any]:
+    obj.variables = {**obj.variables, **values}
+    return obj.variables
+
+
+def delete_variables(obj: Any, keys: list[str]) -> None:
+    missing = [key for key in keys if key not in obj.variables]
+    if missing:
+        raise NotFound(f"no such variables: {', '.join(missing)}")
+    obj.variables = {k: v for k, v in obj.variables.items() if k not in keys}
+
+
+def get_variable_owner(session: Session, project_id: str, kind: str, object_id: Any) -> Any:
+    model = VARIABLE_OWNERS[kind]
+    if model is Project:
+        if str(object_id) != project_id:
+            raise NotFound(f"project {object_id} not found")
+        return get_project(session, project_id)
+    return get_owned(session, model, project_id, object_id, kind[:-1])
+
+
+# --- ansible inventory ----------------------------------------------------------
+
+
+def ansible_inventory(session: Session, project_id: str, filters: dict[str, Any]) -> dict[str, Any]:
+    """Ansible's JSON inventory: groups per region, cell and label; resolved hostvars."""
+    hosts = list(
+        session.execute(host_query(session, project_id, filters).order_by(Host.id)).scalars()
+    )
+    resolver = VariableResolver(session)
+    inventory: dict[str, Any] = {"_meta": {"hostvars": {}}}
+    groups: dict[str, list[str]] = {}
+    for host in hosts:
+        names = resolver.names(host)
+        inventory["_meta"]["hostvars"][host.name] = {
+            **resolver.host_variables(host),
+            "ansible_host": host.ip_address,
+        }
+        for group in (names["region"], names["cell"], *host.labels):
+            if group:
+                groups.setdefault(group, []).append(host.name)
+    for group, members in sorted(groups.items()):
+        inventory[group] = {"hosts": members}
+    inventory["all"] = {"hosts": [h.name for h in hosts], "children": sorted(groups)}
+    return inventory

@@ -1,0 +1,395 @@
+"""Jobs: creation (targets, snapshots, the graph of runs), reads, cancel, logs.
+
+Creating a job freezes everything it will use: the workflow version's steps,
+each step's READY build (image and command) and each target host's fields and
+resolved variables. Later edits to tasks, workflows or inventory do not touch
+a job that exists.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from craton_wf.db.models import (
+    Build,
+    Host,
+    Job,
+    JobHost,
+    Run,
+    RunDependency,
+    RunLog,
+    Task,
+    utcnow,
+)
+from craton_wf.domain.graph import plan_runs
+from craton_wf.domain.payload import host_snapshot
+from craton_wf.domain.states import (
+    FINAL_JOB_STATES,
+    BuildStatus,
+    HostStatus,
+    JobStatus,
+    RunStatus,
+)
+from craton_wf.errors import Conflict, InvalidInput, NotFound
+from craton_wf.services import scheduling
+from craton_wf.services.common import find_by_ref, get_owned
+from craton_wf.services.events import record_event
+from craton_wf.services.inventory import VariableResolver, host_query
+from craton_wf.services.pagination import Page, PageRequest, paginate, scoped
+from craton_wf.services.workflows import get_version, get_workflow, normalize_steps
+
+JOB_SORT_KEYS = ("id", "status", "created_at")
+MAX_CONCURRENCY = 1000
+
+
+def create_job(session: Session, project_id: str, user_id: int | None, data: dict[str, Any]) -> Job:
+    workflow_ref, task_ref = data.get("workflow"), data.get("task")
+    if (workflow_ref is None) == (task_ref is None):
+        raise InvalidInput("give exactly one of workflow or task")
+    concurrency = int(data.get("concurrency") or 1)
+    max_failures = int(data.get("max_failures") or 0)
+    if not 1 <= concurrency <= MAX_CONCURRENCY:
+        raise InvalidInput(f"concurrency must be between 1 and {MAX_CONCURRENCY}")
+    if max_failures < 0:
+        raise InvalidInput("max_failures must be zero or more")
+    variables = data.get("variables") or {}
+    if not isinstance(variables, dict):
+        raise InvalidInput("variables must be an object")
+
+    workflow = None
+    if workflow_ref is not None:
+        workflow = get_workflow(session, project_id, workflow_ref)
+        version = get_version(session, workflow, data.get("workflow_version"))
+        raw_steps, version_number = version.steps, version.version
+    else:
+        task = find_by_ref(session, Task, project_id, task_ref, "task")
+        raw_steps = normalize_steps(session, project_id, [{"task": task.id}])
+        version_number = None
+    steps = [
+        _snapshot_step(session, project_id, index, step) for index, step in enumerate(raw_steps)
+    ]
+    hosts = _target_hosts(session, project_id, data.get("hosts"), data.get("filters"))
+
+    timeout = data.get("timeout")
+    job = Job(
+        project_id=project_id,
+        name=data.get("name") or (workflow.name if workflow else steps[0]["task_name"]),
+        workflow_id=workflow.id if workflow else None,
+        workflow_version=version_number,
+        task_id=steps[0]["task_id"] if workflow is None else None,
+        status=JobStatus.PENDING.value,
+        variables=variables,
+        targets={"hosts": data.get("hosts") or [], "filters": data.get("filters") or {}},
+        steps=steps,
+        concurrency=concurrency,
+        max_failures=max_failures,
+        timeout_seconds=int(timeout) if timeout else None,
+        deadline=utcnow() + timedelta(seconds=int(timeout)) if timeout else None,
+        retry_of_job_id=data.get("retry_of_job_id"),
+        created_by=user_id,
+    )
+    session.add(job)
+    session.flush()
+    _create_graph(session, job, steps, hosts)
+    record_event(
+        session,
+        job.id,
+        "job_created",
+        f"{len(steps)} step(s) on {len(hosts)} host(s), concurrency {concurrency}",
+    )
+    scheduling.start_job(session, job)
+    session.flush()
+    return job
+
+
+def _snapshot_step(session: Session, project_id: str, index: int, step: dict[str, Any]) -> dict:
+    task = session.get(Task, step["task_id"])
+    if task is None or task.project_id != project_id:
+        raise Conflict(f"step {step['name']!r}: its task no longer exists")
+    build = session.get(Build, task.ready_build_id) if task.ready_build_id else None
+    if build is None or build.status != BuildStatus.READY.value or not build.image:
+        raise Conflict(
+            f"task {task.name!r} is not READY (status {task.status}): wait for its build"
+        )
+    return {
+        **step,
+        "index": index,
+        "task_name": task.name,
+        "build_id": build.id,
+        "image": build.image,
+        "digest": build.digest,
+        "command": list(task.command),
+        "needs_network": task.needs_network,
+    }
+
+
+def _target_hosts(session: Session, project_id: str, host_refs: Any, filters: Any) -> list[Host]:
+    if not host_refs and not filters:
+        raise InvalidInput("name the target hosts: hosts, or filters (region, cell, label, vars)")
+    if host_refs is not None and not isinstance(host_refs, list):
+        raise InvalidInput("hosts must be a list of host ids or names")
+    chosen: dict[int, Host] = {}
+    for ref in host_refs or []:
+        host = find_by_ref(session, Host, project_id, ref, "host")
+        chosen.setdefault(host.id, host)
+    if filters:
+        if not isinstance(filters, dict):
+            raise InvalidInput("filters must be an object")
+        unknown = set(filters) - {
+            "region",
+            "cell",
+            "cloud",
+            "label",
+            "device_type",
+            "vars",
+            "name",
+            "active",
+        }
+        if unknown:
+            raise InvalidInput(f"unknown filters: {', '.join(sorted(unknown))}")
+        normalized = dict(filters)
+        for key in ("label", "vars"):
+            if isinstance(normalized.get(key), str):
+                normalized[key] = [normalized[key]]
+        stmt = host_query(session, project_id, normalized).order_by(Host.name, Host.id)
+        for host in session.execute(stmt).scalars():
+            chosen.setdefault(host.id, host)
+    if not chosen:
+        raise InvalidInput("no host matches the targets of this job")
+    return list(chosen.values())
+
+
+def _create_graph(session: Session, job: Job, steps: list[dict], hosts: list[Host]) -> None:
+    resolver = VariableResolver(session)
+    job_hosts = []
+    for position, host in enumerate(hosts):
+        snapshot = host_snapshot(
+            {
+                "id": host.id,
+                "name": host.name,
+                "ip_address": host.ip_address,
+                "device_type": host.device_type,
+                "active": host.active,
+                "labels": host.labels,
+                "parent_id": host.parent_id,
+            },
+            resolver.host_variables(host),
+            resolver.names(host),
+        )
+        job_hosts.append(
+            JobHost(
+                job_id=job.id,
+                host_id=host.id,
+                host_name=host.name,
+                position=position,
+                status=HostStatus.PENDING.value,
+                host=snapshot,
+            )
+        )
+    session.add_all(job_hosts)
+    session.flush()
+    runs: dict[tuple[str, int | None], Run] = {}
+    planned = plan_runs(steps, len(hosts))
+    for node in planned:
+        step = steps[node.step_index]
+        run = Run(
+            job_id=job.id,
+            job_host_id=job_hosts[node.host_position].id
+            if node.host_position is not None
+            else None,
+            project_id=job.project_id,
+            step_index=node.step_index,
+            step_name=step["name"],
+            task_id=step["task_id"],
+            build_id=step["build_id"],
+            image=step["image"],
+            command=step["command"],
+            args=step.get("args") or {},
+            required=step.get("required", True),
+            status=RunStatus.PENDING.value,
+            max_attempts=1 + int(step.get("retries") or 0),
+            timeout_seconds=step.get("timeout"),
+        )
+        runs[node.key] = run
+    session.add_all(runs.values())
+    session.flush()
+    session.add_all(
+        RunDependency(run_id=runs[node.key].id, depends_on_id=runs[dep].id)
+        for node in planned
+        for dep in node.depends_on
+    )
+    session.flush()
+
+
+def retry_job(
+    session: Session, project_id: str, user_id: int | None, old: Job, failed_only: bool
+) -> Job:
+    """A new job, linked to ``old``, running its steps again on its (failed) hosts.
+
+    The steps snapshot (images included) is the old job's; the hosts' variables
+    are resolved again, so a fix made in the inventory is what the retry sees.
+    """
+    if old.status not in {s.value for s in FINAL_JOB_STATES}:
+        raise Conflict(f"job {old.id} has not finished ({old.status}): cancel it or wait")
+    wanted = [
+        h.host_id
+        for h in list_job_hosts(session, old)
+        if h.host_id is not None and (not failed_only or h.status == HostStatus.FAILED.value)
+    ]
+    if not wanted:
+        what = "no failed host" if failed_only else "no host left in the inventory"
+        raise InvalidInput(f"job {old.id} has {what} to retry")
+    hosts = [
+        h
+        for h in (session.get(Host, host_id) for host_id in wanted)
+        if h is not None and h.project_id == project_id
+    ]
+    job = Job(
+        project_id=project_id,
+        name=old.name,
+        workflow_id=old.workflow_id,
+        workflow_version=old.workflow_version,
+        task_id=old.task_id,
+        status=JobStatus.PENDING.value,
+        variables=old.variables,
+        targets={
+            "hosts": [h.id for h in hosts],
+            "retry_of": old.id,
+            "failed_hosts_only": failed_only,
+        },
+        steps=old.steps,
+        concurrency=old.concurrency,
+        max_failures=old.max_failures,
+        timeout_seconds=old.timeout_seconds,
+        deadline=utcnow() + timedelta(seconds=old.timeout_seconds) if old.timeout_seconds else None,
+        retry_of_job_id=old.id,
+        created_by=user_id,
+    )
+    session.add(job)
+    session.flush()
+    _create_graph(session, job, old.steps, hosts)
+    record_event(
+        session,
+        job.id,
+        "job_created",
+        f"retry of job {old.id}: {len(hosts)} host(s)",
+        retry_of=old.id,
+    )
+    record_event(session, old.id, "job_retried", f"retried as job {job.id}", retry_job=job.id)
+    scheduling.start_job(session, job)
+    session.flush()
+    return job
+
+
+def get_job(session: Session, project_id: str, job_id: Any) -> Job:
+    return get_owned(session, Job, project_id, job_id, "job")
+
+
+def list_jobs(
+    session: Session, project_id: str, page: PageRequest, filters: dict[str, Any]
+) -> Page[Job]:
+    stmt = scoped(Job, project_id)
+    for key in ("status", "workflow_id", "task_id"):
+        if filters.get(key) is not None:
+            stmt = stmt.where(getattr(Job, key) == filters[key])
+    return paginate(session, stmt, Job, page, JOB_SORT_KEYS)
+
+
+def job_summary(session: Session, job: Job) -> dict[str, dict[str, int]]:
+    hosts = Counter(
+        dict(
+            session.execute(
+                select(JobHost.status, func.count())
+                .where(JobHost.job_id == job.id)
+                .group_by(JobHost.status)
+            ).all()
+        )
+    )
+    runs = Counter(
+        dict(
+            session.execute(
+                select(Run.status, func.count()).where(Run.job_id == job.id).group_by(Run.status)
+            ).all()
+        )
+    )
+    return {"hosts": dict(hosts), "runs": dict(runs)}
+
+
+def list_job_hosts(session: Session, job: Job) -> list[JobHost]:
+    return list(
+        session.execute(
+            select(JobHost).where(JobHost.job_id == job.id).order_by(JobHost.position)
+        ).scalars()
+    )
+
+
+def _job_host(session: Session, job: Job, ref: Any) -> JobHost:
+    stmt = select(JobHost).where(JobHost.job_id == job.id)
+    if isinstance(ref, int) or str(ref).isdigit():
+        stmt = stmt.where((JobHost.host_id == int(ref)) | (JobHost.host_name == str(ref)))
+    else:
+        stmt = stmt.where(JobHost.host_name == str(ref))
+    host = session.execute(stmt.limit(1)).scalar_one_or_none()
+    if host is None:
+        raise NotFound(f"host {ref} is not a target of job {job.id}")
+    return host
+
+
+def list_runs(
+    session: Session, job: Job, host: Any = None, step: str | None = None
+) -> list[tuple[Run, JobHost | None, list[int]]]:
+    stmt = (
+        select(Run, JobHost)
+        .outerjoin(JobHost, JobHost.id == Run.job_host_id)
+        .where(Run.job_id == job.id)
+    )
+    if host is not None:
+        stmt = stmt.where(Run.job_host_id == _job_host(session, job, host).id)
+    if step is not None:
+        stmt = stmt.where(Run.step_name == step)
+    rows = session.execute(stmt.order_by(Run.id)).all()
+    deps: dict[int, list[int]] = {}
+    for run_id, dep_id in session.execute(
+        select(RunDependency.run_id, RunDependency.depends_on_id)
+        .join(Run, Run.id == RunDependency.run_id)
+        .where(Run.job_id == job.id)
+    ):
+        deps.setdefault(run_id, []).append(dep_id)
+    return [(run, job_host, deps.get(run.id, [])) for run, job_host in rows]
+
+
+def read_logs(
+    session: Session,
+    job: Job,
+    *,
+    host: Any = None,
+    step: str | None = None,
+    run_id: int | None = None,
+    after: int = 0,
+    limit: int = 1000,
+) -> list[tuple[RunLog, str, str]]:
+    """Log lines of the job in storage order, with host and step names."""
+    stmt = (
+        select(RunLog, JobHost.host_name, Run.step_name)
+        .join(Run, Run.id == RunLog.run_id)
+        .outerjoin(JobHost, JobHost.id == Run.job_host_id)
+        .where(RunLog.job_id == job.id, RunLog.id > after)
+    )
+    if host is not None:
+        stmt = stmt.where(Run.job_host_id == _job_host(session, job, host).id)
+    if step is not None:
+        stmt = stmt.where(Run.step_name == step)
+    if run_id is not None:
+        stmt = stmt.where(RunLog.run_id == run_id)
+    rows = session.execute(stmt.order_by(RunLog.id).limit(limit)).all()
+    return [(log, host_name or "(job)", step_name) for log, host_name, step_name in rows]
+
+
+def cancel(session: Session, job: Job, reason: str = "cancelled by request") -> Job:
+    job = scheduling.lock_job(session, job.id)
+    return scheduling.cancel_job(session, job, reason)

@@ -1,0 +1,367 @@
+"""What a runner does to runs: claim, start, store logs, finish.
+
+Every call is one short transaction owned by the runner, checked against the
+run's lease (:mod:`craton_wf.services.leases`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.orm import Session
+
+from craton_wf.db.models import Job, JobHost, Run, RunDependency, RunLog, utcnow
+from craton_wf.domain.outputs import TEMPORARY_FAILURE_EXIT_CODE, parse_output_line
+from craton_wf.domain.payload import build_payload, encode_payload
+from craton_wf.domain.states import JobStatus, RunStatus
+from craton_wf.services import scheduling
+from craton_wf.services.events import record_event
+from craton_wf.services.leases import check_lease, claim_one, db_now, take_lease
+
+
+@dataclass(frozen=True)
+class RunAssignment:
+    """A claimed run: everything a runner needs to start its container."""
+
+    run_id: int
+    job_id: int
+    project_id: str
+    host_id: int | None
+    host_name: str | None
+    step_name: str
+    attempt: int
+    epoch: int
+    image: str
+    command: list[str]
+    container_name: str
+    labels: dict[str, str]
+    timeout_seconds: int | None
+    needs_network: bool
+    # Set when this runner took the run over from one whose lease expired.
+    adopted_from: str | None = None
+    was_started: bool = False  # the previous owner had started the container
+    log_seq: int = 0
+    last_log_ts: datetime | None = None
+    boundary_lines: tuple[tuple[str, str], ...] = ()  # stored lines stamped last_log_ts
+
+
+@dataclass(frozen=True)
+class LogRecord:
+    stream: str
+    ts: datetime
+    text: str
+
+
+def container_name(run: Run) -> str:
+    """Deterministic per attempt, and unique across databases sharing one runtime."""
+    return f"craton-run-{run.id}-{run.attempt}-{run.uid}"
+
+
+def claim_next_run(session: Session, owner: str, lease_seconds: float) -> RunAssignment | None:
+    """Claim a queued run, or take over a started one whose runner's lease expired."""
+    now = db_now(session)
+    queued = and_(
+        Run.status == RunStatus.QUEUED.value,
+        Run.queued_at <= now,
+        Job.status.in_([JobStatus.PENDING.value, JobStatus.RUNNING.value]),
+    )
+    expired = and_(
+        Run.status.in_([RunStatus.STARTING.value, RunStatus.RUNNING.value]),
+        Run.lease_expires_at < now,
+    )
+    stmt = (
+        select(Run)
+        .join(Job, Job.id == Run.job_id)
+        .where(or_(queued, expired))
+        .order_by(Run.queued_at, Run.id)
+    )
+    run = claim_one(session, stmt)
+    if run is None:
+        return None
+    job = session.get(Job, run.job_id)
+    assert job is not None
+    if run.status == RunStatus.QUEUED.value and job.deadline is not None and job.deadline <= now:
+        scheduling.cancel_job(
+            session,
+            scheduling.lock_job(session, job.id),
+            f"job timed out after {job.timeout_seconds}s",
+        )
+        return None
+    previous_owner = run.lease_owner
+    epoch = take_lease(run, owner, lease_seconds, now)
+    if run.status == RunStatus.QUEUED.value:
+        scheduling.set_run_status(run, RunStatus.STARTING)
+        run.attempt += 1
+        run.container_name = container_name(run)
+        run.error = None
+        previous_owner = None
+    else:
+        record_event(
+            session,
+            job.id,
+            "run_adopted",
+            f"{run.step_name} attempt {run.attempt}: taken over from {previous_owner}",
+            run_id=run.id,
+            runner_id=owner,
+            previous_runner=previous_owner,
+        )
+    if job.status == JobStatus.PENDING.value:
+        scheduling.set_job_status(job, JobStatus.RUNNING, now)
+        record_event(session, job.id, "job_started", runner_id=owner)
+    session.flush()
+    return _assignment(session, job, run, epoch, previous_owner)
+
+
+def _assignment(
+    session: Session, job: Job, run: Run, epoch: int, adopted_from: str | None
+) -> RunAssignment:
+    host = session.get(JobHost, run.job_host_id) if run.job_host_id else None
+    step = job.steps[run.step_index]
+    payload = build_payload(
+        job={"id": job.id, "name": job.name, "variables": job.variables},
+        step=step,
+        attempt=run.attempt,
+        host=host.host if host else None,
+        outputs=_earlier_outputs(session, run),
+    )
+    last_ts: datetime | None = None
+    boundary: tuple[tuple[str, str], ...] = ()
+    if adopted_from is not None and run.log_seq:
+        last_ts = session.execute(
+            select(func.max(RunLog.ts)).where(RunLog.run_id == run.id, RunLog.stream != "system")
+        ).scalar_one()
+        boundary = tuple(
+            session.execute(
+                select(RunLog.stream, RunLog.line).where(
+                    RunLog.run_id == run.id, RunLog.ts == last_ts
+                )
+            ).tuples()
+        )
+    return RunAssignment(
+        run_id=run.id,
+        job_id=job.id,
+        project_id=job.project_id,
+        host_id=host.host_id if host else None,
+        host_name=host.host_name if host else None,
+        step_name=run.step_name,
+        attempt=run.attempt,
+        epoch=epoch,
+        image=run.image,
+        command=[*run.command, encode_payload(payload)],
+        container_name=run.container_name or container_name(run),
+        labels={
+            "craton.project": job.project_id,
+            "craton.job": str(job.id),
+            "craton.host": str(host.host_id) if host else "",
+            "craton.run": str(run.id),
+            "craton.run-uid": run.uid,
+            "craton.attempt": str(run.attempt),
+            "craton.step": run.step_name,
+        },
+        timeout_seconds=run.timeout_seconds,
+        needs_network=bool(step.get("needs_network")),
+        adopted_from=adopted_from,
+        was_started=run.status == RunStatus.RUNNING.value,
+        log_seq=run.log_seq,
+        last_log_ts=last_ts,
+        boundary_lines=boundary,
+    )
+
+
+def _earlier_outputs(session: Session, run: Run) -> dict[str, dict[str, Any]]:
+    """Outputs of the runs this run (transitively) depends on, by step name."""
+    outputs: dict[str, dict[str, Any]] = {}
+    frontier, seen = [run.id], {run.id}
+    while frontier:
+        rows = (
+            session.execute(
+                select(Run)
+                .join(RunDependency, RunDependency.depends_on_id == Run.id)
+                .where(RunDependency.run_id.in_(frontier))
+            )
+            .scalars()
+            .all()
+        )
+        frontier = []
+        for dep in rows:
+            if dep.id in seen:
+                continue
+            seen.add(dep.id)
+            frontier.append(dep.id)
+            if dep.status == RunStatus.SUCCEEDED.value or dep.outputs:
+                outputs.setdefault(dep.step_name, dep.outputs or {})
+    return outputs
+
+
+def mark_started(
+    session: Session, run_id: int, owner: str, epoch: int, container_id: str
+) -> datetime | None:
+    """The container runs; returns the run's deadline (absolute, stored)."""
+    run = check_lease(session, Run, run_id, owner, epoch)
+    if run.status == RunStatus.RUNNING.value:  # adopted: started before, deadline stands
+        return run.deadline
+    now = db_now(session)
+    scheduling.set_run_status(run, RunStatus.RUNNING)
+    run.container_id = container_id
+    run.started_at = now
+    if run.timeout_seconds:
+        run.deadline = now + timedelta(seconds=run.timeout_seconds)
+    record_event(
+        session,
+        run.job_id,
+        "run_started",
+        f"{run.step_name} attempt {run.attempt}",
+        run_id=run.id,
+        runner_id=owner,
+        container=run.container_name,
+    )
+    return run.deadline
+
+
+def append_logs(
+    session: Session,
+    run_id: int,
+    owner: str,
+    epoch: int,
+    lines: list[LogRecord],
+    max_line_bytes: int,
+    first_seq: int | None = None,
+) -> int:
+    """Store lines as ``first_seq``, ``first_seq + 1``…; returns the next sequence number.
+
+    Idempotent: lines whose sequence numbers are already stored (a retried batch
+    whose first commit did reach the database) are skipped, not stored twice.
+    """
+    run = check_lease(session, Run, run_id, owner, epoch)
+    if first_seq is not None and run.log_seq >= first_seq:
+        lines = lines[run.log_seq - first_seq + 1 :]
+    outputs = dict(run.outputs or {})
+    seq = run.log_seq
+    rows = []
+    for record in lines:
+        seq += 1
+        text = record.text
+        if len(text.encode()) > max_line_bytes:
+            text = text.encode()[:max_line_bytes].decode(errors="ignore") + " [line truncated]"
+        rows.append(
+            RunLog(
+                run_id=run.id,
+                job_id=run.job_id,
+                seq=seq,
+                ts=record.ts,
+                stream=record.stream,
+                line=text,
+            )
+        )
+        if record.stream == "stdout":
+            published = parse_output_line(record.text)
+            if published:
+                outputs.update(published)
+    session.add_all(rows)
+    run.log_seq = seq
+    if outputs != run.outputs:
+        run.outputs = outputs
+    return seq + 1
+
+
+def finish_run(
+    session: Session,
+    run_id: int,
+    owner: str,
+    epoch: int,
+    *,
+    exit_code: int | None,
+    error: str | None = None,
+    timed_out: bool = False,
+    cancelled: bool = False,
+    lost: bool = False,
+) -> RunStatus:
+    """Record the outcome of an attempt and let the engine move the job on.
+
+    A temporary failure (exit 75) or a lost container (gone before its exit code
+    was read) is retried while the step has attempts left.
+    """
+    done = session.get(Run, run_id)
+    if done is not None and done.lease_epoch == epoch and done.lease_owner is None:
+        return RunStatus(done.status)  # a retry of a finish that did commit
+    run = check_lease(session, Run, run_id, owner, epoch)
+    job = scheduling.lock_job(session, run.job_id)
+    now = db_now(session)
+    run.exit_code = exit_code
+    run.finished_at = now
+    run.lease_owner = None
+    run.lease_expires_at = None
+    if cancelled or job.status == JobStatus.CANCELLING.value:
+        status = RunStatus.CANCELLED
+    elif timed_out:
+        status = RunStatus.TIMED_OUT
+        error = error or f"timed out after {run.timeout_seconds}s"
+    elif exit_code == 0 and error is None:
+        status = RunStatus.SUCCEEDED
+    elif (lost or exit_code == TEMPORARY_FAILURE_EXIT_CODE) and run.attempt < run.max_attempts:
+        status = RunStatus.QUEUED
+        error = error or ("container lost" if lost else "temporary failure (exit 75)")
+    else:
+        status = RunStatus.FAILED
+        error = error or f"exit code {exit_code}"
+    run.error = error
+    if status == RunStatus.QUEUED:
+        delay = float(job.steps[run.step_index].get("retry_delay", 5.0))
+        scheduling.set_run_status(run, RunStatus.QUEUED)
+        run.queued_at = now + timedelta(seconds=delay * run.attempt)
+        run.finished_at = None
+        record_event(
+            session,
+            job.id,
+            "run_retrying",
+            f"{run.step_name}: {error}; attempt {run.attempt + 1} in {delay * run.attempt:.0f}s",
+            run_id=run.id,
+            runner_id=owner,
+        )
+        return status
+    scheduling.set_run_status(run, status)
+    record_event(
+        session,
+        job.id,
+        f"run_{status.value.lower()}",
+        f"{run.step_name}: {error or 'ok'}",
+        run_id=run.id,
+        runner_id=owner,
+        exit_code=exit_code,
+    )
+    scheduling.after_run_finished(session, job, run)
+    return status
+
+
+def release_run(session: Session, run_id: int, owner: str, epoch: int, error: str) -> None:
+    """Give a claimed run back before any container ran for it (e.g. the runner stops)."""
+    run = check_lease(session, Run, run_id, owner, epoch)
+    scheduling.set_run_status(run, RunStatus.QUEUED)
+    run.lease_owner = None
+    run.lease_expires_at = None
+    run.attempt -= 1
+    run.error = error
+
+
+def runs_to_stop(session: Session, owner: str, run_ids: list[int]) -> dict[int, str]:
+    """Of the runs this runner holds, those to stop now: job cancelled or deadline passed."""
+    if not run_ids:
+        return {}
+    now = utcnow()
+    rows = session.execute(
+        select(Run.id, Run.deadline, Job.status, Job.deadline)
+        .join(Job, Job.id == Run.job_id)
+        .where(Run.id.in_(run_ids), Run.lease_owner == owner)
+    ).all()
+    verdict: dict[int, str] = {}
+    for run_id, deadline, job_status, job_deadline in rows:
+        if job_status == JobStatus.CANCELLING.value:
+            verdict[run_id] = "cancel"
+        elif deadline is not None and deadline <= now:
+            verdict[run_id] = "timeout"
+        elif job_deadline is not None and job_deadline <= now:
+            verdict[run_id] = "job_timeout"
+    return verdict

@@ -1,0 +1,345 @@
+"""The engine: what runs next in a job's graph, and when a host or job is done.
+
+Called in the same transaction as every change that can unblock work — job
+creation, a run finishing, a cancel — with the job row locked, so two runners
+never schedule one job at the same time. Work is incremental: a finished run
+only looks at its own dependents and its own host, so a 2,000-host job does
+not rescan its graph on every step.
+
+Rules:
+- a host starts when fewer than ``concurrency`` hosts are running and no more
+  than ``max_failures`` hosts have failed; otherwise pending hosts are skipped;
+- a run is queued when its host is running (or it is a once-per-job run) and
+  every dependency succeeded or failed without being required;
+- a required run failing fails its host; the host's remaining runs, and every
+  run depending on a run that cannot succeed, are skipped;
+- the job is done when no run is left to run.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from craton_wf.db.models import Job, JobHost, Run, RunDependency, utcnow
+from craton_wf.domain.states import (
+    ACTIVE_RUN_STATES,
+    FINAL_HOST_STATES,
+    FINAL_RUN_STATES,
+    HostStatus,
+    JobStatus,
+    RunStatus,
+    check_transition,
+)
+from craton_wf.services.events import record_event
+
+_FINAL_RUN_VALUES = [s.value for s in FINAL_RUN_STATES]
+_ACTIVE_RUN_VALUES = [s.value for s in ACTIVE_RUN_STATES]
+
+
+def lock_job(session: Session, job_id: int) -> Job:
+    """The job row, locked for update (a no-op lock on SQLite, whose writes serialize)."""
+    job = session.execute(select(Job).where(Job.id == job_id).with_for_update()).scalar_one()
+    session.refresh(job)
+    return job
+
+
+def set_run_status(run: Run, status: RunStatus) -> None:
+    check_transition(RunStatus(run.status), status, f"run {run.id}")
+    run.status = status.value
+
+
+def set_host_status(host: JobHost, status: HostStatus, now: datetime) -> None:
+    check_transition(HostStatus(host.status), status, f"host {host.host_name}")
+    host.status = status.value
+    if status == HostStatus.RUNNING:
+        host.started_at = now
+    elif status in FINAL_HOST_STATES:
+        host.finished_at = now
+
+
+def set_job_status(job: Job, status: JobStatus, now: datetime) -> None:
+    check_transition(JobStatus(job.status), status, f"job {job.id}")
+    job.status = status.value
+    if status == JobStatus.RUNNING and job.started_at is None:
+        job.started_at = now
+    if status in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED):
+        job.finished_at = now
+
+
+def _dependencies_state(session: Session, run: Run) -> str:
+    """'ready', 'waiting' or 'blocked' (a dependency can no longer succeed)."""
+    rows = session.execute(
+        select(Run.status, Run.required)
+        .join(RunDependency, RunDependency.depends_on_id == Run.id)
+        .where(RunDependency.run_id == run.id)
+    ).all()
+    state = "ready"
+    for status, required in rows:
+        if status == RunStatus.SUCCEEDED.value:
+            continue
+        if status in (RunStatus.FAILED.value, RunStatus.TIMED_OUT.value) and not required:
+            continue
+        if status in _FINAL_RUN_VALUES:
+            return "blocked"
+        state = "waiting"
+    return state
+
+
+def _queue(session: Session, run: Run, now: datetime) -> None:
+    set_run_status(run, RunStatus.QUEUED)
+    run.queued_at = now
+    record_event(session, run.job_id, "run_queued", run.step_name, run_id=run.id)
+
+
+def _try_queue(session: Session, run: Run, host: JobHost | None, now: datetime) -> None:
+    if run.status != RunStatus.PENDING.value:
+        return
+    if host is not None and host.status != HostStatus.RUNNING.value:
+        return
+    state = _dependencies_state(session, run)
+    if state == "ready":
+        _queue(session, run, now)
+    elif state == "blocked":
+        _skip_from(session, [run])
+
+
+def _skip_from(session: Session, runs: list[Run]) -> None:
+    """Skip these runs and, transitively, every not-yet-started run depending on them."""
+    stack = list(runs)
+    while stack:
+        run = stack.pop()
+        if run.status not in (RunStatus.PENDING.value, RunStatus.QUEUED.value):
+            continue
+        set_run_status(run, RunStatus.SKIPPED)
+        stack.extend(_dependents(session, run.id))
+
+
+def _dependents(session: Session, run_id: int) -> list[Run]:
+    return list(
+        session.execute(
+            select(Run)
+            .join(RunDependency, RunDependency.run_id == Run.id)
+            .where(RunDependency.depends_on_id == run_id)
+        ).scalars()
+    )
+
+
+def start_job(session: Session, job: Job) -> None:
+    """Called once when the job is created: start the first hosts and once-runs."""
+    now = utcnow()
+    for run in session.execute(
+        select(Run).where(
+            Run.job_id == job.id, Run.job_host_id.is_(None), Run.status == RunStatus.PENDING.value
+        )
+    ).scalars():
+        _try_queue(session, run, None, now)
+    _fill_host_slots(session, job, now)
+    _finish_job_if_done(session, job, now)
+
+
+def after_run_finished(session: Session, job: Job, run: Run) -> None:
+    """Propagate a run's final state through the graph; start more hosts; finish the job."""
+    now = utcnow()
+    host = session.get(JobHost, run.job_host_id) if run.job_host_id else None
+    failed_required = run.required and run.status in (
+        RunStatus.FAILED.value,
+        RunStatus.TIMED_OUT.value,
+    )
+    if host is not None and run.status == RunStatus.CANCELLED.value:
+        if host.status == HostStatus.RUNNING.value:
+            set_host_status(host, HostStatus.CANCELLED, now)
+        _skip_from(session, _open_runs_of_host(session, host))
+    elif host is not None and failed_required and host.status == HostStatus.RUNNING.value:
+        set_host_status(host, HostStatus.FAILED, now)
+        host.failed_step = run.step_name
+        record_event(
+            session,
+            job.id,
+            "host_failed",
+            f"{host.host_name} failed at {run.step_name}",
+            run_id=run.id,
+        )
+        _skip_from(session, _open_runs_of_host(session, host))
+    for dependent in _dependents(session, run.id):
+        dep_host = session.get(JobHost, dependent.job_host_id) if dependent.job_host_id else None
+        _try_queue(session, dependent, dep_host, now)
+    if host is not None and host.status == HostStatus.RUNNING.value:
+        _finish_host_if_done(session, job, host, now)
+    _fill_host_slots(session, job, now)
+    _finish_job_if_done(session, job, now)
+
+
+def _open_runs_of_host(session: Session, host: JobHost) -> list[Run]:
+    return list(
+        session.execute(
+            select(Run).where(
+                Run.job_host_id == host.id,
+                Run.status.in_([RunStatus.PENDING.value, RunStatus.QUEUED.value]),
+            )
+        ).scalars()
+    )
+
+
+def _finish_host_if_done(session: Session, job: Job, host: JobHost, now: datetime) -> None:
+    left = session.execute(
+        select(func.count())
+        .select_from(Run)
+        .where(Run.job_host_id == host.id, Run.status.not_in(_FINAL_RUN_VALUES))
+    ).scalar_one()
+    if left:
+        return
+    cancelled = session.execute(
+        select(func.count())
+        .select_from(Run)
+        .where(Run.job_host_id == host.id, Run.status == RunStatus.CANCELLED.value)
+    ).scalar_one()
+    final = HostStatus.CANCELLED if cancelled else HostStatus.SUCCEEDED
+    set_host_status(host, final, now)
+    record_event(session, job.id, f"host_{final.value.lower()}", host.host_name)
+
+
+def _fill_host_slots(session: Session, job: Job, now: datetime) -> None:
+    if job.status in (
+        JobStatus.CANCELLING.value,
+        *[s.value for s in (JobStatus.CANCELLED, JobStatus.SUCCEEDED, JobStatus.FAILED)],
+    ):
+        return
+    counts = Counter(
+        dict(
+            session.execute(
+                select(JobHost.status, func.count())
+                .where(JobHost.job_id == job.id)
+                .group_by(JobHost.status)
+            ).all()
+        )
+    )
+    if counts[HostStatus.FAILED.value] > job.max_failures:
+        _skip_pending_hosts(session, job, now)
+        return
+    free = job.concurrency - counts[HostStatus.RUNNING.value]
+    if free <= 0 or not counts[HostStatus.PENDING.value]:
+        return
+    hosts = session.execute(
+        select(JobHost)
+        .where(JobHost.job_id == job.id, JobHost.status == HostStatus.PENDING.value)
+        .order_by(JobHost.position)
+        .limit(free)
+    ).scalars()
+    for host in hosts:
+        set_host_status(host, HostStatus.RUNNING, now)
+        record_event(session, job.id, "host_started", host.host_name)
+        for run in session.execute(
+            select(Run)
+            .where(Run.job_host_id == host.id, Run.status == RunStatus.PENDING.value)
+            .order_by(Run.step_index)
+        ).scalars():
+            _try_queue(session, run, host, now)
+        _finish_host_if_done(session, job, host, now)
+
+
+def _skip_pending_hosts(session: Session, job: Job, now: datetime) -> None:
+    hosts = list(
+        session.execute(
+            select(JobHost).where(
+                JobHost.job_id == job.id, JobHost.status == HostStatus.PENDING.value
+            )
+        ).scalars()
+    )
+    if not hosts:
+        return
+    record_event(
+        session,
+        job.id,
+        "failure_budget_exhausted",
+        f"more than {job.max_failures} host(s) failed: {len(hosts)} host(s) skipped",
+    )
+    for host in hosts:
+        set_host_status(host, HostStatus.SKIPPED, now)
+        _skip_from(session, _open_runs_of_host(session, host))
+
+
+def _finish_job_if_done(session: Session, job: Job, now: datetime) -> None:
+    if job.status in (JobStatus.SUCCEEDED.value, JobStatus.FAILED.value, JobStatus.CANCELLED.value):
+        return
+    left = session.execute(
+        select(func.count())
+        .select_from(Run)
+        .where(Run.job_id == job.id, Run.status.not_in(_FINAL_RUN_VALUES))
+    ).scalar_one()
+    if left:
+        return
+    hosts = Counter(
+        dict(
+            session.execute(
+                select(JobHost.status, func.count())
+                .where(JobHost.job_id == job.id)
+                .group_by(JobHost.status)
+            ).all()
+        )
+    )
+    failed_once = session.execute(
+        select(func.count())
+        .select_from(Run)
+        .where(
+            Run.job_id == job.id,
+            Run.job_host_id.is_(None),
+            Run.required.is_(True),
+            Run.status.in_(
+                [RunStatus.FAILED.value, RunStatus.TIMED_OUT.value, RunStatus.SKIPPED.value]
+            ),
+        )
+    ).scalar_one()
+    if job.status == JobStatus.CANCELLING.value:
+        final = JobStatus.CANCELLED
+    elif hosts[HostStatus.FAILED.value] or hosts[HostStatus.SKIPPED.value] or failed_once:
+        final = JobStatus.FAILED
+    else:
+        final = JobStatus.SUCCEEDED
+    set_job_status(job, final, now)
+    job.message = ", ".join(f"{count} {status.lower()}" for status, count in sorted(hosts.items()))
+    record_event(session, job.id, "job_finished", f"{final.value}: hosts {job.message}")
+
+
+def cancel_job(session: Session, job: Job, reason: str = "cancelled by request") -> Job:
+    """Cancel what has not started; running containers are stopped by their runners."""
+    now = utcnow()
+    if job.status in (JobStatus.SUCCEEDED.value, JobStatus.FAILED.value, JobStatus.CANCELLED.value):
+        return job
+    if job.status != JobStatus.CANCELLING.value:
+        set_job_status(job, JobStatus.CANCELLING, now)
+        job.cancel_requested_at = now
+        record_event(session, job.id, "cancel_requested", reason)
+    session.execute(
+        update(Run)
+        .where(
+            Run.job_id == job.id, Run.status.in_([RunStatus.PENDING.value, RunStatus.QUEUED.value])
+        )
+        .values(status=RunStatus.CANCELLED.value, finished_at=now)
+        .execution_options(synchronize_session="fetch")
+    )
+    session.execute(
+        update(JobHost)
+        .where(JobHost.job_id == job.id, JobHost.status == HostStatus.PENDING.value)
+        .values(status=HostStatus.CANCELLED.value, finished_at=now)
+        .execution_options(synchronize_session="fetch")
+    )
+    active = session.execute(
+        select(func.count())
+        .select_from(Run)
+        .where(Run.job_id == job.id, Run.status.in_(_ACTIVE_RUN_VALUES))
+    ).scalar_one()
+    if not active:
+        session.execute(
+            update(JobHost)
+            .where(JobHost.job_id == job.id, JobHost.status == HostStatus.RUNNING.value)
+            .values(status=HostStatus.CANCELLED.value, finished_at=now)
+            .execution_options(synchronize_session="fetch")
+        )
+        session.flush()
+        _finish_job_if_done(session, job, now)
+    session.flush()
+    return job

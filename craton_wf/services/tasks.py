@@ -1,0 +1,280 @@
+"""Tasks and their builds.
+
+A task is a source (a git URL with ref and subdirectory, or an uploaded
+archive) plus the command to run. Every build request adds a ``Build`` in
+BUILD PENDING that a runner picks up. The task's ``status`` follows its newest
+build; what runs is its newest READY build, so a failed rebuild does not stop a
+task that worked before.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shlex
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from craton_wf.db.models import Build, BuildLog, Run, Task, TaskSource, Workflow, WorkflowVersion
+from craton_wf.domain.archives import check_dockerfile_present
+from craton_wf.domain.states import FINAL_RUN_STATES, BuildStatus
+from craton_wf.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
+from craton_wf.services.common import check_name, find_by_ref, flush_unique, get_owned
+from craton_wf.services.pagination import Page, PageRequest, paginate, scoped
+
+TASK_SORT_KEYS = ("id", "name", "status", "created_at")
+KINDS = ("remediation", "audit")
+MUTABLE_FIELDS = (
+    "description",
+    "command",
+    "kind",
+    "public",
+    "restricted_to",
+    "needs_network",
+    "ref",
+    "subdir",
+    "dockerfile",
+    "location",
+)
+
+
+def normalize_command(command: Any) -> list[str]:
+    if isinstance(command, str):
+        try:
+            words = shlex.split(command)
+        except ValueError as exc:
+            raise InvalidInput(f"command is not valid shell words: {exc}") from exc
+    elif isinstance(command, list) and all(isinstance(word, str) for word in command):
+        words = list(command)
+    else:
+        raise InvalidInput("command must be a string or a list of strings")
+    if not words:
+        raise InvalidInput("command must not be empty")
+    return words
+
+
+def check_git_location(location: str) -> str:
+    location = location.strip()
+    if not location:
+        raise InvalidInput("location is required: a git URL or, from the CLI, a local directory")
+    if location.startswith("-") or "::" in location:
+        raise InvalidInput(f"location {location!r} is not an acceptable git URL")
+    return location
+
+
+def _check_relative(path: str | None, what: str) -> str | None:
+    if path in (None, ""):
+        return None
+    assert path is not None
+    parts = path.replace("\\", "/").split("/")
+    if path.startswith("/") or ".." in parts:
+        raise InvalidInput(f"{what} must be a relative path inside the source: {path!r}")
+    return path
+
+
+def create_task(
+    session: Session,
+    project_id: str,
+    user_id: int | None,
+    data: dict[str, Any],
+    archive: bytes | None,
+    max_archive_bytes: int,
+) -> Task:
+    name = check_name(data.get("name") or "", "task")
+    kind = data.get("kind") or "remediation"
+    if kind not in KINDS:
+        raise InvalidInput(f"kind must be one of {', '.join(KINDS)}")
+    if archive is None:
+        source_type, location = "git", check_git_location(data.get("location") or "")
+    else:
+        source_type, location = "upload", (data.get("location") or f"upload:{name}")
+    task = Task(
+        project_id=project_id,
+        name=name,
+        description=data.get("description"),
+        source_type=source_type,
+        location=location,
+        ref=data.get("ref") or None,
+        subdir=_check_relative(data.get("subdir"), "subdir"),
+        dockerfile=_check_relative(data.get("dockerfile"), "dockerfile") or "Dockerfile",
+        command=normalize_command(data.get("command")),
+        kind=kind,
+        public=bool(data.get("public", False)),
+        restricted_to=list(data.get("restricted_to") or []),
+        needs_network=bool(data.get("needs_network", False)),
+        status=BuildStatus.PENDING.value,
+        created_by=user_id,
+    )
+    session.add(task)
+    flush_unique(session, "task", name)
+    request_build(session, task, user_id, archive=archive, max_archive_bytes=max_archive_bytes)
+    return task
+
+
+def update_task(session: Session, task: Task, data: dict[str, Any]) -> Task:
+    for field in MUTABLE_FIELDS:
+        if field not in data or data[field] is None:
+            continue
+        value = data[field]
+        if field == "command":
+            value = normalize_command(value)
+        elif field == "kind" and value not in KINDS:
+            raise InvalidInput(f"kind must be one of {', '.join(KINDS)}")
+        elif field in ("subdir", "dockerfile"):
+            value = _check_relative(value, field)
+        elif field == "location" and task.source_type == "git":
+            value = check_git_location(value)
+        setattr(task, field, value)
+    if data.get("name") is not None:
+        task.name = check_name(data["name"], "task")
+    flush_unique(session, "task", task.name)
+    return task
+
+
+def request_build(
+    session: Session,
+    task: Task,
+    user_id: int | None,
+    *,
+    ref: str | None = None,
+    archive: bytes | None = None,
+    max_archive_bytes: int,
+) -> Build:
+    """Queue a new build of the task (a new archive replaces an uploaded source)."""
+    source_id = None
+    if task.source_type == "upload":
+        if archive is not None:
+            if len(archive) > max_archive_bytes:
+                raise PayloadTooLarge(
+                    f"the archive is {len(archive)} bytes; the limit is {max_archive_bytes}"
+                )
+            check_dockerfile_present(archive, task.subdir, task.dockerfile)
+            source = TaskSource(
+                task_id=task.id,
+                sha256=hashlib.sha256(archive).hexdigest(),
+                size=len(archive),
+                data=archive,
+            )
+            session.add(source)
+            session.flush()
+            source_id = source.id
+        else:
+            source_id = session.execute(
+                select(TaskSource.id)
+                .where(TaskSource.task_id == task.id)
+                .order_by(TaskSource.id.desc())
+                .limit(1)
+            ).scalar_one_or_none()
+            if source_id is None:
+                raise InvalidInput("this task was uploaded: send an archive to rebuild it")
+    elif archive is not None:
+        raise InvalidInput("this task is built from git: it takes a ref, not an archive")
+    if ref:
+        task.ref = ref
+    number = (
+        session.execute(select(func.max(Build.number)).where(Build.task_id == task.id)).scalar()
+        or 0
+    ) + 1
+    build = Build(
+        task_id=task.id,
+        project_id=task.project_id,
+        number=number,
+        status=BuildStatus.PENDING.value,
+        source_id=source_id,
+        ref=task.ref,
+        requested_by=user_id,
+    )
+    session.add(build)
+    session.flush()
+    task.current_build_id = build.id
+    task.status = build.status
+    return build
+
+
+def get_task(session: Session, project_id: str, ref: Any) -> Task:
+    return find_by_ref(session, Task, project_id, ref, "task")
+
+
+def list_tasks(
+    session: Session, project_id: str, page: PageRequest, filters: dict[str, Any]
+) -> Page[Task]:
+    stmt = scoped(Task, project_id)
+    for key in ("name", "status", "kind"):
+        if filters.get(key) is not None:
+            stmt = stmt.where(getattr(Task, key) == filters[key])
+    return paginate(session, stmt, Task, page, TASK_SORT_KEYS)
+
+
+def delete_task(session: Session, task: Task) -> None:
+    active = session.execute(
+        select(func.count())
+        .select_from(Run)
+        .where(Run.task_id == task.id, Run.status.not_in([s.value for s in FINAL_RUN_STATES]))
+    ).scalar_one()
+    if active:
+        raise Conflict(f"task {task.name!r} is used by a job that has not finished")
+    for workflow, steps in session.execute(
+        select(Workflow, WorkflowVersion.steps)
+        .join(WorkflowVersion, WorkflowVersion.workflow_id == Workflow.id)
+        .where(
+            Workflow.project_id == task.project_id,
+            WorkflowVersion.version == Workflow.latest_version,
+        )
+    ):
+        if any(step.get("task_id") == task.id for step in steps):
+            raise Conflict(f"task {task.name!r} is used by workflow {workflow.name!r}")
+    task.current_build_id = None
+    task.ready_build_id = None
+    session.flush()
+    session.delete(task)
+    session.flush()
+
+
+def list_builds(session: Session, task: Task, page: PageRequest) -> Page[Build]:
+    stmt = select(Build).where(Build.task_id == task.id)
+    return paginate(session, stmt, Build, page, ("id", "number", "created_at"))
+
+
+def get_build(session: Session, task: Task, build_ref: Any) -> Build:
+    if build_ref in (None, "latest"):
+        if task.current_build_id is None:
+            raise NotFound(f"task {task.name!r} has no build")
+        return session.get(Build, task.current_build_id)  # type: ignore[return-value]
+    build = None
+    if str(build_ref).isdigit():
+        build = session.get(Build, int(build_ref))
+    if build is None or build.task_id != task.id:
+        raise NotFound(f"build {build_ref} of task {task.name!r} not found")
+    return build
+
+
+def find_build(session: Session, build_id: int) -> Build | None:
+    return session.get(Build, build_id)
+
+
+def read_build_logs(session: Session, build: Build, after: int, limit: int) -> list[BuildLog]:
+    stmt = (
+        select(BuildLog)
+        .where(BuildLog.build_id == build.id, BuildLog.seq > after)
+        .order_by(BuildLog.seq)
+        .limit(limit)
+    )
+    return list(session.execute(stmt).scalars())
+
+
+def task_view(session: Session, task: Task) -> dict[str, Any]:
+    """The task's fields plus what its current and READY builds say."""
+    ready = session.get(Build, task.ready_build_id) if task.ready_build_id else None
+    current = session.get(Build, task.current_build_id) if task.current_build_id else None
+    return {
+        "task": task,
+        "image": ready.image if ready else None,
+        "digest": ready.digest if ready else None,
+        "commit": ready.commit if ready else (current.commit if current else None),
+        "current_build": current,
+    }
+
+
+def get_owned_task(session: Session, project_id: str, task_id: int) -> Task:
+    return get_owned(session, Task, project_id, task_id, "task")

@@ -1,0 +1,191 @@
+"""Workflows: named, versioned lists of steps.
+
+Each PUT that changes the steps or description stores a new immutable
+``WorkflowVersion``; jobs copy the version they start with, so editing a
+workflow never changes a running job.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from craton_wf.db.models import Job, Task, Workflow, WorkflowVersion
+from craton_wf.domain.graph import name_steps, validate_steps
+from craton_wf.domain.states import FINAL_JOB_STATES
+from craton_wf.errors import Conflict, InvalidInput, NotFound
+from craton_wf.services.common import check_name, find_by_ref, flush_unique
+from craton_wf.services.pagination import Page, PageRequest, paginate, scoped
+
+STEP_FIELDS = {
+    "name",
+    "task",
+    "task_id",
+    "args",
+    "timeout",
+    "retries",
+    "retry_delay",
+    "required",
+    "once",
+    "depends_on",
+}
+
+
+def normalize_steps(
+    session: Session, project_id: str, raw_steps: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Resolve each step's task and fill in defaults; validate the whole graph."""
+    if not isinstance(raw_steps, list) or not raw_steps:
+        raise InvalidInput("a workflow needs at least one step")
+    resolved = []
+    for position, raw in enumerate(raw_steps, start=1):
+        if isinstance(raw, str | int):
+            raw = {"task": raw}
+        if not isinstance(raw, dict):
+            raise InvalidInput(f"step {position} must be an object or a task name")
+        unknown = set(raw) - STEP_FIELDS
+        if unknown:
+            raise InvalidInput(f"step {position} has unknown fields: {', '.join(sorted(unknown))}")
+        ref = raw.get("task", raw.get("task_id"))
+        if ref is None:
+            raise InvalidInput(f"step {position} names no task")
+        task = find_by_ref(session, Task, project_id, ref, "task")
+        resolved.append({**raw, "task_id": task.id, "task_name": task.name})
+    steps = []
+    for raw in name_steps(resolved):
+        timeout, retries = raw.get("timeout"), raw.get("retries", 0)
+        if timeout is not None and (not isinstance(timeout, int | float) or timeout <= 0):
+            raise InvalidInput(
+                f"step {raw['name']!r}: timeout must be a positive number of seconds"
+            )
+        if not isinstance(retries, int) or not 0 <= retries <= 100:
+            raise InvalidInput(f"step {raw['name']!r}: retries must be an integer 0..100")
+        args = raw.get("args") or {}
+        if not isinstance(args, dict):
+            raise InvalidInput(f"step {raw['name']!r}: args must be an object")
+        depends_on = raw.get("depends_on")
+        if depends_on is not None and not (
+            isinstance(depends_on, list) and all(isinstance(d, str) for d in depends_on)
+        ):
+            raise InvalidInput(f"step {raw['name']!r}: depends_on must be a list of step names")
+        steps.append(
+            {
+                "name": raw["name"],
+                "task_id": raw["task_id"],
+                "task_name": raw["task_name"],
+                "args": args,
+                "timeout": int(timeout) if timeout is not None else None,
+                "retries": retries,
+                "retry_delay": float(raw.get("retry_delay", 5.0)),
+                "required": bool(raw.get("required", True)),
+                "once": bool(raw.get("once", False)),
+                "depends_on": depends_on,
+            }
+        )
+    validate_steps(steps)
+    return steps
+
+
+def create_workflow(
+    session: Session, project_id: str, user_id: int | None, data: dict[str, Any]
+) -> Workflow:
+    name = check_name(data.get("name") or "", "workflow")
+    steps = normalize_steps(session, project_id, data.get("steps") or [])
+    workflow = Workflow(
+        project_id=project_id,
+        name=name,
+        description=data.get("description"),
+        latest_version=1,
+        created_by=user_id,
+    )
+    session.add(workflow)
+    flush_unique(session, "workflow", name)
+    session.add(
+        WorkflowVersion(
+            workflow_id=workflow.id,
+            version=1,
+            steps=steps,
+            description=workflow.description,
+            created_by=user_id,
+        )
+    )
+    session.flush()
+    return workflow
+
+
+def update_workflow(
+    session: Session, workflow: Workflow, user_id: int | None, data: dict[str, Any]
+) -> Workflow:
+    if data.get("name") is not None:
+        workflow.name = check_name(data["name"], "workflow")
+        flush_unique(session, "workflow", workflow.name)
+    latest = get_version(session, workflow, None)
+    steps = latest.steps
+    if data.get("steps") is not None:
+        steps = normalize_steps(session, workflow.project_id, data["steps"])
+    description = data.get("description", latest.description)
+    if steps != latest.steps or description != latest.description:
+        workflow.latest_version += 1
+        workflow.description = description
+        session.add(
+            WorkflowVersion(
+                workflow_id=workflow.id,
+                version=workflow.latest_version,
+                steps=steps,
+                description=description,
+                created_by=user_id,
+            )
+        )
+    session.flush()
+    return workflow
+
+
+def get_workflow(session: Session, project_id: str, ref: Any) -> Workflow:
+    return find_by_ref(session, Workflow, project_id, ref, "workflow")
+
+
+def get_version(session: Session, workflow: Workflow, version: int | None) -> WorkflowVersion:
+    wanted = workflow.latest_version if version is None else version
+    row = session.execute(
+        select(WorkflowVersion).where(
+            WorkflowVersion.workflow_id == workflow.id, WorkflowVersion.version == wanted
+        )
+    ).scalar_one_or_none()
+    if row is None:
+        raise NotFound(f"workflow {workflow.name!r} has no version {wanted}")
+    return row
+
+
+def list_versions(session: Session, workflow: Workflow) -> list[WorkflowVersion]:
+    stmt = (
+        select(WorkflowVersion)
+        .where(WorkflowVersion.workflow_id == workflow.id)
+        .order_by(WorkflowVersion.version)
+    )
+    return list(session.execute(stmt).scalars())
+
+
+def list_workflows(
+    session: Session, project_id: str, page: PageRequest, filters: dict[str, Any]
+) -> Page[Workflow]:
+    stmt = scoped(Workflow, project_id)
+    if filters.get("name"):
+        stmt = stmt.where(Workflow.name == filters["name"])
+    return paginate(session, stmt, Workflow, page, ("id", "name", "created_at"))
+
+
+def delete_workflow(session: Session, workflow: Workflow) -> None:
+    running = session.execute(
+        select(Job.id)
+        .where(
+            Job.workflow_id == workflow.id,
+            Job.status.not_in([s.value for s in FINAL_JOB_STATES]),
+        )
+        .limit(1)
+    ).first()
+    if running:
+        raise Conflict(f"workflow {workflow.name!r} has a job that has not finished")
+    session.delete(workflow)
+    session.flush()

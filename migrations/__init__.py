@@ -1,0 +1,1 @@
+"""Alembic migrations of craton-wf (shipped as ``craton_wf.migrations``)."""

@@ -1,0 +1,604 @@
+"""The ``craton`` command line, run through ``main(argv)`` against the scripted API."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from cratonclient.shell.main import build_parser, main
+
+HOST = {
+    "id": 3,
+    "name": "compute-1",
+    "ip_address": "10.0.0.3",
+    "device_type": "server",
+    "region_id": 1,
+    "cell_id": None,
+    "labels": ["compute"],
+    "variables": {"hw": {"vendor": "dell"}},
+    "active": True,
+}
+
+
+def host(i: int, **fields) -> dict:
+    return {**HOST, "id": i, "name": f"compute-{i}", **fields}
+
+
+# -- errors ------------------------------------------------------------------------
+
+
+def test_not_found_prints_the_servers_message_and_exits_1(router, cli) -> None:
+    router.add("GET", "/v1/hosts/42", router.error(404, "Host 42 not found.", "not_found"))
+
+    result = cli("host-show", "42")
+
+    assert result.code == 1
+    assert result.err == "ERROR: Host 42 not found.\n"
+    assert result.out == ""
+
+
+def test_unknown_name_is_an_error(router, cli) -> None:
+    router.collection("/v1/hosts", "hosts", [host(1)])
+
+    result = cli("host-show", "nope")
+
+    assert result.code == 1
+    assert "ERROR: No host with name or id 'nope'." in result.err
+
+
+def test_unreachable_server_is_an_error(capsys) -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("Connection refused", request=request)
+
+    code = main(
+        ["--craton-url", "http://127.0.0.1:1", "runner-list"], transport=httpx.MockTransport(refuse)
+    )
+
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.startswith("ERROR: Cannot reach the craton server at http://127.0.0.1:1")
+
+
+def test_usage_errors_exit_1(cli) -> None:
+    result = cli("host-create", "--name", "h")
+
+    assert result.code == 1
+    assert "ERROR: the following arguments are required: --ip-address, --region" in result.err
+
+
+def test_missing_workflow_file_is_an_error(cli, tmp_path: Path) -> None:
+    result = cli("workflow-create", "--name", "w", "--file", str(tmp_path / "nope.yaml"))
+
+    assert result.code == 1
+    assert result.err.startswith("ERROR: Cannot read ")
+    assert "nope.yaml" in result.err
+
+
+# -- show and list formatting ------------------------------------------------------------
+
+
+def test_show_prints_a_property_value_table(router, cli) -> None:
+    router.add("GET", "/v1/hosts/3", HOST)
+
+    result = cli("host-show", "3")
+
+    assert result.code == 0
+    lines = result.out.splitlines()
+    assert "Property" in lines[1] and "Value" in lines[1]
+    row = next(line for line in lines if " ip_address " in line)
+    assert "10.0.0.3" in row
+    assert '{"hw": {"vendor": "dell"}}' in result.out
+    assert '["compute"]' in result.out
+
+
+def test_format_json_prints_the_raw_object(router, cli) -> None:
+    router.add("GET", "/v1/hosts/3", HOST)
+
+    result = cli("--format", "json", "host-show", "3")
+
+    assert result.json() == HOST
+
+
+def test_format_is_accepted_after_the_command(router, cli) -> None:
+    router.add("GET", "/v1/hosts/3", HOST)
+
+    result = cli("host-show", "3", "--format", "yaml")
+
+    assert yaml.safe_load(result.out) == HOST
+
+
+def test_list_shows_default_columns(router, cli) -> None:
+    router.collection("/v1/hosts", "hosts", [host(1), host(2)])
+
+    result = cli("host-list")
+
+    header = result.out.splitlines()[1]
+    assert [c.strip() for c in header.strip("|").split("|")] == [
+        "id",
+        "name",
+        "ip_address",
+        "device_type",
+        "region_id",
+        "cell_id",
+        "labels",
+        "active",
+    ]
+    assert "compute-2" in result.out
+
+
+def test_fields_choose_the_columns_space_or_comma_separated(router, cli) -> None:
+    router.collection("/v1/hosts", "hosts", [host(1), host(2)])
+
+    table = cli("host-list", "--fields", "name", "ip_address")
+    as_json = cli("host-list", "--fields", "id,name", "--format", "json")
+
+    header = table.out.splitlines()[1]
+    assert [c.strip() for c in header.strip("|").split("|")] == ["name", "ip_address"]
+    assert as_json.json() == [{"id": 1, "name": "compute-1"}, {"id": 2, "name": "compute-2"}]
+
+
+def test_unknown_field_is_an_error(router, cli) -> None:
+    router.collection("/v1/hosts", "hosts", [host(1)])
+
+    result = cli("host-list", "--fields", "name", "colour")
+
+    assert result.code == 1
+    assert "ERROR: Unknown field(s): colour." in result.err
+
+
+def test_list_without_all_shows_one_page_and_says_there_is_more(router, cli) -> None:
+    router.collection("/v1/clouds", "clouds", [{"id": i, "name": f"c{i}"} for i in range(1, 6)], 2)
+
+    first = cli("cloud-list", "--format", "json")
+    everything = cli("cloud-list", "--all", "--format", "json")
+    limited = cli("cloud-list", "--limit", "3", "--format", "json")
+    after = cli("cloud-list", "--marker", "4", "--format", "json")
+
+    assert [c["id"] for c in first.json()] == [1, 2]
+    assert "--marker 2" in first.err
+    assert [c["id"] for c in everything.json()] == [1, 2, 3, 4, 5]
+    assert everything.err == ""
+    assert [c["id"] for c in limited.json()] == [1, 2, 3]
+    assert [c["id"] for c in after.json()] == [5]
+
+
+def test_list_sorting_and_host_filters_reach_the_server(router, cli) -> None:
+    router.collection("/v1/hosts", "hosts", [])
+
+    cli(
+        "host-list",
+        "--region", "r1",
+        "--cell", "7",
+        "--label", "compute", "rack-1",
+        "--vars", "hw.vendor:dell",
+        "--sort-key", "name",
+        "--sort-dir", "desc",
+    )  # fmt: skip
+
+    params = router.sent("GET", "/v1/hosts")[0].url.params
+    assert params["region"] == "r1" and params["cell_id"] == "7"
+    assert params.get_list("label") == ["compute", "rack-1"]
+    assert params["vars"] == "hw.vendor:dell"
+    assert (params["sort_keys"], params["sort_dir"]) == ("name", "desc")
+
+
+# -- inventory -----------------------------------------------------------------------------
+
+
+def test_host_create_resolves_names_and_sends_labels_and_vars(router, cli) -> None:
+    router.collection("/v1/regions", "regions", [{"id": 1, "name": "r1"}])
+    router.collection("/v1/cells", "cells", [{"id": 4, "name": "c1"}])
+    router.add(
+        "POST", "/v1/hosts", lambda request: httpx.Response(201, json=json.loads(request.content))
+    )
+
+    result = cli(
+        "host-create",
+        "--name", "compute-9",
+        "--ip-address", "10.0.0.9",
+        "--region", "r1",
+        "--cell", "c1",
+        "--label", "compute",
+        "--label", "rack-1",
+        "--var", "rack=1",
+        "--var", "owner=ops",
+    )  # fmt: skip
+
+    assert result.code == 0, result.err
+    assert json.loads(router.sent("POST", "/v1/hosts")[0].content) == {
+        "name": "compute-9",
+        "ip_address": "10.0.0.9",
+        "region_id": 1,
+        "cell_id": 4,
+        "labels": ["compute", "rack-1"],
+        "variables": {"rack": 1, "owner": "ops"},
+    }
+
+
+def test_vars_set_parses_values_as_json_when_it_can(router, cli) -> None:
+    router.collection("/v1/hosts", "hosts", [host(3)])
+    router.add(
+        "PUT",
+        "/v1/hosts/3/variables",
+        lambda r: httpx.Response(200, json={"variables": json.loads(r.content)}),
+    )
+
+    result = cli(
+        "host-vars-set", "compute-3", "n=3", "on=true", "s=text", "l=[1,2]", 'd={"a":1}', "e="
+    )  # fmt: skip
+
+    assert result.code == 0, result.err
+    assert json.loads(router.sent("PUT", "/v1/hosts/3/variables")[0].content) == {
+        "n": 3,
+        "on": True,
+        "s": "text",
+        "l": [1, 2],
+        "d": {"a": 1},
+        "e": "",
+    }
+    assert "Variable" in result.out
+
+
+def test_vars_set_rejects_a_pair_without_equals(cli) -> None:
+    result = cli("host-vars-set", "3", "novalue")
+
+    assert result.code == 1
+    assert "ERROR: Bad variable 'novalue': expected KEY=VALUE." in result.err
+
+
+def test_vars_get_and_delete(router, cli) -> None:
+    router.add("GET", "/v1/regions/1/variables", {"variables": {"ntp": "10.0.0.1"}})
+    router.add("DELETE", "/v1/regions/1/variables", httpx.Response(204))
+
+    shown = cli("region-vars-get", "1", "--no-resolved", "--format", "json")
+    deleted = cli("region-vars-delete", "1", "ntp", "dns")
+
+    assert shown.json() == {"ntp": "10.0.0.1"}
+    assert router.sent("GET", "/v1/regions/1/variables")[0].url.params["resolved-values"] == "false"
+    assert deleted.code == 0
+    assert json.loads(router.sent("DELETE", "/v1/regions/1/variables")[0].content) == ["ntp", "dns"]
+
+
+# -- tasks ------------------------------------------------------------------------------------
+
+
+TASK = {
+    "id": 5,
+    "name": "hello",
+    "source_type": "upload",
+    "location": "/somewhere",
+    "status": "BUILD PENDING",
+    "current_build": {"id": 11, "number": 1, "status": "BUILD PENDING"},
+}
+
+
+def test_task_create_from_a_directory_uploads_it(router, cli, tmp_path: Path) -> None:
+    (tmp_path / "Dockerfile").write_text("FROM busybox\n")
+    router.add("POST", "/v1/tasks", TASK)
+
+    result = cli(
+        "task-create", "--name", "hello", "--location", str(tmp_path),
+        "--command", "sh -c 'echo \"hi there\"'", "--kind", "audit", "--public",
+    )  # fmt: skip
+
+    assert result.code == 0, result.err
+    request = router.sent("POST", "/v1/tasks")[0]
+    assert request.headers["content-type"].startswith("multipart/form-data")
+    assert b'"command": ["sh", "-c", "echo \\"hi there\\""]' in request.content
+    assert b'"public": true' in request.content
+
+
+def test_task_create_from_git_sends_json(router, cli) -> None:
+    router.add("POST", "/v1/tasks", {**TASK, "source_type": "git"})
+
+    result = cli(
+        "task-create", "--name", "hello", "--location", "https://git.example/hello.git",
+        "--ref", "main", "--command", "/run.sh --verbose",
+    )  # fmt: skip
+
+    assert result.code == 0, result.err
+    assert json.loads(router.sent("POST", "/v1/tasks")[0].content) == {
+        "name": "hello",
+        "location": "https://git.example/hello.git",
+        "ref": "main",
+        "command": ["/run.sh", "--verbose"],
+    }
+
+
+def test_task_create_wait_failure_prints_the_log_tail_and_exits_1(router, cli, tmp_path) -> None:
+    (tmp_path / "Dockerfile").write_text("FROM nothing\n")
+    router.add("POST", "/v1/tasks", TASK)
+    router.add(
+        "GET",
+        "/v1/tasks/5/builds/11/logs",
+        router.ndjson(
+            [{"seq": 1, "line": "Step 1/1 : FROM nothing"}, {"seq": 2, "line": "no such image"}]
+        ),
+    )
+    router.add(
+        "GET",
+        "/v1/tasks/5/builds/11",
+        {"id": 11, "number": 1, "status": "BUILD FAILED", "error": "docker build failed"},
+    )
+    router.add("GET", "/v1/tasks/5", {**TASK, "status": "BUILD FAILED"})
+
+    result = cli(
+        "task-create", "--name", "hello", "--location", str(tmp_path), "--command", "x", "--wait"
+    )
+
+    assert result.code == 1
+    assert "no such image" in result.err
+    assert result.err.rstrip().endswith("ERROR: Build of task hello failed: docker build failed")
+    assert "BUILD FAILED" in result.out
+
+
+def test_task_build_wait_success(router, cli) -> None:
+    git_task = {**TASK, "source_type": "git", "location": "https://git.example/x.git"}
+    router.collection("/v1/tasks", "tasks", [git_task])
+    router.add("POST", "/v1/tasks/5/builds", {"id": 12, "number": 2, "status": "BUILD PENDING"})
+    router.add("GET", "/v1/tasks/5/builds/12/logs", router.ndjson([{"seq": 1, "line": "built"}]))
+    router.add("GET", "/v1/tasks/5/builds/12", {"id": 12, "number": 2, "status": "READY"})
+    router.add("GET", "/v1/tasks/5", {**git_task, "status": "READY"})
+
+    result = cli("task-build", "hello", "--ref", "v2", "--wait")
+
+    assert result.code == 0, result.err
+    assert json.loads(router.sent("POST", "/v1/tasks/5/builds")[0].content) == {"ref": "v2"}
+    assert "built" in result.err
+    assert "READY" in result.out
+
+
+def test_task_build_of_an_upload_task_repacks_its_location(router, cli, tmp_path) -> None:
+    (tmp_path / "Dockerfile").write_text("FROM busybox\n")
+    router.add("GET", "/v1/tasks/5", {**TASK, "location": str(tmp_path)})
+    router.add("POST", "/v1/tasks/5/builds", {"id": 12, "number": 2, "status": "BUILD PENDING"})
+
+    result = cli("task-build", "5")
+
+    assert result.code == 0, result.err
+    request = router.sent("POST", "/v1/tasks/5/builds")[0]
+    assert request.headers["content-type"].startswith("multipart/form-data")
+
+
+# -- workflows and jobs -----------------------------------------------------------------------
+
+
+def test_workflow_create_from_a_file(router, cli, tmp_path: Path) -> None:
+    definition = tmp_path / "wf.yaml"
+    definition.write_text(
+        "name: from-file\n"
+        "description: d\n"
+        "steps:\n"
+        "  - task: drain\n"
+        "  - task: patch\n"
+        "    retries: 2\n"
+    )
+    router.add(
+        "POST",
+        "/v1/workflows",
+        lambda r: httpx.Response(
+            201,
+            json={
+                "id": 1,
+                "version": 1,
+                **json.loads(r.content),
+                # the server names each step and its task
+                "steps": [
+                    {"name": s["task"], "task_name": s["task"], **s}
+                    for s in json.loads(r.content)["steps"]
+                ],
+            },
+        ),
+    )
+
+    result = cli("workflow-create", "--name", "maint", "--file", str(definition))
+
+    assert result.code == 0, result.err
+    body = json.loads(router.sent("POST", "/v1/workflows")[0].content)
+    assert body == {
+        "name": "maint",
+        "description": "d",
+        "steps": [{"task": "drain"}, {"task": "patch", "retries": 2}],
+    }
+    assert "drain" in result.out and "patch" in result.out
+
+
+def test_workflow_create_from_tasks(router, cli) -> None:
+    router.add(
+        "POST",
+        "/v1/workflows",
+        lambda r: httpx.Response(201, json={"id": 1, **json.loads(r.content)}),
+    )
+
+    cli("workflow-create", "--name", "w", "--task", "drain", "--task", "7")
+
+    body = json.loads(router.sent("POST", "/v1/workflows")[0].content)
+    assert body["steps"] == [{"task": "drain"}, {"task": "7"}]
+
+
+JOB = {
+    "id": 7,
+    "name": "j",
+    "status": "PENDING",
+    "message": None,
+    "summary": {"hosts": {"PENDING": 2}},
+}
+
+
+def test_job_create_sends_targets_filters_and_variables(router, cli) -> None:
+    router.add("POST", "/v1/jobs", JOB)
+    router.add("GET", "/v1/jobs/7/hosts", {"hosts": []})
+
+    result = cli(
+        "job-create", "--workflow", "maint", "--host", "compute-1", "3",
+        "--label", "compute", "--vars", "hw.vendor:dell", "--var", "ticket=OPS-1",
+        "--concurrency", "5", "--max-failures", "1",
+    )  # fmt: skip
+
+    assert result.code == 0, result.err
+    assert json.loads(router.sent("POST", "/v1/jobs")[0].content) == {
+        "workflow": "maint",
+        "hosts": ["compute-1", "3"],
+        "filters": {"label": ["compute"], "vars": ["hw.vendor:dell"]},
+        "variables": {"ticket": "OPS-1"},
+        "concurrency": 5,
+        "max_failures": 1,
+    }
+
+
+def test_job_create_needs_a_target(cli) -> None:
+    result = cli("job-create", "--task", "audit")
+
+    assert result.code == 1
+    assert result.err.startswith("ERROR: No target")
+
+
+@pytest.mark.parametrize(("final", "code"), [("SUCCEEDED", 0), ("FAILED", 1)])
+def test_job_create_wait_exits_by_the_jobs_outcome(router, cli, final: str, code: int) -> None:
+    states = iter(["RUNNING", final])
+    router.add("POST", "/v1/jobs", JOB)
+    router.add(
+        "GET",
+        "/v1/jobs/7",
+        lambda r: httpx.Response(
+            200, json={**JOB, "status": next(states), "summary": {"hosts": {final: 2}}}
+        ),
+    )
+    router.add(
+        "GET", "/v1/jobs/7/hosts", {"hosts": [{"host_id": 1, "host_name": "a", "status": final}]}
+    )
+
+    result = cli("job-create", "--task", "audit", "--host", "a", "--wait")
+
+    assert result.code == code
+    assert f"job 7 {final}: hosts 2 {final}" in result.err
+    assert "Hosts" in result.out
+    if code:
+        assert "ERROR: Job 7 FAILED" in result.err
+
+
+def test_job_show_has_a_table_per_host(router, cli) -> None:
+    router.add("GET", "/v1/jobs/7", {**JOB, "status": "RUNNING"})
+    router.add(
+        "GET",
+        "/v1/jobs/7/hosts",
+        {
+            "hosts": [
+                {"host_id": 1, "host_name": "compute-1", "status": "SUCCEEDED", "failed_step": None}
+            ]
+        },
+    )
+
+    result = cli("job-show", "7")
+
+    assert "Property" in result.out and "RUNNING" in result.out
+    assert "host_name" in result.out and "compute-1" in result.out
+
+
+def test_job_logs_prints_host_and_step_and_marks_stderr(router, cli) -> None:
+    router.add(
+        "GET",
+        "/v1/jobs/7/logs",
+        router.ndjson(
+            [
+                {
+                    "id": 1,
+                    "host_name": "compute-1",
+                    "step_name": "patch",
+                    "stream": "stdout",
+                    "line": "[ok] done",
+                },
+                {
+                    "id": 2,
+                    "host_name": "compute-1",
+                    "step_name": "patch",
+                    "stream": "stderr",
+                    "line": "warn",
+                },
+            ]
+        ),
+    )
+    router.add("GET", "/v1/jobs/7", {**JOB, "status": "SUCCEEDED"})
+
+    result = cli("job-logs", "7", "--follow")
+
+    assert result.code == 0, result.err
+    assert result.out == "[compute-1 patch] [ok] done\n[compute-1 patch stderr] warn\n"
+
+
+def test_runner_list(router, cli) -> None:
+    router.collection(
+        "/v1/runners",
+        "runners",
+        [
+            {
+                "id": 1,
+                "name": "r",
+                "hostname": "h",
+                "executor": "docker",
+                "alive": True,
+                "heartbeat_at": "now",
+            }
+        ],
+    )
+
+    result = cli("runner-list", "--format", "json")
+
+    assert result.json()[0]["executor"] == "docker"
+
+
+def test_global_options_fall_back_to_the_environment() -> None:
+    environ = {
+        "CRATON_URL": "http://craton:7780",
+        "OS_PROJECT_ID": "p",
+        "OS_USERNAME": "u",
+        "OS_PASSWORD": "t",
+    }
+
+    args = build_parser(environ).parse_args(["runner-list"])
+    default = build_parser({}).parse_args(["runner-list"])
+
+    assert (args.craton_url, args.os_project_id, args.os_username, args.os_password) == (
+        "http://craton:7780",
+        "p",
+        "u",
+        "t",
+    )
+    assert default.craton_url == "http://127.0.0.1:7780"
+    assert default.format == "table"
+
+
+def test_follow_falls_back_to_polling_when_the_stream_ends_early(router, cli) -> None:
+    states = iter(["RUNNING", "SUCCEEDED"])
+    late = [{"id": 2, "host_name": "a", "step_name": "s", "stream": "stdout", "line": "late"}]
+
+    def logs(request: httpx.Request) -> httpx.Response:
+        if request.url.params.get("follow") == "true":
+            return router.ndjson([{"id": 1, "host_name": "a", "step_name": "s", "line": "early"}])
+        after = int(request.url.params["after"])
+        chunk = [entry for entry in late if entry["id"] > after]
+        return httpx.Response(200, json={"logs": chunk, "next_after": 2, "job_status": "RUNNING"})
+
+    router.add("GET", "/v1/jobs/7/logs", logs)
+    router.add(
+        "GET", "/v1/jobs/7", lambda r: httpx.Response(200, json={**JOB, "status": next(states)})
+    )
+
+    result = cli("job-logs", "7", "--follow")
+
+    assert result.out == "[a s] early\n[a s] late\n"
+    assert router.sent("GET", "/v1/jobs/7/logs")[1].url.params["after"] == "1"
+
+
+def test_the_client_never_imports_the_server() -> None:
+    code = (
+        "import sys, cratonclient, cratonclient.shell.main; "
+        "sys.exit(any(m.split('.')[0] == 'craton_wf' for m in sys.modules))"
+    )
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

@@ -1,0 +1,132 @@
+"""A live ``craton-wf serve`` (API + embedded runner) and the ``craton`` CLI as subprocesses."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Server:
+    url: str
+    env: dict[str, str]
+    processes: list[subprocess.Popen[bytes]]
+    log: Path
+
+    def craton(
+        self, *args: str, check: bool = True, timeout: float = 300, cwd: Path | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [sys.executable, "-m", "cratonclient.shell.main", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=cwd,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"craton {' '.join(args)} exited {result.returncode}:\n"
+                f"{result.stdout}\n{result.stderr}"
+            )
+        return result
+
+    def json(self, *args: str) -> object:
+        return json.loads(self.craton("--format", "json", *args).stdout)
+
+
+def start_server(database_url: str, tmp_path: Path, embedded: bool) -> Server:
+    """``craton-wf serve`` with its embedded runner, or without it plus a ``craton-wf runner``."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "CRATON_WF_DATABASE_URL": database_url,
+        "CRATON_WF_DATA_DIR": str(tmp_path / "data"),
+        "CRATON_WF_API_PORT": str(port),
+        "CRATON_WF_RUNNER_POLL_SECONDS": "0.1",
+        "CRATON_WF_STOP_GRACE_SECONDS": "2",
+        "CRATON_WF_IMAGE_PREFIX": "craton-test",
+    }
+    cli = [sys.executable, "-m", "craton_wf.cli"]
+    credentials = json.loads(
+        subprocess.run(
+            [*cli, "bootstrap", "--format", "json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+    log = tmp_path / "serve.log"
+    processes = []
+    with log.open("wb") as out:
+        serve = [*cli, "serve"] if embedded else [*cli, "serve", "--no-runner"]
+        processes.append(subprocess.Popen(serve, env=env, stdout=out, stderr=subprocess.STDOUT))
+        if not embedded:
+            processes.append(
+                subprocess.Popen(
+                    [*cli, "runner", "--name", "e2e"], env=env, stdout=out, stderr=subprocess.STDOUT
+                )
+            )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if any(p.poll() is not None for p in processes):
+            raise AssertionError(f"a server process exited:\n{log.read_text()}")
+        time.sleep(0.2)
+    else:
+        stop(processes)
+        raise AssertionError(f"serve did not become ready:\n{log.read_text()}")
+    client_env = {
+        **env,
+        "CRATON_URL": url,
+        "OS_PROJECT_ID": credentials["project_id"],
+        "OS_USERNAME": credentials["username"],
+        "OS_PASSWORD": credentials["token"],
+    }
+    return Server(url, client_env, processes, log)
+
+
+def stop(processes: list[subprocess.Popen[bytes]]) -> None:
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@pytest.fixture
+def server(database_url: str, tmp_path: Path) -> Iterator[Server]:
+    running = start_server(database_url, tmp_path, embedded=True)
+    yield running
+    stop(running.processes)
+
+
+@pytest.fixture
+def split_server(database_url: str, tmp_path: Path) -> Iterator[Server]:
+    running = start_server(database_url, tmp_path, embedded=False)
+    yield running
+    stop(running.processes)

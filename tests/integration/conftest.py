@@ -1,0 +1,58 @@
+"""Fixtures for tests against the real Docker engine.
+
+The base image comes from the ``busybox_image`` fixture of ``tests/conftest.py``
+(made on demand by ``scripts/make-base-images.sh --only busybox``). Everything a
+test creates carries the session's ``craton.test`` label and is removed by
+label at the end, even when a test failed halfway.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Callable, Iterator
+
+import docker
+import docker.errors
+import pytest
+
+TEST_LABEL = "craton.test"
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> Iterator[docker.DockerClient]:
+    try:
+        client = docker.from_env()
+        client.ping()
+    except docker.errors.DockerException as exc:
+        pytest.skip(f"no Docker engine answers (DOCKER_HOST or /var/run/docker.sock): {exc}")
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def test_session_id(docker_client: docker.DockerClient) -> Iterator[str]:
+    """A label value naming this test session; its containers and images go at the end."""
+    session_id = uuid.uuid4().hex[:10]
+    yield session_id
+    filters = {"label": f"{TEST_LABEL}={session_id}"}
+    for container in docker_client.containers.list(all=True, filters=filters):
+        container.remove(force=True)
+    for image in docker_client.images.list(filters=filters):
+        with contextlib.suppress(docker.errors.NotFound):
+            docker_client.images.remove(image.id, force=True)
+
+
+@pytest.fixture
+def test_labels(test_session_id: str) -> dict[str, str]:
+    return {TEST_LABEL: test_session_id}
+
+
+@pytest.fixture
+def unique_name(test_session_id: str) -> Callable[[str], str]:
+    """Names unique to this session and call: ``unique_name("logs")``."""
+
+    def make(prefix: str) -> str:
+        return f"craton-test-{test_session_id}-{prefix}-{uuid.uuid4().hex[:6]}"
+
+    return make

@@ -1,0 +1,240 @@
+"""Building task images on the real engine, and fetching task sources with real git."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import docker
+import docker.errors
+import git
+import pytest
+
+from craton_wf.builders.image import BuiltImage, ImageBuilder
+from craton_wf.builders.source import fetch_git, resolve_context
+from craton_wf.errors import BuildError, SourceError
+from craton_wf.executors.base import ContainerSpec
+from craton_wf.executors.docker import DockerExecutor
+
+pytestmark = [pytest.mark.docker, pytest.mark.timeout(300)]
+
+AUTHOR = git.Actor("Craton Test", "test@example.invalid")
+
+
+@pytest.fixture
+def builder() -> Iterator[ImageBuilder]:
+    builder = ImageBuilder()
+    yield builder
+    builder.close()
+
+
+@pytest.fixture
+def unique_tag(unique_name: Callable[[str], str]) -> Callable[[], str]:
+    return lambda: f"craton-test/{unique_name('task')}:1"
+
+
+def write_task(directory: Path, base_image: str, run: str = "echo building-the-task") -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "hello.sh").write_text('echo "hello from the task, payload=$1"\n')
+    (directory / "Dockerfile").write_text(
+        f"FROM {base_image}\n"
+        "COPY hello.sh /craton/hello.sh\n"
+        f"RUN {run}\n"
+        'CMD ["sh", "/craton/hello.sh", "{}"]\n'
+    )
+    return directory
+
+
+def build(
+    builder: ImageBuilder, context: Path, tag: str, labels: dict[str, str]
+) -> tuple[BuiltImage, list[str]]:
+    lines: list[str] = []
+    built = builder.build(context, "Dockerfile", tag, labels, on_log=lines.append, timeout=120)
+    return built, lines
+
+
+def test_a_task_directory_builds_and_runs(
+    builder: ImageBuilder,
+    busybox_image: str,
+    tmp_path: Path,
+    unique_tag: Callable[[], str],
+    unique_name: Callable[[str], str],
+    test_labels: dict[str, str],
+    docker_client: docker.DockerClient,
+) -> None:
+    marker = unique_name("building-the-task")  # unique, so the RUN step is never cached
+    context = write_task(tmp_path / "task", busybox_image, run=f"echo {marker}")
+    tag = unique_tag()
+
+    built, lines = build(builder, context, tag, {**test_labels, "craton.task": "hello"})
+
+    assert built.image == tag
+    assert built.image_id.startswith("sha256:")
+    assert built.digest == built.image_id  # not pushed: the image id
+    assert any(re.match(r"Step 1/\d+ : FROM craton/busybox:latest$", line) for line in lines)
+    assert marker in lines
+    assert all(line == line.rstrip() and "\x1b" not in line for line in lines)
+    image = docker_client.images.get(tag)
+    assert image.id == built.image_id
+    assert image.labels["craton.task"] == "hello"
+    assert image.labels["craton.managed"] == "true"
+
+    executor = DockerExecutor()
+    spec = ContainerSpec(
+        name=unique_name("built"),
+        image=tag,
+        command=["sh", "/craton/hello.sh", '{"host": "h1"}'],
+        labels=test_labels,
+    )
+    handle = executor.create(spec)
+    try:
+        executor.start(handle)
+        output = [line.text for line in executor.logs(handle)]
+        assert executor.wait(handle) == 0
+    finally:
+        executor.remove(handle)
+        executor.close()
+    assert output == ['hello from the task, payload={"host": "h1"}']
+
+
+def test_a_failing_build_raises_with_the_engine_message(
+    builder: ImageBuilder,
+    busybox_image: str,
+    tmp_path: Path,
+    unique_tag: Callable[[], str],
+    test_labels: dict[str, str],
+    docker_client: docker.DockerClient,
+) -> None:
+    context = write_task(tmp_path / "task", busybox_image, run="echo about-to-fail && exit 1")
+    tag = unique_tag()
+    lines: list[str] = []
+
+    with pytest.raises(BuildError) as caught:
+        builder.build(context, "Dockerfile", tag, test_labels, on_log=lines.append, timeout=120)
+
+    assert "returned a non-zero code: 1" in caught.value.message
+    assert "about-to-fail" in lines
+    assert lines[-1] == f"ERROR: {caught.value.message}"
+    with pytest.raises(docker.errors.ImageNotFound):
+        docker_client.images.get(tag)
+
+
+def test_a_missing_base_image_is_not_pulled(
+    builder: ImageBuilder, tmp_path: Path, unique_tag: Callable[[], str]
+) -> None:
+    context = write_task(tmp_path / "task", "craton-test/no-such-base:1")
+
+    with pytest.raises(BuildError, match="base image craton-test/no-such-base:1 is not available"):
+        build(builder, context, unique_tag(), {})
+
+
+def test_remove_image_is_quiet_when_missing(
+    builder: ImageBuilder,
+    busybox_image: str,
+    tmp_path: Path,
+    unique_tag: Callable[[], str],
+    test_labels: dict[str, str],
+    docker_client: docker.DockerClient,
+) -> None:
+    tag = unique_tag()
+    build(builder, write_task(tmp_path / "task", busybox_image), tag, test_labels)
+
+    builder.remove_image(tag)
+    builder.remove_image(tag)
+
+    with pytest.raises(docker.errors.ImageNotFound):
+        docker_client.images.get(tag)
+
+
+# --- git -------------------------------------------------------------------------
+
+
+def commit_file(repo: git.Repo, name: str, text: str, message: str) -> str:
+    path = Path(repo.working_tree_dir) / name  # type: ignore[arg-type]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    repo.index.add([name])
+    return repo.index.commit(message, author=AUTHOR, committer=AUTHOR).hexsha
+
+
+@pytest.fixture
+def task_repo(tmp_path: Path) -> git.Repo:
+    repo = git.Repo.init(tmp_path / "origin", initial_branch="main")
+    commit_file(repo, "Dockerfile", "FROM craton/busybox:latest\n", "first")
+    return repo
+
+
+def test_fetch_git_checks_out_the_default_branch_and_returns_its_commit(
+    task_repo: git.Repo, tmp_path: Path
+) -> None:
+    url = f"file://{task_repo.working_tree_dir}"
+    first = task_repo.head.commit.hexsha
+
+    assert fetch_git(url, None, tmp_path / "one", timeout=60) == first
+    assert (tmp_path / "one" / "Dockerfile").read_text() == "FROM craton/busybox:latest\n"
+
+    second = commit_file(task_repo, "Dockerfile", "FROM craton/busybox:latest\nRUN true\n", "2")
+    assert second != first
+    assert fetch_git(url, "main", tmp_path / "two", timeout=60) == second
+    assert "RUN true" in (tmp_path / "two" / "Dockerfile").read_text()
+
+
+def test_fetch_git_by_tag_and_by_commit(task_repo: git.Repo, tmp_path: Path) -> None:
+    url = f"file://{task_repo.working_tree_dir}"
+    first = task_repo.head.commit.hexsha
+    task_repo.create_tag("v1")
+    commit_file(task_repo, "Dockerfile", "FROM craton/busybox:latest\nRUN true\n", "2")
+
+    assert fetch_git(url, "v1", tmp_path / "tag", timeout=60) == first
+    assert fetch_git(url, first, tmp_path / "sha", timeout=60) == first
+    assert fetch_git(url, first[:10], tmp_path / "short", timeout=60) == first
+    assert "RUN" not in (tmp_path / "short" / "Dockerfile").read_text()
+
+
+def test_fetch_git_then_resolve_a_subdirectory_context(task_repo: git.Repo, tmp_path: Path) -> None:
+    commit_file(task_repo, "tasks/audit/Dockerfile", "FROM craton/busybox:latest\n", "audit")
+
+    fetch_git(f"file://{task_repo.working_tree_dir}", None, tmp_path / "src", timeout=60)
+
+    context, dockerfile = resolve_context(tmp_path / "src", "tasks/audit")
+    assert context == (tmp_path / "src" / "tasks" / "audit").resolve()
+    assert dockerfile == "Dockerfile"
+
+
+def test_submodules_are_not_fetched(task_repo: git.Repo, tmp_path: Path) -> None:
+    other = git.Repo.init(tmp_path / "other", initial_branch="main")
+    secret = commit_file(other, "secret.txt", "should not be fetched\n", "other")
+    (Path(task_repo.working_tree_dir) / ".gitmodules").write_text(  # type: ignore[arg-type]
+        f'[submodule "sub"]\n\tpath = sub\n\turl = file://{other.working_tree_dir}\n'
+    )
+    task_repo.index.add([".gitmodules"])
+    task_repo.index.add(
+        [git.BaseIndexEntry((0o160000, bytes.fromhex(secret), 0, "sub"))]  # a gitlink
+    )
+    task_repo.index.commit("with a submodule", author=AUTHOR, committer=AUTHOR)
+
+    fetch_git(f"file://{task_repo.working_tree_dir}", None, tmp_path / "src", timeout=60)
+
+    assert not (tmp_path / "src" / "sub" / "secret.txt").exists()
+
+
+@pytest.mark.parametrize("ref", [None, "no-such-branch", "0123456789abcdef"])
+def test_fetch_git_failures_are_source_errors(
+    task_repo: git.Repo, tmp_path: Path, ref: str | None
+) -> None:
+    url = f"file://{task_repo.working_tree_dir}" if ref else f"file://{tmp_path}/missing"
+
+    with pytest.raises(SourceError, match="could not clone") as caught:
+        fetch_git(url, ref, tmp_path / "src", timeout=60)
+
+    assert url in caught.value.message
+
+
+def test_fetch_git_refuses_a_non_empty_destination(task_repo: git.Repo, tmp_path: Path) -> None:
+    dest = tmp_path / "src"
+    dest.mkdir()
+    (dest / "something").write_text("x")
+
+    with pytest.raises(SourceError, match="not empty"):
+        fetch_git(f"file://{task_repo.working_tree_dir}", None, dest, timeout=60)

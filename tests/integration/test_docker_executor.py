@@ -1,0 +1,343 @@
+"""The docker executor against the real engine, with the locally made busybox image."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC
+
+import docker
+import docker.errors
+import pytest
+
+from craton_wf.errors import ContainerNotFound, ExecutorError
+from craton_wf.executors.base import ContainerSpec, ContainerState, Handle, Limits, LogLine
+from craton_wf.executors.docker import DockerExecutor
+
+pytestmark = [pytest.mark.docker, pytest.mark.timeout(120)]
+
+Runner = Callable[..., Handle]
+
+
+@pytest.fixture
+def executor() -> Iterator[DockerExecutor]:
+    executor = DockerExecutor()
+    yield executor
+    executor.close()
+
+
+@pytest.fixture
+def make_spec(
+    busybox_image: str, unique_name: Callable[[str], str], test_labels: dict[str, str]
+) -> Callable[..., ContainerSpec]:
+    def make(
+        script: str, name: str = "run", payload: str = "{}", **kwargs: object
+    ) -> ContainerSpec:
+        labels = {**test_labels, **kwargs.pop("labels", {})}  # type: ignore[dict-item]
+        return ContainerSpec(
+            name=unique_name(name),
+            image=busybox_image,
+            command=["sh", "-c", script, "sh", payload],  # the payload is $1
+            labels=labels,
+            **kwargs,  # type: ignore[arg-type]
+        )
+
+    return make
+
+
+@pytest.fixture
+def run(executor: DockerExecutor, make_spec: Callable[..., ContainerSpec]) -> Iterator[Runner]:
+    """Create and start a container running ``script``; removed after the test."""
+    handles: list[Handle] = []
+
+    def start(script: str, **kwargs: object) -> Handle:
+        handle = executor.create(make_spec(script, **kwargs))
+        handles.append(handle)
+        executor.start(handle)
+        return handle
+
+    yield start
+    for handle in handles:
+        executor.remove(handle)
+
+
+def texts(lines: list[LogLine], stream: str) -> list[str]:
+    return [line.text for line in lines if line.stream == stream]
+
+
+def test_ping(executor: DockerExecutor) -> None:
+    executor.ping()
+
+
+def test_ping_of_an_unreachable_engine_says_so() -> None:
+    executor = DockerExecutor("unix:///nonexistent/docker.sock")
+
+    with pytest.raises(ExecutorError, match="Docker engine"):
+        executor.ping()
+
+
+def test_500_numbered_lines_arrive_in_order_and_a_last_line_without_newline(
+    executor: DockerExecutor, run: Runner
+) -> None:
+    handle = run("for i in $(seq 1 500); do echo \"line $i\"; done; printf 'the end'")
+
+    lines = list(executor.logs(handle))
+
+    assert texts(lines, "stdout") == [f"line {i}" for i in range(1, 501)] + ["the end"]
+    assert all(
+        line.ts.tzinfo is not None and line.ts.utcoffset() == UTC.utcoffset(None) for line in lines
+    )
+    assert [line.ts for line in lines] == sorted(line.ts for line in lines)
+    assert executor.wait(handle) == 0
+
+
+def test_stdout_and_stderr_are_told_apart(executor: DockerExecutor, run: Runner) -> None:
+    handle = run(
+        "echo to-out; echo to-err >&2; sleep 0.2; echo again-err >&2; echo again-out; "
+        "printf 'partial-err' >&2"
+    )
+
+    lines = list(executor.logs(handle))
+
+    assert texts(lines, "stdout") == ["to-out", "again-out"]
+    assert texts(lines, "stderr") == ["to-err", "again-err", "partial-err"]
+
+
+def test_a_40_kib_line_comes_back_whole(executor: DockerExecutor, run: Runner) -> None:
+    handle = run(
+        "echo before; head -c 40960 /dev/zero | tr '\\0' x; echo; "
+        "printf '\\303\\251t\\303\\251 \\377\\n'; echo after"
+    )
+
+    lines = texts(list(executor.logs(handle)), "stdout")
+
+    assert lines[0] == "before"
+    assert lines[1] == "x" * 40960
+    assert lines[2] == "été \ufffd"  # UTF-8 decoded, invalid bytes replaced
+    assert lines[3:] == ["after"]
+
+
+def test_logs_of_a_running_container_follow_until_it_exits(
+    executor: DockerExecutor, run: Runner
+) -> None:
+    handle = run("echo first; sleep 1.5; echo second")
+
+    started = time.monotonic()
+    lines = list(executor.logs(handle))
+
+    assert texts(lines, "stdout") == ["first", "second"]
+    assert time.monotonic() - started >= 1.0
+    assert executor.find(handle.name).state == ContainerState.EXITED  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("code", [0, 3])
+def test_exit_codes(executor: DockerExecutor, run: Runner, code: int) -> None:
+    handle = run(f"exit {code}")
+
+    assert executor.wait(handle, timeout=30) == code
+
+
+def test_wait_returns_none_on_timeout(executor: DockerExecutor, run: Runner) -> None:
+    handle = run("sleep 30")
+
+    started = time.monotonic()
+    assert executor.wait(handle, timeout=0.5) is None
+    assert time.monotonic() - started < 5
+
+
+def test_find_reports_created_running_exited(
+    executor: DockerExecutor, make_spec: Callable[..., ContainerSpec]
+) -> None:
+    spec = make_spec("sleep 1", labels={"craton.run": "42"})
+    assert executor.find(spec.name) is None
+    handle = executor.create(spec)
+    try:
+        found = executor.find(spec.name)
+        assert found is not None
+        assert (found.id, found.state) == (handle.id, ContainerState.CREATED)
+        assert found.labels["craton.run"] == "42"
+        assert found.labels["craton.managed"] == "true"
+
+        executor.start(handle)
+        assert executor.find(spec.name).state == ContainerState.RUNNING  # type: ignore[union-attr]
+
+        assert executor.wait(handle, timeout=30) == 0
+        assert executor.find(spec.name).state == ContainerState.EXITED  # type: ignore[union-attr]
+    finally:
+        executor.remove(handle)
+    assert executor.find(spec.name) is None
+
+
+def test_find_matches_the_whole_name_only(
+    executor: DockerExecutor, make_spec: Callable[..., ContainerSpec]
+) -> None:
+    spec = make_spec("true", name="prefix")
+    handle = executor.create(spec)
+    try:
+        assert executor.find(spec.name[:-2]) is None
+        assert executor.find(spec.name + "x") is None
+        assert executor.find(handle.id[:12]) is None
+    finally:
+        executor.remove(handle)
+
+
+def test_since_resumes_after_the_lines_already_read(executor: DockerExecutor, run: Runner) -> None:
+    handle = run('for i in $(seq 1 20); do echo "line $i"; sleep 0.02; done')
+    everything = list(executor.logs(handle))
+    assert len(everything) == 20
+    cut = everything[9].ts
+
+    resumed = list(executor.logs(handle, since=cut))
+
+    assert resumed == [line for line in everything if line.ts > cut]
+    assert [line.text for line in resumed] == [f"line {i}" for i in range(11, 21)]
+
+
+def test_stop_kills_a_container_that_ignores_sigterm_after_the_grace(
+    executor: DockerExecutor, run: Runner
+) -> None:
+    handle = run("exec sleep 60")  # pid 1 without a handler: SIGTERM does nothing
+
+    started = time.monotonic()
+    executor.stop(handle, grace_seconds=1)
+    elapsed = time.monotonic() - started
+
+    assert 0.8 <= elapsed < 10
+    assert executor.wait(handle, timeout=10) == 137
+    executor.stop(handle, grace_seconds=1)  # already stopped: no error
+
+
+def test_stop_ends_a_container_that_obeys_sigterm_at_once(
+    executor: DockerExecutor, run: Runner
+) -> None:
+    handle = run("trap 'echo bye; exit 0' TERM; echo ready; while :; do sleep 0.1; done")
+    time.sleep(0.5)
+
+    started = time.monotonic()
+    executor.stop(handle, grace_seconds=20)
+
+    assert time.monotonic() - started < 10
+    assert executor.wait(handle, timeout=10) == 0
+    assert texts(list(executor.logs(handle)), "stdout") == ["ready", "bye"]
+
+
+def test_remove_makes_it_gone_and_is_quiet_the_second_time(
+    executor: DockerExecutor,
+    make_spec: Callable[..., ContainerSpec],
+    docker_client: docker.DockerClient,
+) -> None:
+    handle = executor.create(make_spec("sleep 60"))
+    executor.start(handle)
+
+    executor.remove(handle)
+
+    with pytest.raises(docker.errors.NotFound):
+        docker_client.containers.get(handle.id)
+    assert executor.find(handle.name) is None
+    executor.remove(handle)
+    executor.stop(handle)
+    with pytest.raises(ContainerNotFound):
+        executor.start(handle)
+    with pytest.raises(ContainerNotFound):
+        executor.wait(handle)
+    with pytest.raises(ContainerNotFound):
+        list(executor.logs(handle))
+
+
+def test_a_taken_name_is_refused(
+    executor: DockerExecutor, make_spec: Callable[..., ContainerSpec]
+) -> None:
+    spec = make_spec("true")
+    handle = executor.create(spec)
+    try:
+        with pytest.raises(ExecutorError, match="already taken"):
+            executor.create(spec)
+    finally:
+        executor.remove(handle)
+
+
+def test_a_missing_image_is_an_executor_error(
+    executor: DockerExecutor, make_spec: Callable[..., ContainerSpec]
+) -> None:
+    spec = make_spec("true")
+    spec = ContainerSpec(name=spec.name, image="craton-test/no-such-image:1", command=["true"])
+
+    with pytest.raises(ExecutorError, match="image"):
+        executor.create(spec)
+
+
+def test_container_is_hardened(
+    executor: DockerExecutor,
+    make_spec: Callable[..., ContainerSpec],
+    docker_client: docker.DockerClient,
+) -> None:
+    limits = Limits(memory_bytes=64 * 1024 * 1024, nano_cpus=500_000_000, pids=64)
+    handle = executor.create(make_spec("true", env={"CRATON_URL": "http://api"}, limits=limits))
+    try:
+        attrs = docker_client.api.inspect_container(handle.id)
+    finally:
+        executor.remove(handle)
+
+    host = attrs["HostConfig"]
+    assert host["CapDrop"] == ["ALL"]
+    assert not host["CapAdd"]
+    assert host["ReadonlyRootfs"] is True
+    assert host["NetworkMode"] == "none"
+    assert "no-new-privileges:true" in host["SecurityOpt"]
+    assert host["PidsLimit"] == 64
+    assert host["Memory"] == 64 * 1024 * 1024
+    assert host["NanoCpus"] == 500_000_000
+    assert host["Privileged"] is False
+    assert host["AutoRemove"] is False
+    assert host["Tmpfs"] == {"/tmp": "rw,size=64m,mode=1777"}
+    assert not host["Binds"] and not attrs["Mounts"]
+    config = attrs["Config"]
+    assert config["User"] == "65534:65534"
+    assert config["Tty"] is False and config["OpenStdin"] is False
+    assert "CRATON_URL=http://api" in config["Env"]
+    assert config["Labels"]["craton.managed"] == "true"
+
+
+def test_inside_the_container_only_tmp_is_writable_and_the_user_is_nobody(
+    executor: DockerExecutor, run: Runner
+) -> None:
+    handle = run(
+        "id -u; touch /rootfs-file 2>/dev/null && echo rootfs-writable; "
+        "touch /tmp/file && echo tmp-writable; "
+        "wget -q -T 2 -O /dev/null http://1.1.1.1 2>/dev/null && echo network; true"
+    )
+
+    lines = texts(list(executor.logs(handle)), "stdout")
+
+    assert lines == ["65534", "tmp-writable"]
+    assert executor.wait(handle) == 0
+
+
+def test_network_is_opt_in(
+    executor: DockerExecutor,
+    make_spec: Callable[..., ContainerSpec],
+    docker_client: docker.DockerClient,
+) -> None:
+    handle = executor.create(make_spec("true", network=True))
+    try:
+        attrs = docker_client.api.inspect_container(handle.id)
+    finally:
+        executor.remove(handle)
+
+    assert attrs["HostConfig"]["NetworkMode"] in ("bridge", "default")
+
+
+def test_the_payload_and_env_reach_the_container_verbatim(
+    executor: DockerExecutor, run: Runner
+) -> None:
+    payload = '{"host": {"name": "compute-1"}, "quote": "it\'s $HOME `x` \\n"}'
+    handle = run(
+        'printf "%s\\n" "$1"; printf "%s\\n" "$CRATON_TOKEN" >&2',
+        payload=payload,
+        env={"CRATON_TOKEN": "t0ken"},
+    )
+
+    lines = list(executor.logs(handle))
+
+    assert texts(lines, "stdout") == [payload]
+    assert texts(lines, "stderr") == ["t0ken"]

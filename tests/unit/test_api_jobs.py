@@ -1,0 +1,236 @@
+"""Tasks, workflows and jobs through the API, executed by a runner on the fake executor."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+
+from craton_wf.db.engine import transaction
+from craton_wf.executors.fake import FakeExecutor, FakeOutcome
+from tests.factories import make_inventory, make_ready_task
+
+
+def tarball(files: dict[str, str]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for name, content in files.items():
+            data = content.encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def test_task_from_git_and_from_upload(api):
+    git = api.post(
+        "/v1/tasks",
+        json={
+            "name": "t-git",
+            "location": "https://git.example/t.git",
+            "ref": "main",
+            "command": "python /craton/t.py",
+        },
+    )
+    assert git.status_code == 201, git.text
+    task = git.json()
+    assert task["status"] == "BUILD PENDING" and task["source_type"] == "git"
+    assert task["command"] == ["python", "/craton/t.py"]
+    assert task["current_build"]["number"] == 1
+    upload = api.post(
+        "/v1/tasks",
+        files={
+            "spec": (
+                None,
+                json.dumps(
+                    {"name": "t-up", "command": ["sh", "/run.sh"], "location": "/home/op/t-up"}
+                ),
+            ),
+            "archive": (
+                "src.tar.gz",
+                tarball({"Dockerfile": "FROM x", "run.sh": "echo"}),
+                "application/gzip",
+            ),
+        },
+    )
+    assert upload.status_code == 201, upload.text
+    assert upload.json()["source_type"] == "upload"
+    rebuild = api.post(f"/v1/tasks/{task['id']}/builds", json={"ref": "v2"})
+    assert rebuild.status_code == 201 and rebuild.json()["number"] == 2
+    assert rebuild.json()["ref"] == "v2"
+    builds = api.get(f"/v1/tasks/{task['id']}/builds").json()["builds"]
+    assert [b["number"] for b in builds] == [1, 2]
+
+
+def test_upload_without_dockerfile_is_refused_and_nothing_written(api):
+    spec = json.dumps({"name": "nodocker", "command": "sh /run.sh"})
+    refused = api.post(
+        "/v1/tasks",
+        files={
+            "spec": (None, spec),
+            "archive": ("src.tar.gz", tarball({"run.sh": "echo"}), "application/gzip"),
+        },
+    )
+    assert refused.status_code == 400
+    assert refused.json()["message"] == "the uploaded source has no Dockerfile at Dockerfile"
+    garbage = api.post(
+        "/v1/tasks",
+        files={"spec": (None, spec), "archive": ("x.tgz", b"not a tar", "application/gzip")},
+    )
+    assert garbage.status_code == 400 and "tar archive" in garbage.json()["message"]
+    assert api.get("/v1/tasks").json()["tasks"] == []
+
+
+def test_bad_task_input(api):
+    assert api.post("/v1/tasks", json={"name": "x", "command": "run"}).status_code == 400
+    assert (
+        api.post(
+            "/v1/tasks", json={"name": "x", "location": "ext::sh -c id", "command": "run"}
+        ).status_code
+        == 400
+    )
+    assert (
+        api.post(
+            "/v1/tasks", json={"name": "x", "location": "https://h/r", "command": ""}
+        ).status_code
+        == 400
+    )
+    assert (
+        api.post(
+            "/v1/tasks",
+            json={"name": "x", "location": "https://h/r", "command": "r", "subdir": "../etc"},
+        ).status_code
+        == 400
+    )
+    refused = api.post(
+        "/v1/tasks",
+        json={"name": "x", "location": "https://h/r", "command": "r", "status": "READY"},
+    )
+    assert refused.status_code == 400 and "status" in refused.json()["message"]
+    assert api.get("/v1/tasks").json()["tasks"] == []
+
+
+def test_job_needs_ready_task_and_matching_hosts(api, sessions, root):
+    with transaction(sessions) as session:
+        make_inventory(session, root.project_id, 2)
+    api.post("/v1/tasks", json={"name": "pending", "location": "https://h/r", "command": "r"})
+    not_ready = api.post("/v1/jobs", json={"task": "pending", "filters": {"region": "region1"}})
+    assert not_ready.status_code == 409 and "not READY" in not_ready.json()["message"]
+    with transaction(sessions) as session:
+        make_ready_task(session, root.project_id, "ready")
+    none = api.post("/v1/jobs", json={"task": "ready", "filters": {"label": ["nope"]}})
+    assert none.status_code == 400 and "no host" in none.json()["message"]
+    assert api.post("/v1/jobs", json={"task": "ready"}).status_code == 400
+    assert api.post("/v1/jobs", json={"task": "missing", "hosts": [1]}).status_code == 404
+    assert api.get("/v1/jobs").json()["jobs"] == []
+
+
+def test_workflow_versions_and_job_keeps_its_version(api, sessions, root, start_runner, wait_job):
+    with transaction(sessions) as session:
+        make_inventory(session, root.project_id, 2)
+        for name in ("a", "b", "c"):
+            make_ready_task(session, root.project_id, name)
+    created = api.post("/v1/workflow", json={"name": "wf", "steps": ["a", {"task": "b"}]})
+    assert created.status_code == 201, created.text
+    workflow = created.json()
+    assert workflow["version"] == 1 and [s["name"] for s in workflow["steps"]] == ["a", "b"]
+    job = api.post(
+        "/v1/jobs",
+        json={
+            "workflow": "wf",
+            "filters": {"region": "region1"},
+            "concurrency": 2,
+            "variables": {"k": "v"},
+        },
+    ).json()
+    updated = api.put(f"/v1/workflows/{workflow['id']}", json={"steps": ["c"]}).json()
+    assert updated["version"] == 2
+    assert api.get(f"/v1/workflows/{workflow['id']}?version=1").json()["steps"][1]["name"] == "b"
+    assert len(api.get(f"/v1/workflows/{workflow['id']}/versions").json()["versions"]) == 2
+
+    executor = FakeExecutor(
+        lambda spec: FakeOutcome(lines=[("stdout", "hello"), ("stderr", "warn")])
+    )
+    start_runner(executor)
+    assert wait_job(job["id"]).status == "SUCCEEDED"
+    shown = api.get(f"/v1/jobs/{job['id']}").json()
+    assert shown["workflow_version"] == 1 and shown["summary"]["hosts"] == {"SUCCEEDED": 2}
+    assert [s["name"] for s in shown["steps"]] == ["a", "b"]
+    runs = api.get(f"/v1/jobs/{job['id']}/runs").json()["runs"]
+    assert len(runs) == 4 and all(r["status"] == "SUCCEEDED" for r in runs)
+    logs = api.get(f"/v1/jobs/{job['id']}/logs?host=host-001&step=b").json()["logs"]
+    assert [(entry["stream"], entry["line"]) for entry in logs] == [
+        ("stdout", "hello"),
+        ("stderr", "warn"),
+    ]
+    assert {entry["host_name"] for entry in logs} == {"host-001"}
+    followed = api.get(f"/v1/jobs/{job['id']}/logs?follow=true").text.splitlines()
+    assert len(followed) == 9 and json.loads(followed[-1]) == {
+        "end": True,
+        "job_status": "SUCCEEDED",
+    }
+    kinds = [e["kind"] for e in api.get(f"/v1/jobs/{job['id']}/events").json()["events"]]
+    assert kinds[0] == "job_created" and kinds[-1] == "job_finished"
+    assert api.delete(f"/v1/tasks/{workflow['steps'][0]['task_id']}").status_code == 204
+
+
+def test_cancel_job_through_api(api, sessions, root, start_runner, wait_job):
+    with transaction(sessions) as session:
+        hosts = make_inventory(session, root.project_id, 2)
+        make_ready_task(session, root.project_id, "slow")
+    start_runner(FakeExecutor(lambda spec: FakeOutcome(delay=30)))
+    job = api.post("/v1/jobs", json={"task": "slow", "hosts": [h.id for h in hosts]}).json()
+    import time
+
+    for _ in range(100):
+        if api.get(f"/v1/jobs/{job['id']}/runs").json()["runs"][0]["status"] == "RUNNING":
+            break
+        time.sleep(0.05)
+    cancelled = api.post(f"/v1/jobs/{job['id']}/cancel")
+    assert cancelled.status_code == 202 and cancelled.json()["status"] == "CANCELLING"
+    assert wait_job(job["id"], timeout=10).status == "CANCELLED"
+    assert api.get(f"/v1/jobs/{job['id']}").json()["summary"]["hosts"] == {"CANCELLED": 2}
+
+
+def test_retry_failed_hosts_only(api, sessions, root, start_runner, wait_job):
+    with transaction(sessions) as session:
+        hosts = make_inventory(session, root.project_id, 3)
+        make_ready_task(session, root.project_id, "flaky")
+    broken = {"host-001"}
+
+    def behaviour(spec):  # type: ignore[no-untyped-def]
+        host = json.loads(spec.command[-1])["host"]["name"]
+        return FakeOutcome(exit_code=1 if host in broken else 0)
+
+    start_runner(FakeExecutor(behaviour))
+    job = api.post(
+        "/v1/jobs",
+        json={"task": "flaky", "hosts": [h.id for h in hosts], "concurrency": 3, "max_failures": 3},
+    ).json()
+    assert wait_job(job["id"]).status == "FAILED"
+    broken.clear()
+    retried = api.post(f"/v1/jobs/{job['id']}/retry", json={"failed_hosts": True})
+    assert retried.status_code == 201, retried.text
+    retry = retried.json()
+    assert retry["retry_of_job_id"] == job["id"]
+    assert wait_job(retry["id"]).status == "SUCCEEDED"
+    assert [h["host_name"] for h in api.get(f"/v1/jobs/{retry['id']}/hosts").json()["hosts"]] == [
+        "host-001"
+    ]
+    everything = api.post(f"/v1/jobs/{retry['id']}/retry").json()
+    assert len(api.get(f"/v1/jobs/{everything['id']}/hosts").json()["hosts"]) == 1
+    none_failed = api.post(f"/v1/jobs/{retry['id']}/retry", json={"failed_hosts": True})
+    assert none_failed.status_code == 400 and "no failed host" in none_failed.json()["message"]
+    kinds = [e["kind"] for e in api.get(f"/v1/jobs/{job['id']}/events").json()["events"]]
+    assert "job_retried" in kinds
+
+
+def test_retry_of_a_running_job_is_refused(api, sessions, root, start_runner):
+    with transaction(sessions) as session:
+        hosts = make_inventory(session, root.project_id, 1)
+        make_ready_task(session, root.project_id, "slow")
+    start_runner(FakeExecutor(lambda spec: FakeOutcome(delay=30)))
+    job = api.post("/v1/jobs", json={"task": "slow", "hosts": [hosts[0].id]}).json()
+    refused = api.post(f"/v1/jobs/{job['id']}/retry")
+    assert refused.status_code == 409
+    api.post(f"/v1/jobs/{job['id']}/cancel")

@@ -1,0 +1,273 @@
+"""The engine end to end on the fake executor: ordering, concurrency, failures, payloads."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any
+
+from sqlalchemy import select
+
+from craton_wf.db.engine import transaction
+from craton_wf.db.models import JobHost, Run, RunLog
+from craton_wf.executors.base import ContainerSpec
+from craton_wf.executors.fake import FakeExecutor, FakeOutcome
+from craton_wf.services import jobs as job_service
+from craton_wf.services import workflows as workflow_service
+from tests.factories import make_inventory, make_ready_task
+
+
+def payload_of(spec: ContainerSpec) -> dict[str, Any]:
+    return json.loads(spec.command[-1])
+
+
+def setup_job(sessions, root, steps, hosts=3, host_vars=None, **job):  # type: ignore[no-untyped-def]
+    with transaction(sessions) as session:
+        made = make_inventory(session, root.project_id, hosts, host_vars)
+        for step in steps:
+            name = step["task"] if isinstance(step, dict) else step
+            make_ready_task(session, root.project_id, name, command=f"/bin/{name}")
+        workflow_service.create_workflow(
+            session, root.project_id, None, {"name": "wf", "steps": steps}
+        )
+        created = job_service.create_job(
+            session, root.project_id, None, {"workflow": "wf", "hosts": [h.id for h in made], **job}
+        )
+        return created.id
+
+
+def runs_of(sessions, job_id):  # type: ignore[no-untyped-def]
+    with transaction(sessions) as session:
+        rows = session.execute(
+            select(Run, JobHost.host_name)
+            .outerjoin(JobHost, JobHost.id == Run.job_host_id)
+            .where(Run.job_id == job_id)
+            .order_by(Run.id)
+        ).all()
+        return [(run, name) for run, name in rows]
+
+
+def hosts_of(sessions, job_id):  # type: ignore[no-untyped-def]
+    with transaction(sessions) as session:
+        return {
+            h.host_name: h
+            for h in session.execute(select(JobHost).where(JobHost.job_id == job_id)).scalars()
+        }
+
+
+def test_sequence_one_host_at_a_time(sessions, root, start_runner, wait_job):
+    job_id = setup_job(sessions, root, ["one", "two", "three"])
+    executor = FakeExecutor()
+    start_runner(executor)
+    job = wait_job(job_id)
+    assert job.status == "SUCCEEDED"
+    order = [
+        (payload_of(s)["host"]["name"], payload_of(s)["step"]["name"]) for s in executor.created
+    ]
+    assert order == [(f"host-{h:03d}", step) for h in range(3) for step in ("one", "two", "three")]
+    assert all(
+        run.status == "SUCCEEDED" and run.exit_code == 0 for run, _ in runs_of(sessions, job_id)
+    )
+
+
+def test_concurrency_limit_is_respected(sessions, root, start_runner, wait_job):
+    job_id = setup_job(sessions, root, ["a", "b"], hosts=5, concurrency=2)
+    lock, active, peak = threading.Lock(), set(), [0]
+
+    def behaviour(spec: ContainerSpec) -> FakeOutcome:
+        host = payload_of(spec)["host"]["name"]
+        with lock:
+            active.add(host)
+            peak[0] = max(peak[0], len(active))
+        return FakeOutcome(lines=[("stdout", "hi")], delay=0.1)
+
+    start_runner(FakeExecutor(behaviour))
+    assert wait_job(job_id).status == "SUCCEEDED"
+    hosts = hosts_of(sessions, job_id)
+    intervals = sorted((h.started_at, h.finished_at) for h in hosts.values())
+    overlap = max(sum(1 for s, f in intervals if s <= start < f) for start, _ in intervals)
+    assert overlap == 2
+
+
+def test_failing_step_stops_its_host_only(sessions, root, start_runner, wait_job):
+    job_id = setup_job(sessions, root, ["one", "two", "three"], concurrency=3, max_failures=1)
+
+    def behaviour(spec: ContainerSpec) -> FakeOutcome:
+        payload = payload_of(spec)
+        if payload["host"]["name"] == "host-001" and payload["step"]["name"] == "two":
+            return FakeOutcome(lines=[("stderr", "boom")], exit_code=3)
+        return FakeOutcome()
+
+    start_runner(FakeExecutor(behaviour))
+    job = wait_job(job_id)
+    assert job.status == "FAILED"
+    hosts = hosts_of(sessions, job_id)
+    assert {n: h.status for n, h in hosts.items()} == {
+        "host-000": "SUCCEEDED",
+        "host-001": "FAILED",
+        "host-002": "SUCCEEDED",
+    }
+    assert hosts["host-001"].failed_step == "two"
+    statuses = {
+        (name, run.step_name): (run.status, run.exit_code)
+        for run, name in runs_of(sessions, job_id)
+    }
+    assert statuses[("host-001", "two")] == ("FAILED", 3)
+    assert statuses[("host-001", "three")] == ("SKIPPED", None)
+
+
+def test_failure_budget_stops_new_hosts(sessions, root, start_runner, wait_job):
+    job_id = setup_job(sessions, root, ["one"], hosts=4, concurrency=1, max_failures=0)
+    start_runner(FakeExecutor(lambda spec: FakeOutcome(exit_code=1)))
+    assert wait_job(job_id).status == "FAILED"
+    assert [
+        h.status for h in sorted(hosts_of(sessions, job_id).values(), key=lambda h: h.position)
+    ] == ["FAILED", "SKIPPED", "SKIPPED", "SKIPPED"]
+
+
+def test_payload_has_host_variables_job_variables_and_outputs(
+    sessions, root, start_runner, wait_job
+):
+    job_id = setup_job(
+        sessions,
+        root,
+        ["first", "second"],
+        hosts=1,
+        host_vars={"rack": "r7"},
+        variables={"ticket": "CHG-1"},
+    )
+
+    def behaviour(spec: ContainerSpec) -> FakeOutcome:
+        if payload_of(spec)["step"]["name"] == "first":
+            return FakeOutcome(lines=[("stdout", '::craton-output:: {"vms": ["a", "b"]}')])
+        return FakeOutcome()
+
+    executor = FakeExecutor(behaviour)
+    start_runner(executor)
+    assert wait_job(job_id).status == "SUCCEEDED"
+    first, second = (payload_of(s) for s in executor.created)
+    assert executor.created[0].command[:-1] == ["/bin/first"]
+    host = second["host"]
+    assert host["name"] == "host-000" and host["ip_address"] == "10.0.0.1"
+    assert host["variables"] == {"rack": "r7", "tz": "UTC"}
+    assert host["region"] == "region1" and host["cell"] == "cell1"
+    assert host["labels"] == ["compute"]
+    assert second["variables"] == {"ticket": "CHG-1"}
+    assert first["outputs"] == {}
+    assert second["outputs"] == {"first": {"vms": ["a", "b"]}}
+    labels = executor.created[1].labels
+    assert labels["craton.job"] == str(job_id) and labels["craton.project"] == root.project_id
+    assert labels["craton.host"] == str(host["id"]) and labels["craton.run"]
+
+
+def test_logs_are_stored_in_order_with_streams(sessions, root, start_runner, wait_job):
+    job_id = setup_job(sessions, root, ["one"], hosts=1)
+    lines = [("stdout" if i % 3 else "stderr", f"line {i}") for i in range(300)]
+    start_runner(FakeExecutor(lambda spec: FakeOutcome(lines=lines)))
+    assert wait_job(job_id).status == "SUCCEEDED"
+    with transaction(sessions) as session:
+        stored = list(session.execute(select(RunLog).order_by(RunLog.id)).scalars())
+    assert [(log.stream, log.line) for log in stored] == lines
+    assert [log.seq for log in stored] == list(range(1, 301))
+
+
+def test_cancel_stops_running_and_cancels_queued(sessions, root, start_runner, wait_job):
+    job_id = setup_job(sessions, root, ["slow", "after"], hosts=3, concurrency=1)
+    start_runner(FakeExecutor(lambda spec: FakeOutcome(delay=30)))
+    wait_job(job_id, states=[__import__("craton_wf.domain.states").domain.states.JobStatus.RUNNING])
+    time.sleep(0.3)
+    with transaction(sessions) as session:
+        job_service.cancel(session, job_service.get_job(session, root.project_id, job_id))
+    job = wait_job(job_id, timeout=10)
+    assert job.status == "CANCELLED"
+    statuses = sorted({run.status for run, _ in runs_of(sessions, job_id)})
+    assert statuses == ["CANCELLED"]
+    assert {h.status for h in hosts_of(sessions, job_id).values()} == {"CANCELLED"}
+
+
+def test_temporary_failure_is_retried(sessions, root, start_runner, wait_job):
+    job_id = setup_job(sessions, root, [{"task": "flaky", "retries": 2, "retry_delay": 0}], hosts=1)
+    attempts: list[int] = []
+
+    def behaviour(spec: ContainerSpec) -> FakeOutcome:
+        attempts.append(payload_of(spec)["step"]["attempt"])
+        return FakeOutcome(exit_code=75 if len(attempts) < 2 else 0)
+
+    start_runner(FakeExecutor(behaviour))
+    assert wait_job(job_id).status == "SUCCEEDED"
+    assert attempts == [1, 2]
+    ((run, _),) = runs_of(sessions, job_id)
+    assert run.attempt == 2 and run.status == "SUCCEEDED"
+
+
+def test_step_timeout(sessions, root, start_runner, wait_job):
+    job_id = setup_job(sessions, root, [{"task": "hang", "timeout": 1}], hosts=1)
+    start_runner(FakeExecutor(lambda spec: FakeOutcome(delay=30)))
+    assert wait_job(job_id, timeout=15).status == "FAILED"
+    ((run, _),) = runs_of(sessions, job_id)
+    assert run.status == "TIMED_OUT"
+
+
+def test_graph_with_once_step_after_all_hosts(sessions, root, start_runner, wait_job):
+    steps = [
+        {"task": "drain"},
+        {"task": "patch", "depends_on": ["drain"]},
+        {"task": "report", "once": True, "depends_on": ["patch"]},
+    ]
+    job_id = setup_job(sessions, root, steps, hosts=3, concurrency=3)
+    executor = FakeExecutor()
+    start_runner(executor)
+    assert wait_job(job_id).status == "SUCCEEDED"
+    names = [payload_of(s)["step"]["name"] for s in executor.created]
+    assert names[-1] == "report" and names.count("report") == 1
+    report = payload_of(executor.created[-1])
+    assert report["host"] is None and set(report["outputs"]) == {"drain", "patch"}
+
+
+def test_optional_step_failure_lets_host_go_on(sessions, root, start_runner, wait_job):
+    steps = [{"task": "maybe", "required": False}, {"task": "then"}]
+    job_id = setup_job(sessions, root, steps, hosts=1)
+    start_runner(
+        FakeExecutor(
+            lambda spec: FakeOutcome(
+                exit_code=1 if payload_of(spec)["step"]["name"] == "maybe" else 0
+            )
+        )
+    )
+    assert wait_job(job_id).status == "SUCCEEDED"
+    assert [run.status for run, _ in runs_of(sessions, job_id)] == ["FAILED", "SUCCEEDED"]
+
+
+def test_job_timeout_cancels_what_runs(sessions, root, start_runner, wait_job):
+    job_id = setup_job(sessions, root, ["hang"], hosts=2, timeout=1)
+    start_runner(FakeExecutor(lambda spec: FakeOutcome(delay=30)))
+    job = wait_job(job_id, timeout=15)
+    assert job.status == "CANCELLED"
+    statuses = sorted(run.status for run, _ in runs_of(sessions, job_id))
+    assert statuses == ["CANCELLED", "CANCELLED"]
+    with transaction(sessions) as session:
+        from craton_wf.services.events import list_events
+
+        messages = [e.message for e in list_events(session, job_id)]
+    assert any("job timed out" in m for m in messages)
+
+
+def test_events_tell_the_story_of_a_run(sessions, root, start_runner, wait_job):
+    job_id = setup_job(sessions, root, ["one"], hosts=1)
+    start_runner(FakeExecutor())
+    wait_job(job_id)
+    with transaction(sessions) as session:
+        from craton_wf.services.events import list_events
+
+        kinds = [e.kind for e in list_events(session, job_id)]
+    assert kinds == [
+        "job_created",
+        "host_started",
+        "run_queued",
+        "job_started",
+        "run_started",
+        "run_succeeded",
+        "host_succeeded",
+        "job_finished",
+    ]
