@@ -19,10 +19,12 @@ import time
 
 from bench.harness import add_hosts, add_ready_task, make_platform, run_job
 
+SLOTS = int(os.environ.get("BENCH_SLOTS", "16"))
+
 
 def measure(database_url: str | None, runs: int, runners: int) -> float:
     platform = make_platform(
-        database_url, executor="fake", runner_slots=16, runner_poll_seconds=0.05
+        database_url, executor="fake", runner_slots=SLOTS, runner_poll_seconds=0.05
     )
     hosts = add_hosts(platform, runs)
     add_ready_task(platform, "noop", "true")
@@ -31,7 +33,7 @@ def measure(database_url: str | None, runs: int, runners: int) -> float:
         **os.environ,
         "CRATON_WF_DATABASE_URL": platform.settings.database_url,
         "CRATON_WF_EXECUTOR": "fake",
-        "CRATON_WF_RUNNER_SLOTS": "16",
+        "CRATON_WF_RUNNER_SLOTS": str(SLOTS),
         "CRATON_WF_RUNNER_POLL_SECONDS": "0.05",
     }
     try:

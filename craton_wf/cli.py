@@ -165,7 +165,7 @@ def runner(ctx: click.Context, name: str | None) -> None:
     from craton_wf.db.engine import make_engine, make_session_factory
 
     settings = _settings(ctx)
-    sessions = make_session_factory(make_engine(settings))
+    sessions = make_session_factory(make_engine(settings, pre_ping=False))
     try:
         worker = _make_runner(settings, sessions, None)
     except CratonError as exc:

@@ -31,7 +31,14 @@ def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
 
-def make_engine(settings: Settings) -> Engine:
+def make_engine(settings: Settings, *, pre_ping: bool = True) -> Engine:
+    """The engine for ``settings.database_url``.
+
+    ``pre_ping`` tests every pooled connection before use, so a request after a
+    database restart does not fail; a standalone runner turns it off, because
+    each of its writes goes through :func:`retrying`, which replaces a broken
+    connection anyway, and the ping is one more round trip per transaction.
+    """
     url = settings.database_url
     if is_sqlite(url):
         engine = create_engine(
@@ -42,7 +49,7 @@ def make_engine(settings: Settings) -> Engine:
         )
         _configure_sqlite(engine)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=20, max_overflow=20)
+    return create_engine(url, pool_pre_ping=pre_ping, pool_size=20, max_overflow=20)
 
 
 def _configure_sqlite(engine: Engine) -> None:

@@ -79,4 +79,14 @@ class Finisher:
 def _finish_all(
     session: Session, batch: list[tuple[tuple[Any, ...], dict[str, Any], Future[Any]]]
 ) -> list[Any]:
-    return [run_service.finish_run(session, *args, **outcome) for args, outcome, _ in batch]
+    """Finish every run of the batch, then move each of their jobs on once.
+
+    Runs are taken in id order, so two runners' batches lock rows in the same
+    order and cannot deadlock.
+    """
+    results: dict[int, Any] = {}
+    for index in sorted(range(len(batch)), key=lambda i: batch[i][0][0]):
+        args, outcome, _ = batch[index]
+        results[index] = run_service.finish_run(session, *args, settle=False, **outcome)
+    run_service.settle_jobs(session, [args[0] for args, _, _ in batch])
+    return [results[index] for index in range(len(batch))]

@@ -54,7 +54,7 @@ def claim_next_build(session: Session, owner: str, lease_seconds: float) -> Buil
         )
         .order_by(Build.created_at, Build.id)
     )
-    build = claim_one(session, stmt)
+    build = claim_one(session, stmt, Build)
     if build is None:
         return None
     task = session.get(Task, build.task_id)

@@ -33,11 +33,23 @@ def db_now(session: Session) -> datetime:
     return utcnow()
 
 
-def claim_one(session: Session, stmt: Select[Any]) -> Any:
+def claim_one(session: Session, stmt: Select[Any], model: type) -> Any:
     """The first row of ``stmt``, locked; rows other claimers hold are skipped."""
+    rows = claim_many(session, stmt, model, 1)
+    return rows[0] if rows else None
+
+
+def claim_many(session: Session, stmt: Select[Any], model: type, limit: int) -> list[Any]:
+    """Up to ``limit`` rows of ``stmt``, locked; rows other claimers hold are skipped.
+
+    Only ``model``'s rows are locked, and with ``FOR NO KEY UPDATE``: locking a
+    joined job row too would make every other runner skip all of that job's
+    runs, and a full ``FOR UPDATE`` would block the foreign-key checks of every
+    insert (events, log lines) that names the row.
+    """
     if session.get_bind().dialect.name == "postgresql":
-        stmt = stmt.with_for_update(skip_locked=True)
-    return session.execute(stmt.limit(1)).scalar_one_or_none()
+        stmt = stmt.with_for_update(skip_locked=True, of=model, key_share=True)
+    return list(session.execute(stmt.limit(limit)).scalars())
 
 
 def take_lease(row: Any, owner: str, lease_seconds: float, now: datetime | None = None) -> int:
@@ -47,11 +59,24 @@ def take_lease(row: Any, owner: str, lease_seconds: float, now: datetime | None 
     return row.lease_epoch
 
 
-def check_lease(session: Session, model: type[T], row_id: int, owner: str, epoch: int) -> T:
-    """The row, locked, if ``owner`` still holds the lease at ``epoch``; else LeaseLost."""
-    row = session.execute(
-        select(model).where(model.id == row_id).with_for_update()  # type: ignore[attr-defined]
+def lock_row(session: Session, model: type[T], row_id: int) -> T | None:
+    """The row, locked for update (``FOR NO KEY UPDATE``) and freshly read."""
+    return session.execute(
+        select(model)
+        .where(model.id == row_id)  # type: ignore[attr-defined]
+        .with_for_update(key_share=True)
+        .execution_options(populate_existing=True)
     ).scalar_one_or_none()
+
+
+def check_lease(
+    session: Session, model: type[T], row_id: int, owner: str, epoch: int, row: Any = None
+) -> T:
+    """The row, locked, if ``owner`` still holds the lease at ``epoch``; else LeaseLost.
+
+    ``row`` is the row already locked by :func:`lock_row` in this transaction.
+    """
+    row = row if row is not None else lock_row(session, model, row_id)
     if row is None or row.lease_owner != owner or row.lease_epoch != epoch:  # type: ignore[attr-defined]
         raise LeaseLost(f"{model.__name__.lower()} {row_id}: lease held by someone else")
     return row
@@ -63,9 +88,18 @@ def renew_leases(
     if not ids:
         return 0
     expires = db_now(session) + timedelta(seconds=lease_seconds)
+    # Rows another transaction of this runner holds right now (a run being
+    # finished) are skipped rather than waited for: waiting on many rows in
+    # another order than that transaction can deadlock, and a skipped lease is
+    # renewed by the next heartbeat, long before it expires.
+    held = (
+        select(model.id)  # type: ignore[attr-defined]
+        .where(model.id.in_(ids), model.lease_owner == owner)  # type: ignore[attr-defined]
+        .with_for_update(skip_locked=True, key_share=True)
+    )
     result = session.execute(
         update(model)
-        .where(model.id.in_(ids), model.lease_owner == owner)  # type: ignore[attr-defined]
+        .where(model.id.in_(held.scalar_subquery()))  # type: ignore[attr-defined]
         .values(lease_expires_at=expires)
         .execution_options(synchronize_session=False)
     )

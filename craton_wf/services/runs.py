@@ -19,7 +19,7 @@ from craton_wf.domain.payload import build_payload, encode_payload
 from craton_wf.domain.states import JobStatus, RunStatus
 from craton_wf.services import scheduling
 from craton_wf.services.events import record_event
-from craton_wf.services.leases import check_lease, claim_one, db_now, take_lease
+from craton_wf.services.leases import check_lease, claim_one, db_now, lock_row, take_lease
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ def claim_next_run(session: Session, owner: str, lease_seconds: float) -> RunAss
         .where(or_(queued, expired))
         .order_by(Run.queued_at, Run.id)
     )
-    run = claim_one(session, stmt)
+    run = claim_one(session, stmt, Run)
     if run is None:
         return None
     job = session.get(Job, run.job_id)
@@ -278,17 +278,23 @@ def finish_run(
     timed_out: bool = False,
     cancelled: bool = False,
     lost: bool = False,
+    settle: bool = True,
 ) -> RunStatus:
     """Record the outcome of an attempt and let the engine move the job on.
 
     A temporary failure (exit 75) or a lost container (gone before its exit code
-    was read) is retried while the step has attempts left.
+    was read) is retried while the step has attempts left. ``settle=False``
+    leaves the job-wide scheduling to the caller (``scheduling.settle_job``),
+    which finishes many runs in one transaction.
     """
-    done = session.get(Run, run_id)
-    if done is not None and done.lease_epoch == epoch and done.lease_owner is None:
-        return RunStatus(done.status)  # a retry of a finish that did commit
-    run = check_lease(session, Run, run_id, owner, epoch)
-    job = scheduling.lock_job(session, run.job_id)
+    run = lock_row(session, Run, run_id)
+    if run is not None and run.lease_epoch == epoch and run.lease_owner is None:
+        return RunStatus(run.status)  # a retry of a finish that did commit
+    run = check_lease(session, Run, run_id, owner, epoch, row=run)
+    # Not locked: the job-wide part of scheduling locks it (settle_job); the
+    # run's own part locks only the rows it changes.
+    job = session.get(Job, run.job_id, populate_existing=True)
+    assert job is not None
     now = db_now(session)
     run.exit_code = exit_code
     run.finished_at = now
@@ -332,7 +338,7 @@ def finish_run(
         runner_id=owner,
         exit_code=exit_code,
     )
-    scheduling.after_run_finished(session, job, run)
+    scheduling.after_run_finished(session, job, run, settle=settle)
     return status
 
 
@@ -365,3 +371,10 @@ def runs_to_stop(session: Session, owner: str, run_ids: list[int]) -> dict[int, 
         elif job_deadline is not None and job_deadline <= now:
             verdict[run_id] = "job_timeout"
     return verdict
+
+
+def settle_jobs(session: Session, run_ids: list[int]) -> None:
+    """Move on, once each, the jobs of runs finished with ``settle=False``."""
+    job_ids = sorted(set(session.execute(select(Run.job_id).where(Run.id.in_(run_ids))).scalars()))
+    for job_id in job_ids:
+        scheduling.settle_job(session, scheduling.lock_job(session, job_id))

@@ -20,8 +20,9 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Select, func, select, update
 from sqlalchemy.orm import Session
 
 from craton_wf.db.models import Job, JobHost, Run, RunDependency, utcnow
@@ -41,8 +42,15 @@ _ACTIVE_RUN_VALUES = [s.value for s in ACTIVE_RUN_STATES]
 
 
 def lock_job(session: Session, job_id: int) -> Job:
-    """The job row, locked for update (a no-op lock on SQLite, whose writes serialize)."""
-    job = session.execute(select(Job).where(Job.id == job_id).with_for_update()).scalar_one()
+    """The job row, locked for update (a no-op lock on SQLite, whose writes serialize).
+
+    ``FOR NO KEY UPDATE``: it excludes other schedulers of the job, but not the
+    foreign-key checks of rows inserted meanwhile (events, log lines, leases of
+    other runs), which a plain ``FOR UPDATE`` would queue behind this lock.
+    """
+    job = session.execute(
+        select(Job).where(Job.id == job_id).with_for_update(key_share=True)
+    ).scalar_one()
     session.refresh(job)
     return job
 
@@ -96,9 +104,14 @@ def _queue(session: Session, run: Run, now: datetime) -> None:
 
 
 def _try_queue(session: Session, run: Run, host: JobHost | None, now: datetime) -> None:
+    """Queue ``run`` if it may start now; ``run`` must be locked (see :func:`_locked_runs`).
+
+    The host's status is read afresh: a host started by a concurrent
+    transaction that committed while this one waited for the run's lock counts.
+    """
     if run.status != RunStatus.PENDING.value:
         return
-    if host is not None and host.status != HostStatus.RUNNING.value:
+    if host is not None and _host_status(session, host) != HostStatus.RUNNING.value:
         return
     state = _dependencies_state(session, run)
     if state == "ready":
@@ -119,32 +132,66 @@ def _skip_from(session: Session, runs: list[Run]) -> None:
 
 
 def _dependents(session: Session, run_id: int) -> list[Run]:
+    return _locked_runs(
+        session,
+        select(Run)
+        .join(RunDependency, RunDependency.run_id == Run.id)
+        .where(RunDependency.depends_on_id == run_id),
+    )
+
+
+def _locked_runs(session: Session, stmt: Select[Any]) -> list[Run]:
+    """The runs of ``stmt`` in id order, locked and freshly read.
+
+    Finishing runs of one job do not hold the job's lock while they propagate
+    through the graph (that would serialize every runner on one row); they lock
+    the runs they may change instead, in id order, and read them after the
+    lock is granted, so two transactions unblocking one run cannot both miss it.
+    """
     return list(
         session.execute(
-            select(Run)
-            .join(RunDependency, RunDependency.run_id == Run.id)
-            .where(RunDependency.depends_on_id == run_id)
+            stmt.order_by(Run.id)
+            .with_for_update(of=Run, key_share=True)
+            .execution_options(populate_existing=True)
         ).scalars()
     )
+
+
+def _host_status(session: Session, host: JobHost) -> str:
+    return session.execute(select(JobHost.status).where(JobHost.id == host.id)).scalar_one()
+
+
+def _lock_host(session: Session, host_id: int) -> JobHost:
+    host = session.get(
+        JobHost, host_id, with_for_update={"key_share": True}, populate_existing=True
+    )
+    assert host is not None
+    return host
 
 
 def start_job(session: Session, job: Job) -> None:
     """Called once when the job is created: start the first hosts and once-runs."""
     now = utcnow()
-    for run in session.execute(
+    for run in _locked_runs(
+        session,
         select(Run).where(
             Run.job_id == job.id, Run.job_host_id.is_(None), Run.status == RunStatus.PENDING.value
-        )
-    ).scalars():
+        ),
+    ):
         _try_queue(session, run, None, now)
     _fill_host_slots(session, job, now)
     _finish_job_if_done(session, job, now)
 
 
-def after_run_finished(session: Session, job: Job, run: Run) -> None:
-    """Propagate a run's final state through the graph; start more hosts; finish the job."""
+def after_run_finished(session: Session, job: Job, run: Run, *, settle: bool = True) -> None:
+    """Propagate a run's final state through the graph; start more hosts; finish the job.
+
+    With ``settle=False`` the job-wide part (starting more hosts, finishing the
+    job) is left to one :func:`settle_job` call after a batch of finished runs,
+    so a batch costs that work once instead of once per run.
+    """
     now = utcnow()
-    host = session.get(JobHost, run.job_host_id) if run.job_host_id else None
+    host = _lock_host(session, run.job_host_id) if run.job_host_id else None
     failed_required = run.required and run.status in (
         RunStatus.FAILED.value,
         RunStatus.TIMED_OUT.value,
@@ -169,18 +216,24 @@ def after_run_finished(session: Session, job: Job, run: Run) -> None:
         _try_queue(session, dependent, dep_host, now)
     if host is not None and host.status == HostStatus.RUNNING.value:
         _finish_host_if_done(session, job, host, now)
+    if settle:
+        settle_job(session, lock_job(session, job.id), now)
+
+
+def settle_job(session: Session, job: Job, now: datetime | None = None) -> None:
+    """Start as many pending hosts as the job admits; finish it when nothing is left."""
+    now = now or utcnow()
     _fill_host_slots(session, job, now)
     _finish_job_if_done(session, job, now)
 
 
 def _open_runs_of_host(session: Session, host: JobHost) -> list[Run]:
-    return list(
-        session.execute(
-            select(Run).where(
-                Run.job_host_id == host.id,
-                Run.status.in_([RunStatus.PENDING.value, RunStatus.QUEUED.value]),
-            )
-        ).scalars()
+    return _locked_runs(
+        session,
+        select(Run).where(
+            Run.job_host_id == host.id,
+            Run.status.in_([RunStatus.PENDING.value, RunStatus.QUEUED.value]),
+        ),
     )
 
 
@@ -232,11 +285,10 @@ def _fill_host_slots(session: Session, job: Job, now: datetime) -> None:
     for host in hosts:
         set_host_status(host, HostStatus.RUNNING, now)
         record_event(session, job.id, "host_started", host.host_name)
-        for run in session.execute(
-            select(Run)
-            .where(Run.job_host_id == host.id, Run.status == RunStatus.PENDING.value)
-            .order_by(Run.step_index)
-        ).scalars():
+        for run in _locked_runs(
+            session,
+            select(Run).where(Run.job_host_id == host.id, Run.status == RunStatus.PENDING.value),
+        ):
             _try_queue(session, run, host, now)
         _finish_host_if_done(session, job, host, now)
 
