@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -59,6 +59,14 @@ class Settings(BaseSettings):
     git_timeout_seconds: int = Field(default=300, gt=0)
     upload_max_bytes: int = Field(default=50 * 1024 * 1024, gt=0)
     image_prefix: str = Field(default="craton-task", description="Repository prefix of task images")
+    registry: str | None = Field(
+        default=None,
+        description="Registry (host[:port][/namespace]) every build is pushed to; runs then "
+        "use the image by digest. Unset: images stay on the local engine",
+    )
+    registry_username: str | None = None
+    registry_password: SecretStr | None = None
+    registry_push_timeout_seconds: int = Field(default=600, gt=0)
 
     page_default_limit: int = Field(default=100, ge=1)
     page_max_limit: int = Field(default=1000, ge=1)

@@ -4,7 +4,8 @@ The low-level ``APIClient.build`` is used because it streams the engine's
 JSON messages as they come: ``stream`` chunks become log lines (ANSI colours
 and trailing newlines removed), ``errorDetail`` ends the build with its
 message, ``aux.ID`` names the image. Base images are never pulled: tasks
-build ``FROM`` images the platform made or loaded itself.
+build ``FROM`` images the platform made or loaded itself. With a registry
+configured, the image is then pushed there and known by its digest.
 
 The timeout is both the read timeout of the HTTP stream (no output for that
 long ends the build) and a deadline checked at every line; dropping the
@@ -45,6 +46,13 @@ class BuiltImage:
     image: str  # the tag it was built as
     image_id: str  # sha256:...
     digest: str  # the repository digest once pushed, else the image id
+
+
+@dataclass(frozen=True)
+class PushedImage:
+    reference: str  # registry/repository@sha256:..., what runs use
+    tag: str  # registry/repository:tag
+    digest: str  # sha256:..., the manifest digest the registry answered
 
 
 def _truncate(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
@@ -180,6 +188,52 @@ class ImageBuilder:
         repo_digests = attrs.get("RepoDigests") or []
         digest = repo_digests[0].split("@", 1)[-1] if repo_digests else attrs["Id"]
         return BuiltImage(image=tag, image_id=attrs["Id"], digest=digest)
+
+    def push(
+        self,
+        image: str,
+        registry: str,
+        on_log: Callable[[str], None],
+        timeout: int,
+        auth: dict[str, str] | None = None,
+    ) -> PushedImage:
+        """Tag ``image`` into ``registry`` and push it; the reference pinned by digest.
+
+        The engine reports a push as a stream of JSON messages: per-layer
+        progress (not logged), one status line naming the digest, an ``aux``
+        message with ``Digest``, or ``errorDetail`` when the push failed.
+        """
+        repository, _, tag = image.rpartition(":")
+        if not repository or "/" in tag:
+            repository, tag = image, "latest"
+        remote = f"{registry.rstrip('/')}/{repository}"
+        on_log(f"pushing {remote}:{tag}")
+        deadline = time.monotonic() + timeout
+        digest: str | None = None
+        try:
+            self.client.api.tag(image, remote, tag)
+            chunks = self.client.api.push(
+                remote, tag=tag, stream=True, decode=True, auth_config=auth
+            )
+            for chunk in chunks:
+                if "errorDetail" in chunk or "error" in chunk:
+                    message = (chunk.get("errorDetail") or {}).get("message") or chunk.get("error")
+                    message = _truncate(_ANSI_ESCAPE.sub("", str(message)))
+                    on_log(f"ERROR: {message}")
+                    raise BuildError(f"pushing {remote}:{tag} failed: {message}")
+                if status := _status_line(chunk):
+                    on_log(status)
+                if aux_digest := (chunk.get("aux") or {}).get("Digest"):
+                    digest = aux_digest
+                if time.monotonic() > deadline:
+                    raise BuildError(f"pushing {remote}:{tag} took longer than {timeout}s")
+        except docker.errors.DockerException as exc:
+            raise BuildError(f"pushing {remote}:{tag} failed: {_docker_message(exc)}") from exc
+        except _TRANSPORT_ERRORS as exc:
+            raise BuildError(f"pushing {remote}:{tag} failed: {_truncate(str(exc))}") from exc
+        if not digest:
+            raise BuildError(f"the registry accepted {remote}:{tag} but reported no digest")
+        return PushedImage(reference=f"{remote}@{digest}", tag=f"{remote}:{tag}", digest=digest)
 
     def remove_image(self, ref: str) -> None:
         """Untag and delete ``ref``; no error if it does not exist."""

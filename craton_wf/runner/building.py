@@ -32,6 +32,14 @@ def image_reference(settings: Settings, build: BuildAssignment) -> str:
     return f"{settings.image_prefix}/{build.project_id[:8]}-{slug}:{build.number}"
 
 
+def registry_auth(settings: Settings) -> dict[str, str] | None:
+    """Credentials for the registry, from the settings only (never from a task)."""
+    if not settings.registry_username:
+        return None
+    password = settings.registry_password.get_secret_value() if settings.registry_password else ""
+    return {"username": settings.registry_username, "password": password}
+
+
 class BuildExecution:
     def __init__(
         self,
@@ -122,4 +130,15 @@ class BuildExecution:
             timeout=self.settings.build_timeout_seconds,
         )
         self.log(f"built {built.image} ({built.image_id})")
-        return built.image, built.digest
+        if not self.settings.registry:
+            return built.image, built.digest
+        # READY only once the registry has the image; runs use it by digest.
+        pushed = self.builder.push(
+            built.image,
+            self.settings.registry,
+            on_log=self.log,
+            timeout=self.settings.registry_push_timeout_seconds,
+            auth=registry_auth(self.settings),
+        )
+        self.log(f"pushed {pushed.reference}")
+        return pushed.reference, pushed.digest

@@ -56,3 +56,27 @@ def unique_name(test_session_id: str) -> Callable[[str], str]:
         return f"craton-test-{test_session_id}-{prefix}-{uuid.uuid4().hex[:6]}"
 
     return make
+
+
+@pytest.fixture(scope="session")
+def registry() -> str:
+    """A Docker registry on loopback: ``CRATON_WF_TEST_REGISTRY``, or one started here.
+
+    ``.ci/run`` starts one (scripts/start-registry.sh) and names it; elsewhere the
+    script is tried, and the tests are skipped only when it cannot run.
+    """
+    import os
+    import subprocess
+    import urllib.request
+    from pathlib import Path
+
+    address = os.environ.get("CRATON_WF_TEST_REGISTRY")
+    if not address:
+        script = Path(__file__).resolve().parents[2] / "scripts" / "start-registry.sh"
+        done = subprocess.run([str(script)], capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            pytest.skip(f"no registry: scripts/start-registry.sh failed: {done.stderr.strip()}")
+        address = done.stdout.strip().splitlines()[-1]
+    with urllib.request.urlopen(f"http://{address}/v2/", timeout=5) as answer:
+        assert answer.status == 200, f"the registry at {address} does not answer /v2/"
+    return address
