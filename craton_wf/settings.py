@@ -27,7 +27,7 @@ class Settings(BaseSettings):
         default=None, description="URL tasks use to reach the API (CRATON_URL in containers)"
     )
 
-    executor: Literal["docker", "fake"] = "docker"
+    executor: Literal["docker", "swarm", "kubernetes", "fake"] = "docker"
     docker_base_url: str | None = Field(
         default=None, description="Docker engine URL; default: DOCKER_HOST or the local socket"
     )

@@ -18,6 +18,10 @@ def make_executor(settings: Settings) -> Executor:
         from craton_wf.executors.docker import DockerExecutor
 
         return DockerExecutor.from_settings(settings)
+    if settings.executor == "swarm":
+        from craton_wf.executors.swarm import SwarmExecutor
+
+        return SwarmExecutor.from_settings(settings)
     if settings.executor == "fake":
         from craton_wf.executors.fake import FakeExecutor
 

@@ -47,6 +47,8 @@ class ContainerSpec:
     env: dict[str, str] = field(default_factory=dict)
     network: bool = False
     limits: Limits = field(default_factory=Limits)
+    # Cluster executors only: where the run may be scheduled (swarm constraints).
+    placement: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from craton_wf.api.deps import CurrentUser, Db, SettingsDep
 from craton_wf.api.schemas import RunnerRead
+from craton_wf.errors import CratonError
 from craton_wf.services import runners as runner_service
+from craton_wf.settings import Settings
 
 router = APIRouter()
 
@@ -19,8 +21,22 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
+def _executor_check(request: Request, settings: Settings) -> str:
+    """``ok``, or why the executor's runtime (engine, swarm, cluster) cannot be reached."""
+    from craton_wf.executors import make_executor
+
+    try:
+        executor = getattr(request.app.state, "executor_probe", None)
+        if executor is None:
+            executor = request.app.state.executor_probe = make_executor(settings)
+        executor.ping()
+    except CratonError as exc:
+        return f"error: {exc.message}"
+    return "ok"
+
+
 @router.get("/readyz", response_model=None)
-def readyz(db: Db, settings: SettingsDep) -> Any:
+def readyz(request: Request, db: Db, settings: SettingsDep) -> Any:
     checks: dict[str, Any] = {}
     live = 0
     try:
@@ -33,7 +49,8 @@ def readyz(db: Db, settings: SettingsDep) -> Any:
         checks["runners"] = live
     except Exception as exc:  # readiness reports, it does not raise
         checks["database"] = f"error: {type(exc).__name__}"
-    ready = checks["database"] == "ok" and live > 0
+    checks["executor"] = {"name": settings.executor, "status": _executor_check(request, settings)}
+    ready = checks["database"] == "ok" and live > 0 and checks["executor"]["status"] == "ok"
     return JSONResponse(
         status_code=200 if ready else 503,
         content={"status": "ready" if ready else "not ready", "checks": checks},

@@ -1,0 +1,355 @@
+"""Docker Swarm as an executor: one replicated-job service per run attempt.
+
+Each attempt becomes a service in ``replicated-job`` mode (one task, one
+completion) with restart condition ``none``: the platform owns retries. The
+service is named like the container the local executor would create (run,
+attempt, run uid), so a runner that takes a run over finds it by name and
+checks its ``craton.run-uid`` label before adopting it.
+
+Hardening is the local executor's, as far as a service spec carries it on the
+engines this targets (API 1.41, Docker 20.10): user nobody, all capabilities
+dropped (the bounding set too, so a setuid binary gains nothing), read-only
+root with a ``/tmp`` tmpfs, pids/memory/CPU limits, no mounts of the host and
+never the engine's socket. A service spec has no ``no-new-privileges`` before
+API 1.44, and swarm has no ``none`` network: a task that does not ask for the
+network is attached only to an ``--internal`` overlay network of its project
+(``craton-isolated-<project>``), which has no route off the cluster and which
+other projects' tasks never join.
+
+A service starts as soon as it exists, so ``create`` starts it and ``start``
+has nothing left to do. Logs are the service's (the engine gathers them from
+whichever node ran the task): its follow stream does not end when the task
+does, so the log is read again every half second from the last message seen
+until the task has ended, then once more. The exit code is the task's
+container status. Stopping removes the service, which stops its container
+(SIGTERM, then SIGKILL after the stop grace period set at creation).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+import docker
+import docker.errors
+import requests
+from docker.types import ContainerSpec as ServiceContainerSpec
+from docker.types import Mount, RestartPolicy, TaskTemplate
+
+from craton_wf.errors import ContainerNotFound, ExecutorError
+from craton_wf.executors.base import ContainerSpec, ContainerState, Handle
+from craton_wf.executors.docker import (
+    MANAGED_LABEL,
+    USER,
+    DockerExecutor,
+    _frame_stamp_ns,
+    _truncate,
+    container_name,
+    docker_errors,
+    frames_after,
+    iter_frames,
+)
+
+if TYPE_CHECKING:
+    from craton_wf.settings import Settings
+
+LOG_POLL_SECONDS = 0.5
+TMPFS_BYTES = 64 * 1024 * 1024
+ENDED_TASK_STATES = {"complete", "failed", "rejected", "shutdown", "orphaned", "remove"}
+NO_EXIT_CODE = 125  # the task ended without running its command (e.g. its image was missing)
+STOPPED_EXIT_CODE = 143  # the service was removed by stop(): its container got SIGTERM
+_NETWORK_NAME = re.compile(r"[^a-zA-Z0-9_.-]")
+
+
+def isolated_network_name(project: str) -> str:
+    return "craton-isolated-" + _NETWORK_NAME.sub("-", project)[:40]
+
+
+def service_spec(spec: ContainerSpec, network: str | None, stop_grace_seconds: float) -> Any:
+    """The task template of one run attempt: hardened, limited, restart condition none."""
+    limits: dict[str, int] = {}
+    if spec.limits.nano_cpus is not None:
+        limits["NanoCPUs"] = spec.limits.nano_cpus
+    if spec.limits.memory_bytes is not None:
+        limits["MemoryBytes"] = spec.limits.memory_bytes
+    if spec.limits.pids is not None:
+        limits["Pids"] = spec.limits.pids
+    container = ServiceContainerSpec(
+        spec.image,
+        command=list(spec.command),
+        env=dict(spec.env),
+        user=USER,
+        labels={**spec.labels, MANAGED_LABEL: "true"},
+        read_only=True,
+        cap_drop=["ALL"],
+        mounts=[
+            Mount(
+                target="/tmp",
+                source=None,
+                type="tmpfs",
+                tmpfs_size=TMPFS_BYTES,
+                tmpfs_mode=0o1777,
+            )
+        ],
+        stop_grace_period=int(max(stop_grace_seconds, 0) * 1_000_000_000),
+        tty=False,
+        open_stdin=False,
+    )
+    return TaskTemplate(
+        container,
+        restart_policy=RestartPolicy(condition="none"),
+        resources={"Limits": limits} if limits else None,
+        placement={"Constraints": list(spec.placement)} if spec.placement else None,
+        networks=[{"Target": network}] if network else None,
+    )
+
+
+class SwarmExecutor(DockerExecutor):
+    """Runs each attempt of a run as a replicated-job service of a swarm (via a manager)."""
+
+    name = "swarm"
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        *,
+        client: docker.DockerClient | None = None,
+        stop_grace_seconds: float = 10.0,
+        registry: str | None = None,
+        registry_auth: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(base_url, client=client)
+        self.stop_grace_seconds = stop_grace_seconds
+        self.registry = registry
+        self.registry_auth = registry_auth
+        self._stopped: set[str] = set()
+        self._networks: set[str] = set()
+        self._lock = threading.Lock()
+        self._logged_in = False
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SwarmExecutor:
+        auth = None
+        if settings.registry_username:
+            password = (
+                settings.registry_password.get_secret_value() if settings.registry_password else ""
+            )
+            auth = {"username": settings.registry_username, "password": password}
+        return cls(
+            settings.docker_base_url,
+            stop_grace_seconds=settings.stop_grace_seconds,
+            registry=settings.registry,
+            registry_auth=auth,
+        )
+
+    # --- the swarm --------------------------------------------------------------------
+
+    def ping(self) -> None:
+        with docker_errors("reach the Docker engine"):
+            info = self.client.info()
+        swarm = info.get("Swarm") or {}
+        if swarm.get("LocalNodeState") != "active":
+            raise ExecutorError(
+                "the Docker engine is not part of a swarm "
+                f"(swarm state {swarm.get('LocalNodeState') or 'unknown'}); "
+                "run `docker swarm init` or point docker_base_url at a manager"
+            )
+        if not swarm.get("ControlAvailable"):
+            raise ExecutorError(
+                "the Docker engine is a swarm worker, not a manager: services can only be "
+                "created through a manager; point docker_base_url at one"
+            )
+
+    def _login(self) -> None:
+        """Registry credentials for pulls, from the settings (never from a task)."""
+        if self._logged_in or not (self.registry and self.registry_auth):
+            return
+        host = self.registry.split("/", 1)[0]
+        with docker_errors(f"log in to the registry {host}"):
+            self.client.api.login(registry=host, reauth=True, **self.registry_auth)
+        self._logged_in = True
+
+    def _isolated_network(self, project: str) -> str:
+        name = isolated_network_name(project or "default")
+        with self._lock:
+            if name in self._networks:
+                return name
+            with docker_errors(f"prepare the network {name}"):
+                if not self.client.api.networks(names=[name]):
+                    try:
+                        self.client.api.create_network(
+                            name,
+                            driver="overlay",
+                            internal=True,
+                            labels={MANAGED_LABEL: "true", "craton.project": project},
+                        )
+                    except docker.errors.APIError as exc:
+                        if exc.status_code != 409:  # created meanwhile by another runner
+                            raise
+            self._networks.add(name)
+            return name
+
+    # --- one run attempt --------------------------------------------------------------
+
+    def create(self, spec: ContainerSpec) -> Handle:
+        name = container_name(spec.name)
+        labels = {**spec.labels, MANAGED_LABEL: "true"}
+        self._login()
+        network = (
+            None if spec.network else self._isolated_network(spec.labels.get("craton.project", ""))
+        )
+        template = service_spec(spec, network, self.stop_grace_seconds)
+        with docker_errors(f"create service {name}"):
+            try:
+                created = self.client.api.create_service(
+                    template,
+                    name=name,
+                    labels=labels,
+                    mode={"ReplicatedJob": {"MaxConcurrent": 1, "TotalCompletions": 1}},
+                )
+            except docker.errors.APIError as exc:
+                if exc.status_code == 409:
+                    raise ExecutorError(f"service name {name} is already taken") from exc
+                raise
+        return Handle(id=created["ID"], name=name, state=ContainerState.RUNNING, labels=labels)
+
+    def find(self, name: str) -> Handle | None:
+        name = container_name(name)
+        with docker_errors(f"look for service {name}"):
+            services = self.client.api.services(filters={"name": name})
+        for service in services:
+            spec = service.get("Spec") or {}
+            if spec.get("Name") == name:
+                task = self._task(service["ID"])
+                state = (
+                    ContainerState.EXITED
+                    if task is not None and task["Status"]["State"] in ENDED_TASK_STATES
+                    else ContainerState.RUNNING
+                )
+                return Handle(
+                    id=service["ID"], name=name, state=state, labels=dict(spec.get("Labels") or {})
+                )
+        return None
+
+    def start(self, handle: Handle) -> None:
+        """Nothing to do: a service's task is scheduled as soon as the service exists."""
+
+    def _task(self, service_id: str) -> dict[str, Any] | None:
+        """The service's task (the newest, should there ever be more than one)."""
+        with docker_errors("list the tasks of a service"):
+            tasks = self.client.api.tasks(filters={"service": service_id})
+        if not tasks:
+            return None
+        return max(tasks, key=lambda task: task.get("CreatedAt", ""))
+
+    def _service_exists(self, handle: Handle) -> bool:
+        try:
+            with docker_errors(f"inspect service {handle.name}"):
+                self.client.api.inspect_service(handle.id)
+        except ContainerNotFound:
+            return False
+        return True
+
+    def _exit_code_if_exited(self, handle: Handle) -> int | None:
+        if not self._service_exists(handle):
+            if handle.id in self._stopped:
+                return STOPPED_EXIT_CODE
+            raise ContainerNotFound(f"service {handle.name} is gone")
+        task = self._task(handle.id)
+        if task is None or task["Status"]["State"] not in ENDED_TASK_STATES:
+            return None
+        status = task["Status"]
+        code = (status.get("ContainerStatus") or {}).get("ExitCode")
+        if code is None:
+            return STOPPED_EXIT_CODE if handle.id in self._stopped else NO_EXIT_CODE
+        return int(code)
+
+    def wait(self, handle: Handle, timeout: float | None = None) -> int | None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            code = self._exit_code_if_exited(handle)
+            if code is not None:
+                return code
+            if deadline is not None and time.monotonic() >= deadline:
+                return None
+            time.sleep(0.25 if deadline is None else min(0.25, max(deadline - time.monotonic(), 0)))
+
+    def task_error(self, handle: Handle) -> str | None:
+        """Why the task ended without running, as swarm tells it (e.g. no such image)."""
+        task = self._task(handle.id)
+        return None if task is None else task["Status"].get("Err")
+
+    # --- logs -------------------------------------------------------------------------
+
+    def _messages(self, handle: Handle, since_ns: int | None) -> Iterator[tuple[str, bytes]]:
+        """Each log message of the service once, until its task ended."""
+        last: tuple[str, bytes] | None = None
+        while True:
+            try:
+                ended = self._exit_code_if_exited(handle) is not None
+            except ContainerNotFound:
+                return
+            opened_from = since_ns
+            last_ns = None if last is None else _frame_stamp_ns(last[1])
+            if last_ns is not None:  # a second back: stamps of stdout and stderr may cross
+                opened_from = last_ns - 1_000_000_000
+            try:
+                with self._log_stream(handle, opened_from, follow=False) as response:
+                    frames = iter_frames(response.raw)
+                    if last is not None:
+                        frames = frames_after(frames, last)
+                    for frame in frames:
+                        last = frame
+                        yield frame
+            except ContainerNotFound:
+                if handle.id in self._stopped:
+                    return
+                raise
+            if ended:
+                return
+            time.sleep(LOG_POLL_SECONDS)
+
+    @contextmanager
+    def _log_stream(
+        self, handle: Handle, since_ns: int | None, follow: bool
+    ) -> Iterator[requests.Response]:
+        api = self.client.api
+        params: dict[str, Any] = {"stdout": 1, "stderr": 1, "timestamps": 1}
+        if follow:
+            params["follow"] = 1
+        if since_ns is not None:
+            seconds, nanos = divmod(max(since_ns, 0), 1_000_000_000)
+            params["since"] = f"{seconds}.{nanos:09d}"
+        url = f"{api.base_url}/v{api.api_version}/services/{quote(handle.id, safe='')}/logs"
+        with docker_errors(f"read the logs of service {handle.name}"):
+            response = api.get(url, params=params, stream=True, timeout=60)
+            try:
+                if response.status_code == 404:
+                    raise ContainerNotFound(f"service {handle.name} is gone")
+                if response.status_code >= 400:
+                    raise ExecutorError(
+                        f"could not read the logs of service {handle.name}: "
+                        f"{response.status_code}: {_truncate(response.text)}"
+                    )
+                yield response
+            finally:
+                response.close()
+
+    # --- ending -----------------------------------------------------------------------
+
+    def stop(self, handle: Handle, grace_seconds: float = 10.0) -> None:
+        """Remove the service: its container gets SIGTERM, then SIGKILL after the grace."""
+        self._stopped.add(handle.id)
+        self.remove(handle)
+
+    def remove(self, handle: Handle) -> None:
+        try:
+            with docker_errors(f"remove service {handle.name}"):
+                self.client.api.remove_service(handle.id)
+        except ContainerNotFound:
+            return
