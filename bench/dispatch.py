@@ -16,13 +16,40 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 
 from bench.harness import add_hosts, add_ready_task, make_platform, run_job
 
 SLOTS = int(os.environ.get("BENCH_SLOTS", "16"))
 
 
-def measure(database_url: str | None, runs: int, runners: int) -> float:
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds the whole machine spent not idle since boot (all cores)."""
+    with open("/proc/stat") as stat:
+        fields = [int(v) for v in stat.readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields[:8]) - idle) / TICKS
+
+
+def process_seconds(pid: int) -> float:
+    """User + system CPU seconds of one process."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+@dataclass
+class Figures:
+    runs_per_second: float
+    busy_cores: float  # the machine's average, over the job
+    cpu_ms_per_run: float  # the machine's, all processes
+    runner_cpu_ms_per_run: float  # the runner processes' share
+
+
+def measure(database_url: str | None, runs: int, runners: int) -> Figures:
     platform = make_platform(
         database_url, executor="fake", runner_slots=SLOTS, runner_poll_seconds=0.05
     )
@@ -54,6 +81,8 @@ def measure(database_url: str | None, runs: int, runners: int) -> float:
                 )
             )
         time.sleep(2)  # runners registered and idle
+        busy_before = machine_busy_seconds()
+        runner_before = sum(process_seconds(p.pid) for p in processes)
         seconds, status = run_job(
             platform,
             task="noop",
@@ -63,7 +92,14 @@ def measure(database_url: str | None, runs: int, runners: int) -> float:
             wake=False,
         )
         assert status == "SUCCEEDED", status
-        return runs / seconds
+        busy = machine_busy_seconds() - busy_before
+        runner_cpu = sum(process_seconds(p.pid) for p in processes) - runner_before
+        return Figures(
+            runs_per_second=runs / seconds,
+            busy_cores=busy / seconds,
+            cpu_ms_per_run=busy * 1000 / runs,
+            runner_cpu_ms_per_run=runner_cpu * 1000 / runs,
+        )
     finally:
         for process in processes:
             process.terminate()
@@ -75,11 +111,25 @@ def main() -> int:
     parser.add_argument("--database-url", default=None)
     parser.add_argument("--runs", type=int, default=2000)
     args = parser.parse_args()
+    cores = os.cpu_count() or 1
     one = measure(args.database_url, args.runs, 1)
-    print(f"1 runner: {one:.0f} runs/s (target >= 1000)")
+    print(f"1 runner: {one.runs_per_second:.0f} runs/s (target >= 1000)")
+    print(describe(one, cores))
     three = measure(args.database_url, args.runs, 3)
-    print(f"3 runners: {three:.0f} runs/s; {three / one:.2f}x one runner (target >= 1.8x)")
+    ratio = three.runs_per_second / one.runs_per_second
+    print(
+        f"3 runners: {three.runs_per_second:.0f} runs/s; {ratio:.2f}x one runner (target >= 1.8x)"
+    )
+    print(describe(three, cores))
     return 0
+
+
+def describe(figures: Figures, cores: int) -> str:
+    return (
+        f"  CPU: {figures.busy_cores:.2f} of {cores} cores busy; "
+        f"{figures.cpu_ms_per_run:.1f} ms of CPU per run on the machine, "
+        f"{figures.runner_cpu_ms_per_run:.1f} ms of it in the runners"
+    )
 
 
 if __name__ == "__main__":
