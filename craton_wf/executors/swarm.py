@@ -21,12 +21,22 @@ has nothing left to do. Logs are the service's (the engine gathers them from
 whichever node ran the task): its follow stream does not end when the task
 does, so the log is read again every half second from the last message seen
 until the task has ended, then once more. The exit code is the task's
-container status. Stopping removes the service, which stops its container
-(SIGTERM, then SIGKILL after the stop grace period set at creation).
+container status.
+
+Stopping and removing: Docker before 24 leaves the task's container behind
+when a replicated-job service is removed, running or not (moby/moby#44312).
+So when the task ran on the engine this executor talks to, its container is
+stopped directly (SIGTERM, then SIGKILL after the grace period) and removed
+with the service. A task that ran on another node of such an old swarm keeps
+its container until that node's engine is cleaned up; on Docker 24 and later,
+removing the service stops and removes it (SIGTERM, then SIGKILL after the
+stop grace period set at creation).
 """
 
 from __future__ import annotations
 
+import contextlib
+import math
 import re
 import threading
 import time
@@ -131,6 +141,7 @@ class SwarmExecutor(DockerExecutor):
         self._networks: set[str] = set()
         self._lock = threading.Lock()
         self._logged_in = False
+        self._node_id: str | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SwarmExecutor:
@@ -342,14 +353,54 @@ class SwarmExecutor(DockerExecutor):
 
     # --- ending -----------------------------------------------------------------------
 
+    def _local_container(self, handle: Handle, patience: float = 10.0) -> str | None:
+        """The id of the service task's container, if it ran on this executor's engine.
+
+        A task still being prepared has no container yet, but will have one even
+        if the service is removed meanwhile: wait for it (up to ``patience``).
+        """
+        deadline = time.monotonic() + patience
+        while True:
+            try:
+                task = self._task(handle.id)
+            except ContainerNotFound:
+                return None
+            if task is None and time.monotonic() < deadline:
+                time.sleep(0.2)
+                continue
+            if task is None:
+                return None
+            status = task.get("Status", {})
+            has_container = (status.get("ContainerStatus") or {}).get("ContainerID")
+            if has_container or status.get("State") in ENDED_TASK_STATES:
+                break
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(0.2)
+        if self._node_id is None:
+            with docker_errors("ask the engine for its swarm node"):
+                self._node_id = self.client.info()["Swarm"].get("NodeID") or ""
+        container = (task.get("Status", {}).get("ContainerStatus") or {}).get("ContainerID")
+        return container if container and task.get("NodeID") == self._node_id else None
+
     def stop(self, handle: Handle, grace_seconds: float = 10.0) -> None:
-        """Remove the service: its container gets SIGTERM, then SIGKILL after the grace."""
+        """SIGTERM, SIGKILL after the grace period, and the service removed."""
         self._stopped.add(handle.id)
+        container = self._local_container(handle)
+        if container is not None:
+            action = f"stop the container of service {handle.name}"
+            with contextlib.suppress(ContainerNotFound), docker_errors(action):
+                self.client.api.stop(container, timeout=math.ceil(max(grace_seconds, 0)))
         self.remove(handle)
 
     def remove(self, handle: Handle) -> None:
+        container = self._local_container(handle)
         try:
             with docker_errors(f"remove service {handle.name}"):
                 self.client.api.remove_service(handle.id)
         except ContainerNotFound:
-            return
+            pass
+        if container is not None:
+            action = f"remove the container of service {handle.name}"
+            with contextlib.suppress(ContainerNotFound), docker_errors(action):
+                self.client.api.remove_container(container, force=True, v=True)

@@ -78,6 +78,14 @@ def shipped_image(
             docker_client.images.remove(leftover.id, force=True)
 
 
+def remove_services_and_containers(docker_client, project: str) -> None:  # type: ignore[no-untyped-def]
+    label = {"label": f"craton.project={project}"}
+    for service in docker_client.services.list(filters=label):
+        service.remove()
+    for container in docker_client.containers.list(all=True, filters=label):
+        container.remove(force=True)
+
+
 @pytest.fixture
 def executor(swarm: str) -> Iterator[SwarmExecutor]:
     made = SwarmExecutor(stop_grace_seconds=2)
@@ -90,8 +98,7 @@ def run_label(docker_client: docker.DockerClient) -> Iterator[str]:
     """A craton.project label for this test; its services are removed at the end."""
     project = f"stest-{uuid.uuid4().hex[:8]}"
     yield project
-    for service in docker_client.services.list(filters={"label": f"craton.project={project}"}):
-        service.remove()
+    remove_services_and_containers(docker_client, project)
 
 
 def spec(image: str, project: str, script: str, **overrides: Any) -> ContainerSpec:
@@ -150,26 +157,49 @@ def test_a_run_is_a_hardened_replicated_job_service(
 
     found = executor.find(made.name)
     assert found is not None and found.state == ContainerState.EXITED and found.id == handle.id
+    assert len(task_containers(docker_client, handle.id)) == 1
     executor.remove(handle)
     assert executor.find(made.name) is None
+    assert task_containers(docker_client, handle.id) == []  # not left behind
     executor.remove(handle)  # no error when already gone
 
 
-def test_a_name_is_taken_once(executor, shipped_image, run_label):
+def test_a_name_is_taken_once(executor, shipped_image, run_label, docker_client):  # type: ignore[no-untyped-def]
     made = spec(shipped_image, run_label, "sleep 30")
-    executor.create(made)
+    handle = executor.create(made)
     with pytest.raises(ExecutorError, match="already taken"):
         executor.create(made)
+    executor.remove(handle)  # right after creation: the task's container goes too
+    assert task_containers(docker_client, handle.id) == []
 
 
-def test_stop_removes_the_service(executor, shipped_image, run_label):
-    handle = executor.create(spec(shipped_image, run_label, "echo started; exec sleep 300"))
+def test_stop_ends_the_container_and_removes_the_service(
+    executor, shipped_image, run_label, docker_client
+):  # type: ignore[no-untyped-def]
+    script = "trap 'echo got TERM; exit 143' TERM; echo started; sleep 300 & wait"
+    handle = executor.create(spec(shipped_image, run_label, script))
+    assert next(iter(executor.logs(handle))).text == "started"
+    (container,) = task_containers(docker_client, handle.id)
+    started = time.monotonic()
+    executor.stop(handle, grace_seconds=5)
+    assert time.monotonic() - started < 5  # the container heeded SIGTERM
+    assert executor.wait(handle, timeout=30) == 143
+    assert executor.find(handle.name) is None
+    assert task_containers(docker_client, handle.id) == []
+    with pytest.raises(docker.errors.NotFound):
+        docker_client.containers.get(container.id)
+
+
+def test_stop_kills_a_container_that_ignores_sigterm(
+    executor, shipped_image, run_label, docker_client
+):  # type: ignore[no-untyped-def]
+    script = "trap '' TERM; echo started; sleep 300 & wait; sleep 300"
+    handle = executor.create(spec(shipped_image, run_label, script))
     assert next(iter(executor.logs(handle))).text == "started"
     started = time.monotonic()
     executor.stop(handle, grace_seconds=2)
-    assert executor.wait(handle, timeout=30) == 143
-    assert time.monotonic() - started < 15
-    assert executor.find(handle.name) is None
+    assert 2 <= time.monotonic() - started < 15
+    assert task_containers(docker_client, handle.id) == []
 
 
 def test_another_executor_adopts_a_running_service(executor, shipped_image, run_label):
@@ -206,10 +236,7 @@ def swarm_runners(database_url, tmp_path, swarm, registry) -> Iterator[Runners]:
 @pytest.fixture
 def project(sessions, root, docker_client) -> Iterator[str]:  # type: ignore[no-untyped-def]
     yield root.project_id
-    for service in docker_client.services.list(
-        filters={"label": f"craton.project={root.project_id}"}
-    ):
-        service.remove()
+    remove_services_and_containers(docker_client, root.project_id)
 
 
 def make_job(sessions, project_id, image, script, hosts=1, **step):  # type: ignore[no-untyped-def]
@@ -230,6 +257,17 @@ def make_job(sessions, project_id, image, script, hosts=1, **step):  # type: ign
                 "max_failures": hosts,
             },
         ).id
+
+
+def task_containers(docker_client, service_id: str) -> list[Any]:  # type: ignore[no-untyped-def]
+    """The containers swarm made for a service's tasks, running or not."""
+    return docker_client.containers.list(
+        all=True, filters={"label": f"com.docker.swarm.service.id={service_id}"}
+    )
+
+
+def running_containers_of(docker_client, run: Run) -> list[Any]:  # type: ignore[no-untyped-def]
+    return docker_client.containers.list(filters={"label": f"craton.run-uid={run.uid}"})
 
 
 def services_of(docker_client, run: Run) -> list[Any]:  # type: ignore[no-untyped-def]
@@ -263,6 +301,7 @@ def test_step_timeout(sessions, project, swarm_runners, shipped_image, docker_cl
     assert run.status == "TIMED_OUT"
     assert run.finished_at - run.started_at < timedelta(seconds=30)
     assert services_of(docker_client, run) == []
+    assert running_containers_of(docker_client, run) == []
 
 
 def test_cancel(sessions, project, swarm_runners, shipped_image, docker_client):  # type: ignore[no-untyped-def]
@@ -283,6 +322,7 @@ def test_cancel(sessions, project, swarm_runners, shipped_image, docker_client):
         run = session.execute(select(Run).where(Run.job_id == cancelled)).scalar_one()
     assert run.status == "CANCELLED"
     assert services_of(docker_client, run) == []
+    assert running_containers_of(docker_client, run) == []
 
 
 def test_a_killed_runners_service_is_adopted(
