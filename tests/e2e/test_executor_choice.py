@@ -1,0 +1,46 @@
+"""Choosing the executor: `craton-wf runner` and `serve` refuse to start, with a clear
+message, when the executor's runtime cannot be reached or is not what it needs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def run_cli(tmp_path: Path, command: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "craton_wf.cli", command],
+        env={
+            **os.environ,
+            "CRATON_WF_DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}",
+            "CRATON_WF_DATA_DIR": str(tmp_path / "data"),
+            **env,
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize("executor", ["docker", "swarm"])
+def test_an_unreachable_engine_is_refused_at_start(tmp_path: Path, executor: str) -> None:
+    run_cli(tmp_path, "migrate")
+    done = run_cli(
+        tmp_path,
+        "runner",
+        CRATON_WF_EXECUTOR=executor,
+        CRATON_WF_DOCKER_BASE_URL="tcp://127.0.0.1:9",
+    )
+    assert done.returncode == 1
+    assert done.stderr.startswith("ERROR: cannot reach the Docker engine at tcp://127.0.0.1:9")
+
+
+def test_an_unknown_executor_is_refused(tmp_path: Path) -> None:
+    done = run_cli(tmp_path, "runner", CRATON_WF_EXECUTOR="nomad")
+    assert done.returncode != 0
+    assert "executor" in done.stderr and "nomad" in done.stderr
+    assert "Traceback" not in done.stderr
