@@ -58,7 +58,7 @@ class RunExecution:
         active: ActiveRun,
         on_finished: Callable[[], None] = lambda: None,
         abandoned: threading.Event | None = None,
-        finisher: Any = None,
+        recorder: Any = None,
     ) -> None:
         self.settings = settings
         self.sessions = sessions
@@ -70,11 +70,14 @@ class RunExecution:
         self.on_finished = on_finished
         # Set when the runner stopped and handed this run over: write nothing more.
         self.abandoned = abandoned or threading.Event()
-        self.finisher = finisher  # batches finishes across runs (runner.finisher.Finisher)
+        # Batches this run's writes with other runs' (runner.recorder.Recorder).
+        self.recorder = recorder
 
     def _tx(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         if self.abandoned.is_set():
             raise LeaseLost(f"run {self.a.run_id}: handed over when the runner stopped")
+        if self.recorder is not None:
+            return self.recorder.record(fn, *args, **kwargs)
         return retrying(self.sessions, fn, *args, abort=self.abandoned, **kwargs)
 
     def spec(self) -> ContainerSpec:
@@ -170,12 +173,7 @@ class RunExecution:
             os.kill(os.getpid(), signal.SIGKILL)
 
     def _finish(self, **outcome: Any) -> None:
-        if self.finisher is None:
-            self._tx(run_service.finish_run, self.a.run_id, self.owner, self.a.epoch, **outcome)
-            return
-        if self.abandoned.is_set():
-            raise LeaseLost(f"run {self.a.run_id}: handed over when the runner stopped")
-        self.finisher.finish(self.a.run_id, self.owner, self.a.epoch, **outcome)
+        self._tx(run_service.finish_run, self.a.run_id, self.owner, self.a.epoch, **outcome)
 
     def _pump_logs(self, handle: Handle) -> None:
         lines: queue.Queue[Any] = queue.Queue(maxsize=10_000)

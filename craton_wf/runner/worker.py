@@ -26,7 +26,7 @@ from craton_wf.db.models import Build, Run, RunnerRecord, utcnow
 from craton_wf.errors import CratonError
 from craton_wf.executors.base import Executor
 from craton_wf.runner.execution import ActiveRun, RunExecution
-from craton_wf.runner.finisher import Finisher
+from craton_wf.runner.recorder import Recorder
 from craton_wf.services import builds as build_service
 from craton_wf.services import jobs as job_service
 from craton_wf.services import runs as run_service
@@ -62,7 +62,7 @@ class Runner:
         self.wakeup = wakeup or threading.Event()
         self._stop = threading.Event()
         self._abandoned = threading.Event()
-        self._finisher: Finisher | None = None
+        self._recorder: Recorder | None = None
         self._lock = threading.Lock()
         self._runs: dict[int, ActiveRun] = {}
         self._builds: set[int] = set()
@@ -76,7 +76,7 @@ class Runner:
 
     def start(self) -> None:
         self._register()
-        self._finisher = Finisher(self.sessions, self._abandoned)
+        self._recorder = Recorder(self.sessions, self._abandoned)
         for target, name in (
             (self._dispatch, "runner-dispatch"),
             (self._supervise, "runner-supervise"),
@@ -170,15 +170,10 @@ class Runner:
             free = min(self.settings.runner_slots - self.active_runs, CLAIM_BATCH)
             if free <= 0:
                 break
-            assignments = []
             with transaction(self.sessions) as session:
-                for _ in range(free):
-                    assignment = run_service.claim_next_run(
-                        session, self.id, self.settings.lease_seconds
-                    )
-                    if assignment is None:
-                        break
-                    assignments.append(assignment)
+                assignments = run_service.claim_runs(
+                    session, self.id, self.settings.lease_seconds, free
+                )
             for assignment in assignments:
                 active = ActiveRun(assignment)
                 with self._lock:
@@ -203,7 +198,7 @@ class Runner:
             active,
             on_finished=finished,
             abandoned=self._abandoned,
-            finisher=self._finisher,
+            recorder=self._recorder,
         ).run()
 
     def _execute_build(self, build: build_service.BuildAssignment) -> None:

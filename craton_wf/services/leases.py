@@ -25,11 +25,18 @@ T = TypeVar("T")
 def db_now(session: Session) -> datetime:
     """The database's clock: every runner computes leases against the same time.
 
-    PostgreSQL answers ``statement_timestamp()``; SQLite is the one-host embedded
-    default, where the database's clock is this machine's.
+    PostgreSQL answers ``statement_timestamp()`` (of the transaction's first
+    question); SQLite is the one-host embedded default, where the database's
+    clock is this machine's.
     """
     if session.get_bind().dialect.name == "postgresql":
-        return session.execute(select(func.statement_timestamp())).scalar_one()
+        # Asked once per transaction (a session here is one transaction): the
+        # runner records many runs in one, and each question is a round trip.
+        if "db_now" not in session.info:
+            session.info["db_now"] = session.execute(
+                select(func.statement_timestamp())
+            ).scalar_one()
+        return session.info["db_now"]  # type: ignore[no-any-return]
     return utcnow()
 
 

@@ -19,7 +19,7 @@ from craton_wf.domain.payload import build_payload, encode_payload
 from craton_wf.domain.states import JobStatus, RunStatus
 from craton_wf.services import scheduling
 from craton_wf.services.events import record_event
-from craton_wf.services.leases import check_lease, claim_one, db_now, lock_row, take_lease
+from craton_wf.services.leases import check_lease, claim_many, db_now, lock_row, take_lease
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,16 @@ def container_name(run: Run) -> str:
 
 def claim_next_run(session: Session, owner: str, lease_seconds: float) -> RunAssignment | None:
     """Claim a queued run, or take over a started one whose runner's lease expired."""
+    claimed = claim_runs(session, owner, lease_seconds, 1)
+    return claimed[0] if claimed else None
+
+
+def claim_runs(
+    session: Session, owner: str, lease_seconds: float, limit: int
+) -> list[RunAssignment]:
+    """Claim up to ``limit`` runs in one query: queued ones, or started ones whose
+    runner's lease expired (taken over). Runs of a job past its deadline are not
+    claimed; their job is cancelled instead."""
     now = db_now(session)
     queued = and_(
         Run.status == RunStatus.QUEUED.value,
@@ -78,17 +88,29 @@ def claim_next_run(session: Session, owner: str, lease_seconds: float) -> RunAss
         .where(or_(queued, expired))
         .order_by(Run.queued_at, Run.id)
     )
-    run = claim_one(session, stmt, Run)
-    if run is None:
+    claimed = []
+    for run in claim_many(session, stmt, Run, limit):
+        assignment = _claim(session, run, owner, lease_seconds, now)
+        if assignment is not None:
+            claimed.append(assignment)
+    return claimed
+
+
+def _claim(
+    session: Session, run: Run, owner: str, lease_seconds: float, now: datetime
+) -> RunAssignment | None:
+    claimable = (RunStatus.QUEUED.value, RunStatus.STARTING.value, RunStatus.RUNNING.value)
+    if run.status not in claimable:  # cancelled by a job timeout met earlier in this claim
         return None
     job = session.get(Job, run.job_id)
     assert job is not None
     if run.status == RunStatus.QUEUED.value and job.deadline is not None and job.deadline <= now:
-        scheduling.cancel_job(
-            session,
-            scheduling.lock_job(session, job.id),
-            f"job timed out after {job.timeout_seconds}s",
-        )
+        if job.status != JobStatus.CANCELLING.value:
+            scheduling.cancel_job(
+                session,
+                scheduling.lock_job(session, job.id),
+                f"job timed out after {job.timeout_seconds}s",
+            )
         return None
     previous_owner = run.lease_owner
     epoch = take_lease(run, owner, lease_seconds, now)
@@ -293,7 +315,7 @@ def finish_run(
     run = check_lease(session, Run, run_id, owner, epoch, row=run)
     # Not locked: the job-wide part of scheduling locks it (settle_job); the
     # run's own part locks only the rows it changes.
-    job = session.get(Job, run.job_id, populate_existing=True)
+    job = session.get(Job, run.job_id)
     assert job is not None
     now = db_now(session)
     run.exit_code = exit_code

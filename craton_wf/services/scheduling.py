@@ -238,18 +238,12 @@ def _open_runs_of_host(session: Session, host: JobHost) -> list[Run]:
 
 
 def _finish_host_if_done(session: Session, job: Job, host: JobHost, now: datetime) -> None:
-    left = session.execute(
-        select(func.count())
-        .select_from(Run)
-        .where(Run.job_host_id == host.id, Run.status.not_in(_FINAL_RUN_VALUES))
-    ).scalar_one()
-    if left:
+    statuses = set(
+        session.execute(select(Run.status).where(Run.job_host_id == host.id).distinct()).scalars()
+    )
+    if statuses - set(_FINAL_RUN_VALUES):
         return
-    cancelled = session.execute(
-        select(func.count())
-        .select_from(Run)
-        .where(Run.job_host_id == host.id, Run.status == RunStatus.CANCELLED.value)
-    ).scalar_one()
+    cancelled = RunStatus.CANCELLED.value in statuses
     final = HostStatus.CANCELLED if cancelled else HostStatus.SUCCEEDED
     set_host_status(host, final, now)
     record_event(session, job.id, f"host_{final.value.lower()}", host.host_name)

@@ -1,0 +1,124 @@
+"""Recording what runs do in batches: one transaction for the writes of many runs.
+
+Every run of a runner writes three or more times (started, log lines,
+finished), and a finished run also moves its job's graph on. Done in one
+transaction each, the writes of a busy runner cost a commit and a connection
+checkout apiece and queue up on shared rows. Here one thread takes whatever
+writes are waiting, from every run, and records them together:
+
+- each write is a service call ``fn(session, run_id, owner, epoch, ...)`` that
+  checks the run's lease itself, so batching changes nothing about fencing;
+- a run's thread waits for its write to be committed before it goes on, so
+  the writes of one run stay in order;
+- finished runs are recorded with ``settle=False`` and their jobs are moved on
+  once per batch (``runs.settle_jobs``);
+- writes are applied in run id order, so two runners' batches lock rows in
+  the same order;
+- if any write of a batch fails, the batch is rolled back and each write is
+  recorded on its own, so one bad write (a lost lease) cannot hold back the
+  others.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from craton_wf.db.engine import retrying
+from craton_wf.services import runs as run_service
+
+log = logging.getLogger(__name__)
+
+BATCH = 64
+
+
+@dataclass
+class _Write:
+    fn: Callable[..., Any]
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    done: Future[Any] = field(default_factory=Future)
+
+    @property
+    def run_id(self) -> int:
+        return int(self.args[0])
+
+    @property
+    def finishes(self) -> bool:
+        return self.fn is run_service.finish_run
+
+
+class Recorder:
+    def __init__(self, sessions: sessionmaker[Session], abandoned: threading.Event) -> None:
+        self.sessions = sessions
+        self.abandoned = abandoned
+        self._queue: queue.Queue[_Write] = queue.Queue()
+        self._thread = threading.Thread(target=self._loop, name="runner-recorder", daemon=True)
+        self._thread.start()
+
+    def record(self, fn: Callable[..., Any], run_id: int, *args: Any, **kwargs: Any) -> Any:
+        """``fn(session, run_id, *args, **kwargs)``, batched with other runs' writes.
+
+        Returns its result once committed, or raises what it raised.
+        """
+        write = _Write(fn, (run_id, *args), kwargs)
+        self._queue.put(write)
+        return write.done.result()
+
+    def finish(self, run_id: int, owner: str, epoch: int, **outcome: Any) -> Any:
+        """Record a run's outcome (as ``runs.finish_run``)."""
+        return self.record(run_service.finish_run, run_id, owner, epoch, **outcome)
+
+    def _loop(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            while len(batch) < BATCH:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            self._record(batch)
+
+    def _record(self, batch: list[_Write]) -> None:
+        if len(batch) > 1:
+            try:
+                results = retrying(self.sessions, _apply_all, batch, abort=self.abandoned)
+            except Exception:  # one of them failed: record each on its own below
+                log.debug("batched writes failed; recording them one by one", exc_info=True)
+            else:
+                for write, result in zip(batch, results, strict=True):
+                    write.done.set_result(result)
+                return
+        for write in batch:
+            try:
+                write.done.set_result(
+                    retrying(
+                        self.sessions, write.fn, *write.args, abort=self.abandoned, **write.kwargs
+                    )
+                )
+            except Exception as exc:
+                write.done.set_exception(exc)
+
+
+def _apply_all(session: Session, batch: list[_Write]) -> list[Any]:
+    """Apply every write of the batch, then move the finished runs' jobs on once each."""
+    results: dict[int, Any] = {}
+    finished: list[int] = []
+    order = sorted(range(len(batch)), key=lambda i: batch[i].run_id)  # stable: keeps run order
+    for index in order:
+        write = batch[index]
+        if write.finishes:
+            results[index] = write.fn(session, *write.args, settle=False, **write.kwargs)
+            finished.append(write.run_id)
+        else:
+            results[index] = write.fn(session, *write.args, **write.kwargs)
+    if finished:
+        run_service.settle_jobs(session, finished)
+    return [results[index] for index in range(len(batch))]
