@@ -8,8 +8,9 @@ from fastapi import FastAPI
 from sqlalchemy.orm import Session, sessionmaker
 
 from craton_wf import __version__
+from craton_wf.api.audit import install_audit_trail
 from craton_wf.api.errors import install_error_handlers
-from craton_wf.api.routes import inventory, jobs, system, tasks, workflows
+from craton_wf.api.routes import inventory, jobs, system, tasks, users, workflows
 from craton_wf.db.engine import make_engine, make_session_factory
 from craton_wf.settings import Settings
 
@@ -29,6 +30,7 @@ def create_app(
     app.state.sessions = sessions or make_session_factory(make_engine(settings))
     app.state.wakeup = wakeup
     install_error_handlers(app)
-    for module in (system, inventory, tasks, workflows, jobs):
+    install_audit_trail(app)
+    for module in (system, inventory, tasks, workflows, jobs, users):
         app.include_router(module.router)
     return app

@@ -9,6 +9,7 @@ from fastapi import Depends, Header, Query, Request, Response
 from sqlalchemy.orm import Session, sessionmaker
 
 from craton_wf.errors import Forbidden
+from craton_wf.services import policy
 from craton_wf.services.auth import Principal, authenticate
 from craton_wf.services.pagination import Page, PageRequest
 from craton_wf.settings import Settings
@@ -27,6 +28,7 @@ Db = Annotated[sessionmaker[Session], Depends(get_sessions)]
 
 
 def get_principal(
+    request: Request,
     db: Db,
     authorization: Annotated[str | None, Header()] = None,
     x_auth_token: Annotated[str | None, Header()] = None,
@@ -37,10 +39,24 @@ def get_principal(
     if token is None and authorization and authorization.lower().startswith("bearer "):
         token = authorization[7:].strip()
     with db.begin() as session:
-        return authenticate(session, token=token, user_name=x_auth_user, project_id=x_auth_project)
+        principal = authenticate(
+            session, token=token, user_name=x_auth_user, project_id=x_auth_project
+        )
+    request.state.principal = principal  # for the audit trail
+    return principal
 
 
 CurrentUser = Annotated[Principal, Depends(get_principal)]
+
+
+def authorize_route(request: Request, me: CurrentUser) -> Principal:
+    """The route's own rule (services.policy.ROUTE_RULES), checked before the route runs."""
+    route = request.scope.get("route")
+    policy.authorize(me, request.method, getattr(route, "path", request.url.path))
+    return me
+
+
+Authorized = Depends(authorize_route)
 
 
 def require_root(me: CurrentUser) -> Principal:

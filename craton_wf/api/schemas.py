@@ -396,3 +396,65 @@ class RunnerRead(Output):
     heartbeat_at: datetime
     stopped_at: datetime | None
     alive: bool = False
+
+
+# --- users, tokens, audit ----------------------------------------------------------
+
+RoleName = Literal["viewer", "auditor", "operator", "admin"]
+
+
+class UserCreate(Input):
+    name: Name
+    role: RoleName
+
+
+class UserUpdate(Input):
+    role: RoleName
+
+
+class UserRead(BaseModel):
+    id: int
+    name: str
+    role: str | None
+    is_root: bool
+    active: bool
+    created_at: datetime
+
+
+class TokenCreate(Input):
+    name: Short = ""
+    user: Ref | None = None  # an admin may issue one for a user of the project
+    expires_in: int | None = Field(default=None, description="seconds; none: no expiry")
+
+
+class TokenRead(BaseModel):
+    id: int
+    name: str
+    user: str
+    prefix: str
+    project_id: str | None
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+
+class TokenIssued(TokenRead):
+    token: str  # shown once
+
+
+class AuditEventRead(Output):
+    id: int
+    ts: datetime
+    user_id: int | None
+    user_name: str | None
+    project_id: str | None
+    action: str
+    object_type: str | None
+    object_id: str | None
+    method: str
+    path: str
+    status: int
+    outcome: str
+    client: str | None
+    detail: str | None

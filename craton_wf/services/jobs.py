@@ -36,7 +36,8 @@ from craton_wf.domain.states import (
     RunStatus,
 )
 from craton_wf.errors import Conflict, InvalidInput, NotFound
-from craton_wf.services import scheduling
+from craton_wf.services import policy, scheduling
+from craton_wf.services.auth import Principal
 from craton_wf.services.common import find_by_ref, get_owned
 from craton_wf.services.events import record_event
 from craton_wf.services.inventory import VariableResolver, host_query
@@ -47,7 +48,18 @@ JOB_SORT_KEYS = ("id", "status", "created_at")
 MAX_CONCURRENCY = 1000
 
 
-def create_job(session: Session, project_id: str, user_id: int | None, data: dict[str, Any]) -> Job:
+def create_job(
+    session: Session,
+    project_id: str,
+    user_id: int | None,
+    data: dict[str, Any],
+    principal: Principal | None = None,
+) -> Job:
+    """The job, its graph of runs, and its first runs queued.
+
+    With ``principal`` (an API caller), every task the job runs must be one the
+    caller may run (``policy.may_run_task``).
+    """
     workflow_ref, task_ref = data.get("workflow"), data.get("task")
     if (workflow_ref is None) == (task_ref is None):
         raise InvalidInput("give exactly one of workflow or task")
@@ -71,7 +83,8 @@ def create_job(session: Session, project_id: str, user_id: int | None, data: dic
         raw_steps = normalize_steps(session, project_id, [{"task": task.id}])
         version_number = None
     steps = [
-        _snapshot_step(session, project_id, index, step) for index, step in enumerate(raw_steps)
+        _snapshot_step(session, project_id, index, step, principal)
+        for index, step in enumerate(raw_steps)
     ]
     hosts = _target_hosts(session, project_id, data.get("hosts"), data.get("filters"))
 
@@ -107,10 +120,18 @@ def create_job(session: Session, project_id: str, user_id: int | None, data: dic
     return job
 
 
-def _snapshot_step(session: Session, project_id: str, index: int, step: dict[str, Any]) -> dict:
+def _snapshot_step(
+    session: Session,
+    project_id: str,
+    index: int,
+    step: dict[str, Any],
+    principal: Principal | None = None,
+) -> dict:
     task = session.get(Task, step["task_id"])
     if task is None or task.project_id != project_id:
         raise Conflict(f"step {step['name']!r}: its task no longer exists")
+    if principal is not None:
+        policy.may_run_task(principal, task.name, task.kind, task.restricted_to)
     build = session.get(Build, task.ready_build_id) if task.ready_build_id else None
     if build is None or build.status != BuildStatus.READY.value or not build.image:
         raise Conflict(

@@ -106,7 +106,7 @@ def test_bad_task_input(api):
         "/v1/tasks",
         json={"name": "x", "location": "https://h/r", "command": "r", "status": "READY"},
     )
-    assert refused.status_code == 400 and "status" in refused.json()["message"]
+    assert refused.status_code == 422 and "status" in refused.json()["message"]
     assert api.get("/v1/tasks").json()["tasks"] == []
 
 

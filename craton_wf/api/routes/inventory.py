@@ -6,7 +6,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query, Request, Response
 from pydantic import BaseModel
 
-from craton_wf.api.deps import CurrentUser, Db, PageDep, RootUser, created, page_links
+from craton_wf.api.deps import Authorized, CurrentUser, Db, PageDep, RootUser, created, page_links
 from craton_wf.api.schemas import (
     CellCreate,
     CellRead,
@@ -30,7 +30,7 @@ from craton_wf.errors import Forbidden
 from craton_wf.services import inventory
 from craton_wf.services.common import get_owned
 
-router = APIRouter(prefix="/v1")
+router = APIRouter(prefix="/v1", dependencies=[Authorized])
 
 ResolvedValues = Annotated[bool, Query(alias="resolved-values")]
 

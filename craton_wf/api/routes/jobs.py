@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 
-from craton_wf.api.deps import CurrentUser, Db, PageDep, created, page_links
+from craton_wf.api.deps import Authorized, CurrentUser, Db, PageDep, created, page_links
 from craton_wf.api.schemas import (
     EventRead,
     JobCreate,
@@ -25,7 +25,7 @@ from craton_wf.domain.states import FINAL_JOB_STATES
 from craton_wf.services import jobs as job_service
 from craton_wf.services.events import list_events
 
-router = APIRouter(prefix="/v1")
+router = APIRouter(prefix="/v1", dependencies=[Authorized])
 
 _FINAL_JOB = {s.value for s in FINAL_JOB_STATES}
 
@@ -50,7 +50,7 @@ def create_job(
     if body.filters is not None:
         data["filters"] = body.filters.model_dump(exclude_none=True)
     with db.begin() as session:
-        job = job_service.create_job(session, me.project_id, me.user_id, data)
+        job = job_service.create_job(session, me.project_id, me.user_id, data, principal=me)
         created(response, request, f"jobs/{job.id}")
         read = job_read(session, job)
     _wake_runner(request)

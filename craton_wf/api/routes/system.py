@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from craton_wf.api.deps import CurrentUser, Db, SettingsDep
+from craton_wf.api.deps import Authorized, CurrentUser, Db, SettingsDep
 from craton_wf.api.schemas import RunnerRead
 from craton_wf.errors import CratonError
 from craton_wf.services import runners as runner_service
@@ -57,7 +57,7 @@ def readyz(request: Request, db: Db, settings: SettingsDep) -> Any:
     )
 
 
-@router.get("/v1/runners")
+@router.get("/v1/runners", dependencies=[Authorized])
 def list_runners(db: Db, me: CurrentUser, settings: SettingsDep) -> dict[str, Any]:
     with db.begin() as session:
         runners = []

@@ -13,10 +13,19 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ValidationError
 
-from craton_wf.api.deps import CurrentUser, Db, PageDep, SettingsDep, created, page_links
+from craton_wf.api.deps import (
+    Authorized,
+    CurrentUser,
+    Db,
+    PageDep,
+    SettingsDep,
+    created,
+    page_links,
+)
 from craton_wf.api.schemas import (
     BuildLogRead,
     BuildRead,
@@ -29,7 +38,7 @@ from craton_wf.domain.states import BuildStatus
 from craton_wf.errors import InvalidInput, PayloadTooLarge
 from craton_wf.services import tasks as task_service
 
-router = APIRouter(prefix="/v1")
+router = APIRouter(prefix="/v1", dependencies=[Authorized])
 
 _FINAL_BUILD = {BuildStatus.READY.value, BuildStatus.FAILED.value}
 
@@ -77,10 +86,8 @@ async def _read_upload(
     if schema is not None:
         try:
             fields = schema.model_validate(fields).model_dump(exclude_unset=True)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first.get("loc", ()))
-            raise InvalidInput(f"{where or 'body'}: {first.get('msg')}") from exc
+        except ValidationError as exc:  # as any other body: 422, every problem named
+            raise RequestValidationError(exc.errors()) from exc
     return fields, archive
 
 

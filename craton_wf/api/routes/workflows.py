@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from craton_wf.api.deps import CurrentUser, Db, PageDep, created, page_links
+from craton_wf.api.deps import Authorized, CurrentUser, Db, PageDep, created, page_links
 from craton_wf.api.schemas import WorkflowCreate, WorkflowRead, WorkflowUpdate, WorkflowVersionRead
 from craton_wf.services import workflows as workflow_service
 from craton_wf.services.common import get_owned
@@ -36,7 +36,7 @@ def workflow_read(session: Any, workflow: Any, version: int | None = None) -> Wo
 
 
 def _routes(base: str) -> APIRouter:
-    sub = APIRouter(prefix="/v1")
+    sub = APIRouter(prefix="/v1", dependencies=[Authorized])
     plural = "workflows"
 
     @sub.get(base, name=f"list_{base.strip('/')}")

@@ -1,0 +1,167 @@
+"""Users and their roles, API tokens, and the audit trail."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Query, Request, Response
+
+from craton_wf.api.deps import Authorized, CurrentUser, Db, SettingsDep, created
+from craton_wf.api.schemas import (
+    AuditEventRead,
+    TokenCreate,
+    TokenIssued,
+    TokenRead,
+    UserCreate,
+    UserRead,
+    UserUpdate,
+)
+from craton_wf.db.models import ApiToken
+from craton_wf.errors import InvalidInput
+from craton_wf.services import audit
+from craton_wf.services import users as user_service
+
+router = APIRouter(prefix="/v1", dependencies=[Authorized])
+
+
+def user_read(view: user_service.UserView) -> UserRead:
+    user = view.user
+    return UserRead(
+        id=user.id,
+        name=user.name,
+        role="root" if user.is_root and view.role is None else view.role,
+        is_root=user.is_root,
+        active=user.active,
+        created_at=user.created_at,
+    )
+
+
+def token_read(token: ApiToken, user: str) -> TokenRead:
+    return TokenRead(
+        id=token.id,
+        name=token.name,
+        user=user,
+        prefix=token.prefix,
+        project_id=token.project_id,
+        created_at=token.created_at,
+        expires_at=token.expires_at,
+        revoked_at=token.revoked_at,
+        last_used_at=token.last_used_at,
+    )
+
+
+# --- users --------------------------------------------------------------------------
+
+
+@router.get("/users")
+def list_users(db: Db, me: CurrentUser) -> dict[str, Any]:
+    with db.begin() as session:
+        return {"users": [user_read(v) for v in user_service.list_users(session, me)]}
+
+
+@router.post("/users", status_code=201)
+def create_user(
+    body: UserCreate, request: Request, response: Response, db: Db, me: CurrentUser
+) -> UserRead:
+    with db.begin() as session:
+        view = user_service.create_user(session, me, body.name, body.role)
+        created(response, request, f"users/{view.user.id}")
+        return user_read(view)
+
+
+@router.get("/users/{user_id}")
+def show_user(user_id: str, db: Db, me: CurrentUser) -> UserRead:
+    with db.begin() as session:
+        return user_read(user_service.get_user(session, me, user_id))
+
+
+@router.put("/users/{user_id}")
+def update_user(user_id: str, body: UserUpdate, db: Db, me: CurrentUser) -> UserRead:
+    with db.begin() as session:
+        return user_read(user_service.set_role(session, me, user_id, body.role))
+
+
+@router.delete("/users/{user_id}", status_code=204)
+def delete_user(user_id: str, db: Db, me: CurrentUser) -> Response:
+    with db.begin() as session:
+        user_service.remove_user(session, me, user_id)
+    return Response(status_code=204)
+
+
+# --- tokens -------------------------------------------------------------------------
+
+
+@router.post("/tokens", status_code=201)
+def create_token(
+    body: TokenCreate, request: Request, response: Response, db: Db, me: CurrentUser
+) -> TokenIssued:
+    with db.begin() as session:
+        issued = user_service.create_token(
+            session, me, name=body.name, user_ref=body.user, ttl_seconds=body.expires_in
+        )
+        token = session.get(ApiToken, issued.id)
+        assert token is not None
+        created(response, request, f"tokens/{issued.id}")
+        return TokenIssued(**token_read(token, issued.user_name).model_dump(), token=issued.token)
+
+
+@router.get("/tokens")
+def list_tokens(db: Db, me: CurrentUser) -> dict[str, Any]:
+    with db.begin() as session:
+        return {"tokens": [token_read(t, u) for t, u in user_service.list_tokens(session, me)]}
+
+
+@router.delete("/tokens/{token_id}", status_code=204)
+def revoke_token(token_id: int, db: Db, me: CurrentUser) -> Response:
+    with db.begin() as session:
+        user_service.revoke_token(session, me, token_id)
+    return Response(status_code=204)
+
+
+# --- audit trail --------------------------------------------------------------------
+
+
+@router.get("/audit-events")
+def list_audit_events(
+    request: Request,
+    db: Db,
+    me: CurrentUser,
+    settings: SettingsDep,
+    limit: Annotated[int | None, Query(ge=1)] = None,
+    marker: int | None = None,
+    user: str | None = None,
+    action: str | None = None,
+    object_type: str | None = None,
+    object_id: str | None = None,
+    outcome: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> dict[str, Any]:
+    limit = limit or settings.page_default_limit
+    if limit > settings.page_max_limit:
+        raise InvalidInput(f"limit must be at most {settings.page_max_limit}")
+    with db.begin() as session:
+        events, more = audit.list_events(
+            session,
+            me,
+            limit=limit,
+            marker=marker,
+            user=user,
+            action=action,
+            object_type=object_type,
+            object_id=object_id,
+            outcome=outcome,
+            since=since,
+            until=until,
+        )
+        links = [{"rel": "self", "href": str(request.url)}]
+        if more and events:
+            query = {k: v for k, v in request.query_params.items() if k != "marker"}
+            query["marker"] = str(events[-1].id)
+            links.append({"rel": "next", "href": f"{request.url.path}?{urlencode(query)}"})
+        return {
+            "audit_events": [AuditEventRead.model_validate(e) for e in events],
+            "links": links,
+        }

@@ -1,0 +1,105 @@
+"""Who may do what: the one place the platform decides.
+
+Roles are held per project and ranked: ``viewer`` (read) < ``auditor`` (also
+run tasks marked ``audit``, read logs) < ``operator`` (run any task they may
+see, cancel, retry) < ``admin`` (users, tasks, workflows, approvals,
+inventory of the project). ``root`` is global and may do everything,
+projects included.
+
+Every API route names what it needs in :data:`ROUTE_RULES` (method and route
+template → least role); :func:`required_role` answers for a route, and a
+route nobody listed needs ``admin`` for a write and ``viewer`` for a read,
+so a new route is closed rather than open. Decisions that depend on the
+object — which task a job runs, who built what — are the functions below,
+called by the services.
+
+A task's scoped token (``Principal.job_id`` set) is refused everywhere here;
+the few routes it may use check it themselves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from craton_wf.errors import Forbidden
+from craton_wf.services.auth import ROLES, Principal
+
+RANK = {role: rank for rank, role in enumerate(ROLES, start=1)}
+ROOT = "root"
+
+READ, WRITE = frozenset({"GET", "HEAD"}), frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+# (methods, route template, least role); the first match wins.
+ROUTE_RULES: tuple[tuple[frozenset[str], str, str], ...] = (
+    (READ, "/v1/jobs/{job_id}/logs", "auditor"),
+    (WRITE, "/v1/jobs", "auditor"),  # which tasks an auditor may run: may_run_tasks
+    (WRITE, "/v1/jobs/{job_id}/cancel", "operator"),
+    (WRITE, "/v1/jobs/{job_id}/retry", "operator"),
+    (READ, "/v1/audit-events", "admin"),
+    (READ, "/v1/users", "admin"),
+    (READ, "/v1/users/{user_id}", "admin"),
+    (READ | WRITE, "/v1/tokens", "viewer"),  # one's own tokens; others': services.users
+    (READ | WRITE, "/v1/tokens/{token_id}", "viewer"),
+    (WRITE, "/v1/projects", ROOT),
+    (WRITE, "/v1/projects/{project_id}", "admin"),
+)
+
+
+def rank(me: Principal) -> int:
+    if me.is_root:
+        return len(RANK) + 1
+    return max((RANK.get(role, 0) for role in me.roles), default=0)
+
+
+def has_role(me: Principal, role: str) -> bool:
+    if role == ROOT:
+        return me.is_root
+    return rank(me) >= RANK[role]
+
+
+def required_role(method: str, route: str) -> str:
+    for methods, template, role in ROUTE_RULES:
+        if method in methods and route == template:
+            return role
+    return "viewer" if method in READ else "admin"
+
+
+def authorize(me: Principal, method: str, route: str) -> None:
+    """Raise Forbidden unless ``me`` may call ``method`` on ``route``."""
+    if me.job_id is not None:
+        raise Forbidden("a task's token may only read its job's hosts and set their variables")
+    role = required_role(method, route)
+    if not has_role(me, role):
+        raise Forbidden(
+            f"{method} {route} needs the {role} role"
+            + (" (a global role)" if role == ROOT else " in this project")
+        )
+
+
+def may_run_task(me: Principal, name: str, kind: str, restricted_to: Iterable[str]) -> None:
+    """Raise Forbidden unless ``me`` may run the task.
+
+    Restricted tasks run only for the roles they name (and admins). Auditors
+    run only tasks marked ``audit``: who audits is kept apart from who
+    remediates.
+    """
+    if me.is_root:
+        return
+    allowed = set(restricted_to)
+    if allowed and not (allowed & me.roles) and not has_role(me, "admin"):
+        raise Forbidden(f"task {name} is restricted to the roles {', '.join(sorted(allowed))}")
+    if has_role(me, "operator"):
+        return
+    if has_role(me, "auditor") and kind == "audit":
+        return
+    if has_role(me, "auditor"):
+        raise Forbidden(f"auditors may run only audit tasks; {name} is a {kind} task")
+    raise Forbidden(f"running task {name} needs the operator role (or auditor, for audits)")
+
+
+def may_grant(me: Principal, role: str) -> None:
+    """Admins grant roles up to their own in their project; only root makes root."""
+    if role == ROOT and not me.is_root:
+        raise Forbidden("only a root user may make another root user")
+    if role != ROOT and not has_role(me, "admin"):
+        raise Forbidden("granting roles needs the admin role in this project")

@@ -1,0 +1,179 @@
+"""Users, their roles in a project, and their API tokens.
+
+A project admin manages the users holding a role in their project; root
+manages everyone, and only root makes root. Deleting a user of a project
+removes their role there (and revokes their tokens scoped to it); a user with
+no role left anywhere is deactivated. Tokens are shown once; a user manages
+their own, an admin those of the project's users.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from craton_wf.db.models import ApiToken, RoleAssignment, User, utcnow
+from craton_wf.errors import Conflict, InvalidInput, NotFound
+from craton_wf.services import policy
+from craton_wf.services.auth import ROLES, IssuedToken, Principal, issue_token
+
+MAX_TOKEN_TTL = timedelta(days=366)
+
+
+@dataclass(frozen=True)
+class UserView:
+    user: User
+    role: str | None  # in the caller's project
+
+
+def _role_in(session: Session, user_id: int, project_id: str) -> str | None:
+    return session.execute(
+        select(RoleAssignment.role).where(
+            RoleAssignment.user_id == user_id, RoleAssignment.project_id == project_id
+        )
+    ).scalar_one_or_none()
+
+
+def _check_role(role: str) -> None:
+    if role not in ROLES:
+        raise InvalidInput(f"role must be one of {', '.join(ROLES)}")
+
+
+def list_users(session: Session, me: Principal) -> list[UserView]:
+    rows = session.execute(
+        select(User, RoleAssignment.role)
+        .join(RoleAssignment, RoleAssignment.user_id == User.id)
+        .where(RoleAssignment.project_id == me.project_id)
+        .order_by(User.id)
+    ).all()
+    return [UserView(user, role) for user, role in rows]
+
+
+def get_user(session: Session, me: Principal, ref: str | int) -> UserView:
+    """A user holding a role in the caller's project (root: any user); else NotFound."""
+    column = User.id if str(ref).isdigit() else User.name
+    value = int(ref) if str(ref).isdigit() else str(ref)
+    user = session.execute(select(User).where(column == value)).scalar_one_or_none()
+    role = _role_in(session, user.id, me.project_id) if user else None
+    if user is None or (role is None and not me.is_root):
+        raise NotFound(f"no user {ref}")
+    return UserView(user, role)
+
+
+def create_user(session: Session, me: Principal, name: str, role: str) -> UserView:
+    """A new user with ``role`` in the caller's project; an existing one gets the role."""
+    _check_role(role)
+    policy.may_grant(me, role)
+    if not name or len(name) > 255:
+        raise InvalidInput("name must be 1 to 255 characters")
+    user = session.execute(select(User).where(User.name == name)).scalar_one_or_none()
+    if user is None:
+        user = User(name=name, default_project_id=me.project_id)
+        session.add(user)
+        session.flush()
+    elif _role_in(session, user.id, me.project_id) is not None:
+        raise Conflict(f"user {name} already has a role in this project")
+    user.active = True
+    session.add(RoleAssignment(user_id=user.id, project_id=me.project_id, role=role))
+    session.flush()
+    return UserView(user, role)
+
+
+def set_role(session: Session, me: Principal, ref: str | int, role: str) -> UserView:
+    _check_role(role)
+    policy.may_grant(me, role)
+    view = get_user(session, me, ref)
+    if view.user.id == me.user_id and not me.is_root and policy.RANK[role] < policy.RANK["admin"]:
+        raise Conflict("admins cannot lower their own role; ask another admin")
+    assignment = session.get(RoleAssignment, (view.user.id, me.project_id))
+    if assignment is None:
+        session.add(RoleAssignment(user_id=view.user.id, project_id=me.project_id, role=role))
+    else:
+        assignment.role = role
+    session.flush()
+    return UserView(view.user, role)
+
+
+def remove_user(session: Session, me: Principal, ref: str | int) -> None:
+    view = get_user(session, me, ref)
+    if view.user.id == me.user_id:
+        raise Conflict("you cannot remove yourself")
+    if view.user.is_root and not me.is_root:
+        raise NotFound(f"no user {ref}")
+    assignment = session.get(RoleAssignment, (view.user.id, me.project_id))
+    if assignment is not None:
+        session.delete(assignment)
+    now = utcnow()
+    session.execute(
+        update(ApiToken)
+        .where(
+            ApiToken.user_id == view.user.id,
+            ApiToken.revoked_at.is_(None),
+            (ApiToken.project_id == me.project_id) | ApiToken.project_id.is_(None),
+        )
+        .values(revoked_at=now)
+    )
+    session.flush()
+    left = session.execute(
+        select(RoleAssignment).where(RoleAssignment.user_id == view.user.id)
+    ).first()
+    if left is None and not view.user.is_root:
+        view.user.active = False
+
+
+# --- tokens -----------------------------------------------------------------------
+
+
+def create_token(
+    session: Session,
+    me: Principal,
+    *,
+    name: str = "",
+    user_ref: str | int | None = None,
+    ttl_seconds: int | None = None,
+) -> IssuedToken:
+    """A token for the caller (or, for an admin, one of the project's users).
+
+    It acts in the caller's project only; it expires after ``ttl_seconds``.
+    """
+    if ttl_seconds is not None and not 60 <= ttl_seconds <= MAX_TOKEN_TTL.total_seconds():
+        raise InvalidInput(
+            f"expires_in must be between 60 and {int(MAX_TOKEN_TTL.total_seconds())}"
+        )
+    if user_ref is None:
+        user = session.get(User, me.user_id)
+    else:
+        policy.may_grant(me, "viewer")  # admins only
+        user = get_user(session, me, user_ref).user
+        if user.is_root and not me.is_root:
+            raise NotFound(f"no user {user_ref}")
+    assert user is not None
+    ttl = timedelta(seconds=ttl_seconds) if ttl_seconds else None
+    return issue_token(session, user, name=name, project_id=me.project_id, ttl=ttl)
+
+
+def list_tokens(session: Session, me: Principal) -> list[tuple[ApiToken, str]]:
+    """The caller's tokens; an admin sees every token of the project's users."""
+    stmt = select(ApiToken, User.name).join(User, User.id == ApiToken.user_id)
+    stmt = stmt.where(ApiToken.job_id.is_(None))
+    if policy.has_role(me, "admin"):
+        members = select(RoleAssignment.user_id).where(RoleAssignment.project_id == me.project_id)
+        stmt = stmt.where(
+            ApiToken.user_id.in_(members),
+            (ApiToken.project_id == me.project_id) | ApiToken.project_id.is_(None),
+        )
+    else:
+        stmt = stmt.where(ApiToken.user_id == me.user_id)
+    return [(token, user) for token, user in session.execute(stmt.order_by(ApiToken.id)).all()]
+
+
+def revoke_token(session: Session, me: Principal, token_id: int) -> ApiToken:
+    for token, _ in list_tokens(session, me):
+        if token.id == token_id:
+            if token.revoked_at is None:
+                token.revoked_at = utcnow()
+            return token
+    raise NotFound(f"no token {token_id}")
