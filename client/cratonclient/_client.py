@@ -10,6 +10,7 @@ from ._inventory import CellManager, CloudManager, HostManager, ProjectManager, 
 from ._jobs import JobManager, RunnerManager
 from ._session import DEFAULT_TIMEOUT, Session
 from ._tasks import TaskManager
+from ._users import AuditEventManager, TokenManager, UserManager
 from ._workflows import WorkflowManager
 
 
@@ -53,6 +54,9 @@ class Client:
         self.workflows = WorkflowManager(self.session)
         self.jobs = JobManager(self.session)
         self.runners = RunnerManager(self.session)
+        self.users = UserManager(self.session)
+        self.tokens = TokenManager(self.session)
+        self.audit_events = AuditEventManager(self.session)
 
     @property
     def url(self) -> str:

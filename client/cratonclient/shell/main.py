@@ -28,7 +28,7 @@ import httpx
 from .._client import Client
 from .._version import __version__
 from ..exceptions import ClientError
-from . import _inventory, _jobs, _tasks, _workflows
+from . import _inventory, _jobs, _tasks, _users, _workflows
 from ._common import Context
 from ._output import FORMATS, Output
 
@@ -74,7 +74,7 @@ def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentP
     )
     parser.add_argument("--format", choices=FORMATS, default="table", help="output format")
     subparsers = parser.add_subparsers(dest="command", metavar="<command>", required=True)
-    for module in (_inventory, _tasks, _workflows, _jobs):
+    for module in (_inventory, _tasks, _workflows, _jobs, _users):
         module.register(subparsers)
     return parser
 

@@ -1,0 +1,44 @@
+"""Users and their roles, API tokens, and the audit trail."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._managers import Id, Manager
+from ._resource import Resource
+
+
+class UserManager(Manager):
+    """The users holding a role in the project (``role``: viewer, auditor, operator, admin)."""
+
+    path = "/v1/users"
+    key = "users"
+    noun = "user"
+
+    def is_id(self, value: Id) -> bool:
+        return True  # the server takes an id or a name
+
+    def find(self, id_or_name: Id, **params: Any) -> Resource:
+        return self.get(id_or_name, **params)
+
+    def resolve_id(self, id_or_name: Id) -> Id:
+        return id_or_name
+
+
+class TokenManager(Manager):
+    """API tokens. ``create`` answers the token once, in ``token``; only its prefix is kept."""
+
+    path = "/v1/tokens"
+    key = "tokens"
+    noun = "token"
+
+    def revoke(self, id: Id) -> None:
+        self.delete(id)
+
+
+class AuditEventManager(Manager):
+    """The audit trail, newest first (read-only)."""
+
+    path = "/v1/audit-events"
+    key = "audit_events"
+    noun = "audit event"
