@@ -48,6 +48,14 @@ def main(ctx: click.Context, database_url: str | None, log_level: str) -> None:
         _fail(f"invalid settings: {exc}")
 
 
+@main.command("generate-key")
+def generate_key() -> None:
+    """Print a new secret key for CRATON_WF_SECRET_KEY (encrypts project secrets)."""
+    from cryptography.fernet import Fernet
+
+    click.echo(Fernet.generate_key().decode())
+
+
 @main.command()
 @click.pass_context
 def migrate(ctx: click.Context) -> None:

@@ -9,8 +9,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Used when no key is set, so a development setup works out of the box; a
+# production service refuses it (and any other placeholder).
+DEVELOPMENT_SECRET_KEY = "Y3JhdG9uLXdmIGRldmVsb3BtZW50IGtleSwgbm90IGE="
+PLACEHOLDER_SECRET_KEYS = frozenset(
+    {"", "changethis", "change-me", "changeme", "secret", DEVELOPMENT_SECRET_KEY}
+)
 
 
 class Settings(BaseSettings):
@@ -30,6 +37,33 @@ class Settings(BaseSettings):
     executor: Literal["docker", "swarm", "kubernetes", "fake"] = "docker"
     docker_base_url: str | None = Field(
         default=None, description="Docker engine URL; default: DOCKER_HOST or the local socket"
+    )
+    kubernetes_namespace: str | None = Field(
+        default=None,
+        description="Namespace of the runs' Jobs; default: the service account's in a cluster, "
+        "else the kubeconfig context's, else 'default'",
+    )
+    kubernetes_kubeconfig: str | None = Field(
+        default=None, description="Kubeconfig file; default: KUBECONFIG or ~/.kube/config"
+    )
+    kubernetes_context: str | None = Field(
+        default=None, description="Kubeconfig context; default: its current context"
+    )
+    kubernetes_in_cluster: bool | None = Field(
+        default=None,
+        description="Use the pod's service account; default: when running in a cluster "
+        "and no kubeconfig is set",
+    )
+    kubernetes_image_pull_secrets: list[str] = Field(
+        default_factory=list, description='Secrets to pull task images with, JSON: ["regcred"]'
+    )
+    kubernetes_ttl_seconds_after_finished: int | None = Field(
+        default=86400,
+        ge=0,
+        description="Kubernetes deletes a finished Job after this long, if no runner removed it",
+    )
+    kubernetes_service_account: str | None = Field(
+        default=None, description="Service account of the task pods (its token is not mounted)"
     )
 
     runner_slots: int = Field(default=16, ge=1, description="Runs one runner executes at once")
@@ -68,9 +102,55 @@ class Settings(BaseSettings):
     registry_password: SecretStr | None = None
     registry_push_timeout_seconds: int = Field(default=600, gt=0)
 
+    require_approval: bool = Field(
+        default=True,
+        description="Jobs run only builds an admin (not their author) approved by digest",
+    )
+
+    production: bool = Field(
+        default=False,
+        description="Production mode: the service refuses to start without a real secret_key",
+    )
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="Fernet key (urlsafe base64 of 32 bytes) encrypting project secrets; "
+        "make one with craton-wf generate-key",
+    )
+
+    task_token_ttl_seconds: int = Field(
+        default=3600,
+        ge=60,
+        description="Lifetime of the CRATON_TOKEN a task container gets (revoked when it ends)",
+    )
+    task_memory_mb: int = Field(default=512, ge=16, description="Memory of a task container")
+    task_cpus: float = Field(default=1.0, gt=0, description="CPUs of a task container")
+    task_pids: int = Field(default=256, ge=8, description="Processes of a task container")
+    task_tmpfs_mb: int = Field(default=64, ge=1, description="Size of a container's /tmp")
+    task_max_memory_mb: int = Field(default=4096, ge=16, description="Most a task may ask for")
+    task_max_cpus: float = Field(default=4.0, gt=0, description="Most a task may ask for")
+    task_max_pids: int = Field(default=4096, ge=8, description="Most a task may ask for")
+    task_network_allowed: bool = Field(
+        default=True, description="Whether a task may declare needs_network at all"
+    )
+
     page_default_limit: int = Field(default=100, ge=1)
     page_max_limit: int = Field(default=1000, ge=1)
     log_line_max_bytes: int = Field(default=16 * 1024, ge=256)
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_key_in_production(self) -> Settings:
+        if self.production and self.secret_key_value in PLACEHOLDER_SECRET_KEYS:
+            raise ValueError(
+                "production mode needs a real CRATON_WF_SECRET_KEY "
+                "(craton-wf generate-key makes one), not a placeholder"
+            )
+        return self
+
+    @property
+    def secret_key_value(self) -> str:
+        if self.secret_key is None:
+            return DEVELOPMENT_SECRET_KEY
+        return self.secret_key.get_secret_value().strip()
 
 
 def load_settings(**overrides: object) -> Settings:

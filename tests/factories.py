@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from craton_wf.db.models import Build
+from craton_wf.db.models import Build, Task, TaskApproval
 from craton_wf.domain.states import BuildStatus
 from craton_wf.services import builds as build_service
 from craton_wf.services import inventory
@@ -47,13 +47,20 @@ def make_ready_task(
     name: str,
     command: str = "run",
     image: str = "craton/busybox:latest",
+    approve: bool = True,
+    **fields: Any,
 ) -> Any:
     """A task whose first build is READY, finished under a lease as a runner would."""
     task = task_service.create_task(
         session,
         project_id,
         None,
-        {"name": name, "location": f"https://example.invalid/{name}", "command": command},
+        {
+            "name": name,
+            "location": f"https://example.invalid/{name}",
+            "command": command,
+            **fields,
+        },
         None,
         1024,
     )
@@ -63,5 +70,39 @@ def make_ready_task(
     build_service.finish_build(
         session, build.id, "test-runner", epoch, image=image, digest="sha256:" + "0" * 64
     )
+    if approve:
+        approve_build(session, build)
     session.flush()
     return task
+
+
+def finish_current_build(session: Session, task_id: int, digest: str) -> Any:
+    """Finish the task's newest build as READY with ``digest``, as a runner would."""
+    task = session.get(Task, task_id)
+    build = session.get(Build, task.current_build_id)
+    build.status = BuildStatus.BUILDING.value
+    epoch = take_lease(build, "test-runner", 30)
+    build_service.finish_build(
+        session, build.id, "test-runner", epoch, image="craton/busybox:latest", digest=digest
+    )
+    session.flush()
+    return build
+
+
+def approve_build(session: Session, build: Any) -> None:
+    """Record an approval of ``build``'s digest, as an admin other than its author would."""
+    session.add(
+        TaskApproval(
+            task_id=build.task_id,
+            build_id=build.id,
+            digest=build.digest,
+            decision="approved",
+            user_name="test-approver",
+        )
+    )
+    session.flush()
+
+
+def approve_current_build(session: Session, task_id: int) -> None:
+    task = session.get(Task, task_id)
+    approve_build(session, session.get(Build, task.ready_build_id))

@@ -10,7 +10,7 @@ from ._inventory import CellManager, CloudManager, HostManager, ProjectManager, 
 from ._jobs import JobManager, RunnerManager
 from ._session import DEFAULT_TIMEOUT, Session
 from ._tasks import TaskManager
-from ._users import AuditEventManager, TokenManager, UserManager
+from ._users import AuditEventManager, SecretManager, TokenManager, UserManager
 from ._workflows import WorkflowManager
 
 
@@ -56,6 +56,7 @@ class Client:
         self.runners = RunnerManager(self.session)
         self.users = UserManager(self.session)
         self.tokens = TokenManager(self.session)
+        self.secrets = SecretManager(self.session)
         self.audit_events = AuditEventManager(self.session)
 
     @property

@@ -54,6 +54,25 @@ class TaskManager(Manager):
         body = _drop_none({"location": str(directory), **spec})
         return Resource(self._session.post_json(self.path, files=_multipart(body, archive)))
 
+    # -- approvals ------------------------------------------------------------
+
+    def _decide(self, id: Id, decision: str, **fields: Any) -> Resource:
+        url = self._url(self.resolve_id(id), decision)
+        return Resource(self._session.post_json(url, _drop_none(fields)))
+
+    def approve(
+        self, id: Id, build: int | None = None, digest: str | None = None, reason: str | None = None
+    ) -> Resource:
+        """Approve a READY build (default: the current one); ``digest`` must then match."""
+        return self._decide(id, "approve", build=build, digest=digest, reason=reason)
+
+    def reject(self, id: Id, build: int | None = None, reason: str | None = None) -> Resource:
+        return self._decide(id, "reject", build=build, reason=reason)
+
+    def revoke(self, id: Id, build: int | None = None, reason: str | None = None) -> Resource:
+        """Withdraw the approval of a build: jobs can no longer run it."""
+        return self._decide(id, "revoke", build=build, reason=reason)
+
     # -- builds ---------------------------------------------------------------
 
     def build(

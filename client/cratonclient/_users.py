@@ -1,4 +1,4 @@
-"""Users and their roles, API tokens, and the audit trail."""
+"""Users and their roles, API tokens, secrets, and the audit trail."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from typing import Any
 
 from ._managers import Id, Manager
 from ._resource import Resource
+from .exceptions import NotFound
 
 
 class UserManager(Manager):
@@ -23,6 +24,25 @@ class UserManager(Manager):
 
     def resolve_id(self, id_or_name: Id) -> Id:
         return id_or_name
+
+    def grant(self, user: Id, role: str) -> Resource:
+        """Give ``user`` ``role`` in the project: adds the user if they hold none yet."""
+        try:
+            return self.update(user, role=role)
+        except NotFound:
+            return self.create(name=str(user), role=role)
+
+    def remove(self, user: Id) -> None:
+        """Take the user's role in the project away (their tokens for it are revoked)."""
+        self.delete(user)
+
+
+class SecretManager(Manager):
+    """The project's secrets. Values are sent, never received: no call answers one."""
+
+    path = "/v1/secrets"
+    key = "secrets"
+    noun = "secret"
 
 
 class TokenManager(Manager):

@@ -10,8 +10,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from craton_wf import __version__
 from craton_wf.api.audit import install_audit_trail
 from craton_wf.api.errors import install_error_handlers
-from craton_wf.api.routes import inventory, jobs, system, tasks, users, workflows
+from craton_wf.api.routes import inventory, jobs, secrets, system, tasks, users, workflows
 from craton_wf.db.engine import make_engine, make_session_factory
+from craton_wf.services import project_secrets
 from craton_wf.settings import Settings
 
 
@@ -26,11 +27,12 @@ def create_app(
         version=__version__,
         description="Containerized task-job platform for cloud operators",
     )
+    project_secrets.cipher(settings)  # a bad secret key stops the service here, not later
     app.state.settings = settings
     app.state.sessions = sessions or make_session_factory(make_engine(settings))
     app.state.wakeup = wakeup
     install_error_handlers(app)
     install_audit_trail(app)
-    for module in (system, inventory, tasks, workflows, jobs, users):
+    for module in (system, inventory, tasks, workflows, jobs, users, secrets):
         app.include_router(module.router)
     return app

@@ -150,6 +150,16 @@ class LabelsBody(Input):
 
 # --- tasks --------------------------------------------------------------------
 
+ProjectRole = Literal["viewer", "auditor", "operator", "admin"]
+
+
+class Resources(Input):
+    """What a task asks for beyond the defaults, within the platform's maxima."""
+
+    memory_mb: int | None = Field(default=None, gt=0)
+    cpus: float | None = Field(default=None, gt=0)
+    pids: int | None = Field(default=None, gt=0)
+
 
 class TaskCreate(Input):
     name: str
@@ -161,8 +171,12 @@ class TaskCreate(Input):
     description: str | None = None
     kind: Literal["remediation", "audit"] = "remediation"
     public: bool = False
-    restricted_to: list[Short] = Field(default_factory=list)
+    restricted_to: list[ProjectRole] = Field(default_factory=list)
     needs_network: bool = False
+    resources: Resources | None = None
+    secrets: list[Short] = Field(
+        default_factory=list, description="the project's secrets it gets as environment variables"
+    )
 
 
 class TaskUpdate(Input):
@@ -175,8 +189,10 @@ class TaskUpdate(Input):
     description: str | None = None
     kind: Literal["remediation", "audit"] | None = None
     public: bool | None = None
-    restricted_to: list[Short] | None = None
+    restricted_to: list[ProjectRole] | None = None
     needs_network: bool | None = None
+    resources: Resources | None = None
+    secrets: list[Short] | None = None
 
 
 class BuildRequest(Input):
@@ -198,6 +214,21 @@ class BuildRead(Output):
     finished_at: datetime | None
 
 
+class ApprovalRead(BaseModel):
+    status: str  # approved | rejected | revoked | pending
+    build: int | None
+    digest: str | None
+    by: str | None
+    at: datetime | None
+    reason: str | None = None
+
+
+class ApprovalRequest(Input):
+    build: int | None = Field(default=None, description="build number; default: the READY one")
+    digest: str | None = Field(default=None, description="must be the build's digest if given")
+    reason: str | None = None
+
+
 class TaskRead(Output):
     id: int
     project_id: str
@@ -213,12 +244,15 @@ class TaskRead(Output):
     public: bool
     restricted_to: list[str]
     needs_network: bool
+    resources: dict[str, Any] = Field(default_factory=dict)
+    secrets: list[str] = Field(default_factory=list)
     status: str
     image: str | None = None
     digest: str | None = None
     commit: str | None = None
     ready_build_id: int | None
     current_build: BuildRead | None = None
+    approval: ApprovalRead | None = None
     created_at: datetime
     updated_at: datetime | None
 
@@ -243,6 +277,9 @@ class StepIn(Input):
     required: bool = True
     once: bool = False
     depends_on: list[str] | None = None
+    secrets: list[Short] | None = Field(
+        default=None, description="the project's secrets this step gets as environment variables"
+    )
 
 
 class WorkflowCreate(Input):
@@ -400,7 +437,7 @@ class RunnerRead(Output):
 
 # --- users, tokens, audit ----------------------------------------------------------
 
-RoleName = Literal["viewer", "auditor", "operator", "admin"]
+RoleName = Literal["viewer", "auditor", "operator", "admin", "root"]
 
 
 class UserCreate(Input):
@@ -458,3 +495,28 @@ class AuditEventRead(Output):
     outcome: str
     client: str | None
     detail: str | None
+
+
+# --- secrets ----------------------------------------------------------------------
+
+
+class SecretCreate(Input):
+    name: Annotated[str, Field(max_length=128)]
+    value: Annotated[str, Field(min_length=4, max_length=64 * 1024)]
+    description: str | None = None
+
+
+class SecretUpdate(Input):
+    value: Annotated[str, Field(min_length=4, max_length=64 * 1024)] | None = None
+    description: str | None = None
+
+
+class SecretRead(Output):
+    """A secret as the API shows it: never its value."""
+
+    id: int
+    project_id: str
+    name: str
+    description: str | None
+    created_at: datetime
+    updated_at: datetime | None

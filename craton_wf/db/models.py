@@ -138,6 +138,10 @@ class ApiToken(Base):
     prefix: Mapped[str] = mapped_column(String(16), nullable=False)
     project_id: Mapped[str | None] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
     job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    # A task's token is issued for one run attempt and revoked when it finishes.
+    run_id: Mapped[int | None] = mapped_column(
+        ForeignKey("runs.id", ondelete="CASCADE"), index=True
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -249,6 +253,10 @@ class Task(TimestampMixin, Base):
     public: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
     restricted_to: Mapped[list[str]] = mapped_column(JSONType, default=list, nullable=False)
     needs_network: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    # Limits the task asks for beyond the defaults: memory_mb, cpus, pids.
+    resources: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, nullable=False)
+    # Names of the project's secrets its containers get as environment variables.
+    secrets: Mapped[list[str]] = mapped_column(JSONType, default=list, nullable=False)
     status: Mapped[str] = mapped_column(String(32), nullable=False)
     current_build_id: Mapped[int | None] = mapped_column(
         ForeignKey("builds.id", use_alter=True, ondelete="SET NULL")
@@ -280,8 +288,26 @@ class TaskApproval(Base):
     decision: Mapped[str] = mapped_column(String(16), nullable=False)
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     user_name: Mapped[str] = mapped_column(String(255), nullable=False)
+    # A public task's builds run in every project: only a root user's approval counts.
+    by_root: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
     reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
+
+
+class Secret(TimestampMixin, Base):
+    """A project's secret, encrypted (Fernet) with the service's key; never sent back."""
+
+    __tablename__ = "secrets"
+    __table_args__ = (UniqueConstraint("project_id", "name", name="uq_secrets_project_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[str] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), index=True, nullable=False
+    )
+    name: Mapped[str] = mapped_column(String(255), nullable=False)
+    ciphertext: Mapped[str] = mapped_column(Text, nullable=False)
+    description: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
 
 
 class TaskSource(Base):

@@ -22,6 +22,10 @@ def make_executor(settings: Settings) -> Executor:
         from craton_wf.executors.swarm import SwarmExecutor
 
         return SwarmExecutor.from_settings(settings)
+    if settings.executor == "kubernetes":
+        from craton_wf.executors.kubernetes import KubernetesExecutor
+
+        return KubernetesExecutor.from_settings(settings)
     if settings.executor == "fake":
         from craton_wf.executors.fake import FakeExecutor
 

@@ -22,18 +22,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
+from craton_wf.domain.resources import Limits
+
+__all__ = ["ContainerSpec", "ContainerState", "Executor", "Handle", "Limits", "LogLine"]
+
 
 class ContainerState(StrEnum):
     CREATED = "created"
     RUNNING = "running"
     EXITED = "exited"
-
-
-@dataclass(frozen=True)
-class Limits:
-    memory_bytes: int | None = 512 * 1024 * 1024
-    nano_cpus: int | None = 1_000_000_000
-    pids: int | None = 256
 
 
 @dataclass(frozen=True)
@@ -49,6 +46,8 @@ class ContainerSpec:
     limits: Limits = field(default_factory=Limits)
     # Cluster executors only: where the run may be scheduled (swarm constraints).
     placement: tuple[str, ...] = ()
+    # The step's timeout; executors that can enforce one themselves do (Kubernetes).
+    timeout_seconds: int | None = None
 
 
 @dataclass(frozen=True)

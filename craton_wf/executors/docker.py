@@ -118,13 +118,19 @@ def _state_of(status: str) -> ContainerState:
     return ContainerState.EXITED  # exited, dead, removing
 
 
+def _tmpfs(spec: ContainerSpec) -> dict[str, str]:
+    if spec.limits.tmpfs_bytes is None:
+        return dict(TMPFS)
+    return {"/tmp": f"rw,size={max(1, spec.limits.tmpfs_bytes // (1024 * 1024))}m,mode=1777"}
+
+
 def host_config_options(spec: ContainerSpec) -> dict[str, Any]:
     """The hardening and limits of a task container, as ``create_host_config`` options."""
     options: dict[str, Any] = {
         "cap_drop": ["ALL"],
         "security_opt": ["no-new-privileges:true"],
         "read_only": True,
-        "tmpfs": dict(TMPFS),
+        "tmpfs": _tmpfs(spec),
         "network_mode": "bridge" if spec.network else "none",
         "auto_remove": False,
         "privileged": False,

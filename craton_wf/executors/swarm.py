@@ -102,7 +102,7 @@ def service_spec(spec: ContainerSpec, network: str | None, stop_grace_seconds: f
                 target="/tmp",
                 source=None,
                 type="tmpfs",
-                tmpfs_size=TMPFS_BYTES,
+                tmpfs_size=spec.limits.tmpfs_bytes or TMPFS_BYTES,
                 tmpfs_mode=0o1777,
             )
         ],

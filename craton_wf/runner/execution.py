@@ -28,6 +28,7 @@ from craton_wf.errors import CratonError, ExecutorError, LeaseLost
 from craton_wf.executors.base import ContainerSpec, ContainerState, Executor, Handle
 from craton_wf.runner.resume import resume_lines
 from craton_wf.services import runs as run_service
+from craton_wf.services import task_env
 from craton_wf.services.runs import LogRecord, RunAssignment
 from craton_wf.settings import Settings
 
@@ -72,6 +73,8 @@ class RunExecution:
         self.abandoned = abandoned or threading.Event()
         # Batches this run's writes with other runs' (runner.recorder.Recorder).
         self.recorder = recorder
+        # Environment (secrets, CRATON_URL/TOKEN), limits and what to redact from logs.
+        self.prepared = task_env.RunPreparation()
 
     def _tx(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         if self.abandoned.is_set():
@@ -87,6 +90,8 @@ class RunExecution:
             command=self.a.command,
             labels=self.a.labels,
             network=self.a.needs_network,
+            env=self.prepared.env,
+            limits=self.prepared.limits,
         )
 
     def run(self) -> None:
@@ -157,6 +162,20 @@ class RunExecution:
                     exit_code=None, lost=True, error=f"container {self.a.container_name} was lost"
                 )
                 return None
+            try:
+                self.prepared = self._tx(
+                    task_env.prepare_run,
+                    self.a.run_id,
+                    self.owner,
+                    self.a.epoch,
+                    self.settings,
+                    issue=handle is None,  # an adopted container has its token already
+                )
+            except LeaseLost:
+                raise
+            except CratonError as exc:
+                self._finish(exit_code=None, error=f"could not prepare the run: {exc.message}")
+                return None
             if handle is None:
                 handle = self.executor.create(self.spec())
                 self._fault("after_create")
@@ -223,6 +242,7 @@ class RunExecution:
                     batch,
                     self.settings.log_line_max_bytes,
                     first_seq=self.next_seq,
+                    redact_values=self.prepared.redact,
                 )
                 batch = []
                 last_flush = now

@@ -52,6 +52,7 @@ def issue_token(
     name: str = "",
     project_id: str | None = None,
     job_id: int | None = None,
+    run_id: int | None = None,
     ttl: timedelta | None = None,
 ) -> IssuedToken:
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
@@ -62,6 +63,7 @@ def issue_token(
         prefix=token[:10],
         project_id=project_id,
         job_id=job_id,
+        run_id=run_id,
         expires_at=utcnow() + ttl if ttl else None,
     )
     session.add(row)

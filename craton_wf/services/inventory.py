@@ -264,6 +264,8 @@ def host_query(session: Session, project_id: str, filters: dict[str, Any]) -> Se
         resolver = VariableResolver(session)
         ids = [h.id for h in candidates if matches_vars(resolver.host_variables(h), vars_filters)]
         stmt = scoped(Host, project_id).where(Host.id.in_(ids))
+    if filters.get("ids") is not None:  # a task's token: its job's hosts only
+        stmt = stmt.where(Host.id.in_(filters["ids"]))
     return stmt
 
 

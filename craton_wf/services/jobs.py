@@ -36,7 +36,8 @@ from craton_wf.domain.states import (
     RunStatus,
 )
 from craton_wf.errors import Conflict, InvalidInput, NotFound
-from craton_wf.services import policy, scheduling
+from craton_wf.services import approvals, policy, project_secrets, scheduling
+from craton_wf.services import tasks as task_service
 from craton_wf.services.auth import Principal
 from craton_wf.services.common import find_by_ref, get_owned
 from craton_wf.services.events import record_event
@@ -54,11 +55,13 @@ def create_job(
     user_id: int | None,
     data: dict[str, Any],
     principal: Principal | None = None,
+    require_approval: bool = True,
 ) -> Job:
     """The job, its graph of runs, and its first runs queued.
 
     With ``principal`` (an API caller), every task the job runs must be one the
-    caller may run (``policy.may_run_task``).
+    caller may run (``policy.may_run_task``); every build it runs must be
+    approved (``services.approvals``) unless ``require_approval`` is off.
     """
     workflow_ref, task_ref = data.get("workflow"), data.get("task")
     if (workflow_ref is None) == (task_ref is None):
@@ -78,12 +81,16 @@ def create_job(
         workflow = get_workflow(session, project_id, workflow_ref)
         version = get_version(session, workflow, data.get("workflow_version"))
         raw_steps, version_number = version.steps, version.version
+    elif principal is not None:
+        task = task_service.find_runnable_task(session, principal, task_ref)
+        raw_steps = normalize_steps(session, project_id, [{"task": task.id}], principal)
+        version_number = None
     else:
         task = find_by_ref(session, Task, project_id, task_ref, "task")
         raw_steps = normalize_steps(session, project_id, [{"task": task.id}])
         version_number = None
     steps = [
-        _snapshot_step(session, project_id, index, step, principal)
+        _snapshot_step(session, project_id, index, step, principal, require_approval)
         for index, step in enumerate(raw_steps)
     ]
     hosts = _target_hosts(session, project_id, data.get("hosts"), data.get("filters"))
@@ -126,17 +133,27 @@ def _snapshot_step(
     index: int,
     step: dict[str, Any],
     principal: Principal | None = None,
+    require_approval: bool = True,
 ) -> dict:
     task = session.get(Task, step["task_id"])
-    if task is None or task.project_id != project_id:
+    if task is None or (task.project_id != project_id and not task.public):
         raise Conflict(f"step {step['name']!r}: its task no longer exists")
     if principal is not None:
+        if not policy.may_see_task(principal, task):
+            raise Conflict(f"step {step['name']!r}: its task no longer exists")
         policy.may_run_task(principal, task.name, task.kind, task.restricted_to)
     build = session.get(Build, task.ready_build_id) if task.ready_build_id else None
     if build is None or build.status != BuildStatus.READY.value or not build.image:
         raise Conflict(
             f"task {task.name!r} is not READY (status {task.status}): wait for its build"
         )
+    if require_approval:
+        approvals.require_approved(session, task.name, build.id, build.digest, public=task.public)
+    # A task of another project (public) gets only the secrets this project's step names.
+    secrets = set(step.get("secrets") or [])
+    if task.project_id == project_id:
+        secrets.update(task.secrets or [])
+    project_secrets.require_defined(session, project_id, secrets)
     return {
         **step,
         "index": index,
@@ -146,6 +163,8 @@ def _snapshot_step(
         "digest": build.digest,
         "command": list(task.command),
         "needs_network": task.needs_network,
+        "resources": dict(task.resources or {}),
+        "secrets": sorted(secrets),
     }
 
 
@@ -248,15 +267,31 @@ def _create_graph(session: Session, job: Job, steps: list[dict], hosts: list[Hos
 
 
 def retry_job(
-    session: Session, project_id: str, user_id: int | None, old: Job, failed_only: bool
+    session: Session,
+    project_id: str,
+    user_id: int | None,
+    old: Job,
+    failed_only: bool,
+    require_approval: bool = True,
 ) -> Job:
     """A new job, linked to ``old``, running its steps again on its (failed) hosts.
 
     The steps snapshot (images included) is the old job's; the hosts' variables
     are resolved again, so a fix made in the inventory is what the retry sees.
+    A build whose approval was revoked since is refused.
     """
     if old.status not in {s.value for s in FINAL_JOB_STATES}:
         raise Conflict(f"job {old.id} has not finished ({old.status}): cancel it or wait")
+    if require_approval:
+        for step in old.steps:
+            task = session.get(Task, step["task_id"])
+            approvals.require_approved(
+                session,
+                step["task_name"],
+                step["build_id"],
+                step["digest"],
+                public=bool(task and task.public),
+            )
     wanted = [
         h.host_id
         for h in list_job_hosts(session, old)

@@ -13,15 +13,25 @@ so a new route is closed rather than open. Decisions that depend on the
 object — which task a job runs, who built what — are the functions below,
 called by the services.
 
-A task's scoped token (``Principal.job_id`` set) is refused everywhere here;
-the few routes it may use check it themselves.
+A task's scoped token (``Principal.job_id`` set) may call only
+:data:`TASK_TOKEN_ROUTES` (read hosts, set their variables), and only on the
+hosts of its job (:func:`check_host_in_scope`); everything else is refused.
+
+Tasks are visible to their project, public tasks to every project; a task
+restricted to roles is seen (and run) only by those roles and admins
+(:func:`visible_tasks`, :func:`may_see_task`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
-from craton_wf.errors import Forbidden
+from sqlalchemy import String, and_, cast, or_, select
+from sqlalchemy.orm import Session
+
+from craton_wf.db.models import JobHost, Task
+from craton_wf.errors import Forbidden, NotFound
 from craton_wf.services.auth import ROLES, Principal
 
 RANK = {role: rank for rank, role in enumerate(ROLES, start=1)}
@@ -40,8 +50,22 @@ ROUTE_RULES: tuple[tuple[frozenset[str], str, str], ...] = (
     (READ, "/v1/users/{user_id}", "admin"),
     (READ | WRITE, "/v1/tokens", "viewer"),  # one's own tokens; others': services.users
     (READ | WRITE, "/v1/tokens/{token_id}", "viewer"),
+    (READ, "/v1/secrets", "operator"),  # names and descriptions only, never values
+    (READ, "/v1/secrets/{secret_id}", "operator"),
     (WRITE, "/v1/projects", ROOT),
     (WRITE, "/v1/projects/{project_id}", "admin"),
+)
+
+
+# What a task's own token may call; the host must be one of its job's.
+TASK_TOKEN_ROUTES = frozenset(
+    {
+        ("GET", "/v1/hosts"),
+        ("GET", "/v1/hosts/{host_id}"),
+        ("GET", "/v1/hosts/{object_id}/variables"),
+        ("PUT", "/v1/hosts/{object_id}/variables"),
+        ("DELETE", "/v1/hosts/{object_id}/variables"),
+    }
 )
 
 
@@ -67,6 +91,8 @@ def required_role(method: str, route: str) -> str:
 def authorize(me: Principal, method: str, route: str) -> None:
     """Raise Forbidden unless ``me`` may call ``method`` on ``route``."""
     if me.job_id is not None:
+        if (method, route) in TASK_TOKEN_ROUTES:
+            return
         raise Forbidden("a task's token may only read its job's hosts and set their variables")
     role = required_role(method, route)
     if not has_role(me, role):
@@ -103,3 +129,48 @@ def may_grant(me: Principal, role: str) -> None:
         raise Forbidden("only a root user may make another root user")
     if role != ROOT and not has_role(me, "admin"):
         raise Forbidden("granting roles needs the admin role in this project")
+
+
+# --- objects ----------------------------------------------------------------------
+
+
+def job_host_ids(session: Session, job_id: int) -> set[int]:
+    return {
+        host_id
+        for host_id in session.execute(
+            select(JobHost.host_id).where(JobHost.job_id == job_id)
+        ).scalars()
+        if host_id is not None
+    }
+
+
+def check_host_in_scope(session: Session, me: Principal, host_id: int) -> None:
+    """A task's token sees only its job's hosts: NotFound for any other."""
+    if me.job_id is not None and host_id not in job_host_ids(session, me.job_id):
+        raise NotFound(f"host {host_id} not found")
+
+
+def visible_tasks(me: Principal) -> Any:
+    """The SQL condition on ``Task`` a caller's lists and lookups use.
+
+    One's project's tasks and every public task; of these, a task restricted
+    to roles only for a caller holding one of them (admins and root see all).
+    A user holds one role per project, and ``restricted_to`` takes only role
+    names, so the match is on the role's quoted name in the JSON list: the
+    same on SQLite and PostgreSQL.
+    """
+    owned = or_(Task.project_id == me.project_id, Task.public.is_(True))
+    if has_role(me, "admin"):
+        return owned
+    listed = cast(Task.restricted_to, String)
+    allowed = [listed.like(f'%"{role}"%') for role in sorted(me.roles) if role in RANK]
+    unrestricted = listed.in_(["[]", "null"])
+    return and_(owned, or_(unrestricted, *allowed))
+
+
+def may_see_task(me: Principal, task: Task) -> bool:
+    if task.project_id != me.project_id and not task.public:
+        return False
+    if has_role(me, "admin") or not task.restricted_to:
+        return True
+    return bool(set(task.restricted_to) & me.roles)

@@ -16,10 +16,12 @@ from sqlalchemy.orm import Session
 from craton_wf.db.models import Job, JobHost, Run, RunDependency, RunLog, utcnow
 from craton_wf.domain.outputs import TEMPORARY_FAILURE_EXIT_CODE, parse_output_line
 from craton_wf.domain.payload import build_payload, encode_payload
+from craton_wf.domain.redaction import redact
 from craton_wf.domain.states import JobStatus, RunStatus
 from craton_wf.services import scheduling
 from craton_wf.services.events import record_event
 from craton_wf.services.leases import check_lease, claim_many, db_now, lock_row, take_lease
+from craton_wf.services.task_env import revoke_run_tokens
 
 
 @dataclass(frozen=True)
@@ -251,8 +253,12 @@ def append_logs(
     lines: list[LogRecord],
     max_line_bytes: int,
     first_seq: int | None = None,
+    redact_values: tuple[str, ...] = (),
 ) -> int:
     """Store lines as ``first_seq``, ``first_seq + 1``…; returns the next sequence number.
+
+    ``redact_values`` are the run's secret values: stored lines (and the
+    outputs parsed from them) carry ``[redacted]`` in their place.
 
     Idempotent: lines whose sequence numbers are already stored (a retried batch
     whose first commit did reach the database) are skipped, not stored twice.
@@ -265,7 +271,8 @@ def append_logs(
     rows = []
     for record in lines:
         seq += 1
-        text = record.text
+        line = redact(record.text, redact_values) if redact_values else record.text
+        text = line
         if len(text.encode()) > max_line_bytes:
             text = text.encode()[:max_line_bytes].decode(errors="ignore") + " [line truncated]"
         rows.append(
@@ -279,7 +286,7 @@ def append_logs(
             )
         )
         if record.stream == "stdout":
-            published = parse_output_line(record.text)
+            published = parse_output_line(line)
             if published:
                 outputs.update(published)
     session.add_all(rows)
@@ -313,6 +320,7 @@ def finish_run(
     if run is not None and run.lease_epoch == epoch and run.lease_owner is None:
         return RunStatus(run.status)  # a retry of a finish that did commit
     run = check_lease(session, Run, run_id, owner, epoch, row=run)
+    revoke_run_tokens(session, run.id)  # the attempt's CRATON_TOKEN dies with it
     # Not locked: the job-wide part of scheduling locks it (settle_job); the
     # run's own part locks only the rows it changes.
     job = session.get(Job, run.job_id)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import shlex
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import func, select
@@ -18,10 +19,14 @@ from sqlalchemy.orm import Session
 
 from craton_wf.db.models import Build, BuildLog, Run, Task, TaskSource, Workflow, WorkflowVersion
 from craton_wf.domain.archives import check_dockerfile_present
+from craton_wf.domain.resources import ResourcePolicy, check_resources
 from craton_wf.domain.states import FINAL_RUN_STATES, BuildStatus
 from craton_wf.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
+from craton_wf.services import policy
+from craton_wf.services.auth import ROLES, Principal
 from craton_wf.services.common import check_name, find_by_ref, flush_unique, get_owned
-from craton_wf.services.pagination import Page, PageRequest, paginate, scoped
+from craton_wf.services.pagination import Page, PageRequest, paginate
+from craton_wf.services.project_secrets import check_secret_names
 
 TASK_SORT_KEYS = ("id", "name", "status", "created_at")
 KINDS = ("remediation", "audit")
@@ -32,6 +37,8 @@ MUTABLE_FIELDS = (
     "public",
     "restricted_to",
     "needs_network",
+    "resources",
+    "secrets",
     "ref",
     "subdir",
     "dockerfile",
@@ -73,6 +80,28 @@ def _check_relative(path: str | None, what: str) -> str | None:
     return path
 
 
+def check_restricted_to(roles: Any) -> list[str]:
+    if roles is None:
+        return []
+    if not isinstance(roles, list) or any(role not in ROLES for role in roles):
+        raise InvalidInput(f"restricted_to takes roles: {', '.join(ROLES)}")
+    return sorted(set(roles))
+
+
+@dataclass(frozen=True)
+class TaskRules:
+    """What the platform allows a task to ask for (from the settings)."""
+
+    resources: ResourcePolicy = field(default_factory=ResourcePolicy)
+    network_allowed: bool = True
+
+
+def _check_network(value: Any, rules: TaskRules) -> bool:
+    if value and not rules.network_allowed:
+        raise InvalidInput("this platform does not let tasks use the network (needs_network)")
+    return bool(value)
+
+
 def create_task(
     session: Session,
     project_id: str,
@@ -80,7 +109,9 @@ def create_task(
     data: dict[str, Any],
     archive: bytes | None,
     max_archive_bytes: int,
+    rules: TaskRules | None = None,
 ) -> Task:
+    rules = rules or TaskRules()
     name = check_name(data.get("name") or "", "task")
     kind = data.get("kind") or "remediation"
     if kind not in KINDS:
@@ -101,8 +132,10 @@ def create_task(
         command=normalize_command(data.get("command")),
         kind=kind,
         public=bool(data.get("public", False)),
-        restricted_to=list(data.get("restricted_to") or []),
-        needs_network=bool(data.get("needs_network", False)),
+        restricted_to=check_restricted_to(data.get("restricted_to")),
+        needs_network=_check_network(data.get("needs_network", False), rules),
+        resources=check_resources(data.get("resources"), rules.resources),
+        secrets=check_secret_names(data.get("secrets")),
         status=BuildStatus.PENDING.value,
         created_by=user_id,
     )
@@ -112,20 +145,31 @@ def create_task(
     return task
 
 
-def update_task(session: Session, task: Task, data: dict[str, Any]) -> Task:
-    for field in MUTABLE_FIELDS:
-        if field not in data or data[field] is None:
+def update_task(
+    session: Session, task: Task, data: dict[str, Any], rules: TaskRules | None = None
+) -> Task:
+    rules = rules or TaskRules()
+    for name in MUTABLE_FIELDS:
+        if name not in data or data[name] is None:
             continue
-        value = data[field]
-        if field == "command":
+        value = data[name]
+        if name == "command":
             value = normalize_command(value)
-        elif field == "kind" and value not in KINDS:
+        elif name == "kind" and value not in KINDS:
             raise InvalidInput(f"kind must be one of {', '.join(KINDS)}")
-        elif field in ("subdir", "dockerfile"):
-            value = _check_relative(value, field)
-        elif field == "location" and task.source_type == "git":
+        elif name == "restricted_to":
+            value = check_restricted_to(value)
+        elif name == "needs_network":
+            value = _check_network(value, rules)
+        elif name == "resources":
+            value = check_resources(value, rules.resources)
+        elif name == "secrets":
+            value = check_secret_names(value)
+        elif name in ("subdir", "dockerfile"):
+            value = _check_relative(value, name)
+        elif name == "location" and task.source_type == "git":
             value = check_git_location(value)
-        setattr(task, field, value)
+        setattr(task, name, value)
     if data.get("name") is not None:
         task.name = check_name(data["name"], "task")
     flush_unique(session, "task", task.name)
@@ -196,13 +240,49 @@ def get_task(session: Session, project_id: str, ref: Any) -> Task:
     return find_by_ref(session, Task, project_id, ref, "task")
 
 
+def find_runnable_task(session: Session, me: Principal, ref: Any) -> Task:
+    """A task a job of ``me``'s project may name: its own, or a public one of another.
+
+    By name, the project's own task wins; a public task of another project is
+    found by name only when no other public task has that name.
+    """
+    if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
+        task = session.get(Task, int(ref))
+    else:
+        task = session.execute(
+            select(Task).where(Task.project_id == me.project_id, Task.name == ref)
+        ).scalar_one_or_none()
+        if task is None and isinstance(ref, str):
+            public = list(
+                session.execute(
+                    select(Task).where(Task.public.is_(True), Task.name == ref).limit(2)
+                ).scalars()
+            )
+            if len(public) > 1:
+                raise InvalidInput(f"more than one public task is named {ref!r}: use its id")
+            task = public[0] if public else None
+    if task is None or not policy.may_see_task(me, task):
+        raise NotFound(f"task {ref!r} not found")
+    return task
+
+
+def get_visible_task(session: Session, me: Principal, task_id: int) -> Task:
+    task = session.get(Task, task_id)
+    if task is None or not policy.may_see_task(me, task):
+        raise NotFound(f"task {task_id} not found")
+    return task
+
+
 def list_tasks(
-    session: Session, project_id: str, page: PageRequest, filters: dict[str, Any]
+    session: Session, me: Principal, page: PageRequest, filters: dict[str, Any]
 ) -> Page[Task]:
-    stmt = scoped(Task, project_id)
+    """The caller's project's tasks and the public ones, less those restricted to other roles."""
+    stmt = select(Task).where(policy.visible_tasks(me))
     for key in ("name", "status", "kind"):
         if filters.get(key) is not None:
             stmt = stmt.where(getattr(Task, key) == filters[key])
+    if filters.get("public") is not None:
+        stmt = stmt.where(Task.public.is_(bool(filters["public"])))
     return paginate(session, stmt, Task, page, TASK_SORT_KEYS)
 
 

@@ -38,8 +38,16 @@ def _role_in(session: Session, user_id: int, project_id: str) -> str | None:
 
 
 def _check_role(role: str) -> None:
-    if role not in ROLES:
-        raise InvalidInput(f"role must be one of {', '.join(ROLES)}")
+    if role not in ROLES and role != policy.ROOT:
+        raise InvalidInput(f"role must be one of {', '.join((*ROLES, policy.ROOT))}")
+
+
+def _project_role(user: User, role: str) -> str:
+    """``root`` is global: the user becomes root and is the project's admin."""
+    if role == policy.ROOT:
+        user.is_root = True
+        return "admin"
+    return role
 
 
 def list_users(session: Session, me: Principal) -> list[UserView]:
@@ -77,6 +85,7 @@ def create_user(session: Session, me: Principal, name: str, role: str) -> UserVi
     elif _role_in(session, user.id, me.project_id) is not None:
         raise Conflict(f"user {name} already has a role in this project")
     user.active = True
+    role = _project_role(user, role)
     session.add(RoleAssignment(user_id=user.id, project_id=me.project_id, role=role))
     session.flush()
     return UserView(user, role)
@@ -86,6 +95,9 @@ def set_role(session: Session, me: Principal, ref: str | int, role: str) -> User
     _check_role(role)
     policy.may_grant(me, role)
     view = get_user(session, me, ref)
+    if view.user.is_root and not me.is_root:
+        raise NotFound(f"no user {ref}")
+    role = _project_role(view.user, role)
     if view.user.id == me.user_id and not me.is_root and policy.RANK[role] < policy.RANK["admin"]:
         raise Conflict("admins cannot lower their own role; ask another admin")
     assignment = session.get(RoleAssignment, (view.user.id, me.project_id))

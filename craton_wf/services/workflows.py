@@ -16,8 +16,10 @@ from craton_wf.db.models import Job, Task, Workflow, WorkflowVersion
 from craton_wf.domain.graph import name_steps, validate_steps
 from craton_wf.domain.states import FINAL_JOB_STATES
 from craton_wf.errors import Conflict, InvalidInput, NotFound
+from craton_wf.services.auth import Principal
 from craton_wf.services.common import check_name, find_by_ref, flush_unique
 from craton_wf.services.pagination import Page, PageRequest, paginate, scoped
+from craton_wf.services.project_secrets import check_secret_names
 
 STEP_FIELDS = {
     "name",
@@ -30,13 +32,23 @@ STEP_FIELDS = {
     "required",
     "once",
     "depends_on",
+    "secrets",
 }
 
 
 def normalize_steps(
-    session: Session, project_id: str, raw_steps: list[dict[str, Any]]
+    session: Session,
+    project_id: str,
+    raw_steps: list[dict[str, Any]],
+    me: Principal | None = None,
 ) -> list[dict[str, Any]]:
-    """Resolve each step's task and fill in defaults; validate the whole graph."""
+    """Resolve each step's task and fill in defaults; validate the whole graph.
+
+    With ``me`` (an API caller) a step may name a public task of another
+    project, and only tasks the caller may see.
+    """
+    from craton_wf.services.tasks import find_runnable_task
+
     if not isinstance(raw_steps, list) or not raw_steps:
         raise InvalidInput("a workflow needs at least one step")
     resolved = []
@@ -51,7 +63,10 @@ def normalize_steps(
         ref = raw.get("task", raw.get("task_id"))
         if ref is None:
             raise InvalidInput(f"step {position} names no task")
-        task = find_by_ref(session, Task, project_id, ref, "task")
+        if me is None:
+            task = find_by_ref(session, Task, project_id, ref, "task")
+        else:
+            task = find_runnable_task(session, me, ref)
         resolved.append({**raw, "task_id": task.id, "task_name": task.name})
     steps = []
     for raw in name_steps(resolved):
@@ -82,6 +97,7 @@ def normalize_steps(
                 "required": bool(raw.get("required", True)),
                 "once": bool(raw.get("once", False)),
                 "depends_on": depends_on,
+                "secrets": check_secret_names(raw.get("secrets")),
             }
         )
     validate_steps(steps)
@@ -89,10 +105,14 @@ def normalize_steps(
 
 
 def create_workflow(
-    session: Session, project_id: str, user_id: int | None, data: dict[str, Any]
+    session: Session,
+    project_id: str,
+    user_id: int | None,
+    data: dict[str, Any],
+    me: Principal | None = None,
 ) -> Workflow:
     name = check_name(data.get("name") or "", "workflow")
-    steps = normalize_steps(session, project_id, data.get("steps") or [])
+    steps = normalize_steps(session, project_id, data.get("steps") or [], me)
     workflow = Workflow(
         project_id=project_id,
         name=name,
@@ -116,7 +136,11 @@ def create_workflow(
 
 
 def update_workflow(
-    session: Session, workflow: Workflow, user_id: int | None, data: dict[str, Any]
+    session: Session,
+    workflow: Workflow,
+    user_id: int | None,
+    data: dict[str, Any],
+    me: Principal | None = None,
 ) -> Workflow:
     if data.get("name") is not None:
         workflow.name = check_name(data["name"], "workflow")
@@ -124,7 +148,7 @@ def update_workflow(
     latest = get_version(session, workflow, None)
     steps = latest.steps
     if data.get("steps") is not None:
-        steps = normalize_steps(session, workflow.project_id, data["steps"])
+        steps = normalize_steps(session, workflow.project_id, data["steps"], me)
     description = data.get("description", latest.description)
     if steps != latest.steps or description != latest.description:
         workflow.latest_version += 1

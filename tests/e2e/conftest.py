@@ -50,6 +50,21 @@ class Server:
     def json(self, *args: str) -> object:
         return json.loads(self.craton("--format", "json", *args).stdout)
 
+    def approve(self, *tasks: str) -> None:
+        """``craton task-approve`` as a second admin: a build's author cannot approve it."""
+        if "approver" not in self.env.get("CRATON_TEST_APPROVER", ""):
+            self.craton("user-create", "--name", "approver", "--role", "admin")
+            issued = self.json("token-create", "--user", "approver", "--name", "e2e")
+            self.env["CRATON_TEST_APPROVER"] = f"approver:{issued['token']}"  # type: ignore[index]
+        token = self.env["CRATON_TEST_APPROVER"].split(":", 1)[1]
+        saved = self.env
+        self.env = {**saved, "OS_USERNAME": "approver", "OS_PASSWORD": token}
+        try:
+            for task in tasks:
+                self.craton("task-approve", task)
+        finally:
+            self.env = saved
+
 
 def start_server(database_url: str, tmp_path: Path, embedded: bool) -> Server:
     """``craton-wf serve`` with its embedded runner, or without it plus a ``craton-wf runner``."""

@@ -67,3 +67,21 @@ def test_roles_and_tokens_through_the_cli(server):  # type: ignore[no-untyped-de
 
     server.craton("user-delete", "ann")
     assert {u["name"] for u in server.json("user-list")} == {"root"}
+
+
+def test_secrets_through_the_cli_are_never_shown_back(server, tmp_path):  # type: ignore[no-untyped-def]
+    value = tmp_path / "value"
+    value.write_text("e2e-secret-value\n")
+    made = server.json("secret-create", "--name", "DB_PASSWORD", "--value-file", str(value))
+    assert made["name"] == "DB_PASSWORD" and "value" not in made
+    listed = server.craton("secret-list")
+    assert "DB_PASSWORD" in listed.stdout and "e2e-secret-value" not in listed.stdout
+    again = server.craton(
+        "secret-create", "--name", "DB_PASSWORD", "--value-file", str(value), check=False
+    )
+    assert again.returncode == 1 and "already exists" in again.stderr
+    server.craton("secret-delete", "DB_PASSWORD")
+    assert server.json("secret-list") == []
+    events = server.json("audit-list", "--object-type", "secret")
+    assert [e["action"] for e in events] == ["secret.delete", "secret.create", "secret.create"]
+    assert [e["outcome"] for e in events] == ["success", "failure", "success"]

@@ -87,6 +87,14 @@ def test_operator_path_through_the_cli(server, tmp_path, busybox_image):
     assert "READY" in shown and repo.head.commit.hexsha in shown
 
     craton("workflow-create", "--name", "wf", "--task", "first", "--task", "second")
+    unapproved = craton("job-create", "--workflow", "wf", "--region", "dc1", check=False)
+    assert unapproved.returncode == 1
+    assert "build 1 of task first" in unapproved.stderr and "not approved" in unapproved.stderr
+    mine = craton("task-approve", "first", check=False)  # the author may not approve
+    assert mine.returncode == 1 and "another admin must approve it" in mine.stderr
+    server.approve("first", "second")
+    approval = server.json("task-show", "second")["approval"]
+    assert approval["status"] == "approved" and approval["by"] == "approver"
     failed = craton(
         "job-create",
         "--workflow",
@@ -166,5 +174,6 @@ def test_runner_as_its_own_process(split_server, tmp_path, busybox_image):
         "sh /craton/step.sh",
         "--wait",
     )
+    split_server.approve("first")
     done = craton("job-create", "--task", "first", "--host", "h1", "--follow")
     assert "[h1 first] step first running" in done.stdout

@@ -341,3 +341,73 @@ def test_the_payload_and_env_reach_the_container_verbatim(
 
     assert texts(lines, "stdout") == [payload]
     assert texts(lines, "stderr") == ["t0ken"]
+
+
+def test_the_container_has_no_capabilities_and_cannot_gain_any(
+    executor: DockerExecutor, run: Runner
+) -> None:
+    handle = run("grep -E '^(CapEff|CapPrm|CapBnd|NoNewPrivs)' /proc/self/status")
+
+    status = dict(line.split(":\t") for line in texts(list(executor.logs(handle)), "stdout"))
+
+    assert status["CapEff"].strip("0") == "" and status["CapPrm"].strip("0") == ""
+    assert status["CapBnd"].strip("0") == ""
+    assert status["NoNewPrivs"] == "1"
+    assert executor.wait(handle) == 0
+
+
+def test_without_network_only_the_loopback_interface_exists(
+    executor: DockerExecutor, run: Runner
+) -> None:
+    handle = run("tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '")
+
+    assert texts(list(executor.logs(handle)), "stdout") == ["lo"]
+    assert executor.wait(handle) == 0
+
+
+def test_the_pids_limit_stops_a_fork_bomb(executor: DockerExecutor, run: Runner) -> None:
+    limits = Limits(memory_bytes=64 * 1024 * 1024, nano_cpus=500_000_000, pids=20)
+    handle = run(
+        "n=0; while [ $n -lt 60 ]; do sleep 30 & n=$((n+1)); echo $n; done",
+        limits=limits,
+    )
+
+    lines = list(executor.logs(handle))
+
+    started = [int(text) for text in texts(lines, "stdout")]
+    assert 0 < max(started) < 20  # the shell is one of the 20 processes
+    assert any("can't fork" in text for text in texts(lines, "stderr"))
+    executor.stop(handle, grace_seconds=0)
+
+
+def test_no_runtime_socket_and_no_host_mounts_inside(executor: DockerExecutor, run: Runner) -> None:
+    handle = run(
+        "ls /var/run/docker.sock /run/docker.sock 2>/dev/null && echo socket;"
+        " grep -E ' (/etc/hosts|/tmp) ' /proc/self/mounts | cut -d' ' -f2,3;"
+        " echo x > /etc/passwd 2>/dev/null && echo etc-writable; true"
+    )
+
+    lines = texts(list(executor.logs(handle)), "stdout")
+
+    assert "socket" not in lines and "etc-writable" not in lines
+    assert "/tmp tmpfs" in lines
+    assert executor.wait(handle) == 0
+
+
+def test_the_tmpfs_size_and_memory_limit_come_from_the_limits(
+    executor: DockerExecutor,
+    make_spec: Callable[..., ContainerSpec],
+    docker_client: docker.DockerClient,
+) -> None:
+    limits = Limits(
+        memory_bytes=96 * 1024 * 1024, nano_cpus=250_000_000, pids=32, tmpfs_bytes=8 * 1024 * 1024
+    )
+    handle = executor.create(make_spec("true", limits=limits))
+    try:
+        host = docker_client.api.inspect_container(handle.id)["HostConfig"]
+    finally:
+        executor.remove(handle)
+
+    assert host["Tmpfs"] == {"/tmp": "rw,size=8m,mode=1777"}
+    assert host["Memory"] == 96 * 1024 * 1024 and host["MemorySwap"] == 96 * 1024 * 1024
+    assert host["NanoCpus"] == 250_000_000 and host["PidsLimit"] == 32

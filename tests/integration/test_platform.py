@@ -20,12 +20,13 @@ from craton_wf.builders.image import ImageBuilder
 from craton_wf.db.engine import transaction
 from craton_wf.db.models import Build, BuildLog, Job, JobHost, Run, RunLog, Task
 from craton_wf.domain.states import FINAL_JOB_STATES, BuildStatus, JobStatus
+from craton_wf.errors import Conflict
 from craton_wf.executors.docker import DockerExecutor
 from craton_wf.runner.worker import Runner
 from craton_wf.services import jobs as job_service
 from craton_wf.services import tasks as task_service
 from craton_wf.services import workflows as workflow_service
-from tests.factories import make_inventory
+from tests.factories import approve_current_build, make_inventory
 
 pytestmark = pytest.mark.docker
 
@@ -138,6 +139,8 @@ def test_workflow_over_hosts_with_exact_payload_and_ordered_logs(sessions, root,
     for task_id in ids:
         assert wait_build(sessions, task_id).status == BuildStatus.READY
     with transaction(sessions) as session:
+        for task_id in ids:
+            approve_current_build(session, task_id)
         hosts = make_inventory(session, root.project_id, 3, {"site": "lab"})
         session.get(type(hosts[1]), hosts[1].id).variables = {"fail_at": "patch"}
         workflow_service.create_workflow(
@@ -224,6 +227,7 @@ def test_cancel_stops_the_running_container(sessions, root, runner, docker_setti
     task_id = upload_task(sessions, root, "slow", files)
     assert wait_build(sessions, task_id).status == BuildStatus.READY
     with transaction(sessions) as session:
+        approve_current_build(session, task_id)
         hosts = make_inventory(session, root.project_id, 2)
         job_id = job_service.create_job(
             session, root.project_id, None, {"task": "slow", "hosts": [h.id for h in hosts]}
@@ -285,8 +289,18 @@ def test_git_task_rebuild_after_new_commit(sessions, root, runner, tmp_path: Pat
     labels = docker.from_env().images.get(build2.image).labels
     assert labels["craton.task"] == str(task_id) and labels["craton.commit"] == second
 
+    # The new build needs its own approval: the old one named the old digest.
     with transaction(sessions) as session:
         hosts = make_inventory(session, root.project_id, 1)
+    with (
+        pytest.raises(Conflict, match=r"build 2 of task .* is not approved"),
+        transaction(sessions) as session,
+    ):
+        job_service.create_job(
+            session, root.project_id, None, {"task": task_id, "hosts": [hosts[0].id]}
+        )
+    with transaction(sessions) as session:
+        approve_current_build(session, task_id)
         job_id = job_service.create_job(
             session, root.project_id, None, {"task": task_id, "hosts": [hosts[0].id]}
         ).id

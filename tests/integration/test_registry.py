@@ -19,7 +19,7 @@ from craton_wf.domain.states import BuildStatus, JobStatus
 from craton_wf.executors.docker import DockerExecutor
 from craton_wf.runner.worker import Runner
 from craton_wf.services import jobs as job_service
-from tests.factories import make_inventory
+from tests.factories import approve_current_build, make_inventory
 from tests.integration.test_platform import task_files, upload_task, wait_build, wait_job
 
 pytestmark = pytest.mark.docker
@@ -103,6 +103,7 @@ def test_a_build_is_pushed_and_runs_use_it_by_digest(sessions, root, pushing_run
         assert remote.split("/", 1)[1] in json.load(answer)["repositories"]
 
     with transaction(sessions) as session:
+        approve_current_build(session, task_id)
         hosts = make_inventory(session, root.project_id, 2)
         job_id = job_service.create_job(
             session, root.project_id, None, {"task": "shipped", "hosts": [h.id for h in hosts]}

@@ -52,8 +52,16 @@ def _spec(args: argparse.Namespace) -> dict[str, Any]:
         "public": args.public,
         "restricted_to": args.restricted_to,
         "needs_network": args.needs_network,
+        "secrets": args.secret,
+        "resources": _resources(args),
     }
     return {k: v for k, v in spec.items() if v is not None}
+
+
+def _resources(args: argparse.Namespace) -> dict[str, Any] | None:
+    asked = {"memory_mb": args.memory_mb, "cpus": args.cpus, "pids": args.pids}
+    asked = {key: value for key, value in asked.items() if value is not None}
+    return asked or None
 
 
 def _finish_build(ctx: Context, task: Resource, build_id: Any, wait: bool) -> int:
@@ -170,6 +178,15 @@ def _metadata_options(parser: argparse.ArgumentParser, create: bool) -> None:
         metavar="ROLE",
         help="roles allowed to run the task",
     )
+    parser.add_argument(
+        "--secret",
+        action="append",
+        metavar="NAME",
+        help="a project secret the task gets as an environment variable (repeatable)",
+    )
+    parser.add_argument("--memory-mb", type=int, help="memory to ask for (within the maximum)")
+    parser.add_argument("--cpus", type=float, help="CPUs to ask for (within the maximum)")
+    parser.add_argument("--pids", type=int, help="processes to ask for (within the maximum)")
     if create:
         parser.add_argument("--public", action="store_true", default=None, help="visible to all")
         parser.add_argument(
@@ -180,8 +197,44 @@ def _metadata_options(parser: argparse.ArgumentParser, create: bool) -> None:
         parser.add_argument("--needs-network", action=argparse.BooleanOptionalAction, default=None)
 
 
+def do_task_approve(ctx: Context, args: argparse.Namespace) -> None:
+    task = ctx.client.tasks.approve(
+        args.task, build=args.build, digest=args.digest, reason=args.reason
+    )
+    ctx.out.show(task)
+
+
+def do_task_reject(ctx: Context, args: argparse.Namespace) -> None:
+    ctx.out.show(ctx.client.tasks.reject(args.task, build=args.build, reason=args.reason))
+
+
+def do_task_revoke(ctx: Context, args: argparse.Namespace) -> None:
+    ctx.out.show(ctx.client.tasks.revoke(args.task, build=args.build, reason=args.reason))
+
+
+def _decision_options(parser: argparse.ArgumentParser, task_help: str) -> None:
+    parser.add_argument("task", metavar="TASK", help=task_help)
+    parser.add_argument("--build", type=int, help="build number (default: the READY build)")
+    parser.add_argument("--reason", help="recorded with the decision")
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     task_help = "task (id or name)"
+
+    parser = add_command(
+        subparsers,
+        "task-approve",
+        do_task_approve,
+        "Approve a task's build by its digest (an admin other than its author).",
+    )
+    _decision_options(parser, task_help)
+    parser.add_argument("--digest", help="the digest being approved (checked)")
+    parser = add_command(subparsers, "task-reject", do_task_reject, "Reject a task's build.")
+    _decision_options(parser, task_help)
+    parser = add_command(
+        subparsers, "task-revoke", do_task_revoke, "Revoke the approval of a task's build."
+    )
+    _decision_options(parser, task_help)
 
     parser = add_command(subparsers, "task-create", do_task_create, "Create a task and build it.")
     parser.add_argument("--name", required=True, help="task name")

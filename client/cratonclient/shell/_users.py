@@ -1,14 +1,21 @@
-"""User, token and audit commands: ``user-create``, ``-list``, ``-show``, ``-update``,
-``-delete``; ``token-create``, ``-list``, ``-revoke``; ``audit-list``.
+"""User, token, secret and audit commands: ``user-create``, ``-list``, ``-show``,
+``-update``, ``-delete``, ``user-role-add``, ``user-role-remove``; ``token-create``,
+``-list``, ``-revoke``; ``secret-create``, ``-list``, ``-delete``; ``audit-list``.
 
-``token-create`` prints the token once: it cannot be shown again.
+``token-create`` prints the token once: it cannot be shown again. Secret values
+are read from a file, standard input or a prompt (never a command-line
+argument, which other users of the machine can see) and never printed.
 """
 
 from __future__ import annotations
 
 import argparse
+import getpass
+import sys
+from pathlib import Path
 
 from ._common import (
+    CommandError,
     Context,
     add_command,
     add_fields_option,
@@ -17,8 +24,9 @@ from ._common import (
     print_items,
 )
 
-ROLES = ("viewer", "auditor", "operator", "admin")
+ROLES = ("viewer", "auditor", "operator", "admin", "root")
 USER_FIELDS = ("id", "name", "role", "active")
+SECRET_FIELDS = ("id", "name", "description", "created_at", "updated_at")
 TOKEN_FIELDS = ("id", "name", "user", "prefix", "expires_at", "revoked_at", "last_used_at")
 AUDIT_FIELDS = ("id", "ts", "user_name", "action", "object_type", "object_id", "status", "outcome")
 
@@ -42,6 +50,49 @@ def do_user_update(ctx: Context, args: argparse.Namespace) -> None:
 def do_user_delete(ctx: Context, args: argparse.Namespace) -> None:
     ctx.client.users.delete(args.user)
     ctx.out.note(f"User {args.user} removed from the project.")
+
+
+def do_user_role_add(ctx: Context, args: argparse.Namespace) -> None:
+    ctx.out.show(ctx.client.users.grant(args.user, args.role))
+
+
+def do_user_role_remove(ctx: Context, args: argparse.Namespace) -> None:
+    ctx.client.users.remove(args.user)
+    ctx.out.note(f"User {args.user} no longer has a role in the project.")
+
+
+def _secret_value(args: argparse.Namespace) -> str:
+    if args.value_file == "-":
+        value = sys.stdin.read()
+    elif args.value_file:
+        try:
+            value = Path(args.value_file).read_text()
+        except OSError as exc:
+            raise CommandError(f"cannot read {args.value_file}: {exc.strerror}") from exc
+    elif sys.stdin.isatty():
+        value = getpass.getpass(f"Value of {args.name}: ")
+    else:
+        value = sys.stdin.read()
+    value = value[:-1] if value.endswith("\n") else value
+    if not value:
+        raise CommandError("the secret's value is empty")
+    return value
+
+
+def do_secret_create(ctx: Context, args: argparse.Namespace) -> None:
+    secret = ctx.client.secrets.create(
+        name=args.name, value=_secret_value(args), description=args.description
+    )
+    ctx.out.show(secret)
+
+
+def do_secret_list(ctx: Context, args: argparse.Namespace) -> None:
+    list_command(ctx, args, ctx.client.secrets, {})
+
+
+def do_secret_delete(ctx: Context, args: argparse.Namespace) -> None:
+    ctx.client.secrets.delete(args.secret)
+    ctx.out.note(f"Secret {args.secret} deleted.")
 
 
 def do_token_create(ctx: Context, args: argparse.Namespace) -> None:
@@ -91,6 +142,43 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         subparsers, "user-delete", do_user_delete, "Remove a user from the project."
     )
     parser.add_argument("user", help="user (id or name)")
+
+    parser = add_command(
+        subparsers,
+        "user-role-add",
+        do_user_role_add,
+        "Grant a user a role in the project (adds the user if needed).",
+    )
+    parser.add_argument("user", help="user (id or name)")
+    parser.add_argument("--role", required=True, choices=ROLES)
+
+    parser = add_command(
+        subparsers,
+        "user-role-remove",
+        do_user_role_remove,
+        "Take a user's role in the project away.",
+    )
+    parser.add_argument("user", help="user (id or name)")
+
+    parser = add_command(
+        subparsers,
+        "secret-create",
+        do_secret_create,
+        "Store a project secret (encrypted; its value is never shown back).",
+    )
+    parser.add_argument("--name", required=True, help="also the environment variable's name")
+    parser.add_argument(
+        "--value-file",
+        metavar="FILE",
+        help="read the value from FILE ('-': standard input; default: prompt or standard input)",
+    )
+    parser.add_argument("--description")
+
+    parser = add_command(subparsers, "secret-list", do_secret_list, "List the project's secrets.")
+    add_list_options(parser, SECRET_FIELDS)
+
+    parser = add_command(subparsers, "secret-delete", do_secret_delete, "Delete a secret.")
+    parser.add_argument("secret", help="secret (id or name)")
 
     parser = add_command(
         subparsers, "token-create", do_token_create, "Create an API token (shown once)."

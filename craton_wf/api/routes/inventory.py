@@ -27,7 +27,7 @@ from craton_wf.api.schemas import (
 )
 from craton_wf.db.models import Cell, Cloud, Host, Project
 from craton_wf.errors import Forbidden
-from craton_wf.services import inventory
+from craton_wf.services import inventory, policy
 from craton_wf.services.common import get_owned
 
 router = APIRouter(prefix="/v1", dependencies=[Authorized])
@@ -223,7 +223,7 @@ def list_hosts(
     label: Annotated[list[str] | None, Query()] = None,
     vars: Annotated[list[str] | None, Query()] = None,
 ) -> dict[str, Any]:
-    filters = {
+    filters: dict[str, Any] = {
         "name": name,
         "region": region_id or region,
         "cell": cell_id or cell,
@@ -235,6 +235,8 @@ def list_hosts(
         "vars": vars,
     }
     with db.begin() as session:
+        if me.job_id is not None:  # a task's token: only its job's hosts
+            filters["ids"] = sorted(policy.job_host_ids(session, me.job_id))
         result = inventory.list_hosts(session, me.project_id, page, filters)
         resolver = inventory.VariableResolver(session)
         return {
@@ -257,6 +259,7 @@ def create_host(
 def show_host(host_id: int, db: Db, me: CurrentUser, resolved: ResolvedValues = True) -> HostRead:
     with db.begin() as session:
         host = get_owned(session, Host, me.project_id, host_id, "host")
+        policy.check_host_in_scope(session, me, host.id)
         return _host_read(inventory.VariableResolver(session), host, resolved)
 
 
@@ -295,6 +298,13 @@ def set_labels(host_id: int, body: LabelsBody, db: Db, me: CurrentUser) -> Label
 # --- variables of every inventory object ---------------------------------------
 
 
+def _variable_owner(session: Any, me: Any, kind: str, object_id: Any) -> Any:
+    obj = inventory.get_variable_owner(session, me.project_id, kind, object_id)
+    if kind == "hosts":
+        policy.check_host_in_scope(session, me, obj.id)
+    return obj
+
+
 def _variables_routes(kind: str) -> None:
     id_type = str if kind == "projects" else int
 
@@ -305,7 +315,7 @@ def _variables_routes(kind: str) -> None:
         resolved: ResolvedValues = True,
     ) -> dict[str, Any]:
         with db.begin() as session:
-            obj = inventory.get_variable_owner(session, me.project_id, kind, object_id)
+            obj = _variable_owner(session, me, kind, object_id)
             values = (
                 inventory.VariableResolver(session).resolved(obj) if resolved else obj.variables
             )
@@ -318,7 +328,7 @@ def _variables_routes(kind: str) -> None:
         body: Annotated[dict[str, Any], Body()],
     ) -> dict[str, Any]:
         with db.begin() as session:
-            obj = inventory.get_variable_owner(session, me.project_id, kind, object_id)
+            obj = _variable_owner(session, me, kind, object_id)
             return {"variables": inventory.merge_variables(obj, body)}
 
     def delete_variables(
@@ -328,7 +338,7 @@ def _variables_routes(kind: str) -> None:
         body: Annotated[list[str], Body()],
     ) -> Response:
         with db.begin() as session:
-            obj = inventory.get_variable_owner(session, me.project_id, kind, object_id)
+            obj = _variable_owner(session, me, kind, object_id)
             inventory.delete_variables(obj, body)
         return Response(status_code=204)
 

@@ -10,7 +10,15 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 
-from craton_wf.api.deps import Authorized, CurrentUser, Db, PageDep, created, page_links
+from craton_wf.api.deps import (
+    Authorized,
+    CurrentUser,
+    Db,
+    PageDep,
+    SettingsDep,
+    created,
+    page_links,
+)
 from craton_wf.api.schemas import (
     EventRead,
     JobCreate,
@@ -44,13 +52,25 @@ def _wake_runner(request: Request) -> None:
 
 @router.post("/jobs", status_code=201)
 def create_job(
-    body: JobCreate, request: Request, response: Response, db: Db, me: CurrentUser
+    body: JobCreate,
+    request: Request,
+    response: Response,
+    db: Db,
+    me: CurrentUser,
+    settings: SettingsDep,
 ) -> JobRead:
     data = body.model_dump(exclude_unset=True)
     if body.filters is not None:
         data["filters"] = body.filters.model_dump(exclude_none=True)
     with db.begin() as session:
-        job = job_service.create_job(session, me.project_id, me.user_id, data, principal=me)
+        job = job_service.create_job(
+            session,
+            me.project_id,
+            me.user_id,
+            data,
+            principal=me,
+            require_approval=settings.require_approval,
+        )
         created(response, request, f"jobs/{job.id}")
         read = job_read(session, job)
     _wake_runner(request)
@@ -102,12 +122,20 @@ def retry_job(
     response: Response,
     db: Db,
     me: CurrentUser,
+    settings: SettingsDep,
     body: JobRetry | None = None,
 ) -> JobRead:
     failed_only = body.failed_hosts if body else False
     with db.begin() as session:
         old = job_service.get_job(session, me.project_id, job_id)
-        job = job_service.retry_job(session, me.project_id, me.user_id, old, failed_only)
+        job = job_service.retry_job(
+            session,
+            me.project_id,
+            me.user_id,
+            old,
+            failed_only,
+            require_approval=settings.require_approval,
+        )
         created(response, request, f"jobs/{job.id}")
         read = job_read(session, job)
     _wake_runner(request)

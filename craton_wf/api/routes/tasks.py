@@ -27,6 +27,8 @@ from craton_wf.api.deps import (
     page_links,
 )
 from craton_wf.api.schemas import (
+    ApprovalRead,
+    ApprovalRequest,
     BuildLogRead,
     BuildRead,
     BuildRequest,
@@ -36,11 +38,20 @@ from craton_wf.api.schemas import (
 )
 from craton_wf.domain.states import BuildStatus
 from craton_wf.errors import InvalidInput, PayloadTooLarge
+from craton_wf.services import approvals, task_env
 from craton_wf.services import tasks as task_service
+from craton_wf.settings import Settings
 
 router = APIRouter(prefix="/v1", dependencies=[Authorized])
 
 _FINAL_BUILD = {BuildStatus.READY.value, BuildStatus.FAILED.value}
+
+
+def task_rules(settings: Settings) -> task_service.TaskRules:
+    return task_service.TaskRules(
+        resources=task_env.resource_policy(settings),
+        network_allowed=settings.task_network_allowed,
+    )
 
 
 def task_read(session: Any, task: Any) -> TaskRead:
@@ -49,6 +60,15 @@ def task_read(session: Any, task: Any) -> TaskRead:
     read.image, read.digest, read.commit = view["image"], view["digest"], view["commit"]
     read.current_build = (
         BuildRead.model_validate(view["current_build"]) if view["current_build"] else None
+    )
+    state = approvals.state_of(session, task)
+    read.approval = ApprovalRead(
+        status=state.status,
+        build=state.build_number,
+        digest=state.digest,
+        by=state.by,
+        at=state.at,
+        reason=state.reason,
     )
     return read
 
@@ -100,7 +120,13 @@ async def create_task(
     def create() -> TaskRead:
         with db.begin() as session:
             task = task_service.create_task(
-                session, me.project_id, me.user_id, fields, archive, settings.upload_max_bytes
+                session,
+                me.project_id,
+                me.user_id,
+                fields,
+                archive,
+                settings.upload_max_bytes,
+                task_rules(settings),
             )
             created(response, request, f"tasks/{task.id}")
             return task_read(session, task)
@@ -125,11 +151,11 @@ def list_tasks(
     name: str | None = None,
     status: str | None = None,
     kind: str | None = None,
+    public: bool | None = None,
 ) -> dict[str, Any]:
+    filters = {"name": name, "status": status, "kind": kind, "public": public}
     with db.begin() as session:
-        result = task_service.list_tasks(
-            session, me.project_id, page, {"name": name, "status": status, "kind": kind}
-        )
+        result = task_service.list_tasks(session, me, page, filters)
         return {
             "tasks": [task_read(session, t) for t in result.items],
             "links": page_links(request, result),
@@ -139,14 +165,18 @@ def list_tasks(
 @router.get("/tasks/{task_id}")
 def show_task(task_id: int, db: Db, me: CurrentUser) -> TaskRead:
     with db.begin() as session:
-        return task_read(session, task_service.get_owned_task(session, me.project_id, task_id))
+        return task_read(session, task_service.get_visible_task(session, me, task_id))
 
 
 @router.put("/tasks/{task_id}")
-def update_task(task_id: int, body: TaskUpdate, db: Db, me: CurrentUser) -> TaskRead:
+def update_task(
+    task_id: int, body: TaskUpdate, db: Db, me: CurrentUser, settings: SettingsDep
+) -> TaskRead:
     with db.begin() as session:
         task = task_service.get_owned_task(session, me.project_id, task_id)
-        task_service.update_task(session, task, body.model_dump(exclude_unset=True))
+        task_service.update_task(
+            session, task, body.model_dump(exclude_unset=True), task_rules(settings)
+        )
         return task_read(session, task)
 
 
@@ -249,3 +279,44 @@ def _follow_build(db: Db, build_id: int, after: int) -> Iterator[str]:
             return
         if not lines:
             time.sleep(0.3)
+
+
+# --- approvals ----------------------------------------------------------------------
+
+
+def _decide(task_id: int, body: ApprovalRequest | None, db: Any, me: Any, decision: str) -> Any:
+    body = body or ApprovalRequest()
+    with db.begin() as session:
+        task = task_service.get_owned_task(session, me.project_id, task_id)
+        approvals.decide(
+            session,
+            me,
+            task,
+            decision,
+            build_number=body.build,
+            digest=body.digest,
+            reason=body.reason,
+        )
+        return task_read(session, task)
+
+
+@router.post("/tasks/{task_id}/approve")
+def approve_task(
+    task_id: int, db: Db, me: CurrentUser, body: ApprovalRequest | None = None
+) -> TaskRead:
+    """Approve a READY build (by default the current one), naming its digest."""
+    return _decide(task_id, body, db, me, approvals.APPROVED)  # type: ignore[no-any-return]
+
+
+@router.post("/tasks/{task_id}/reject")
+def reject_task(
+    task_id: int, db: Db, me: CurrentUser, body: ApprovalRequest | None = None
+) -> TaskRead:
+    return _decide(task_id, body, db, me, approvals.REJECTED)  # type: ignore[no-any-return]
+
+
+@router.post("/tasks/{task_id}/revoke")
+def revoke_task_approval(
+    task_id: int, db: Db, me: CurrentUser, body: ApprovalRequest | None = None
+) -> TaskRead:
+    return _decide(task_id, body, db, me, approvals.REVOKED)  # type: ignore[no-any-return]

@@ -56,7 +56,9 @@ def _routes(base: str) -> APIRouter:
     ) -> WorkflowRead:
         data = {**body.model_dump(exclude_unset=True), "steps": _steps_input(body.steps)}
         with db.begin() as session:
-            workflow = workflow_service.create_workflow(session, me.project_id, me.user_id, data)
+            workflow = workflow_service.create_workflow(
+                session, me.project_id, me.user_id, data, me
+            )
             created(response, request, f"{plural}/{workflow.id}")
             return workflow_read(session, workflow)
 
@@ -81,7 +83,7 @@ def _routes(base: str) -> APIRouter:
             workflow = get_owned(
                 session, workflow_service.Workflow, me.project_id, workflow_id, "workflow"
             )
-            workflow_service.update_workflow(session, workflow, me.user_id, data)
+            workflow_service.update_workflow(session, workflow, me.user_id, data, me)
             return workflow_read(session, workflow)
 
     @sub.delete(base + "/{workflow_id}", status_code=204, name=f"delete_{base.strip('/')}")

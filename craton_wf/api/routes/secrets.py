@@ -1,0 +1,82 @@
+"""A project's secrets: created, listed, replaced and deleted; values never answered."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+
+from craton_wf.api.deps import (
+    Authorized,
+    CurrentUser,
+    Db,
+    PageDep,
+    SettingsDep,
+    created,
+    page_links,
+)
+from craton_wf.api.schemas import SecretCreate, SecretRead, SecretUpdate
+from craton_wf.services import project_secrets
+
+router = APIRouter(prefix="/v1", dependencies=[Authorized])
+
+
+@router.post("/secrets", status_code=201)
+def create_secret(
+    body: SecretCreate,
+    request: Request,
+    response: Response,
+    db: Db,
+    me: CurrentUser,
+    settings: SettingsDep,
+) -> SecretRead:
+    fernet = project_secrets.cipher(settings)
+    with db.begin() as session:
+        secret = project_secrets.create_secret(
+            session, fernet, me.project_id, me.user_id, body.model_dump()
+        )
+        created(response, request, f"secrets/{secret.id}")
+        return SecretRead.model_validate(secret)
+
+
+@router.get("/secrets")
+def list_secrets(
+    request: Request, db: Db, me: CurrentUser, page: PageDep, name: str | None = None
+) -> dict[str, Any]:
+    with db.begin() as session:
+        if name is not None:
+            found = [project_secrets.get_secret(session, me.project_id, name)]
+            return {"secrets": [SecretRead.model_validate(s) for s in found], "links": []}
+        result = project_secrets.list_secrets(session, me.project_id, page)
+        return {
+            "secrets": [SecretRead.model_validate(s) for s in result.items],
+            "links": page_links(request, result),
+        }
+
+
+@router.get("/secrets/{secret_id}")
+def show_secret(secret_id: str, db: Db, me: CurrentUser) -> SecretRead:
+    with db.begin() as session:
+        return SecretRead.model_validate(
+            project_secrets.get_secret(session, me.project_id, secret_id)
+        )
+
+
+@router.put("/secrets/{secret_id}")
+def update_secret(
+    secret_id: str, body: SecretUpdate, db: Db, me: CurrentUser, settings: SettingsDep
+) -> SecretRead:
+    fernet = project_secrets.cipher(settings)
+    with db.begin() as session:
+        secret = project_secrets.get_secret(session, me.project_id, secret_id)
+        project_secrets.update_secret(session, fernet, secret, body.model_dump(exclude_unset=True))
+        return SecretRead.model_validate(secret)
+
+
+@router.delete("/secrets/{secret_id}", status_code=204)
+def delete_secret(secret_id: str, db: Db, me: CurrentUser) -> Response:
+    with db.begin() as session:
+        project_secrets.delete_secret(
+            session, project_secrets.get_secret(session, me.project_id, secret_id)
+        )
+    return Response(status_code=204)

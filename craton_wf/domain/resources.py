@@ -1,0 +1,78 @@
+"""The resource limits of a task container: safe defaults, and what a task may ask for.
+
+A task may ask for more memory, CPUs or processes than the defaults (its
+``resources``), up to the maxima the platform's operator set. Requests are
+checked when the task is saved and again when a container is made from the
+job's snapshot, so a lowered maximum also caps jobs created before.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from craton_wf.errors import InvalidInput
+
+MIB = 1024 * 1024
+RESOURCE_KEYS = ("memory_mb", "cpus", "pids")
+
+
+@dataclass(frozen=True)
+class Limits:
+    memory_bytes: int | None = 512 * MIB
+    nano_cpus: int | None = 1_000_000_000
+    pids: int | None = 256
+    tmpfs_bytes: int | None = 64 * MIB
+
+
+@dataclass(frozen=True)
+class ResourcePolicy:
+    """Defaults and maxima, from the settings."""
+
+    memory_mb: int = 512
+    cpus: float = 1.0
+    pids: int = 256
+    tmpfs_mb: int = 64
+    max_memory_mb: int = 4096
+    max_cpus: float = 4.0
+    max_pids: int = 4096
+
+
+def check_resources(requested: Any, policy: ResourcePolicy) -> dict[str, Any]:
+    """The request, validated: known keys, positive numbers, within the maxima."""
+    if requested in (None, {}):
+        return {}
+    if not isinstance(requested, dict):
+        raise InvalidInput("resources must be an object: memory_mb, cpus, pids")
+    unknown = set(requested) - set(RESOURCE_KEYS)
+    if unknown:
+        raise InvalidInput(f"unknown resources: {', '.join(sorted(unknown))}")
+    maxima = {"memory_mb": policy.max_memory_mb, "cpus": policy.max_cpus, "pids": policy.max_pids}
+    checked: dict[str, Any] = {}
+    for key, value in requested.items():
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise InvalidInput(f"resources.{key} must be a positive number")
+        if key != "cpus" and not float(value).is_integer():
+            raise InvalidInput(f"resources.{key} must be a whole number")
+        if value > maxima[key]:
+            raise InvalidInput(
+                f"resources.{key} {value} is over the {maxima[key]} the platform allows"
+            )
+        checked[key] = float(value) if key == "cpus" else int(value)
+    return checked
+
+
+def container_limits(requested: dict[str, Any] | None, policy: ResourcePolicy) -> Limits:
+    """The limits of one container: the defaults, raised where the task asked, capped."""
+    requested = requested or {}
+    memory = min(int(requested.get("memory_mb") or policy.memory_mb), policy.max_memory_mb)
+    cpus = min(float(requested.get("cpus") or policy.cpus), policy.max_cpus)
+    pids = min(int(requested.get("pids") or policy.pids), policy.max_pids)
+    return Limits(
+        memory_bytes=memory * MIB,
+        nano_cpus=int(cpus * 1_000_000_000),
+        pids=pids,
+        tmpfs_bytes=policy.tmpfs_mb * MIB,
+    )

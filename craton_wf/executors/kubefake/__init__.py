@@ -1,0 +1,38 @@
+"""A fake Kubernetes API server, for testing the Kubernetes executor without a cluster.
+
+It is a real HTTP server on loopback that answers the REST calls the official
+client makes for Jobs and pods, in the API server's own shapes: ``Status``
+errors (404 NotFound, 409 AlreadyExists and failed preconditions, 422
+Invalid), resource versions, list and ``watch=true`` streams of
+``{"type", "object"}`` lines with label and field selectors, strategic-merge
+and JSON patches, deletes with ``propagationPolicy``, ``gracePeriodSeconds``
+and uid preconditions (graceful pod deletes answer with the pod), and pod
+logs with ``follow``, ``timestamps``, ``sinceTime``, ``sinceSeconds`` and
+``tailLines``, chunked as the kubelet streams them.
+
+Behind it a small Job controller and kubelet: a Job that is not suspended
+gets one pod named ``<job>-<5 letters>``, labelled ``job-name`` and
+``controller-uid`` and owned by the Job; the pod starts shortly after and its
+container runs ``program`` (by default :func:`~craton_wf.executors.kubefake.shell.run_shell`,
+which interprets the container's ``sh -c`` script) in a thread. Its output is
+stamped per line with nanosecond RFC 3339 stamps; its exit code becomes the
+container's ``terminated.exitCode``, and the Job becomes Complete or, past
+``backoffLimit``, Failed. ``activeDeadlineSeconds`` fails the Job with
+``DeadlineExceeded`` and deletes its pods; ``ttlSecondsAfterFinished``
+deletes a finished Job. Deleting a running pod sends SIGTERM, then SIGKILL
+(exit 137) after the grace period; Foreground deletion keeps the Job (with a
+deletion timestamp) until its pods are gone, Background deletes them after
+the Job, and Orphan (the API's default for Jobs) leaves them. An image whose
+name contains one of ``missing_images`` never pulls (``ErrImagePull``).
+
+Everything POSTed is kept in ``created`` as received, for tests to inspect.
+
+Modules: ``cluster`` (the REST API), ``controller`` (the objects, the Job
+controller and the kubelet), ``protocol`` (errors, selectors, patches,
+checks), ``server`` (HTTP), ``shell`` (what containers run).
+"""
+
+from craton_wf.executors.kubefake.cluster import FakeKubernetes
+from craton_wf.executors.kubefake.controller import FakeContainer, Program
+
+__all__ = ["FakeContainer", "FakeKubernetes", "Program"]

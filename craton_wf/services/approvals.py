@@ -1,0 +1,158 @@
+"""Approving exactly the code that runs.
+
+An approval names one build of a task and that build's image digest: a new
+build (a new commit) needs a new approval. The author of a build (who asked
+for it) cannot approve it; a public task's builds need a root user's approval,
+since they run in every project. Rejections and revocations are recorded the
+same way, and the newest decision about a build is the one that holds.
+
+A job may only be created (or retried) from approved builds; the job keeps
+the approved digest in its snapshot of the steps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from craton_wf.db.models import Build, Task, TaskApproval
+from craton_wf.domain.states import BuildStatus
+from craton_wf.errors import Conflict, Forbidden, InvalidInput, NotFound
+from craton_wf.services import policy
+from craton_wf.services.auth import Principal
+
+APPROVED, REJECTED, REVOKED = "approved", "rejected", "revoked"
+
+
+@dataclass(frozen=True)
+class ApprovalState:
+    status: str  # approved | rejected | revoked | pending
+    build_number: int | None
+    digest: str | None
+    by: str | None
+    at: datetime | None
+    reason: str | None
+
+
+def latest_decision(session: Session, build_id: int) -> TaskApproval | None:
+    return session.execute(
+        select(TaskApproval)
+        .where(TaskApproval.build_id == build_id)
+        .order_by(TaskApproval.id.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+
+
+def state_of(session: Session, task: Task) -> ApprovalState:
+    """The approval of the build a job would run now (the task's READY build)."""
+    build = session.get(Build, task.ready_build_id) if task.ready_build_id else None
+    if build is None:
+        return ApprovalState("pending", None, None, None, None, None)
+    decision = latest_decision(session, build.id)
+    if decision is None or decision.digest != build.digest:
+        return ApprovalState("pending", build.number, build.digest, None, None, None)
+    if decision.decision == APPROVED and task.public and not decision.by_root:
+        reason = "public: needs a root user's approval"
+        return ApprovalState("pending", build.number, build.digest, None, None, reason)
+    return ApprovalState(
+        decision.decision,
+        build.number,
+        decision.digest,
+        decision.user_name,
+        decision.created_at,
+        decision.reason,
+    )
+
+
+def _build(session: Session, task: Task, number: int | None) -> Build:
+    if number is None:
+        if task.ready_build_id is None:
+            raise Conflict(f"task {task.name} has no READY build to decide on")
+        build = session.get(Build, task.ready_build_id)
+    else:
+        build = session.execute(
+            select(Build).where(Build.task_id == task.id, Build.number == number)
+        ).scalar_one_or_none()
+    if build is None:
+        raise NotFound(f"task {task.name} has no build {number}")
+    if build.status != BuildStatus.READY.value or not build.digest:
+        raise Conflict(f"build {build.number} of task {task.name} is {build.status}, not READY")
+    return build
+
+
+def decide(
+    session: Session,
+    me: Principal,
+    task: Task,
+    decision: str,
+    *,
+    build_number: int | None = None,
+    digest: str | None = None,
+    reason: str | None = None,
+) -> TaskApproval:
+    if decision not in (APPROVED, REJECTED, REVOKED):
+        raise InvalidInput("decision must be approved, rejected or revoked")
+    if not policy.has_role(me, "admin"):
+        raise Forbidden("approving, rejecting or revoking a build needs the admin role")
+    if task.public and not me.is_root:
+        raise Forbidden(f"task {task.name} is public: only a root user may decide on its builds")
+    build = _build(session, task, build_number)
+    if digest is not None and digest != build.digest:
+        raise Conflict(
+            f"build {build.number} of task {task.name} has digest {build.digest}, not {digest}"
+        )
+    if decision == APPROVED and build.requested_by == me.user_id:
+        raise Forbidden(
+            f"you asked for build {build.number} of task {task.name}: another admin must approve it"
+        )
+    latest = latest_decision(session, build.id)
+    if decision == REVOKED and (latest is None or latest.decision != APPROVED):
+        raise Conflict(f"build {build.number} of task {task.name} is not approved")
+    if (
+        decision == APPROVED
+        and latest is not None
+        and latest.decision == APPROVED
+        and (latest.by_root or not task.public)
+    ):
+        raise Conflict(f"build {build.number} of task {task.name} is already approved")
+    row = TaskApproval(
+        task_id=task.id,
+        build_id=build.id,
+        digest=build.digest,
+        decision=decision,
+        user_id=me.user_id,
+        user_name=me.user_name,
+        by_root=me.is_root,
+        reason=reason,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def require_approved(
+    session: Session, task_name: str, build_id: int, digest: str | None, *, public: bool = False
+) -> None:
+    """Conflict unless the build's newest decision approves exactly ``digest``.
+
+    A public task's build counts as approved only by a root user (a task made
+    public after an admin approved it needs root's approval again).
+    """
+    decision = latest_decision(session, build_id)
+    if decision is not None and decision.decision == APPROVED and decision.digest == digest:
+        if public and not decision.by_root:
+            raise Conflict(
+                f"task {task_name} is public: its build needs a root user's approval, "
+                f"not only {decision.user_name}'s"
+            )
+        return
+    build = session.get(Build, build_id)
+    number = build.number if build else "?"
+    state = "not approved" if decision is None else decision.decision
+    raise Conflict(
+        f"build {number} of task {task_name} ({digest}) is {state}: "
+        f"an admin other than its author must approve it (craton task-approve {task_name})"
+    )

@@ -1,0 +1,159 @@
+"""A project's secrets: stored encrypted, handed to the containers that name them.
+
+Values are encrypted with Fernet (AES-128-CBC and HMAC-SHA256) under the
+service's ``secret_key``; the database holds only the ciphertext, and no API
+answer ever carries a value back. A task names the secrets it needs
+(``Task.secrets``) and a workflow step may add more (``secrets`` of the step);
+a run's container gets them as environment variables of the same names, and
+the run's stored log lines are redacted of their values
+(:mod:`craton_wf.domain.redaction`).
+
+Secrets are looked up in the job's project. A public task from another
+project gets only the secrets the running project's own workflow step names,
+never those its author listed: code written elsewhere does not get to pick
+which of this project's secrets it reads.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from cryptography.fernet import Fernet, InvalidToken
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from craton_wf.db.models import Secret
+from craton_wf.domain.redaction import MIN_REDACTED_LENGTH
+from craton_wf.errors import CratonError, InvalidInput
+from craton_wf.services.common import find_by_ref, flush_unique
+from craton_wf.services.pagination import Page, PageRequest, paginate, scoped
+from craton_wf.settings import Settings
+
+SECRET_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+# Environment variables the platform sets itself; a secret may not shadow them.
+RESERVED_NAMES = frozenset({"CRATON_URL", "CRATON_TOKEN", "PATH", "HOME"})
+MAX_VALUE_BYTES = 64 * 1024
+SECRET_SORT_KEYS = ("id", "name", "created_at")
+
+
+class SecretKeyError(CratonError):
+    """The secret key is not a valid Fernet key."""
+
+    code = "secret_key_invalid"
+
+
+def cipher(settings: Settings) -> Fernet:
+    try:
+        return Fernet(settings.secret_key_value.encode())
+    except (ValueError, TypeError) as exc:
+        raise SecretKeyError(
+            "CRATON_WF_SECRET_KEY is not a Fernet key (urlsafe base64 of 32 bytes); "
+            "craton-wf generate-key makes one"
+        ) from exc
+
+
+def check_secret_name(name: Any) -> str:
+    if not isinstance(name, str) or not SECRET_NAME.match(name):
+        raise InvalidInput(
+            f"invalid secret name {name!r}: an environment variable name "
+            "(letters, digits and _, not starting with a digit)"
+        )
+    if name.upper() in RESERVED_NAMES or name.upper().startswith("CRATON_"):
+        raise InvalidInput(f"secret name {name!r} is reserved for the platform")
+    return name
+
+
+def check_secret_names(names: Any) -> list[str]:
+    if names is None:
+        return []
+    if not isinstance(names, list):
+        raise InvalidInput("secrets must be a list of secret names")
+    return sorted({check_secret_name(name) for name in names})
+
+
+def _check_value(value: Any) -> str:
+    if not isinstance(value, str) or len(value) < MIN_REDACTED_LENGTH:
+        raise InvalidInput(f"a secret value must be at least {MIN_REDACTED_LENGTH} characters")
+    if len(value.encode()) > MAX_VALUE_BYTES or "\0" in value:
+        raise InvalidInput(f"a secret value must be text of at most {MAX_VALUE_BYTES} bytes")
+    return value
+
+
+def create_secret(
+    session: Session,
+    fernet: Fernet,
+    project_id: str,
+    user_id: int | None,
+    data: dict[str, Any],
+) -> Secret:
+    name = check_secret_name(data.get("name"))
+    secret = Secret(
+        project_id=project_id,
+        name=name,
+        ciphertext=fernet.encrypt(_check_value(data.get("value")).encode()).decode(),
+        description=data.get("description"),
+        created_by=user_id,
+    )
+    session.add(secret)
+    flush_unique(session, "secret", name)
+    return secret
+
+
+def update_secret(session: Session, fernet: Fernet, secret: Secret, data: dict[str, Any]) -> Secret:
+    if data.get("value") is not None:
+        secret.ciphertext = fernet.encrypt(_check_value(data["value"]).encode()).decode()
+    if "description" in data:
+        secret.description = data["description"]
+    session.flush()
+    return secret
+
+
+def get_secret(session: Session, project_id: str, ref: Any) -> Secret:
+    return find_by_ref(session, Secret, project_id, ref, "secret")
+
+
+def list_secrets(session: Session, project_id: str, page: PageRequest) -> Page[Secret]:
+    return paginate(session, scoped(Secret, project_id), Secret, page, SECRET_SORT_KEYS)
+
+
+def delete_secret(session: Session, secret: Secret) -> None:
+    session.delete(secret)
+    session.flush()
+
+
+def require_defined(session: Session, project_id: str, names: Iterable[str]) -> None:
+    """InvalidInput naming the secrets the project does not have."""
+    wanted = set(names)
+    if not wanted:
+        return
+    have = set(
+        session.execute(
+            select(Secret.name).where(Secret.project_id == project_id, Secret.name.in_(wanted))
+        ).scalars()
+    )
+    missing = sorted(wanted - have)
+    if missing:
+        raise InvalidInput(f"no secret named {', '.join(missing)} in this project")
+
+
+def secret_values(
+    session: Session, fernet: Fernet, project_id: str, names: Iterable[str]
+) -> dict[str, str]:
+    """The decrypted values of the named secrets the project has (deleted ones are left out)."""
+    wanted = set(names)
+    if not wanted:
+        return {}
+    rows = session.execute(
+        select(Secret).where(Secret.project_id == project_id, Secret.name.in_(wanted))
+    ).scalars()
+    values = {}
+    for row in rows:
+        try:
+            values[row.name] = fernet.decrypt(row.ciphertext.encode()).decode()
+        except InvalidToken as exc:
+            raise SecretKeyError(
+                f"secret {row.name} cannot be decrypted: was CRATON_WF_SECRET_KEY changed?"
+            ) from exc
+    return values

@@ -1,0 +1,111 @@
+"""What a task container gets besides its command: environment, limits, a scoped token.
+
+Made by the runner right before it creates a run's container
+(:func:`prepare_run`), in one transaction checked against the run's lease:
+
+- the secrets the step names, decrypted (:mod:`services.project_secrets`);
+- ``CRATON_URL`` and ``CRATON_TOKEN``: an API token of the job's creator,
+  bound to the job and to this run attempt. Its principal carries the job id,
+  and :mod:`services.policy` lets it only read the job's hosts and set their
+  variables. It expires after ``task_token_ttl_seconds`` and is revoked when
+  the attempt finishes (:func:`revoke_run_tokens`, called by ``finish_run``);
+- the container's resource limits: the defaults, raised where the task asked,
+  capped by the platform's maxima (:mod:`domain.resources`).
+
+A runner that adopts a container started by another needs only the secret
+values, to redact the rest of the log (``issue_token=False``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from craton_wf.db.models import ApiToken, Job, Run, User, utcnow
+from craton_wf.domain.resources import Limits, ResourcePolicy, container_limits
+from craton_wf.services import project_secrets
+from craton_wf.services.auth import issue_token
+from craton_wf.services.leases import check_lease
+from craton_wf.settings import Settings
+
+
+@dataclass(frozen=True)
+class RunPreparation:
+    env: dict[str, str] = field(default_factory=dict)
+    redact: tuple[str, ...] = ()  # the secret values, to keep out of stored logs
+    limits: Limits = field(default_factory=Limits)
+
+
+def resource_policy(settings: Settings) -> ResourcePolicy:
+    return ResourcePolicy(
+        memory_mb=settings.task_memory_mb,
+        cpus=settings.task_cpus,
+        pids=settings.task_pids,
+        tmpfs_mb=settings.task_tmpfs_mb,
+        max_memory_mb=settings.task_max_memory_mb,
+        max_cpus=settings.task_max_cpus,
+        max_pids=settings.task_max_pids,
+    )
+
+
+def api_url(settings: Settings) -> str:
+    return (settings.public_url or f"http://{settings.api_host}:{settings.api_port}").rstrip("/")
+
+
+def prepare_run(
+    session: Session,
+    run_id: int,
+    owner: str,
+    epoch: int,
+    settings: Settings,
+    *,
+    issue: bool = True,
+) -> RunPreparation:
+    run = check_lease(session, Run, run_id, owner, epoch)
+    job = session.get(Job, run.job_id)
+    assert job is not None
+    return run_environment(session, run, job, settings, issue=issue)
+
+
+def run_environment(
+    session: Session, run: Run, job: Job, settings: Settings, *, issue: bool = True
+) -> RunPreparation:
+    step: dict[str, Any] = job.steps[run.step_index]
+    secrets = project_secrets.secret_values(
+        session, project_secrets.cipher(settings), job.project_id, step.get("secrets") or []
+    )
+    env = dict(secrets)
+    env["CRATON_URL"] = api_url(settings)
+    creator = session.get(User, job.created_by) if job.created_by else None
+    if issue and creator is not None and creator.active:
+        ttl = settings.task_token_ttl_seconds
+        if run.timeout_seconds:
+            ttl = min(ttl, run.timeout_seconds + 300)
+        token = issue_token(
+            session,
+            creator,
+            name=f"job {job.id} run {run.id} attempt {run.attempt}",
+            project_id=job.project_id,
+            job_id=job.id,
+            run_id=run.id,
+            ttl=timedelta(seconds=ttl),
+        )
+        env["CRATON_TOKEN"] = token.token
+    return RunPreparation(
+        env=env,
+        redact=tuple(secrets.values()),
+        limits=container_limits(step.get("resources"), resource_policy(settings)),
+    )
+
+
+def revoke_run_tokens(session: Session, run_id: int) -> None:
+    """The run's attempt ended: its token stops working."""
+    session.execute(
+        update(ApiToken)
+        .where(ApiToken.run_id == run_id, ApiToken.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )

@@ -1,0 +1,159 @@
+{{/*
+Names, labels and the pieces every pod of the chart shares.
+*/}}
+
+{{- define "craton-wf.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* "<release>-<chart>", or just the release when it already holds the chart's name. */}}
+{{- define "craton-wf.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "craton-wf.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "craton-wf.labels" -}}
+helm.sh/chart: {{ include "craton-wf.chart" . }}
+{{ include "craton-wf.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{- define "craton-wf.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "craton-wf.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "craton-wf.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+
+{{- define "craton-wf.kubernetesExecutor" -}}
+{{- if eq .Values.config.executor "kubernetes" }}true{{ end }}
+{{- end }}
+
+{{- define "craton-wf.runnerServiceAccountName" -}}
+{{- default (printf "%s-runner" (include "craton-wf.fullname" .)) .Values.kubernetesExecutor.serviceAccountName }}
+{{- end }}
+
+{{/* The Secret the pods read: existingSecret or the chart's own. */}}
+{{- define "craton-wf.secretName" -}}
+{{- default (include "craton-wf.fullname" .) .Values.secrets.existingSecret }}
+{{- end }}
+
+{{/*
+The non-secret settings, NAME: value without the CRATON_WF_ prefix. The
+ConfigMap holds them; the migration hook Job, which runs before the ConfigMap
+exists on a first install, gets them as literal env.
+*/}}
+{{- define "craton-wf.settings" -}}
+{{- $c := .Values.config }}
+{{- if not (has $c.executor (list "docker" "swarm" "kubernetes")) }}
+{{- fail (printf "config.executor must be docker, swarm or kubernetes, not %q" $c.executor) }}
+{{- end }}
+EXECUTOR: {{ $c.executor | quote }}
+PRODUCTION: {{ $c.production | toString | quote }}
+API_HOST: "0.0.0.0"
+API_PORT: {{ .Values.api.port | toString | quote }}
+PUBLIC_URL: {{ default (printf "http://%s.%s.svc:%v" (include "craton-wf.fullname" .) .Release.Namespace .Values.service.port) $c.publicUrl | quote }}
+DATA_DIR: "/var/lib/craton-wf/data"
+IMAGE_PREFIX: {{ $c.imagePrefix | quote }}
+REQUIRE_APPROVAL: {{ $c.requireApproval | toString | quote }}
+RUNNER_SLOTS: {{ $c.runnerSlots | toString | quote }}
+BUILD_SLOTS: {{ $c.buildSlots | toString | quote }}
+LEASE_SECONDS: {{ $c.leaseSeconds | toString | quote }}
+HEARTBEAT_SECONDS: {{ $c.heartbeatSeconds | toString | quote }}
+SHUTDOWN_GRACE_SECONDS: {{ $c.shutdownGraceSeconds | toString | quote }}
+{{- with $c.dockerHost }}
+DOCKER_BASE_URL: {{ . | quote }}
+{{- end }}
+{{- with $c.registry }}
+REGISTRY: {{ . | quote }}
+{{- end }}
+{{- with $c.registryUsername }}
+REGISTRY_USERNAME: {{ . | quote }}
+{{- end }}
+{{- if include "craton-wf.kubernetesExecutor" . }}
+KUBERNETES_NAMESPACE: {{ .Release.Namespace | quote }}
+KUBERNETES_IN_CLUSTER: "true"
+{{- end }}
+{{- range $name, $value := $c.extra }}
+{{ $name | upper }}: {{ $value | toString | quote }}
+{{- end }}
+{{- end }}
+
+{{/* The secret settings, read from the Secret named by secretName. */}}
+{{- define "craton-wf.secretEnv" -}}
+{{- $secret := .secretName }}
+{{- $keys := .root.Values.secrets.keys -}}
+- name: CRATON_WF_DATABASE_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ $secret }}
+      key: {{ $keys.databaseUrl }}
+- name: CRATON_WF_SECRET_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ $secret }}
+      key: {{ $keys.secretKey }}
+- name: CRATON_WF_REGISTRY_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ $secret }}
+      key: {{ $keys.registryPassword }}
+      optional: true
+{{- end }}
+
+{{/* Fails the render when the chart would make a Secret without the required values. */}}
+{{- define "craton-wf.requireSecrets" -}}
+{{- if not .Values.secrets.existingSecret }}
+{{- $_ := required "secrets.databaseUrl is required (or name a Secret in secrets.existingSecret)" .Values.secrets.databaseUrl }}
+{{- $_ := required "secrets.secretKey is required (craton-wf generate-key makes one; or name a Secret in secrets.existingSecret)" .Values.secrets.secretKey }}
+{{- end }}
+{{- end }}
+
+{{/* The data of the chart's Secret. */}}
+{{- define "craton-wf.secretData" -}}
+{{- include "craton-wf.requireSecrets" . -}}
+{{ .Values.secrets.keys.databaseUrl }}: {{ .Values.secrets.databaseUrl | b64enc | quote }}
+{{ .Values.secrets.keys.secretKey }}: {{ .Values.secrets.secretKey | b64enc | quote }}
+{{- with .Values.secrets.registryPassword }}
+{{ $.Values.secrets.keys.registryPassword }}: {{ . | b64enc | quote }}
+{{- end }}
+{{- end }}
+
+{{/* Writable scratch space under a read-only root filesystem. */}}
+{{- define "craton-wf.scratchVolumes" -}}
+- name: tmp
+  emptyDir:
+    medium: Memory
+    sizeLimit: 64Mi
+- name: scratch
+  emptyDir:
+    sizeLimit: {{ .Values.scratchSizeLimit }}
+{{- end }}
+
+{{- define "craton-wf.scratchMounts" -}}
+- name: tmp
+  mountPath: /tmp
+- name: scratch
+  mountPath: /var/lib/craton-wf
+{{- end }}
+
+{{/* Arguments before the subcommand. */}}
+{{- define "craton-wf.globalArgs" -}}
+- --log-level
+- {{ .Values.logLevel | quote }}
+{{- end }}

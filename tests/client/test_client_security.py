@@ -1,0 +1,109 @@
+"""The security commands of the CLI: approvals, roles, secrets (against a routed transport)."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+TASK = {"id": 4, "name": "patch", "status": "READY", "approval": {"status": "approved"}}
+SECRET = {"id": 2, "name": "DB_PASSWORD", "project_id": "p", "description": None}
+
+
+def test_task_approve_names_the_digest_and_reject_and_revoke_give_reasons(router, cli) -> None:
+    router.add("POST", "/v1/tasks/4/(approve|reject|revoke)", TASK)
+
+    assert cli("task-approve", "4", "--digest", "sha256:abc", "--reason", "ok").code == 0
+    assert cli("task-reject", "4", "--build", "2", "--reason", "curl | sh").code == 0
+    assert cli("task-revoke", "4").code == 0
+
+    sent = [(r.url.path, json.loads(r.content or b"{}")) for r in router.requests]
+    assert sent == [
+        ("/v1/tasks/4/approve", {"digest": "sha256:abc", "reason": "ok"}),
+        ("/v1/tasks/4/reject", {"build": 2, "reason": "curl | sh"}),
+        ("/v1/tasks/4/revoke", {}),
+    ]
+
+
+def test_an_authors_approval_is_refused_with_the_servers_message(router, cli) -> None:
+    router.add(
+        "POST",
+        "/v1/tasks/4/approve",
+        router.error(403, "you asked for build 1 of task patch: another admin must approve it"),
+    )
+
+    result = cli("task-approve", "4")
+
+    assert result.code == 1
+    assert result.err.startswith("ERROR: you asked for build 1 of task patch")
+
+
+def test_user_role_add_updates_or_adds_and_remove_deletes(router, cli) -> None:
+    router.add("PUT", "/v1/users/ann", {"id": 5, "name": "ann", "role": "operator"})
+    router.add("PUT", "/v1/users/bob", router.error(404, "no user bob", "not_found"))
+    router.add("POST", "/v1/users", {"id": 6, "name": "bob", "role": "auditor"})
+    router.add("DELETE", "/v1/users/ann", router.error(204, ""))
+
+    assert cli("user-role-add", "ann", "--role", "operator").code == 0
+    assert cli("user-role-add", "bob", "--role", "auditor").code == 0
+    removed = cli("user-role-remove", "ann")
+
+    assert removed.code == 0 and "no longer has a role" in removed.err
+    assert json.loads(router.sent("POST", "/v1/users")[0].content) == {
+        "name": "bob",
+        "role": "auditor",
+    }
+    assert router.sent("DELETE", "/v1/users/ann")
+
+
+def test_secret_create_reads_the_value_from_a_file_and_never_prints_it(
+    router, cli, tmp_path: Path
+) -> None:
+    router.add("POST", "/v1/secrets", SECRET)
+    value = tmp_path / "pw"
+    value.write_text("s3cr3t-value\n")
+
+    result = cli("secret-create", "--name", "DB_PASSWORD", "--value-file", str(value))
+
+    assert result.code == 0, result.err
+    assert json.loads(router.sent("POST", "/v1/secrets")[0].content) == {
+        "name": "DB_PASSWORD",
+        "value": "s3cr3t-value",
+    }
+    assert "s3cr3t" not in result.out + result.err and "DB_PASSWORD" in result.out
+
+
+def test_secret_create_from_standard_input(router, cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    router.add("POST", "/v1/secrets", SECRET)
+    monkeypatch.setattr("sys.stdin", io.StringIO("from-stdin"))
+
+    assert cli("secret-create", "--name", "DB_PASSWORD", "--value-file", "-").code == 0
+    assert json.loads(router.sent("POST", "/v1/secrets")[0].content)["value"] == "from-stdin"
+
+
+def test_secret_list_and_delete_by_name(router, cli) -> None:
+    router.collection("/v1/secrets", "secrets", [SECRET])
+    router.add("DELETE", "/v1/secrets/DB_PASSWORD", router.error(204, ""))
+
+    listed = cli("secret-list")
+    deleted = cli("secret-delete", "DB_PASSWORD")
+
+    assert listed.code == 0 and "DB_PASSWORD" in listed.out
+    assert deleted.code == 0 and router.sent("DELETE", "/v1/secrets/DB_PASSWORD")
+
+
+def test_task_create_sends_secrets_and_resources(router, cli) -> None:
+    router.add("POST", "/v1/tasks", {**TASK, "current_build": None})
+
+    result = cli(
+        "task-create", "--name", "patch", "--location", "https://git.example/p.git",
+        "--command", "sh run.sh", "--secret", "DB_PASSWORD", "--memory-mb", "1024",
+        "--cpus", "2",
+    )  # fmt: skip
+
+    assert result.code == 0, result.err
+    body = json.loads(router.sent("POST", "/v1/tasks")[0].content)
+    assert body["secrets"] == ["DB_PASSWORD"]
+    assert body["resources"] == {"memory_mb": 1024, "cpus": 2.0}

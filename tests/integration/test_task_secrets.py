@@ -1,0 +1,79 @@
+"""Secrets and the task's token in a real container on the Docker engine."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from craton_wf.db.engine import transaction
+from craton_wf.db.models import ApiToken, RunLog, Task, User
+from craton_wf.domain.states import BuildStatus, JobStatus
+from craton_wf.services import jobs as job_service
+from craton_wf.services import project_secrets
+from tests.factories import approve_current_build, make_inventory
+from tests.integration.test_platform import (
+    docker_settings,
+    runner,
+    upload_task,
+    wait_build,
+    wait_job,
+)
+
+__all__ = ["docker_settings", "runner"]  # fixtures shared with test_platform
+
+SCRIPT = """#!/bin/sh
+echo "key=$API_KEY"
+echo "multi=$CERT"
+echo "url=$CRATON_URL token=${CRATON_TOKEN:+present} prefix=$(echo "$CRATON_TOKEN" | cut -c1-4)"
+case "$1" in *hunter2-value*) echo "the payload holds the secret";; esac
+env | grep -c -e '^OTHER=' || true
+"""
+
+
+def test_secrets_are_env_in_the_container_and_redacted_in_the_stored_log(
+    sessions, root, runner, docker_settings
+):
+    files = {
+        "Dockerfile": "FROM craton/busybox:latest\nCOPY step.sh /step.sh\n",
+        "step.sh": SCRIPT,
+    }
+    task_id = upload_task(sessions, root, "uses-secrets", files)
+    assert wait_build(sessions, task_id).status == BuildStatus.READY
+    fernet = project_secrets.cipher(docker_settings)
+    with transaction(sessions) as session:
+        approve_current_build(session, task_id)
+        for name, value in (
+            ("API_KEY", "hunter2-value"),
+            ("CERT", "line-one\nline-two"),
+            ("OTHER", "not-named"),
+        ):
+            project_secrets.create_secret(
+                session, fernet, root.project_id, None, {"name": name, "value": value}
+            )
+        session.get(Task, task_id).secrets = ["API_KEY", "CERT"]
+        user_id = session.execute(select(User.id).where(User.name == root.user)).scalar_one()
+        hosts = make_inventory(session, root.project_id, 1)
+        job_id = job_service.create_job(
+            session, root.project_id, user_id, {"task": task_id, "hosts": [hosts[0].id]}
+        ).id
+    runner.wakeup.set()
+    job = wait_job(sessions, job_id)
+    assert job.status == JobStatus.SUCCEEDED
+    with transaction(sessions) as session:
+        lines = [
+            log.line
+            for log in session.execute(
+                select(RunLog).where(RunLog.job_id == job_id).order_by(RunLog.seq)
+            ).scalars()
+        ]
+        tokens = list(session.execute(select(ApiToken).where(ApiToken.job_id == job_id)).scalars())
+    assert "key=[redacted]" in lines
+    assert "multi=[redacted]" in lines and "[redacted]" in lines  # each line of a multi-line value
+    assert not any("hunter2" in line or "line-one" in line for line in lines)
+    assert "the payload holds the secret" not in lines
+    assert lines[-1] == "0"  # OTHER was not named by the task
+    url = [line for line in lines if line.startswith("url=")][0]
+    assert url == (
+        f"url=http://{docker_settings.api_host}:{docker_settings.api_port} "
+        "token=present prefix=cwf_"
+    )
+    assert len(tokens) == 1 and tokens[0].revoked_at is not None  # died with the run

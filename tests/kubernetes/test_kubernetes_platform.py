@@ -1,0 +1,198 @@
+"""The runner and the API with the Kubernetes executor: a job's logs and exit codes land in
+the database; settings reach the cluster through a kubeconfig; ``/readyz`` says whether
+the cluster answers."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from craton_wf.api.app import create_app
+from craton_wf.db.engine import transaction
+from craton_wf.db.models import Job, JobHost, Run, RunLog
+from craton_wf.domain.states import FINAL_JOB_STATES
+from craton_wf.executors import make_executor
+from craton_wf.executors.kubefake import FakeKubernetes
+from craton_wf.executors.kubernetes import KubernetesExecutor
+from craton_wf.runner.worker import Runner
+from craton_wf.services import jobs as job_service
+from craton_wf.services import workflows as workflow_service
+from craton_wf.settings import Settings
+from tests.factories import make_inventory, make_ready_task
+from tests.kubernetes.conftest import IMAGE
+from tests.kubernetes.conftest import make_executor as make_test_executor
+
+pytestmark = pytest.mark.timeout(180)
+
+GREET = """sh -c 'echo "hello from the cluster"; printf "%s\\n" "$1"' sh"""
+FAIL = """sh -c 'echo "about to fail" >&2; exit 3' sh"""
+
+
+def wait_for_job(sessions: Any, job_id: int, timeout: float = 120.0) -> Job:
+    wanted = {state.value for state in FINAL_JOB_STATES}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with transaction(sessions) as session:
+            job = session.get(Job, job_id)
+            assert job is not None
+            if job.status in wanted:
+                return job
+        time.sleep(0.1)
+    raise AssertionError(f"job {job_id} did not finish in {timeout}s")
+
+
+def test_a_job_runs_as_kubernetes_jobs_and_its_logs_and_codes_are_stored(
+    cluster: FakeKubernetes | None, settings: Settings, sessions: Any, root: Any
+) -> None:
+    with transaction(sessions) as session:
+        (host,) = make_inventory(session, root.project_id, 1)
+        make_ready_task(session, root.project_id, "greet", command=GREET, image=IMAGE)
+        make_ready_task(session, root.project_id, "fail", command=FAIL, image=IMAGE)
+        workflow_service.create_workflow(
+            session, root.project_id, None, {"name": "wf", "steps": ["greet", "fail"]}
+        )
+        job_id = job_service.create_job(
+            session, root.project_id, None, {"workflow": "wf", "hosts": [host.id]}
+        ).id
+    executor = make_test_executor(cluster)
+    runner = Runner(settings, sessions, executor)
+    runner.start()
+    try:
+        job = wait_for_job(sessions, job_id)
+    finally:
+        runner.stop(timeout=30)
+        executor.close()
+
+    assert job.status == "FAILED"
+    with transaction(sessions) as session:
+        runs = {
+            run.step_name: run
+            for run in session.execute(select(Run).where(Run.job_id == job_id)).scalars()
+        }
+        assert {name: (run.status, run.exit_code) for name, run in runs.items()} == {
+            "greet": ("SUCCEEDED", 0),
+            "fail": ("FAILED", 3),
+        }
+        logs = {
+            name: [
+                (log.stream, log.line)
+                for log in session.execute(
+                    select(RunLog).where(RunLog.run_id == run.id).order_by(RunLog.seq)
+                ).scalars()
+            ]
+            for name, run in runs.items()
+        }
+        host_name = session.execute(select(JobHost.host_name)).scalar_one()
+    greeting = [line for stream, line in logs["greet"] if stream == "stdout"]
+    assert greeting[0] == "hello from the cluster"
+    assert json.loads(greeting[1])["host"]["name"] == host_name
+    assert ("stdout", "about to fail") in logs["fail"]
+    if cluster is not None:  # removed once stored: no Job or pod is left behind
+        assert cluster.objects("jobs") == []
+        deadline = time.monotonic() + 30
+        while cluster.objects("pods") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert cluster.objects("pods") == []
+        assert [m["metadata"]["labels"]["craton.step"] for m in cluster.created] == [
+            "greet",
+            "fail",
+        ]
+
+
+def write_kubeconfig(path: Path, server: str, namespace: str) -> Path:
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "fake", "cluster": {"server": server}}],
+                "users": [{"name": "tester", "user": {"token": "not-checked"}}],
+                "contexts": [
+                    {"name": "other", "context": {"cluster": "fake", "user": "tester"}},
+                    {
+                        "name": "craton",
+                        "context": {"cluster": "fake", "user": "tester", "namespace": namespace},
+                    },
+                ],
+                "current-context": "other",
+            }
+        )
+    )
+    return path
+
+
+def test_settings_choose_the_executor_its_kubeconfig_context_and_namespace(
+    fake: FakeKubernetes, tmp_path: Path
+) -> None:
+    kubeconfig = write_kubeconfig(tmp_path / "config", fake.url, "runs")
+    settings = Settings(
+        executor="kubernetes",
+        kubernetes_kubeconfig=str(kubeconfig),
+        kubernetes_context="craton",
+        kubernetes_image_pull_secrets=["regcred"],
+        kubernetes_ttl_seconds_after_finished=120,
+        kubernetes_service_account="craton-task",
+    )
+
+    executor = make_executor(settings)
+    assert isinstance(executor, KubernetesExecutor)
+    try:
+        executor.ping()
+        assert executor.namespace == "runs"
+        assert executor.options.image_pull_secrets == ("regcred",)
+        assert executor.options.ttl_seconds_after_finished == 120
+        assert executor.options.service_account == "craton-task"
+    finally:
+        executor.close()
+    assert ("GET", "/apis/batch/v1/namespaces/runs/jobs") in fake.requests
+
+
+def test_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CRATON_WF_EXECUTOR", "kubernetes")
+    monkeypatch.setenv("CRATON_WF_KUBERNETES_NAMESPACE", "craton-runs")
+    monkeypatch.setenv("CRATON_WF_KUBERNETES_IMAGE_PULL_SECRETS", '["regcred", "mirror"]')
+    monkeypatch.setenv("CRATON_WF_KUBERNETES_IN_CLUSTER", "true")
+
+    settings = Settings()
+
+    assert settings.executor == "kubernetes"
+    assert settings.kubernetes_namespace == "craton-runs"
+    assert settings.kubernetes_image_pull_secrets == ["regcred", "mirror"]
+    assert settings.kubernetes_in_cluster is True
+
+
+def test_readyz_reports_whether_the_cluster_answers(
+    fake: FakeKubernetes, settings: Settings, sessions: Any, tmp_path: Path
+) -> None:
+    reachable = settings.model_copy(
+        update={
+            "executor": "kubernetes",
+            "kubernetes_kubeconfig": str(write_kubeconfig(tmp_path / "up", fake.url, "runs")),
+        }
+    )
+    unreachable = settings.model_copy(
+        update={
+            "executor": "kubernetes",
+            "kubernetes_kubeconfig": str(
+                write_kubeconfig(tmp_path / "down", "http://127.0.0.1:9", "runs")
+            ),
+        }
+    )
+
+    with TestClient(create_app(reachable, sessions)) as client:
+        up = client.get("/readyz").json()["checks"]["executor"]
+    with TestClient(create_app(unreachable, sessions)) as client:
+        down = client.get("/readyz")
+
+    assert up == {"name": "kubernetes", "status": "ok"}
+    assert down.status_code == 503
+    status = down.json()["checks"]["executor"]["status"]
+    assert status.startswith("error: could not reach the Kubernetes API at http://127.0.0.1:9")
+    assert "Connection refused" in status
