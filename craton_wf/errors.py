@@ -10,6 +10,7 @@
     ├── Conflict                (409) the object's state does not allow it
     ├── PayloadTooLarge         (413) a body or archive is over its cap
     ├── SourceError             (400) a task's source cannot be fetched or unpacked
+    │   └── UnsafeSource        (400) a git URL, ref, path or archive member is refused
     ├── BuildError              a docker build or push failed
     ├── ExecutorError           the container runtime refused or failed
     │   └── ContainerNotFound   the container is gone
@@ -83,6 +84,12 @@ class SourceError(CratonError):
     code = "source_error"
 
 
+class UnsafeSource(SourceError):
+    """The task's source is refused: it is not safe to fetch or unpack."""
+
+    code = "unsafe_source"
+
+
 class BuildError(CratonError):
     """The image build failed."""
 
@@ -94,6 +101,12 @@ class ExecutorError(CratonError):
 
     status = 503
     code = "executor_error"
+
+
+class NameTaken(ExecutorError):
+    """Another container, service or Job already has this run attempt's name."""
+
+    code = "name_taken"
 
 
 class ContainerNotFound(ExecutorError):

@@ -92,6 +92,41 @@ class Settings(BaseSettings):
     build_timeout_seconds: int = Field(default=1800, gt=0)
     git_timeout_seconds: int = Field(default=300, gt=0)
     upload_max_bytes: int = Field(default=50 * 1024 * 1024, gt=0)
+    upload_max_members: int = Field(
+        default=10_000, ge=1, description="Most files and directories an uploaded archive may hold"
+    )
+    upload_max_unpacked_bytes: int = Field(
+        default=200 * 1024 * 1024, gt=0, description="Most an uploaded archive may unpack to"
+    )
+    upload_max_ratio: int = Field(
+        default=100,
+        ge=1,
+        description="Most an uploaded archive may expand (unpacked / compressed, past 1 MiB)",
+    )
+    request_max_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        description="Largest request body of every route but the uploads (upload_max_bytes)",
+    )
+    git_max_bytes: int = Field(
+        default=200 * 1024 * 1024,
+        gt=0,
+        description="Most a clone may write: its fetched objects, and its checked-out files",
+    )
+    git_ssh_allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description='Hosts task sources may name over ssh, JSON: ["git.example.com"]; '
+        "none by default",
+    )
+    git_allow_http: bool = Field(default=False, description="Allow plain http:// git URLs")
+    git_allow_private_hosts: bool = Field(
+        default=False,
+        description="Allow git hosts that are (or resolve to) loopback, private, link-local "
+        "or other non-public addresses",
+    )
+    git_allow_local_sources: bool = Field(
+        default=False, description="Tests only: allow file:// git URLs (the runner's own disk)"
+    )
     image_prefix: str = Field(default="craton-task", description="Repository prefix of task images")
     registry: str | None = Field(
         default=None,
@@ -136,6 +171,11 @@ class Settings(BaseSettings):
     page_default_limit: int = Field(default=100, ge=1)
     page_max_limit: int = Field(default=1000, ge=1)
     log_line_max_bytes: int = Field(default=16 * 1024, ge=256)
+    run_log_max_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        ge=1024,
+        description="Output one run may store; past it a marker line and nothing more",
+    )
 
     @model_validator(mode="after")
     def _refuse_placeholder_key_in_production(self) -> Settings:

@@ -124,6 +124,28 @@ def root(sessions) -> Credentials:  # type: ignore[no-untyped-def]
         return Credentials(done.project.id, done.user.name, done.token.token)
 
 
+# Where every git host name of the tests resolves (example.com's address, a public
+# one), so that no test asks the network; tests of the host checks add their own.
+PUBLIC_ADDRESS = "93.184.215.14"
+
+
+@pytest.fixture(autouse=True)
+def fake_dns(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
+    """The names git URLs resolve to in-process: set ``fake_dns[name]``; ``[]`` fails to resolve."""
+    from craton_wf.services import source_rules
+
+    names: dict[str, list[str]] = {"localhost": ["127.0.0.1"]}
+
+    def resolve(host: str) -> list[str]:
+        addresses = names.get(host, [PUBLIC_ADDRESS])
+        if not addresses:
+            raise OSError(f"{host}: name does not resolve")
+        return addresses
+
+    monkeypatch.setattr(source_rules, "resolve_host_addresses", resolve)
+    return names
+
+
 def have_docker() -> bool:
     return shutil.which("docker") is not None and os.path.exists("/var/run/docker.sock")
 

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from craton_wf import __version__
 from craton_wf.api.audit import install_audit_trail
 from craton_wf.api.errors import install_error_handlers
+from craton_wf.api.limits import BodySizeLimit
 from craton_wf.api.routes import inventory, jobs, secrets, system, tasks, users, workflows
 from craton_wf.db.engine import make_engine, make_session_factory
 from craton_wf.services import project_secrets
@@ -32,6 +33,12 @@ def create_app(
     app.state.sessions = sessions or make_session_factory(make_engine(settings))
     app.state.wakeup = wakeup
     install_error_handlers(app)
+    # inside the audit trail, so a refused body is recorded as its 413
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=settings.request_max_bytes,
+        upload_max_bytes=settings.upload_max_bytes,
+    )
     install_audit_trail(app)
     for module in (system, inventory, tasks, workflows, jobs, users, secrets):
         app.include_router(module.router)

@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 from fastapi import Depends, Header, Query, Request, Response
 from sqlalchemy.orm import Session, sessionmaker
 
+from craton_wf.api import scope
 from craton_wf.errors import Forbidden
 from craton_wf.services import policy
 from craton_wf.services.auth import Principal, authenticate
@@ -49,10 +50,24 @@ def get_principal(
 CurrentUser = Annotated[Principal, Depends(get_principal)]
 
 
-def authorize_route(request: Request, me: CurrentUser) -> Principal:
-    """The route's own rule (services.policy.ROUTE_RULES), checked before the route runs."""
-    route = request.scope.get("route")
-    policy.authorize(me, request.method, getattr(route, "path", request.url.path))
+def authorize_route(request: Request, me: CurrentUser, db: Db) -> Principal:
+    """The route's own rule (services.policy.ROUTE_RULES), checked before the route runs.
+
+    A route naming a project is judged by the caller's role there
+    (``policy.in_project``). A refusal answers 404 instead of 403 when the path
+    names an object the caller's project does not hold (``api.scope``).
+    """
+    route = getattr(request.scope.get("route"), "path", request.url.path)
+    params = request.path_params
+    with db.begin() as session:
+        judged = me
+        if "project_id" in params:
+            judged = policy.in_project(session, me, params["project_id"])
+        try:
+            policy.authorize(judged, request.method, route)
+        except Forbidden:
+            scope.require_named_objects(session, me, route, params)
+            raise
     return me
 
 

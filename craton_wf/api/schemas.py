@@ -174,6 +174,10 @@ class TaskCreate(Input):
     restricted_to: list[ProjectRole] = Field(default_factory=list)
     needs_network: bool = False
     resources: Resources | None = None
+    placement: list[Short] = Field(
+        default_factory=list,
+        description="where its containers may run: node.labels.KEY==VALUE, node.role==…",
+    )
     secrets: list[Short] = Field(
         default_factory=list, description="the project's secrets it gets as environment variables"
     )
@@ -192,6 +196,7 @@ class TaskUpdate(Input):
     restricted_to: list[ProjectRole] | None = None
     needs_network: bool | None = None
     resources: Resources | None = None
+    placement: list[Short] | None = None
     secrets: list[Short] | None = None
 
 
@@ -245,6 +250,7 @@ class TaskRead(Output):
     restricted_to: list[str]
     needs_network: bool
     resources: dict[str, Any] = Field(default_factory=dict)
+    placement: list[str] = Field(default_factory=list)
     secrets: list[str] = Field(default_factory=list)
     status: str
     image: str | None = None
@@ -460,7 +466,7 @@ class UserRead(BaseModel):
 
 class TokenCreate(Input):
     name: Short = ""
-    user: Ref | None = None  # an admin may issue one for a user of the project
+    user: Ref | None = None  # only root may issue one for another user
     expires_in: int | None = Field(default=None, description="seconds; none: no expiry")
 
 

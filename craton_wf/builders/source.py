@@ -2,14 +2,21 @@
 
 Sources come from users, so every step assumes hostility:
 
-- git runs with no prompts, no hooks, no submodules, only the transports in
-  :data:`GIT_ALLOWED_PROTOCOLS` (``ext::`` and friends are refused twice: by
-  the URL check and by ``protocol.allow=never``), and under a deadline.
+- the URL, ref and paths pass :func:`craton_wf.domain.sources.check_git_source`
+  again right before the clone (the API checked them too, maybe under other
+  settings). git then runs with no prompts (``GIT_TERMINAL_PROMPT=0``,
+  askpass ``/bin/true``, ssh ``BatchMode``), no hooks, no submodules, no
+  redirects, only the policy's transports (``GIT_ALLOW_PROTOCOL`` and
+  ``protocol.allow=never``: ``ext::`` and friends are refused twice), under a
+  deadline and a cap on the bytes it may write (fetched objects and the
+  checked-out files each), watched while it runs.
   Every ref is fetched the same way — ``git init`` then ``git fetch --depth 1
   origin <ref>`` — which works for branches, tags, full refs and, on servers
   that allow it, commit ids; an abbreviated or unadvertised commit falls back
   to a full fetch.
-- archives are checked member by member *before* anything is written: only
+- archives first pass the API's own check (:func:`craton_wf.domain.archives.check_archive`:
+  streamed, bounded decompression, expansion ratio), then are checked member
+  by member again *before* anything is written: only
   regular files and directories, no absolute paths or ``..``, a cap on the
   number of members and on the total unpacked size (read from the headers, so
   a compression bomb is refused before it is inflated); extraction then still
@@ -20,22 +27,36 @@ Sources come from users, so every step assumes hostility:
 
 from __future__ import annotations
 
+import contextlib
 import io
+import os
 import re
+import signal
+import subprocess
 import tarfile
 import time
+from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import git
 import git.exc
 
-from craton_wf.errors import SourceError
+from craton_wf.domain.archives import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_MEMBERS,
+    DEFAULT_MAX_RATIO,
+    ArchiveLimits,
+    check_archive,
+    member_kind,
+)
+from craton_wf.domain.sources import GitSourcePolicy, check_git_source, redact_url
+from craton_wf.errors import CratonError, SourceError
 
-GIT_ALLOWED_PROTOCOLS = ("https", "http", "git", "ssh", "file")
 MAX_MESSAGE_CHARS = 2000
-DEFAULT_MAX_FILES = 10_000
-DEFAULT_MAX_BYTES = 512 * 1024 * 1024
+DEFAULT_MAX_FILES = DEFAULT_MAX_MEMBERS
+DEFAULT_GIT_MAX_BYTES = 200 * 1024 * 1024
+_POLL_SECONDS = 0.2
 
 _COMMIT_ID = re.compile(r"^[0-9a-fA-F]{7,40}$")
 _GIT_ENV = {
@@ -44,8 +65,7 @@ _GIT_ENV = {
     "SSH_ASKPASS": "/bin/true",
     "GIT_SSH_COMMAND": "ssh -o BatchMode=yes",
     "GIT_CONFIG_NOSYSTEM": "1",
-    # The environment's allowlist overrides protocol.*.allow: keep both the same.
-    "GIT_ALLOW_PROTOCOL": ":".join(GIT_ALLOWED_PROTOCOLS),
+    "GIT_PROTOCOL_FROM_USER": "0",
 }
 
 
@@ -54,31 +74,25 @@ def _truncate(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def git_config_args() -> list[str]:
+def git_config_args(protocols: Sequence[str]) -> list[str]:
     """``-c`` options that harden every git command run on a task's source."""
     options = ["protocol.allow=never"]
-    options += [f"protocol.{name}.allow=always" for name in GIT_ALLOWED_PROTOCOLS]
+    options += [f"protocol.{name}.allow=always" for name in protocols]
     options += [
         "core.hooksPath=/dev/null",
         "submodule.recurse=false",
         "fetch.recurseSubmodules=false",
+        # A redirect could lead a checked public URL to a private host.
+        "http.followRedirects=false",
         "advice.detachedHead=false",
     ]
     return [arg for option in options for arg in ("-c", option)]
 
 
-def redact_url(url: str) -> str:
-    """The URL without a password or token in its user part, for messages."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return url
-    if parts.password is None and not (parts.username and parts.scheme.startswith("http")):
-        return url
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit(parts._replace(netloc=f"***@{host}"))
+def git_env(protocols: Sequence[str]) -> dict[str, str]:
+    """The environment of every git command: no prompts, only ``protocols``."""
+    # The environment's allowlist overrides protocol.*.allow: keep both the same.
+    return {**os.environ, **_GIT_ENV, "GIT_ALLOW_PROTOCOL": ":".join(protocols)}
 
 
 def _without_secret(text: str, url: str) -> str:
@@ -90,53 +104,98 @@ def _without_secret(text: str, url: str) -> str:
     return text.replace(password, "***") if password else text
 
 
-def check_git_url(url: str) -> None:
-    """Refuse URLs that git would read as an option or hand to a helper program."""
-    if not url or url != url.strip():
-        raise SourceError(f"invalid git URL {url!r}")
-    if url.startswith("-"):
-        raise SourceError(f"refusing git URL {redact_url(url)!r}: it starts with '-'")
-    if "::" in url:
-        raise SourceError(
-            f"refusing git URL {redact_url(url)!r}: '<transport>::' remote helpers are not allowed"
-        )
+def checkout_sizes(dest: Path, stop_above: int) -> tuple[int, int]:
+    """Bytes under ``dest/.git`` and in the rest of ``dest``; stops counting past ``stop_above``."""
+    sizes = [0, 0]
+    for top, _dirs, files in os.walk(dest):
+        which = 0 if Path(top).relative_to(dest).parts[:1] == (".git",) else 1
+        for name in files:
+            with contextlib.suppress(OSError):
+                sizes[which] += os.lstat(os.path.join(top, name)).st_size
+        if max(sizes) > stop_above:
+            break
+    return sizes[0], sizes[1]
 
 
-def _check_ref(ref: str | None) -> None:
-    if ref is not None and (not ref or ref.startswith("-") or any(c.isspace() for c in ref)):
-        raise SourceError(f"invalid git ref {ref!r}")
+def _kill(process: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)  # git's helpers too (remote-https, index-pack)
+    process.communicate()
 
 
 class _GitRunner:
-    """Runs hardened git commands in one checkout, all under one deadline."""
+    """Runs hardened git commands in one checkout, under one deadline and one size cap."""
 
-    def __init__(self, dest: Path, timeout: int) -> None:
+    def __init__(self, dest: Path, timeout: int, protocols: Sequence[str], max_bytes: int) -> None:
         self.dest = dest
         self.deadline = time.monotonic() + timeout
         self.timeout = timeout
-        self.git = git.Git(str(dest))
+        self.max_bytes = max_bytes
+        self.config = git_config_args(protocols)
+        self.env = git_env(protocols)
+
+    def _check_size(self) -> None:
+        objects, files = checkout_sizes(self.dest, self.max_bytes)
+        if max(objects, files) > self.max_bytes:
+            what = "its objects" if objects > self.max_bytes else "its files"
+            raise SourceError(
+                f"the repository is over the {self.max_bytes} byte limit ({what}; "
+                "CRATON_WF_GIT_MAX_BYTES)"
+            )
 
     def __call__(self, *args: str) -> str:
-        remaining = self.deadline - time.monotonic()
-        if remaining <= 0:
+        if time.monotonic() >= self.deadline:
             raise SourceError(f"git took longer than {self.timeout}s")
-        output = self.git.execute(
-            [git.Git.GIT_PYTHON_GIT_EXECUTABLE or "git", *git_config_args(), *args],
-            env=_GIT_ENV,
-            kill_after_timeout=remaining,
+        command = [git.Git.GIT_PYTHON_GIT_EXECUTABLE or "git", *self.config, *args]
+        process = subprocess.Popen(
+            command,
+            cwd=self.dest,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
         )
-        return str(output)
+        while True:
+            try:
+                stdout, stderr = process.communicate(timeout=_POLL_SECONDS)
+                break
+            except subprocess.TimeoutExpired:
+                try:
+                    if time.monotonic() >= self.deadline:
+                        raise SourceError(f"git took longer than {self.timeout}s") from None
+                    self._check_size()
+                except SourceError:
+                    _kill(process)
+                    raise
+        self._check_size()
+        if process.returncode:
+            raise git.exc.GitCommandError(command, process.returncode, stderr, stdout)
+        return stdout.decode("utf-8", errors="replace")
 
 
-def fetch_git(url: str, ref: str | None, dest: Path, *, timeout: int) -> str:
-    """Check ``url`` out at ``ref`` (default branch if None) into ``dest``; the commit id."""
-    check_git_url(url)
-    _check_ref(ref)
+def fetch_git(
+    url: str,
+    ref: str | None,
+    dest: Path,
+    *,
+    timeout: int,
+    policy: GitSourcePolicy | None = None,
+    max_bytes: int = DEFAULT_GIT_MAX_BYTES,
+) -> str:
+    """Check ``url`` out at ``ref`` (default branch if None) into ``dest``; the commit id.
+
+    ``policy`` says which URLs and transports are allowed (default: public
+    ``https://`` only); the clone may write ``max_bytes`` of objects and as
+    many of files.
+    """
+    policy = policy or GitSourcePolicy()
+    url = check_git_source(url, policy, ref=ref)
     where = f"{redact_url(url)} at {ref or 'the default branch'}"
     dest.mkdir(parents=True, exist_ok=True)
     if any(dest.iterdir()):
         raise SourceError(f"could not clone {where}: {dest} is not empty")
-    run = _GitRunner(dest, timeout)
+    run = _GitRunner(dest, timeout, policy.protocols, max_bytes)
     try:
         run("init", "--quiet", "--template=")
         run("remote", "add", "origin", url)
@@ -170,18 +229,6 @@ def _git_message(exc: git.exc.GitCommandError) -> str:
     return _truncate(stderr or f"git exited with status {exc.status}")
 
 
-def _member_kind(member: tarfile.TarInfo) -> str:
-    if member.issym():
-        return "a symbolic link"
-    if member.islnk():
-        return "a hard link"
-    if member.ischr() or member.isblk():
-        return "a device"
-    if member.isfifo():
-        return "a fifo"
-    return "not a regular file or directory"
-
-
 def _checked_member_path(member: tarfile.TarInfo, root: Path) -> PurePosixPath | None:
     """The member's relative path once safe; None for the archive's own root entry."""
     name = member.name
@@ -191,7 +238,7 @@ def _checked_member_path(member: tarfile.TarInfo, root: Path) -> PurePosixPath |
     if ".." in path.parts or "\\" in name:
         raise SourceError(f"archive member {name!r}: '..' and backslashes are not allowed")
     if not (member.isreg() or member.isdir()):
-        raise SourceError(f"archive member {name!r} is {_member_kind(member)}: not allowed")
+        raise SourceError(f"archive member {name!r} is {member_kind(member)}: not allowed")
     if path == PurePosixPath("."):
         if member.isdir():
             return None
@@ -228,10 +275,15 @@ def unpack_archive(
     *,
     max_files: int = DEFAULT_MAX_FILES,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    max_ratio: int = DEFAULT_MAX_RATIO,
 ) -> None:
     """Extract a tar (optionally gzip/bzip2/xz) of files and directories into ``dest``."""
     dest.mkdir(parents=True, exist_ok=True)
     root = dest.resolve()
+    try:  # the upload's own check again: the row may predate it, or the limits changed
+        check_archive(data, ArchiveLimits(max_files, max_bytes, max_ratio))
+    except CratonError as exc:
+        raise SourceError(f"could not unpack the archive: {exc.message}") from exc
     try:
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as archive:
             members = _checked_members(archive, root, max_files, max_bytes)

@@ -255,6 +255,8 @@ class Task(TimestampMixin, Base):
     needs_network: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
     # Limits the task asks for beyond the defaults: memory_mb, cpus, pids.
     resources: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, nullable=False)
+    # Swarm-style constraints on where its containers run (domain.resources.check_placement).
+    placement: Mapped[list[str]] = mapped_column(JSONType, default=list, nullable=False)
     # Names of the project's secrets its containers get as environment variables.
     secrets: Mapped[list[str]] = mapped_column(JSONType, default=list, nullable=False)
     status: Mapped[str] = mapped_column(String(32), nullable=False)
@@ -495,6 +497,8 @@ class Run(LeaseMixin, Base):
     outputs: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, nullable=False)
     error: Mapped[str | None] = mapped_column(Text)
     log_seq: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    # Bytes of output stored (capped by the run_log_max_bytes setting).
+    log_bytes: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
     queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

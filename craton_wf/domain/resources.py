@@ -8,6 +8,7 @@ job's snapshot, so a lowered maximum also caps jobs created before.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,6 +63,47 @@ def check_resources(requested: Any, policy: ResourcePolicy) -> dict[str, Any]:
             )
         checked[key] = float(value) if key == "cpus" else int(value)
     return checked
+
+
+PLACEMENT_RULE = re.compile(
+    r"^(node\.labels\.[A-Za-z0-9_./-]+|node\.role|node\.hostname)(==|!=)([A-Za-z0-9_.-]+)$"
+)
+PLACEMENT_MAX_RULES = 16
+
+
+def check_placement(requested: Any) -> list[str]:
+    """Where a task's containers may run, as Swarm-style constraints.
+
+    ``node.labels.<key>==<value>`` (or ``!=``), ``node.role==manager|worker``,
+    ``node.hostname==<name>``. The Swarm executor passes them on as service
+    constraints; the Kubernetes executor turns node labels into node affinity
+    and the hostname into ``kubernetes.io/hostname``; the local Docker engine
+    is one node, so there they are recorded and ignored.
+    """
+    if requested in (None, []):
+        return []
+    if not isinstance(requested, list) or not all(isinstance(r, str) for r in requested):
+        raise InvalidInput("placement must be a list of constraints like node.labels.zone==a")
+    if len(requested) > PLACEMENT_MAX_RULES:
+        raise InvalidInput(f"placement takes at most {PLACEMENT_MAX_RULES} constraints")
+    checked = []
+    for rule in requested:
+        compact = rule.replace(" ", "")
+        if not PLACEMENT_RULE.match(compact):
+            raise InvalidInput(
+                f"placement constraint {rule!r} is not node.labels.KEY==VALUE, "
+                "node.role==manager|worker or node.hostname==NAME (== or !=)"
+            )
+        checked.append(compact)
+    return checked
+
+
+def parse_placement(rule: str) -> tuple[str, str, str]:
+    """(attribute, operator, value) of a checked constraint."""
+    match = PLACEMENT_RULE.match(rule)
+    if match is None:
+        raise InvalidInput(f"placement constraint {rule!r} is malformed")
+    return match.group(1), match.group(2), match.group(3)
 
 
 def container_limits(requested: dict[str, Any] | None, policy: ResourcePolicy) -> Limits:

@@ -46,7 +46,7 @@ import docker.errors
 import requests
 import urllib3.exceptions
 
-from craton_wf.errors import ContainerNotFound, ExecutorError
+from craton_wf.errors import ContainerNotFound, ExecutorError, NameTaken
 from craton_wf.executors.base import ContainerSpec, ContainerState, Executor, Handle, LogLine
 
 if TYPE_CHECKING:
@@ -134,6 +134,9 @@ def host_config_options(spec: ContainerSpec) -> dict[str, Any]:
         "network_mode": "bridge" if spec.network else "none",
         "auto_remove": False,
         "privileged": False,
+        # The engine's own copy of the output is bounded too (the stored log is
+        # capped by the runner); rotation past it shows as a gap marker.
+        "log_config": {"type": "json-file", "config": {"max-size": "64m", "max-file": "2"}},
     }
     if spec.limits.pids is not None:
         options["pids_limit"] = spec.limits.pids
@@ -322,7 +325,7 @@ class DockerExecutor(Executor):
                 )
             except docker.errors.APIError as exc:
                 if exc.status_code == 409:
-                    raise ExecutorError(f"container name {name} is already taken") from exc
+                    raise NameTaken(f"container name {name} is already taken") from exc
                 raise
         return Handle(id=created["Id"], name=name, state=ContainerState.CREATED, labels=labels)
 

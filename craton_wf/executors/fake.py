@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from craton_wf.errors import ContainerNotFound, ExecutorError
+from craton_wf.errors import ContainerNotFound, ExecutorError, NameTaken
 from craton_wf.executors.base import ContainerSpec, ContainerState, Executor, Handle, LogLine
 
 KILLED_EXIT_CODE = 137  # 128 + SIGKILL, what docker reports for a stopped container
@@ -85,7 +85,7 @@ class FakeExecutor(Executor):
     def create(self, spec: ContainerSpec) -> Handle:
         with self._changed:
             if spec.name in self._ids_by_name:
-                raise ExecutorError(f"container name {spec.name} is already taken")
+                raise NameTaken(f"container name {spec.name} is already taken")
             container = _FakeContainer(
                 id=f"fake{next(self._counter):060d}",
                 name=spec.name,

@@ -45,6 +45,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from craton_wf.domain.resources import parse_placement
 from craton_wf.executors.base import ContainerSpec
 
 MANAGED_LABEL = "craton.managed"
@@ -152,6 +153,35 @@ def _container(spec: ContainerSpec) -> dict[str, Any]:
     }
 
 
+CONTROL_PLANE_LABEL = "node-role.kubernetes.io/control-plane"
+
+
+def _node_requirement(rule: str) -> dict[str, Any]:
+    """One Swarm-style placement constraint as a node selector requirement."""
+    attribute, operator, value = parse_placement(rule)
+    if attribute == "node.role":
+        manager = (value == "manager") == (operator == "==")
+        return {"key": CONTROL_PLANE_LABEL, "operator": "Exists" if manager else "DoesNotExist"}
+    key = (
+        "kubernetes.io/hostname"
+        if attribute == "node.hostname"
+        else attribute.removeprefix("node.labels.")
+    )
+    return {"key": key, "operator": "In" if operator == "==" else "NotIn", "values": [value]}
+
+
+def _affinity(spec: ContainerSpec) -> dict[str, Any] | None:
+    """The task's placement as required node affinity (all constraints must hold)."""
+    if not spec.placement:
+        return None
+    terms = [{"matchExpressions": [_node_requirement(rule) for rule in spec.placement]}]
+    return {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": terms}
+        }
+    }
+
+
 def _pod_spec(spec: ContainerSpec, options: JobOptions) -> dict[str, Any]:
     pod: dict[str, Any] = {
         "restartPolicy": "Never",
@@ -169,6 +199,9 @@ def _pod_spec(spec: ContainerSpec, options: JobOptions) -> dict[str, Any]:
             {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": str(_tmp_bytes(spec))}}
         ],
     }
+    affinity = _affinity(spec)
+    if affinity:
+        pod["affinity"] = affinity
     if options.service_account:
         pod["serviceAccountName"] = options.service_account
     if options.image_pull_secrets:

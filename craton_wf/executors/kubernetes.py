@@ -57,7 +57,7 @@ import kubernetes.watch
 import urllib3.exceptions
 from kubernetes.client.exceptions import ApiException
 
-from craton_wf.errors import ContainerNotFound, ExecutorError
+from craton_wf.errors import ContainerNotFound, ExecutorError, NameTaken
 from craton_wf.executors.base import ContainerSpec, ContainerState, Executor, Handle, LogLine
 from craton_wf.executors.kubemanifest import (
     CONTAINER_NAME,
@@ -369,7 +369,7 @@ class KubernetesExecutor(Executor):
                 )
             except ApiException as exc:
                 if exc.status == 409:
-                    raise ExecutorError(f"Job name {name} is already taken") from exc
+                    raise NameTaken(f"Job name {name} is already taken") from exc
                 raise
         return Handle(
             id=created.metadata.uid,

@@ -51,7 +51,7 @@ import requests
 from docker.types import ContainerSpec as ServiceContainerSpec
 from docker.types import Mount, RestartPolicy, TaskTemplate
 
-from craton_wf.errors import ContainerNotFound, ExecutorError
+from craton_wf.errors import ContainerNotFound, ExecutorError, NameTaken
 from craton_wf.executors.base import ContainerSpec, ContainerState, Handle
 from craton_wf.executors.docker import (
     MANAGED_LABEL,
@@ -225,7 +225,7 @@ class SwarmExecutor(DockerExecutor):
                 )
             except docker.errors.APIError as exc:
                 if exc.status_code == 409:
-                    raise ExecutorError(f"service name {name} is already taken") from exc
+                    raise NameTaken(f"service name {name} is already taken") from exc
                 raise
         return Handle(id=created["ID"], name=name, state=ContainerState.RUNNING, labels=labels)
 

@@ -15,11 +15,12 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from craton_wf.builders.image import ImageBuilder
-from craton_wf.builders.source import fetch_git, resolve_context, unpack_archive
+from craton_wf.builders.source import fetch_git, redact_url, resolve_context, unpack_archive
 from craton_wf.db.engine import transaction
 from craton_wf.db.models import utcnow
 from craton_wf.errors import CratonError, LeaseLost
 from craton_wf.services import builds as build_service
+from craton_wf.services import source_rules
 from craton_wf.services.builds import BuildAssignment
 from craton_wf.settings import Settings
 
@@ -102,14 +103,28 @@ class BuildExecution:
     def _build(self, src: Path) -> tuple[str, str | None]:
         build = self.build
         if build.source_type == "git":
-            self.log(f"fetching {build.location} at {build.ref or 'the default branch'}")
+            # The URL was checked at the API, but maybe under other settings: again, here.
+            where = build.ref or "the default branch"
+            self.log(f"fetching {redact_url(build.location)} at {where}")
             commit = fetch_git(
-                build.location, build.ref, src, timeout=self.settings.git_timeout_seconds
+                build.location,
+                build.ref,
+                src,
+                timeout=self.settings.git_timeout_seconds,
+                policy=source_rules.git_source_policy(self.settings),
+                max_bytes=self.settings.git_max_bytes,
             )
         else:
             self.log(f"unpacking the uploaded source ({build.archive_sha256})")
             src.mkdir(parents=True)
-            unpack_archive(build.archive or b"", src)
+            limits = source_rules.archive_limits(self.settings)
+            unpack_archive(
+                build.archive or b"",
+                src,
+                max_files=limits.max_members,
+                max_bytes=limits.max_bytes,
+                max_ratio=limits.max_ratio,
+            )
             commit = f"sha256:{build.archive_sha256}"
         self._tx(build_service.record_commit, commit)
         self.log(f"source at commit {commit}")

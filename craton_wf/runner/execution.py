@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from craton_wf.db.engine import retrying
 from craton_wf.db.models import utcnow
-from craton_wf.errors import CratonError, ExecutorError, LeaseLost
+from craton_wf.errors import CratonError, ExecutorError, LeaseLost, NameTaken
 from craton_wf.executors.base import ContainerSpec, ContainerState, Executor, Handle
 from craton_wf.runner.resume import resume_lines
 from craton_wf.services import runs as run_service
@@ -92,6 +92,8 @@ class RunExecution:
             network=self.a.needs_network,
             env=self.prepared.env,
             limits=self.prepared.limits,
+            timeout_seconds=self.a.timeout_seconds,
+            placement=self.prepared.placement,
         )
 
     def run(self) -> None:
@@ -148,13 +150,7 @@ class RunExecution:
         """
         try:
             handle = self.executor.find(self.a.container_name)
-            if handle is not None and handle.labels.get("craton.run-uid") != self.a.labels.get(
-                "craton.run-uid"
-            ):
-                self._finish(
-                    exit_code=None,
-                    error=f"a container named {handle.name} exists that is not this run's",
-                )
+            if handle is not None and not self._is_ours(handle):
                 return None
             if handle is None and self.a.was_started:
                 # Started by a runner that died, and gone since: nothing to read back.
@@ -177,7 +173,20 @@ class RunExecution:
                 self._finish(exit_code=None, error=f"could not prepare the run: {exc.message}")
                 return None
             if handle is None:
-                handle = self.executor.create(self.spec())
+                try:
+                    handle = self.executor.create(self.spec())
+                except NameTaken:
+                    # Created meanwhile under this attempt's name: adopt it if it is ours.
+                    handle = self.executor.find(self.a.container_name)
+                    if handle is None or not self._is_ours(handle):
+                        if handle is None:
+                            self._finish(
+                                exit_code=None,
+                                lost=True,
+                                error=f"container {self.a.container_name} vanished as it was made",
+                            )
+                        return None
+                    log.info("run %s: adopting %s, made meanwhile", self.a.run_id, handle.name)
                 self._fault("after_create")
             if handle.state == ContainerState.CREATED:
                 self.executor.start(handle)
@@ -185,6 +194,19 @@ class RunExecution:
         except ExecutorError as exc:
             self._finish(exit_code=None, error=f"could not start the container: {exc.message}")
             return None
+
+    def _is_ours(self, handle: Handle) -> bool:
+        """Whether a container found under this attempt's name is this run's (by label).
+
+        A stranger with our name is never touched; the run fails, saying so.
+        """
+        if handle.labels.get("craton.run-uid") == self.a.labels.get("craton.run-uid"):
+            return True
+        self._finish(
+            exit_code=None,
+            error=f"a container named {handle.name} exists that is not this run's",
+        )
+        return False
 
     def _fault(self, point: str) -> None:
         """Test hook: die here, as a SIGKILL would, when the settings name this point."""
@@ -219,6 +241,7 @@ class RunExecution:
         batch: list[LogRecord] = []
         last_flush = time.monotonic()
         done = False
+        capped = False  # the run's log is full: read on to the end, store nothing
         while not done:
             try:
                 item = lines.get(timeout=FLUSH_SECONDS)
@@ -230,11 +253,11 @@ class RunExecution:
                 done = True
             elif isinstance(item, CratonError):
                 log.warning("run %s: log stream broke: %s", self.a.run_id, item)
-            elif item is not None:
+            elif item is not None and not capped:
                 batch.append(item)
             now = time.monotonic()
             if batch and (done or len(batch) >= FLUSH_LINES or now - last_flush >= FLUSH_SECONDS):
-                self.next_seq = self._tx(
+                appended = self._tx(
                     run_service.append_logs,
                     self.a.run_id,
                     self.owner,
@@ -243,7 +266,10 @@ class RunExecution:
                     self.settings.log_line_max_bytes,
                     first_seq=self.next_seq,
                     redact_values=self.prepared.redact,
+                    max_run_bytes=self.settings.run_log_max_bytes,
                 )
+                self.next_seq = appended.next_seq
+                capped = appended.capped
                 batch = []
                 last_flush = now
                 self._fault("mid_logs")

@@ -8,10 +8,21 @@ same way, and the newest decision about a build is the one that holds.
 
 A job may only be created (or retried) from approved builds; the job keeps
 the approved digest in its snapshot of the steps.
+
+An approval covers what runs, not only the image: a job also snapshots the
+task's command, secrets, network and resources (:data:`EXECUTION_FIELDS`).
+Changing any of them revokes the READY build's approval, recorded as a
+revocation by whoever made the change with the reason "task changed: …"
+(:func:`revoke_for_change`); an admin must approve again, and — as a build's
+author — the one who made the change cannot. A job records the
+:func:`execution_fingerprint` it was approved with, so a retry after such a
+change is refused rather than running what is no longer approved.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -25,6 +36,62 @@ from craton_wf.services import policy
 from craton_wf.services.auth import Principal
 
 APPROVED, REJECTED, REVOKED = "approved", "rejected", "revoked"
+# What a job snapshots from the task besides the build: a change needs a new approval.
+EXECUTION_FIELDS = ("command", "secrets", "needs_network", "resources")
+TASK_CHANGED = "task changed"
+
+
+def execution_fingerprint(task: Task) -> str:
+    """A digest of the task's :data:`EXECUTION_FIELDS`, as a job snapshots them."""
+    fields = {
+        "command": list(task.command or []),
+        "secrets": sorted(task.secrets or []),
+        "needs_network": bool(task.needs_network),
+        "resources": dict(task.resources or {}),
+    }
+    return "sha256:" + hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
+
+
+def revoke_for_change(
+    session: Session, me: Principal | None, task: Task, changed: list[str]
+) -> TaskApproval | None:
+    """Revoke the READY build's approval: the ``changed`` execution fields changed.
+
+    Recorded whatever the build's newest decision was, so that the one who made
+    the change may not approve it afterwards (see :func:`decide`).
+    """
+    build = session.get(Build, task.ready_build_id) if task.ready_build_id else None
+    if not changed or build is None or not build.digest:
+        return None
+    row = TaskApproval(
+        task_id=task.id,
+        build_id=build.id,
+        digest=build.digest,
+        decision=REVOKED,
+        user_id=me.user_id if me else None,
+        user_name=me.user_name if me else "system",
+        by_root=bool(me and me.is_root),
+        reason=f"{TASK_CHANGED}: {', '.join(changed)}",
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def _changed_by(session: Session, build_id: int, user_id: int) -> bool:
+    return (
+        session.execute(
+            select(TaskApproval.id)
+            .where(
+                TaskApproval.build_id == build_id,
+                TaskApproval.user_id == user_id,
+                TaskApproval.decision == REVOKED,
+                TaskApproval.reason.like(f"{TASK_CHANGED}:%"),
+            )
+            .limit(1)
+        ).first()
+        is not None
+    )
 
 
 @dataclass(frozen=True)
@@ -107,6 +174,11 @@ def decide(
     if decision == APPROVED and build.requested_by == me.user_id:
         raise Forbidden(
             f"you asked for build {build.number} of task {task.name}: another admin must approve it"
+        )
+    if decision == APPROVED and _changed_by(session, build.id, me.user_id):
+        raise Forbidden(
+            f"you changed what build {build.number} of task {task.name} runs: "
+            "another admin must approve it"
         )
     latest = latest_decision(session, build.id)
     if decision == REVOKED and (latest is None or latest.decision != APPROVED):

@@ -15,7 +15,9 @@ from sqlalchemy.orm import Session
 
 from craton_wf.db.models import Cell, Cloud, Host, HostLabel, Project, Region, RoleAssignment
 from craton_wf.domain.variables import matches_vars, parse_vars_filter, resolve_variables
-from craton_wf.errors import Conflict, InvalidInput, NotFound
+from craton_wf.errors import Conflict, Forbidden, InvalidInput, NotFound
+from craton_wf.services import policy
+from craton_wf.services.auth import Principal
 from craton_wf.services.common import check_name, find_by_ref, flush_unique, get_owned
 from craton_wf.services.pagination import Page, PageRequest, paginate, scoped
 
@@ -55,6 +57,23 @@ def visible_project(
     if not member and session.get(RoleAssignment, (user_id, project_id)) is None:
         raise NotFound(f"project {project_id} not found")
     return get_project(session, project_id)
+
+
+def update_project(
+    session: Session, me: Principal, project_id: str, data: dict[str, Any]
+) -> Project:
+    """Change a project: root, or an admin of *that* project acting in it.
+
+    The role that counts is the one held in the project changed, not in the one
+    the caller acts in; and acting in it is required too, so that a token scoped
+    to one project never changes another.
+    """
+    policy.require_role(policy.in_project(session, me, project_id), "admin", "changing a project")
+    if not me.is_root and project_id != me.project_id:
+        raise Forbidden(f"to change project {project_id}, act in it (X-Auth-Project)")
+    project = get_project(session, project_id)
+    update_simple(session, project, data, "project")
+    return project
 
 
 def list_projects(

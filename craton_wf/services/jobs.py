@@ -164,7 +164,9 @@ def _snapshot_step(
         "command": list(task.command),
         "needs_network": task.needs_network,
         "resources": dict(task.resources or {}),
+        "placement": list(task.placement or []),
         "secrets": sorted(secrets),
+        "fingerprint": approvals.execution_fingerprint(task),  # what the approval covered
     }
 
 
@@ -273,25 +275,21 @@ def retry_job(
     old: Job,
     failed_only: bool,
     require_approval: bool = True,
+    principal: Principal | None = None,
 ) -> Job:
     """A new job, linked to ``old``, running its steps again on its (failed) hosts.
 
     The steps snapshot (images included) is the old job's; the hosts' variables
     are resolved again, so a fix made in the inventory is what the retry sees.
-    A build whose approval was revoked since is refused.
+    With ``principal`` (an API caller), it must be allowed to run every task of
+    the job now, as if it created the job (``policy.may_run_task``). A build
+    whose approval was revoked since is refused, and so is a step whose task
+    changed what it runs since (its approval covered the old command).
     """
     if old.status not in {s.value for s in FINAL_JOB_STATES}:
         raise Conflict(f"job {old.id} has not finished ({old.status}): cancel it or wait")
-    if require_approval:
-        for step in old.steps:
-            task = session.get(Task, step["task_id"])
-            approvals.require_approved(
-                session,
-                step["task_name"],
-                step["build_id"],
-                step["digest"],
-                public=bool(task and task.public),
-            )
+    for step in old.steps:
+        _check_retry_step(session, old, step, principal, require_approval)
     wanted = [
         h.host_id
         for h in list_job_hosts(session, old)
@@ -340,6 +338,33 @@ def retry_job(
     scheduling.start_job(session, job)
     session.flush()
     return job
+
+
+def _check_retry_step(
+    session: Session,
+    old: Job,
+    step: dict[str, Any],
+    principal: Principal | None,
+    require_approval: bool,
+) -> None:
+    task = session.get(Task, step["task_id"])
+    if task is None:
+        raise Conflict(f"step {step['name']!r}: its task no longer exists")
+    if principal is not None:
+        policy.may_run_task(principal, task.name, task.kind, task.restricted_to)
+        if not policy.may_see_task(principal, task):
+            raise Conflict(f"step {step['name']!r}: its task no longer exists")
+    if not require_approval:
+        return
+    approvals.require_approved(
+        session, step["task_name"], step["build_id"], step["digest"], public=task.public
+    )
+    fingerprint = step.get("fingerprint")  # absent from jobs made before it was recorded
+    if fingerprint is not None and fingerprint != approvals.execution_fingerprint(task):
+        raise Conflict(
+            f"task {task.name} changed what it runs since job {old.id} was created "
+            f"({', '.join(approvals.EXECUTION_FIELDS)}): create a new job"
+        )
 
 
 def get_job(session: Session, project_id: str, job_id: Any) -> Job:

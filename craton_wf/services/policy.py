@@ -9,9 +9,16 @@ projects included.
 Every API route names what it needs in :data:`ROUTE_RULES` (method and route
 template → least role); :func:`required_role` answers for a route, and a
 route nobody listed needs ``admin`` for a write and ``viewer`` for a read,
-so a new route is closed rather than open. Decisions that depend on the
-object — which task a job runs, who built what — are the functions below,
-called by the services.
+so a new route is closed rather than open. A route naming a project
+(``/v1/projects/{project_id}``) is judged by the caller's role in *that*
+project (:func:`in_project`), not in the one it acts in. Decisions that depend
+on the object — which task a job runs, who built what — are the functions
+below, called by the services.
+
+Another project's object does not exist for a caller: when a route's rule
+refuses, ``api.scope`` first looks up the objects its path names in the
+caller's project, and one it does not hold answers 404, never 403, whatever
+the caller's role.
 
 A task's scoped token (``Principal.job_id`` set) may call only
 :data:`TASK_TOKEN_ROUTES` (read hosts, set their variables), and only on the
@@ -25,12 +32,13 @@ restricted to roles is seen (and run) only by those roles and admins
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import String, and_, cast, or_, select
 from sqlalchemy.orm import Session
 
-from craton_wf.db.models import JobHost, Task
+from craton_wf.db.models import JobHost, RoleAssignment, Task
 from craton_wf.errors import Forbidden, NotFound
 from craton_wf.services.auth import ROLES, Principal
 
@@ -53,7 +61,8 @@ ROUTE_RULES: tuple[tuple[frozenset[str], str, str], ...] = (
     (READ, "/v1/secrets", "operator"),  # names and descriptions only, never values
     (READ, "/v1/secrets/{secret_id}", "operator"),
     (WRITE, "/v1/projects", ROOT),
-    (WRITE, "/v1/projects/{project_id}", "admin"),
+    (frozenset({"DELETE"}), "/v1/projects/{project_id}", ROOT),
+    (WRITE, "/v1/projects/{project_id}", "admin"),  # admin of that project: in_project
 )
 
 
@@ -100,6 +109,32 @@ def authorize(me: Principal, method: str, route: str) -> None:
             f"{method} {route} needs the {role} role"
             + (" (a global role)" if role == ROOT else " in this project")
         )
+
+
+def in_project(session: Session, me: Principal, project_id: str) -> Principal:
+    """``me`` as judged in ``project_id``: with the roles it holds there.
+
+    Root, a task's token and the acting project itself answer ``me`` as it is.
+    A project the caller holds no role in does not exist for it: NotFound.
+    """
+    if me.is_root or me.job_id is not None or project_id == me.project_id:
+        return me
+    roles = frozenset(
+        session.execute(
+            select(RoleAssignment.role).where(
+                RoleAssignment.user_id == me.user_id, RoleAssignment.project_id == project_id
+            )
+        ).scalars()
+    )
+    if not roles:
+        raise NotFound(f"project {project_id} not found")
+    return replace(me, project_id=project_id, roles=roles)
+
+
+def require_role(me: Principal, role: str, what: str) -> None:
+    """Raise Forbidden unless ``me`` holds ``role`` (in the project it is judged in)."""
+    if not has_role(me, role):
+        raise Forbidden(f"{what} needs the {role} role in project {me.project_id}")
 
 
 def may_run_task(me: Principal, name: str, kind: str, restricted_to: Iterable[str]) -> None:

@@ -57,6 +57,21 @@ class LogRecord:
     text: str
 
 
+@dataclass(frozen=True)
+class LogAppend:
+    """What :func:`append_logs` did: the next sequence number, and whether the run's log is full."""
+
+    next_seq: int
+    capped: bool = False
+
+
+def log_cap_marker(max_run_bytes: int) -> str:
+    return (
+        f"[craton] log capped: this run stored {max_run_bytes} bytes of output, "
+        "the most a run may; later lines are not stored"
+    )
+
+
 def container_name(run: Run) -> str:
     """Deterministic per attempt, and unique across databases sharing one runtime."""
     return f"craton-run-{run.id}-{run.attempt}-{run.uid}"
@@ -254,11 +269,16 @@ def append_logs(
     max_line_bytes: int,
     first_seq: int | None = None,
     redact_values: tuple[str, ...] = (),
-) -> int:
+    max_run_bytes: int | None = None,
+) -> LogAppend:
     """Store lines as ``first_seq``, ``first_seq + 1``…; returns the next sequence number.
 
     ``redact_values`` are the run's secret values: stored lines (and the
     outputs parsed from them) carry ``[redacted]`` in their place.
+
+    A run stores at most ``max_run_bytes`` of output: the line that would go
+    past it is replaced by a visible ``system`` marker, and later lines are
+    dropped (``capped`` tells the runner it may stop sending them).
 
     Idempotent: lines whose sequence numbers are already stored (a retried batch
     whose first commit did reach the database) are skipped, not stored twice.
@@ -268,32 +288,47 @@ def append_logs(
         lines = lines[run.log_seq - first_seq + 1 :]
     outputs = dict(run.outputs or {})
     seq = run.log_seq
+    stored_bytes = run.log_bytes or 0
+    capped = max_run_bytes is not None and stored_bytes >= max_run_bytes
     rows = []
     for record in lines:
+        if capped:
+            break
         seq += 1
         line = redact(record.text, redact_values) if redact_values else record.text
         text = line
         if len(text.encode()) > max_line_bytes:
             text = text.encode()[:max_line_bytes].decode(errors="ignore") + " [line truncated]"
+        stream = record.stream
+        size = len(text.encode())
+        if max_run_bytes is not None and stored_bytes + size > max_run_bytes:
+            # Full: this line becomes the marker, and nothing more goes in.
+            capped, stored_bytes = True, max_run_bytes
+            stream, text = "system", log_cap_marker(max_run_bytes)
+        else:
+            stored_bytes += size
         rows.append(
             RunLog(
                 run_id=run.id,
                 job_id=run.job_id,
                 seq=seq,
                 ts=record.ts,
-                stream=record.stream,
+                stream=stream,
                 line=text,
             )
         )
+        if capped:
+            break
         if record.stream == "stdout":
             published = parse_output_line(line)
             if published:
                 outputs.update(published)
     session.add_all(rows)
     run.log_seq = seq
+    run.log_bytes = stored_bytes
     if outputs != run.outputs:
         run.outputs = outputs
-    return seq + 1
+    return LogAppend(next_seq=seq + 1, capped=capped)
 
 
 def finish_run(
@@ -330,6 +365,11 @@ def finish_run(
     run.finished_at = now
     run.lease_owner = None
     run.lease_expires_at = None
+    # Past its stored deadline and not a success: a timeout, whoever stopped it
+    # (a runner that adopts a container its dead owner's supervisor had stopped).
+    timed_out = timed_out or (
+        exit_code != 0 and run.deadline is not None and now >= run.deadline and not lost
+    )
     if cancelled or job.status == JobStatus.CANCELLING.value:
         status = RunStatus.CANCELLED
     elif timed_out:

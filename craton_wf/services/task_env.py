@@ -38,6 +38,7 @@ class RunPreparation:
     env: dict[str, str] = field(default_factory=dict)
     redact: tuple[str, ...] = ()  # the secret values, to keep out of stored logs
     limits: Limits = field(default_factory=Limits)
+    placement: tuple[str, ...] = ()  # the task's constraints on where it runs
 
 
 def resource_policy(settings: Settings) -> ResourcePolicy:
@@ -99,6 +100,7 @@ def run_environment(
         env=env,
         redact=tuple(secrets.values()),
         limits=container_limits(step.get("resources"), resource_policy(settings)),
+        placement=tuple(step.get("placement") or ()),
     )
 
 

@@ -18,11 +18,17 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from craton_wf.db.models import Build, BuildLog, Run, Task, TaskSource, Workflow, WorkflowVersion
-from craton_wf.domain.archives import check_dockerfile_present
-from craton_wf.domain.resources import ResourcePolicy, check_resources
+from craton_wf.domain.archives import ArchiveLimits, check_uploaded_source
+from craton_wf.domain.resources import ResourcePolicy, check_placement, check_resources
+from craton_wf.domain.sources import (
+    GitSourcePolicy,
+    check_git_ref,
+    check_git_source,
+    check_source_path,
+)
 from craton_wf.domain.states import FINAL_RUN_STATES, BuildStatus
 from craton_wf.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
-from craton_wf.services import policy
+from craton_wf.services import approvals, policy
 from craton_wf.services.auth import ROLES, Principal
 from craton_wf.services.common import check_name, find_by_ref, flush_unique, get_owned
 from craton_wf.services.pagination import Page, PageRequest, paginate
@@ -38,6 +44,7 @@ MUTABLE_FIELDS = (
     "restricted_to",
     "needs_network",
     "resources",
+    "placement",
     "secrets",
     "ref",
     "subdir",
@@ -61,23 +68,13 @@ def normalize_command(command: Any) -> list[str]:
     return words
 
 
-def check_git_location(location: str) -> str:
-    location = location.strip()
-    if not location:
-        raise InvalidInput("location is required: a git URL or, from the CLI, a local directory")
-    if location.startswith("-") or "::" in location:
-        raise InvalidInput(f"location {location!r} is not an acceptable git URL")
-    return location
+def check_git_location(location: str, policy: GitSourcePolicy | None = None) -> str:
+    """The git URL, if the platform's source rules accept it (UnsafeSource, a 400, if not)."""
+    return check_git_source(location, policy or GitSourcePolicy())
 
 
 def _check_relative(path: str | None, what: str) -> str | None:
-    if path in (None, ""):
-        return None
-    assert path is not None
-    parts = path.replace("\\", "/").split("/")
-    if path.startswith("/") or ".." in parts:
-        raise InvalidInput(f"{what} must be a relative path inside the source: {path!r}")
-    return path
+    return check_source_path(path, what)
 
 
 def check_restricted_to(roles: Any) -> list[str]:
@@ -94,6 +91,8 @@ class TaskRules:
 
     resources: ResourcePolicy = field(default_factory=ResourcePolicy)
     network_allowed: bool = True
+    sources: GitSourcePolicy = field(default_factory=GitSourcePolicy)
+    archives: ArchiveLimits = field(default_factory=ArchiveLimits)
 
 
 def _check_network(value: Any, rules: TaskRules) -> bool:
@@ -116,8 +115,10 @@ def create_task(
     kind = data.get("kind") or "remediation"
     if kind not in KINDS:
         raise InvalidInput(f"kind must be one of {', '.join(KINDS)}")
+    ref = check_git_ref(data.get("ref") or None)
     if archive is None:
-        source_type, location = "git", check_git_location(data.get("location") or "")
+        location = check_git_location(data.get("location") or "", rules.sources)
+        source_type = "git"
     else:
         source_type, location = "upload", (data.get("location") or f"upload:{name}")
     task = Task(
@@ -126,7 +127,7 @@ def create_task(
         description=data.get("description"),
         source_type=source_type,
         location=location,
-        ref=data.get("ref") or None,
+        ref=ref,
         subdir=_check_relative(data.get("subdir"), "subdir"),
         dockerfile=_check_relative(data.get("dockerfile"), "dockerfile") or "Dockerfile",
         command=normalize_command(data.get("command")),
@@ -135,20 +136,39 @@ def create_task(
         restricted_to=check_restricted_to(data.get("restricted_to")),
         needs_network=_check_network(data.get("needs_network", False), rules),
         resources=check_resources(data.get("resources"), rules.resources),
+        placement=check_placement(data.get("placement")),
         secrets=check_secret_names(data.get("secrets")),
         status=BuildStatus.PENDING.value,
         created_by=user_id,
     )
     session.add(task)
     flush_unique(session, "task", name)
-    request_build(session, task, user_id, archive=archive, max_archive_bytes=max_archive_bytes)
+    request_build(
+        session,
+        task,
+        user_id,
+        archive=archive,
+        max_archive_bytes=max_archive_bytes,
+        rules=rules,
+        location_checked=True,
+    )
     return task
 
 
 def update_task(
-    session: Session, task: Task, data: dict[str, Any], rules: TaskRules | None = None
+    session: Session,
+    task: Task,
+    data: dict[str, Any],
+    rules: TaskRules | None = None,
+    me: Principal | None = None,
 ) -> Task:
+    """Change the task; a change to what its build runs revokes the build's approval.
+
+    ``me`` (who changes it) is recorded with that revocation, and may not approve
+    the build again (``services.approvals``).
+    """
     rules = rules or TaskRules()
+    before = {name: getattr(task, name) for name in approvals.EXECUTION_FIELDS}
     for name in MUTABLE_FIELDS:
         if name not in data or data[name] is None:
             continue
@@ -163,16 +183,22 @@ def update_task(
             value = _check_network(value, rules)
         elif name == "resources":
             value = check_resources(value, rules.resources)
+        elif name == "placement":
+            value = check_placement(value)
         elif name == "secrets":
             value = check_secret_names(value)
         elif name in ("subdir", "dockerfile"):
             value = _check_relative(value, name)
         elif name == "location" and task.source_type == "git":
-            value = check_git_location(value)
+            value = check_git_location(value, rules.sources)
+        elif name == "ref":
+            value = check_git_ref(value)
         setattr(task, name, value)
     if data.get("name") is not None:
         task.name = check_name(data["name"], "task")
     flush_unique(session, "task", task.name)
+    changed = [name for name, value in before.items() if getattr(task, name) != value]
+    approvals.revoke_for_change(session, me, task, changed)
     return task
 
 
@@ -184,8 +210,16 @@ def request_build(
     ref: str | None = None,
     archive: bytes | None = None,
     max_archive_bytes: int,
+    rules: TaskRules | None = None,
+    location_checked: bool = False,
 ) -> Build:
-    """Queue a new build of the task (a new archive replaces an uploaded source)."""
+    """Queue a new build of the task (a new archive replaces an uploaded source).
+
+    Nothing is stored unless the source passes the rules: an archive is
+    checked member by member, a git URL again under the current settings.
+    """
+    rules = rules or TaskRules()
+    ref = check_git_ref(ref or None)
     source_id = None
     if task.source_type == "upload":
         if archive is not None:
@@ -193,7 +227,7 @@ def request_build(
                 raise PayloadTooLarge(
                     f"the archive is {len(archive)} bytes; the limit is {max_archive_bytes}"
                 )
-            check_dockerfile_present(archive, task.subdir, task.dockerfile)
+            check_uploaded_source(archive, task.subdir, task.dockerfile, rules.archives)
             source = TaskSource(
                 task_id=task.id,
                 sha256=hashlib.sha256(archive).hexdigest(),
@@ -214,6 +248,8 @@ def request_build(
                 raise InvalidInput("this task was uploaded: send an archive to rebuild it")
     elif archive is not None:
         raise InvalidInput("this task is built from git: it takes a ref, not an archive")
+    elif not location_checked:
+        check_git_source(task.location, rules.sources, ref=ref or task.ref)
     if ref:
         task.ref = ref
     number = (

@@ -3,8 +3,10 @@
 A project admin manages the users holding a role in their project; root
 manages everyone, and only root makes root. Deleting a user of a project
 removes their role there (and revokes their tokens scoped to it); a user with
-no role left anywhere is deactivated. Tokens are shown once; a user manages
-their own, an admin those of the project's users.
+no role left anywhere is deactivated. Tokens are shown once; a user creates
+and manages their own, an admin also lists and revokes the project's users'
+tokens scoped to it (never a root user's), and only root creates a token for
+someone else.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from craton_wf.db.models import ApiToken, RoleAssignment, User, utcnow
-from craton_wf.errors import Conflict, InvalidInput, NotFound
+from craton_wf.errors import Conflict, Forbidden, InvalidInput, NotFound
 from craton_wf.services import policy
 from craton_wf.services.auth import ROLES, IssuedToken, Principal, issue_token
 
@@ -147,45 +149,64 @@ def create_token(
     user_ref: str | int | None = None,
     ttl_seconds: int | None = None,
 ) -> IssuedToken:
-    """A token for the caller (or, for an admin, one of the project's users).
+    """A token for the caller (or, for root, for a user of the project).
 
     It acts in the caller's project only; it expires after ``ttl_seconds``.
+    Only root mints tokens for someone else: a token acts as its user, so an
+    admin minting one for another admin could approve their own build under
+    that admin's name.
     """
     if ttl_seconds is not None and not 60 <= ttl_seconds <= MAX_TOKEN_TTL.total_seconds():
         raise InvalidInput(
             f"expires_in must be between 60 and {int(MAX_TOKEN_TTL.total_seconds())}"
         )
-    if user_ref is None:
-        user = session.get(User, me.user_id)
-    else:
-        policy.may_grant(me, "viewer")  # admins only
+    user = session.get(User, me.user_id)
+    if user_ref is not None and str(user_ref) not in (str(me.user_id), me.user_name):
+        if not me.is_root:
+            raise Forbidden("only a root user may create a token for another user")
         user = get_user(session, me, user_ref).user
-        if user.is_root and not me.is_root:
-            raise NotFound(f"no user {user_ref}")
     assert user is not None
     ttl = timedelta(seconds=ttl_seconds) if ttl_seconds else None
     return issue_token(session, user, name=name, project_id=me.project_id, ttl=ttl)
 
 
 def list_tokens(session: Session, me: Principal) -> list[tuple[ApiToken, str]]:
-    """The caller's tokens; an admin sees every token of the project's users."""
+    """The caller's tokens; an admin also those of the project's users, scoped to it.
+
+    An admin never sees a root user's tokens, nor a token that acts in another
+    project or in any (unscoped, ``project_id`` NULL); root sees every token of
+    the project's users.
+    """
     stmt = select(ApiToken, User.name).join(User, User.id == ApiToken.user_id)
     stmt = stmt.where(ApiToken.job_id.is_(None))
-    if policy.has_role(me, "admin"):
-        members = select(RoleAssignment.user_id).where(RoleAssignment.project_id == me.project_id)
+    members = select(RoleAssignment.user_id).where(RoleAssignment.project_id == me.project_id)
+    if me.is_root:
         stmt = stmt.where(
             ApiToken.user_id.in_(members),
             (ApiToken.project_id == me.project_id) | ApiToken.project_id.is_(None),
         )
+    elif policy.has_role(me, "admin"):
+        others = (
+            ApiToken.user_id.in_(members)
+            & User.is_root.is_(False)
+            & (ApiToken.project_id == me.project_id)
+        )
+        stmt = stmt.where((ApiToken.user_id == me.user_id) | others)
     else:
         stmt = stmt.where(ApiToken.user_id == me.user_id)
     return [(token, user) for token, user in session.execute(stmt.order_by(ApiToken.id)).all()]
 
 
-def revoke_token(session: Session, me: Principal, token_id: int) -> ApiToken:
+def get_token(session: Session, me: Principal, token_id: int | str) -> ApiToken:
+    """One of the tokens :func:`list_tokens` shows the caller; NotFound for any other."""
     for token, _ in list_tokens(session, me):
-        if token.id == token_id:
-            if token.revoked_at is None:
-                token.revoked_at = utcnow()
+        if str(token.id) == str(token_id):
             return token
     raise NotFound(f"no token {token_id}")
+
+
+def revoke_token(session: Session, me: Principal, token_id: int) -> ApiToken:
+    token = get_token(session, me, token_id)
+    if token.revoked_at is None:
+        token.revoked_at = utcnow()
+    return token

@@ -82,10 +82,14 @@ def test_every_service_runs_hardened_with_secrets(stack: dict[str, Any]) -> None
         # Swarm ignores the service-level tmpfs key: /tmp must be a mount.
         assert "tmpfs" not in service, name
         assert {"type": "tmpfs", "target": "/tmp"} in service["volumes"], name
+        # Only the runners log in to the registry (pushes, swarm pulls).
+        registry = {"craton_wf_registry_password"} if name == "runner" else set()
         assert {s["source"] for s in service["secrets"]} == {
             "craton_wf_database_url",
             "craton_wf_secret_key",
+            *registry,
         }, name
+        assert "CRATON_WF_REGISTRY_USERNAME" in service["environment"], name
         assert service["environment"]["CRATON_WF_EXECUTOR"] == "swarm", name
         assert service["environment"]["CRATON_WF_REGISTRY"] == "registry.example.com:5000"
         # The secret files become the settings before craton-wf starts.
@@ -151,6 +155,7 @@ def swarm_stack(
         docker_client.secrets.create(
             name=f"{name}-secret-key", data=base64.urlsafe_b64encode(os.urandom(32)), labels=labels
         ),
+        docker_client.secrets.create(name=f"{name}-registry-password", data=b"none", labels=labels),
     ]
     env = {
         **os.environ,
@@ -161,6 +166,7 @@ def swarm_stack(
         "CRATON_WF_PUBLISHED_PORT": str(_free_port()),
         "CRATON_WF_DATABASE_URL_SECRET": f"{name}-database-url",
         "CRATON_WF_SECRET_KEY_SECRET": f"{name}-secret-key",
+        "CRATON_WF_REGISTRY_PASSWORD_SECRET": f"{name}-registry-password",
     }
     deploy = ["docker", "stack", "deploy", "--resolve-image", "never", "-c", str(STACK), name]
     done = subprocess.run(deploy, capture_output=True, text=True, env=env, timeout=120)

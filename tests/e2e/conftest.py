@@ -77,6 +77,7 @@ def start_server(database_url: str, tmp_path: Path, embedded: bool) -> Server:
         "CRATON_WF_RUNNER_POLL_SECONDS": "0.1",
         "CRATON_WF_STOP_GRACE_SECONDS": "2",
         "CRATON_WF_IMAGE_PREFIX": "craton-test",
+        "CRATON_WF_GIT_ALLOW_LOCAL_SOURCES": "true",  # the tests' repositories are file://
     }
     cli = [sys.executable, "-m", "craton_wf.cli"]
     credentials = json.loads(

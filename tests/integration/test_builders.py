@@ -13,6 +13,7 @@ import pytest
 
 from craton_wf.builders.image import BuiltImage, ImageBuilder
 from craton_wf.builders.source import fetch_git, resolve_context
+from craton_wf.domain.sources import GitSourcePolicy
 from craton_wf.errors import BuildError, SourceError
 from craton_wf.executors.base import ContainerSpec
 from craton_wf.executors.docker import DockerExecutor
@@ -20,6 +21,8 @@ from craton_wf.executors.docker import DockerExecutor
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(300)]
 
 AUTHOR = git.Actor("Craton Test", "test@example.invalid")
+# The repositories of these tests are local: file:// is allowed for them only.
+LOCAL = GitSourcePolicy(allow_local=True)
 
 
 @pytest.fixture
@@ -171,12 +174,12 @@ def test_fetch_git_checks_out_the_default_branch_and_returns_its_commit(
     url = f"file://{task_repo.working_tree_dir}"
     first = task_repo.head.commit.hexsha
 
-    assert fetch_git(url, None, tmp_path / "one", timeout=60) == first
+    assert fetch_git(url, None, tmp_path / "one", timeout=60, policy=LOCAL) == first
     assert (tmp_path / "one" / "Dockerfile").read_text() == "FROM craton/busybox:latest\n"
 
     second = commit_file(task_repo, "Dockerfile", "FROM craton/busybox:latest\nRUN true\n", "2")
     assert second != first
-    assert fetch_git(url, "main", tmp_path / "two", timeout=60) == second
+    assert fetch_git(url, "main", tmp_path / "two", timeout=60, policy=LOCAL) == second
     assert "RUN true" in (tmp_path / "two" / "Dockerfile").read_text()
 
 
@@ -186,16 +189,18 @@ def test_fetch_git_by_tag_and_by_commit(task_repo: git.Repo, tmp_path: Path) -> 
     task_repo.create_tag("v1")
     commit_file(task_repo, "Dockerfile", "FROM craton/busybox:latest\nRUN true\n", "2")
 
-    assert fetch_git(url, "v1", tmp_path / "tag", timeout=60) == first
-    assert fetch_git(url, first, tmp_path / "sha", timeout=60) == first
-    assert fetch_git(url, first[:10], tmp_path / "short", timeout=60) == first
+    assert fetch_git(url, "v1", tmp_path / "tag", timeout=60, policy=LOCAL) == first
+    assert fetch_git(url, first, tmp_path / "sha", timeout=60, policy=LOCAL) == first
+    assert fetch_git(url, first[:10], tmp_path / "short", timeout=60, policy=LOCAL) == first
     assert "RUN" not in (tmp_path / "short" / "Dockerfile").read_text()
 
 
 def test_fetch_git_then_resolve_a_subdirectory_context(task_repo: git.Repo, tmp_path: Path) -> None:
     commit_file(task_repo, "tasks/audit/Dockerfile", "FROM craton/busybox:latest\n", "audit")
 
-    fetch_git(f"file://{task_repo.working_tree_dir}", None, tmp_path / "src", timeout=60)
+    fetch_git(
+        f"file://{task_repo.working_tree_dir}", None, tmp_path / "src", timeout=60, policy=LOCAL
+    )
 
     context, dockerfile = resolve_context(tmp_path / "src", "tasks/audit")
     assert context == (tmp_path / "src" / "tasks" / "audit").resolve()
@@ -214,7 +219,9 @@ def test_submodules_are_not_fetched(task_repo: git.Repo, tmp_path: Path) -> None
     )
     task_repo.index.commit("with a submodule", author=AUTHOR, committer=AUTHOR)
 
-    fetch_git(f"file://{task_repo.working_tree_dir}", None, tmp_path / "src", timeout=60)
+    fetch_git(
+        f"file://{task_repo.working_tree_dir}", None, tmp_path / "src", timeout=60, policy=LOCAL
+    )
 
     assert not (tmp_path / "src" / "sub" / "secret.txt").exists()
 
@@ -226,7 +233,7 @@ def test_fetch_git_failures_are_source_errors(
     url = f"file://{task_repo.working_tree_dir}" if ref else f"file://{tmp_path}/missing"
 
     with pytest.raises(SourceError, match="could not clone") as caught:
-        fetch_git(url, ref, tmp_path / "src", timeout=60)
+        fetch_git(url, ref, tmp_path / "src", timeout=60, policy=LOCAL)
 
     assert url in caught.value.message
 
@@ -237,4 +244,4 @@ def test_fetch_git_refuses_a_non_empty_destination(task_repo: git.Repo, tmp_path
     (dest / "something").write_text("x")
 
     with pytest.raises(SourceError, match="not empty"):
-        fetch_git(f"file://{task_repo.working_tree_dir}", None, dest, timeout=60)
+        fetch_git(f"file://{task_repo.working_tree_dir}", None, dest, timeout=60, policy=LOCAL)

@@ -411,3 +411,19 @@ def test_the_tmpfs_size_and_memory_limit_come_from_the_limits(
     assert host["Tmpfs"] == {"/tmp": "rw,size=8m,mode=1777"}
     assert host["Memory"] == 96 * 1024 * 1024 and host["MemorySwap"] == 96 * 1024 * 1024
     assert host["NanoCpus"] == 250_000_000 and host["PidsLimit"] == 32
+
+
+def test_the_memory_limit_stops_a_memory_hog(executor: DockerExecutor, run: Runner) -> None:
+    limits = Limits(memory_bytes=64 * 1024 * 1024, nano_cpus=500_000_000, pids=32)
+    # tail keeps the last "line" of /dev/zero, which never ends: it grows without bound
+    # until the kernel kills it inside the container's 64 MiB.
+    handle = run(
+        "tail /dev/zero; echo hog exit $?; cat /sys/fs/cgroup/memory/memory.limit_in_bytes"
+        " /sys/fs/cgroup/memory.max 2>/dev/null; true",
+        limits=limits,
+    )
+
+    assert executor.wait(handle, timeout=60) == 0
+    lines = texts(list(executor.logs(handle)), "stdout")
+    assert lines[0] == "hog exit 137"  # SIGKILLed by the OOM killer
+    assert lines[1] == str(64 * 1024 * 1024)

@@ -19,6 +19,7 @@ from sqlalchemy import select
 from craton_wf.builders.image import ImageBuilder
 from craton_wf.db.engine import transaction
 from craton_wf.db.models import Build, BuildLog, Job, JobHost, Run, RunLog, Task
+from craton_wf.domain.sources import GitSourcePolicy
 from craton_wf.domain.states import FINAL_JOB_STATES, BuildStatus, JobStatus
 from craton_wf.errors import Conflict
 from craton_wf.executors.docker import DockerExecutor
@@ -41,7 +42,17 @@ echo '::craton-output:: {{"{name}": "ok"}}'
 
 @pytest.fixture
 def docker_settings(settings, busybox_image):  # type: ignore[no-untyped-def]
-    return settings.model_copy(update={"executor": "docker", "image_prefix": "craton-itest"})
+    return settings.model_copy(
+        update={
+            "executor": "docker",
+            "image_prefix": "craton-itest",
+            "git_allow_local_sources": True,  # the repositories of these tests are file://
+        }
+    )
+
+
+# What the API would pass with CRATON_WF_GIT_ALLOW_LOCAL_SOURCES=true.
+LOCAL_SOURCES = task_service.TaskRules(sources=GitSourcePolicy(allow_local=True))
 
 
 @pytest.fixture
@@ -269,6 +280,7 @@ def test_git_task_rebuild_after_new_commit(sessions, root, runner, tmp_path: Pat
             },
             None,
             1024,
+            LOCAL_SOURCES,
         ).id
     runner.wakeup.set()
     build1 = wait_build(sessions, task_id)
@@ -279,7 +291,7 @@ def test_git_task_rebuild_after_new_commit(sessions, root, runner, tmp_path: Pat
     second = repo.index.commit("v2").hexsha
     with transaction(sessions) as session:
         task_service.request_build(
-            session, session.get(Task, task_id), None, max_archive_bytes=1024
+            session, session.get(Task, task_id), None, max_archive_bytes=1024, rules=LOCAL_SOURCES
         )
     runner.wakeup.set()
     build2 = wait_build(sessions, task_id)
@@ -347,6 +359,7 @@ def test_unreachable_git_url_fails_the_build(sessions, root, runner, tmp_path):
             {"name": "nowhere", "location": f"file://{tmp_path}/missing.git", "command": "true"},
             None,
             1024,
+            LOCAL_SOURCES,
         ).id
     runner.wakeup.set()
     build = wait_build(sessions, task_id)
@@ -366,7 +379,49 @@ def test_git_source_without_dockerfile_fails_the_build(sessions, root, runner, t
             {"name": "plain", "location": f"file://{tmp_path}/plain", "command": "true"},
             None,
             1024,
+            LOCAL_SOURCES,
         ).id
     runner.wakeup.set()
     build = wait_build(sessions, task_id)
     assert build.status == BuildStatus.FAILED and "no Dockerfile" in build.error
+
+
+@pytest.mark.slow
+def test_a_1_gib_log_is_capped_with_a_visible_marker(sessions, root, docker_settings):
+    """The task prints 1 GiB; the run stores its cap and a marker, and still finishes."""
+    capped = docker_settings.model_copy(update={"run_log_max_bytes": 1024 * 1024})
+    worker = Runner(
+        capped, sessions, DockerExecutor.from_settings(capped), ImageBuilder.from_settings(capped)
+    )
+    worker.start()
+    try:
+        files = task_files("loud")
+        files["step.sh"] = (
+            "#!/bin/sh\nyes $(printf '%01023d' 0) | head -c 1073741824\necho done >&2\n"
+        )
+        task_id = upload_task(sessions, root, "loud", files)
+        assert wait_build(sessions, task_id).status == BuildStatus.READY
+        with transaction(sessions) as session:
+            approve_current_build(session, task_id)
+            (host,) = make_inventory(session, root.project_id, 1)
+            job_id = job_service.create_job(
+                session, root.project_id, None, {"task": "loud", "hosts": [host.id]}
+            ).id
+        worker.wakeup.set()
+        job = wait_job(sessions, job_id, timeout=400)
+    finally:
+        worker.stop(timeout=20)
+    assert job.status == JobStatus.SUCCEEDED
+    with transaction(sessions) as session:
+        logs = (
+            session.execute(select(RunLog).where(RunLog.job_id == job_id).order_by(RunLog.seq))
+            .scalars()
+            .all()
+        )
+        (run,) = session.execute(select(Run).where(Run.job_id == job_id)).scalars()
+        assert run.log_bytes <= 1024 * 1024
+    *kept, marker = logs
+    assert marker.stream == "system" and "log capped" in marker.line
+    assert 1000 <= len(kept) <= 1025 and all(len(r.line) == 1023 for r in kept)
+    assert [r.seq for r in logs] == list(range(1, len(logs) + 1))
+    assert containers_gone(root.project_id, job_id)

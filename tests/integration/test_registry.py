@@ -5,11 +5,13 @@ with a readable log."""
 from __future__ import annotations
 
 import json
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 
 import docker
 import pytest
+from pydantic import SecretStr
 from sqlalchemy import select
 
 from craton_wf.builders.image import ImageBuilder
@@ -143,3 +145,83 @@ def test_a_failed_push_fails_the_build_with_a_readable_log(settings, sessions, r
     assert lines[-1].startswith("ERROR: pushing")
     with transaction(sessions) as session:
         assert session.get(Task, task_id).ready_build_id is None
+
+
+@pytest.fixture
+def locked_registry(tmp_path) -> Iterator[tuple[str, str, str]]:  # type: ignore[no-untyped-def]
+    """A second registry on loopback that needs a login: (address, user, password)."""
+    import shutil
+    import socket
+    import subprocess
+    import time
+
+    import bcrypt
+
+    if not shutil.which("docker-registry"):
+        pytest.skip("no docker-registry (scripts/start-registry.sh installs it)")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    user, password = "shipper", "s3cret-registry-pw"
+    hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=5)).decode()
+    (tmp_path / "htpasswd").write_text(f"{user}:{hashed}\n")
+    (tmp_path / "config.yml").write_text(
+        "version: 0.1\nlog:\n  level: warn\n"
+        f"storage:\n  filesystem:\n    rootdirectory: {tmp_path / 'data'}\n"
+        f"http:\n  addr: 127.0.0.1:{port}\n"
+        f"auth:\n  htpasswd:\n    realm: craton-test\n    path: {tmp_path / 'htpasswd'}\n"
+    )
+    process = subprocess.Popen(
+        ["docker-registry", "serve", str(tmp_path / "config.yml")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    address = f"127.0.0.1:{port}"
+    try:
+        for _ in range(50):
+            try:
+                urllib.request.urlopen(f"http://{address}/v2/", timeout=1)
+            except urllib.error.HTTPError as answer:
+                if answer.code == 401:
+                    break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            pytest.fail("the locked registry did not start")
+        yield address, user, password
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_registry_credentials_come_from_the_settings(
+    settings, sessions, root, busybox_image, locked_registry
+):  # type: ignore[no-untyped-def]
+    address, user, password = locked_registry
+    base = settings.model_copy(
+        update={"executor": "docker", "image_prefix": "craton-rtest", "registry": address}
+    )
+    without = start_runner(base, sessions)
+    try:
+        refused = wait_build(sessions, upload_task(sessions, root, "nologin", task_files("n")))
+    finally:
+        without.stop(timeout=20)
+    assert refused.status == BuildStatus.FAILED
+    assert "no basic auth credentials" in refused.error or "unauthorized" in refused.error.lower()
+
+    with_login = start_runner(
+        base.model_copy(
+            update={"registry_username": user, "registry_password": SecretStr(password)}
+        ),
+        sessions,
+    )
+    try:
+        shipped = wait_build(sessions, upload_task(sessions, root, "login", task_files("l")))
+    finally:
+        with_login.stop(timeout=20)
+        remove_images("craton-rtest/*", f"{address}/craton-rtest/*")
+    assert shipped.status == BuildStatus.READY, shipped.error
+    assert shipped.image.startswith(f"{address}/craton-rtest/") and "@sha256:" in shipped.image
+    assert password not in "\n".join(
+        build_logs(sessions, shipped.id) + build_logs(sessions, refused.id)
+    )

@@ -164,6 +164,31 @@ def test_a_run_is_a_hardened_replicated_job_service(
     executor.remove(handle)  # no error when already gone
 
 
+def test_placement_constraints_decide_where_the_task_may_run(
+    executor, shipped_image, run_label, docker_client
+):  # type: ignore[no-untyped-def]
+    here = executor.create(
+        spec(shipped_image, run_label, "echo placed", placement=("node.role==manager",))
+    )
+    nowhere = executor.create(
+        spec(
+            shipped_image, run_label, "echo placed", placement=("node.labels.craton-zone==nowhere",)
+        )
+    )
+    try:
+        assert executor.wait(here, timeout=120) == 0
+        template = docker_client.api.inspect_service(nowhere.id)["Spec"]["TaskTemplate"]
+        assert template["Placement"]["Constraints"] == ["node.labels.craton-zone==nowhere"]
+        time.sleep(3)
+        tasks = docker_client.api.tasks(filters={"service": nowhere.id})
+        assert tasks and all(t["Status"]["State"] == "pending" for t in tasks)
+        assert "no suitable node" in tasks[0]["Status"].get("Err", "")
+        assert task_containers(docker_client, nowhere.id) == []
+    finally:
+        executor.remove(here)
+        executor.remove(nowhere)
+
+
 def test_a_name_is_taken_once(executor, shipped_image, run_label, docker_client):  # type: ignore[no-untyped-def]
     made = spec(shipped_image, run_label, "sleep 30")
     handle = executor.create(made)

@@ -196,3 +196,123 @@ def test_readyz_reports_whether_the_cluster_answers(
     status = down.json()["checks"]["executor"]["status"]
     assert status.startswith("error: could not reach the Kubernetes API at http://127.0.0.1:9")
     assert "Connection refused" in status
+
+
+# --- timeouts, cancel and a killed runner, through the platform ---------------------
+
+
+def _job_on_the_cluster(sessions: Any, root: Any, command: str, **step: Any) -> int:
+    with transaction(sessions) as session:
+        (host,) = make_inventory(session, root.project_id, 1)
+        make_ready_task(session, root.project_id, "step", command=command, image=IMAGE)
+        workflow_service.create_workflow(
+            session, root.project_id, None, {"name": "wf", "steps": [{"task": "step", **step}]}
+        )
+        return job_service.create_job(
+            session, root.project_id, None, {"workflow": "wf", "hosts": [host.id]}
+        ).id
+
+
+def _runs(sessions: Any, job_id: int) -> list[Run]:
+    with transaction(sessions) as session:
+        return list(session.execute(select(Run).where(Run.job_id == job_id)).scalars())
+
+
+def _wait_running(sessions: Any, job_id: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with transaction(sessions) as session:
+            if session.execute(select(RunLog).where(RunLog.job_id == job_id)).first():
+                return
+        time.sleep(0.1)
+    raise AssertionError("the run never printed")
+
+
+def test_a_step_timeout_is_the_jobs_deadline_and_the_run_times_out(
+    fake: FakeKubernetes, settings: Settings, sessions: Any, root: Any
+) -> None:
+    job_id = _job_on_the_cluster(sessions, root, "sh -c 'echo started; sleep 300' sh", timeout=2)
+    executor = make_test_executor(fake)
+    runner = Runner(settings, sessions, executor)
+    runner.start()
+    try:
+        job = wait_for_job(sessions, job_id, timeout=60)
+    finally:
+        runner.stop(timeout=30)
+        executor.close()
+    assert job.status == "FAILED"
+    (run,) = _runs(sessions, job_id)
+    assert run.status == "TIMED_OUT"
+    (manifest,) = fake.created
+    assert manifest["spec"]["activeDeadlineSeconds"] == 2
+    assert fake.objects("jobs") == []
+
+
+def test_cancel_deletes_the_running_kubernetes_job(
+    fake: FakeKubernetes, settings: Settings, sessions: Any, root: Any
+) -> None:
+    job_id = _job_on_the_cluster(sessions, root, "sh -c 'echo started; sleep 300' sh")
+    executor = make_test_executor(fake)
+    runner = Runner(settings, sessions, executor)
+    runner.start()
+    try:
+        _wait_running(sessions, job_id)
+        assert len(fake.objects("jobs")) == 1
+        started = time.monotonic()
+        with transaction(sessions) as session:
+            job_service.cancel(session, job_service.get_job(session, root.project_id, job_id))
+        job = wait_for_job(sessions, job_id, timeout=60)
+    finally:
+        runner.stop(timeout=30)
+        executor.close()
+    assert job.status == "CANCELLED"
+    assert time.monotonic() - started < settings.stop_grace_seconds + 15
+    assert [run.status for run in _runs(sessions, job_id)] == ["CANCELLED"]
+    assert fake.objects("jobs") == []
+
+
+COUNT = "; ".join(f'echo "n {i}"; sleep 0.05' for i in range(1, 41))
+
+
+@pytest.mark.parametrize("fault_point", ["after_start", "mid_logs", "before_finish"])
+def test_a_killed_runners_kubernetes_job_is_adopted_and_its_log_is_whole(
+    fake: FakeKubernetes,
+    database_url: str,
+    sessions: Any,
+    root: Any,
+    tmp_path: Path,
+    fault_point: str,
+) -> None:
+    from tests.integration.test_durability import Runners
+
+    job_id = _job_on_the_cluster(sessions, root, f"sh -c '{COUNT}' sh")
+    runners = Runners(database_url, tmp_path)
+    runners.env.update(
+        {
+            "CRATON_WF_EXECUTOR": "kubernetes",
+            "CRATON_WF_KUBERNETES_KUBECONFIG": str(
+                write_kubeconfig(tmp_path / "kubeconfig", fake.url, "craton-test")
+            ),
+            "CRATON_WF_KUBERNETES_CONTEXT": "craton",
+        }
+    )
+    try:
+        first = runners.start("one", CRATON_WF_FAULT_POINT=fault_point)
+        assert first.wait(timeout=60) == -9, runners.log("one")  # SIGKILLed itself
+        runners.start("two")
+        job = wait_for_job(sessions, job_id, timeout=90)
+    finally:
+        runners.stop_all()
+    (run,) = _runs(sessions, job_id)
+    assert job.status == "SUCCEEDED", (run.status, run.error, run.exit_code)
+    assert (run.attempt, run.lease_epoch) == (1, 2)
+    assert [m["metadata"]["name"] for m in fake.created] == [run.container_name]  # one Job
+    with transaction(sessions) as session:
+        lines = [
+            log.line
+            for log in session.execute(
+                select(RunLog).where(RunLog.run_id == run.id).order_by(RunLog.seq)
+            ).scalars()
+            if log.stream != "system"
+        ]
+    assert lines == [f"n {i}" for i in range(1, 41)]

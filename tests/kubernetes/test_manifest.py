@@ -27,6 +27,7 @@ SPECS = {
         network=True,
         limits=Limits(memory_bytes=2**30, nano_cpus=2_500_000_000, pids=100),
         timeout_seconds=3600,
+        placement=("node.labels.zone==a", "node.hostname!=bad-node", "node.role==worker"),
     ),
     "unlimited": ContainerSpec(
         name="Weird_Name." + "x" * 90,
@@ -102,3 +103,18 @@ def test_label_values_and_keys_are_cut_to_what_kubernetes_accepts() -> None:
     assert label_value("-" + "y" * 62 + "-z") == "y" * 62
     assert label_key("craton.run-uid") == "craton.run-uid"
     assert label_key("Example.COM/some key") == "example.com/some-key"
+
+
+def test_placement_is_required_node_affinity() -> None:
+    pod = job_manifest(SPECS["everything"], OPTIONS)["spec"]["template"]["spec"]
+    terms = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert terms["nodeSelectorTerms"] == [
+        {
+            "matchExpressions": [
+                {"key": "zone", "operator": "In", "values": ["a"]},
+                {"key": "kubernetes.io/hostname", "operator": "NotIn", "values": ["bad-node"]},
+                {"key": "node-role.kubernetes.io/control-plane", "operator": "DoesNotExist"},
+            ]
+        }
+    ]
+    assert "affinity" not in job_manifest(SPECS["plain"], OPTIONS)["spec"]["template"]["spec"]

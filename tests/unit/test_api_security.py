@@ -560,3 +560,22 @@ def test_audit_events_are_scoped_to_the_admins_project(api, root, sessions):
         root.project_id,
         other,
     }
+
+
+def test_a_tasks_placement_is_checked_stored_and_reaches_the_executor(
+    api, sessions, root, start_runner, wait_job
+):
+    bad = api.post("/v1/tasks", json={"name": "p", **GIT_TASK, "placement": ["zone=a"]})
+    assert bad.status_code == 400 and "placement" in bad.json()["message"]
+    assert api.get("/v1/tasks").json()["tasks"] == []
+    hosts = hosts_of(sessions, root.project_id, 1)
+    with transaction(sessions) as session:
+        task_id = make_ready_task(
+            session, root.project_id, "placed", placement=["node.labels.zone == a"]
+        ).id
+    shown = api.get(f"/v1/tasks/{task_id}").json()
+    assert shown["placement"] == ["node.labels.zone==a"]
+    executor = FakeExecutor()
+    start_runner(executor)
+    wait_job(api.post("/v1/jobs", json={"task": "placed", "hosts": hosts}).json()["id"])
+    assert executor.created[0].placement == ("node.labels.zone==a",)

@@ -271,3 +271,99 @@ def test_events_tell_the_story_of_a_run(sessions, root, start_runner, wait_job):
         "host_succeeded",
         "job_finished",
     ]
+
+
+def test_a_permanent_failure_is_not_retried(sessions, root, start_runner, wait_job):
+    job_id = setup_job(
+        sessions, root, [{"task": "broken", "retries": 3, "retry_delay": 0}], hosts=1
+    )
+    executor = FakeExecutor(lambda spec: FakeOutcome(exit_code=2))
+    start_runner(executor)
+    assert wait_job(job_id).status == "FAILED"
+    ((run, _),) = runs_of(sessions, job_id)
+    assert (run.attempt, run.status, run.exit_code) == (1, "FAILED", 2)
+    assert len(executor.created) == 1
+
+
+def test_retries_run_out_and_wait_out_their_backoff(sessions, root, start_runner, wait_job):
+    job_id = setup_job(
+        sessions, root, [{"task": "flaky", "retries": 2, "retry_delay": 0.5}], hosts=1
+    )
+    started: list[float] = []
+
+    def behaviour(spec: ContainerSpec) -> FakeOutcome:
+        started.append(time.monotonic())
+        return FakeOutcome(exit_code=75)
+
+    start_runner(FakeExecutor(behaviour))
+    assert wait_job(job_id).status == "FAILED"
+    ((run, _),) = runs_of(sessions, job_id)
+    assert (run.attempt, run.status, run.exit_code) == (3, "FAILED", 75)
+    assert len(started) == 3
+    # The backoff grows with the attempt: 0.5 s before the 2nd, 1 s before the 3rd.
+    assert started[1] - started[0] >= 0.45
+    assert started[2] - started[1] >= 0.95
+
+
+def test_a_run_stores_at_most_its_log_cap_and_says_so(sessions, root, settings, wait_job):
+    from craton_wf.runner.worker import Runner
+
+    job_id = setup_job(sessions, root, ["chatty"], hosts=1)
+    lines = [("stdout", f"line {i:05d} " + "x" * 90) for i in range(2000)]  # ~200 kB
+    capped = settings.model_copy(update={"run_log_max_bytes": 10_000})
+    runner = Runner(capped, sessions, FakeExecutor(lambda spec: FakeOutcome(lines=lines)), None)
+    runner.start()
+    try:
+        assert wait_job(job_id).status == "SUCCEEDED"
+    finally:
+        runner.stop(timeout=10)
+    with transaction(sessions) as session:
+        stored = session.execute(select(RunLog).order_by(RunLog.seq)).scalars().all()
+    ((run, _),) = runs_of(sessions, job_id)
+    assert run.log_bytes <= 10_000
+    assert [r.seq for r in stored] == list(range(1, len(stored) + 1))
+    *kept, marker = stored
+    assert sum(len(r.line.encode()) for r in kept) <= 10_000
+    assert [r.line for r in kept] == [text for _, text in lines[: len(kept)]]
+    assert marker.stream == "system" and "log capped" in marker.line
+    assert 90 <= len(kept) < 100
+
+
+def test_a_container_made_meanwhile_under_the_runs_name_is_adopted(
+    sessions, root, start_runner, wait_job
+):
+    from craton_wf.errors import NameTaken
+
+    class RacedExecutor(FakeExecutor):
+        """Another runner makes the container just before this one does."""
+
+        def create(self, spec):  # type: ignore[no-untyped-def]
+            super().create(spec)
+            raise NameTaken(f"container name {spec.name} is already taken")
+
+    job_id = setup_job(sessions, root, ["one"], hosts=1)
+    executor = RacedExecutor()
+    start_runner(executor)
+    assert wait_job(job_id).status == "SUCCEEDED"
+    assert len(executor.created) == 1
+    ((run, _),) = runs_of(sessions, job_id)
+    assert (run.attempt, run.status) == (1, "SUCCEEDED")
+
+
+def test_a_stranger_under_the_runs_name_is_left_alone(sessions, root, start_runner, wait_job):
+    from craton_wf.errors import NameTaken
+
+    class SquattedExecutor(FakeExecutor):
+        def create(self, spec):  # type: ignore[no-untyped-def]
+            from dataclasses import replace
+
+            super().create(replace(spec, labels={"craton.run-uid": "someone-else"}))
+            raise NameTaken(f"container name {spec.name} is already taken")
+
+    job_id = setup_job(sessions, root, ["one"], hosts=1)
+    executor = SquattedExecutor()
+    start_runner(executor)
+    assert wait_job(job_id).status == "FAILED"
+    ((run, _),) = runs_of(sessions, job_id)
+    assert "not this run's" in (run.error or "")
+    assert executor.find(run.container_name).state == "created"  # type: ignore[union-attr, arg-type]

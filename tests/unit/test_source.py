@@ -5,12 +5,19 @@ from __future__ import annotations
 import io
 import os
 import stat
+import subprocess
 import tarfile
 from pathlib import Path
 
 import pytest
 
-from craton_wf.builders.source import fetch_git, resolve_context, unpack_archive
+from craton_wf.builders.source import (
+    fetch_git,
+    git_config_args,
+    git_env,
+    resolve_context,
+    unpack_archive,
+)
 from craton_wf.errors import SourceError
 
 
@@ -188,9 +195,24 @@ def test_dangerous_refs_are_refused(tmp_path: Path, ref: str) -> None:
         fetch_git("https://example.invalid/repo.git", ref, tmp_path / "src", timeout=10)
 
 
-def test_disallowed_transport_is_refused_by_git(tmp_path: Path) -> None:
-    with pytest.raises(SourceError, match="could not clone"):
+def test_disallowed_transport_is_refused_by_the_check(tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match="'gopher' scheme is not allowed"):
         fetch_git("gopher://example.invalid/repo", None, tmp_path / "src", timeout=10)
+
+
+def test_git_itself_refuses_a_transport_the_policy_does_not_name(tmp_path: Path) -> None:
+    """The second lock: even a URL that got past the check cannot use another transport."""
+    origin = tmp_path / "origin"
+    subprocess.run(["git", "init", "--quiet", str(origin)], check=True)
+    done = subprocess.run(
+        ["git", *git_config_args(("https",)), "ls-remote", f"file://{origin}"],
+        env=git_env(("https",)),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert done.returncode != 0 and "transport 'file' not allowed" in done.stderr
 
 
 def test_credentials_do_not_appear_in_errors(tmp_path: Path) -> None:

@@ -184,7 +184,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         subparsers, "token-create", do_token_create, "Create an API token (shown once)."
     )
     parser.add_argument("--name", default="")
-    parser.add_argument("--user", help="for this user of the project (admins)")
+    parser.add_argument("--user", help="for this user of the project (root users only)")
     parser.add_argument(
         "--expires-in", type=int, metavar="SECONDS", help="lifetime (default: no expiry)"
     )

@@ -5,6 +5,13 @@ Steps come either from ``--task`` options (a plain sequence, one step per
 task) or from a YAML/JSON file holding ``{name?, description?, steps: [...]}``
 (or just the list of steps). Tasks are sent as given, id or name: the server
 resolves them and refuses a workflow naming a task that does not exist.
+
+A workflow file may come from anyone, so it is read with guards: at most
+:data:`MAX_WORKFLOW_FILE_BYTES`, with YAML's safe loader, and anchors and
+aliases are fine for sharing a step's arguments but not for a "billion
+laughs" bomb — past :data:`MAX_YAML_ALIASES` aliases, a document that would
+expand to more than :data:`MAX_YAML_NODES` nodes, or a recursive alias, the
+command stops with an ``ERROR:`` before anything is expanded or sent.
 """
 
 from __future__ import annotations
@@ -26,16 +33,81 @@ from ._common import (
 )
 
 WORKFLOW_FIELDS = ("id", "name", "version", "description")
+MAX_WORKFLOW_FILE_BYTES = 1024 * 1024
+MAX_YAML_ALIASES = 100
+MAX_YAML_NODES = 100_000
 STEP_COLUMNS = ("name", "task_name", "args", "timeout", "retries", "required", "depends_on")
+
+
+class _GuardedLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing alias bombs while the document is composed."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.aliases = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            self.aliases += 1
+            if self.aliases > MAX_YAML_ALIASES:
+                raise CommandError(f"more than {MAX_YAML_ALIASES} YAML aliases: refused")
+        return super().compose_node(parent, index)
+
+    def compose_document(self) -> Any:
+        node = super().compose_document()
+        _expanded_size(node, {}, set())
+        return node
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int], open_nodes: set[int]) -> int:
+    """Nodes ``node`` stands for once every alias is expanded (shared nodes count each time)."""
+    key = id(node)
+    if key in sizes:
+        return sizes[key]
+    if key in open_nodes:
+        raise CommandError("a YAML alias refers to itself: refused")
+    open_nodes.add(key)
+    children: list[yaml.Node] = []
+    if isinstance(node, yaml.SequenceNode):
+        children = list(node.value)
+    elif isinstance(node, yaml.MappingNode):
+        children = [child for pair in node.value for child in pair]
+    size = 1
+    for child in children:
+        size += _expanded_size(child, sizes, open_nodes)
+        if size > MAX_YAML_NODES:
+            raise CommandError(f"the YAML expands to more than {MAX_YAML_NODES} nodes: refused")
+    open_nodes.discard(key)
+    sizes[key] = size
+    return size
+
+
+def load_guarded_yaml(text: str) -> Any:
+    """``yaml.safe_load`` with the alias-bomb guards of :class:`_GuardedLoader`."""
+    loader = _GuardedLoader(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
 
 
 def read_workflow_file(path: str) -> dict[str, Any]:
     """``{name?, description?, steps}`` from a YAML or JSON file (JSON is YAML)."""
     try:
-        with open(path, encoding="utf-8") as handle:
-            data = yaml.safe_load(handle)
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_WORKFLOW_FILE_BYTES + 1)
     except OSError as exc:
         raise CommandError(f"Cannot read {path}: {exc.strerror or exc}") from exc
+    if len(raw) > MAX_WORKFLOW_FILE_BYTES:
+        raise CommandError(f"{path} is larger than {MAX_WORKFLOW_FILE_BYTES} bytes: refused")
+    try:
+        data = load_guarded_yaml(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise CommandError(f"{path} is not UTF-8 text: {exc}") from exc
+    except CommandError as exc:
+        raise CommandError(f"{path}: {exc}") from exc
+    except RecursionError as exc:
+        raise CommandError(f"{path} is nested too deeply") from exc
     except yaml.YAMLError as exc:
         raise CommandError(f"{path} is not valid YAML or JSON: {exc}") from exc
     if isinstance(data, list):

@@ -26,7 +26,6 @@ from craton_wf.api.schemas import (
     RegionUpdate,
 )
 from craton_wf.db.models import Cell, Cloud, Host, Project
-from craton_wf.errors import Forbidden
 from craton_wf.services import inventory, policy
 from craton_wf.services.common import get_owned
 
@@ -73,10 +72,9 @@ def show_project(project_id: str, db: Db, me: CurrentUser) -> ProjectRead:
 @router.put("/projects/{project_id}")
 def update_project(project_id: str, body: ProjectUpdate, db: Db, me: CurrentUser) -> ProjectRead:
     with db.begin() as session:
-        project = _visible_project(session, me, project_id)
-        if not me.is_root and "admin" not in me.roles:
-            raise Forbidden("only a project admin may change the project")
-        inventory.update_simple(session, project, body.model_dump(exclude_unset=True), "project")
+        project = inventory.update_project(
+            session, me, project_id, body.model_dump(exclude_unset=True)
+        )
         return ProjectRead.model_validate(project)
 
 

@@ -135,6 +135,7 @@ def retry_job(
             old,
             failed_only,
             require_approval=settings.require_approval,
+            principal=me,
         )
         created(response, request, f"jobs/{job.id}")
         read = job_read(session, job)

@@ -38,7 +38,7 @@ from craton_wf.api.schemas import (
 )
 from craton_wf.domain.states import BuildStatus
 from craton_wf.errors import InvalidInput, PayloadTooLarge
-from craton_wf.services import approvals, task_env
+from craton_wf.services import approvals, source_rules, task_env
 from craton_wf.services import tasks as task_service
 from craton_wf.settings import Settings
 
@@ -51,6 +51,8 @@ def task_rules(settings: Settings) -> task_service.TaskRules:
     return task_service.TaskRules(
         resources=task_env.resource_policy(settings),
         network_allowed=settings.task_network_allowed,
+        sources=source_rules.git_source_policy(settings),
+        archives=source_rules.archive_limits(settings),
     )
 
 
@@ -175,7 +177,7 @@ def update_task(
     with db.begin() as session:
         task = task_service.get_owned_task(session, me.project_id, task_id)
         task_service.update_task(
-            session, task, body.model_dump(exclude_unset=True), task_rules(settings)
+            session, task, body.model_dump(exclude_unset=True), task_rules(settings), me
         )
         return task_read(session, task)
 
@@ -210,6 +212,7 @@ async def rebuild_task(
                 ref=fields.get("ref"),
                 archive=archive,
                 max_archive_bytes=settings.upload_max_bytes,
+                rules=task_rules(settings),
             )
             created(response, request, f"tasks/{task.id}/builds/{new.id}")
             return BuildRead.model_validate(new)

@@ -1,0 +1,36 @@
+"""runs.log_bytes (the per-run log cap) and tasks.placement
+
+Revision ID: 0004
+Revises: 0003
+Create Date: 2026-12-01 19:45:00.000000
+"""
+
+from alembic import op
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+
+revision = "0004"
+down_revision = "0003"
+branch_labels = None
+depends_on = None
+
+JSON = sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql")
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("runs", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("log_bytes", sa.Integer(), nullable=False, server_default="0"))
+    with op.batch_alter_table("runs", schema=None) as batch_op:
+        batch_op.alter_column("log_bytes", server_default=None)
+    with op.batch_alter_table("tasks", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("placement", JSON, nullable=False, server_default="[]"))
+    with op.batch_alter_table("tasks", schema=None) as batch_op:
+        batch_op.alter_column("placement", server_default=None)
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("tasks", schema=None) as batch_op:
+        batch_op.drop_column("placement")
+    with op.batch_alter_table("runs", schema=None) as batch_op:
+        batch_op.drop_column("log_bytes")
