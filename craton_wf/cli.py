@@ -118,6 +118,8 @@ def _make_runner(settings: Settings, sessions: Any, wakeup: threading.Event | No
     executor = make_executor(settings)
     executor.ping()
     builder = ImageBuilder.from_settings(settings) if settings.executor != "fake" else None
+    if builder is not None:
+        builder.ping()  # runners build tasks with Docker whatever the executor
     return Runner(settings, sessions, executor, builder, wakeup=wakeup)
 
 

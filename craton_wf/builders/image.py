@@ -121,6 +121,23 @@ class ImageBuilder:
                     ) from exc
             return self._client
 
+    def ping(self) -> None:
+        """Raise BuildError unless the engine that builds task images answers."""
+        where = self.base_url or "DOCKER_HOST or the local socket"
+        try:
+            self.client.ping()
+        except BuildError as exc:  # no client could be made
+            reason = exc.__cause__ if isinstance(exc.__cause__, Exception) else exc
+            raise BuildError(
+                f"cannot reach the Docker engine that builds task images at {where}: "
+                f"{_docker_message(reason)}"
+            ) from exc
+        except docker.errors.DockerException as exc:
+            raise BuildError(
+                f"cannot reach the Docker engine that builds task images at {where}: "
+                f"{_docker_message(exc)}"
+            ) from exc
+
     def build(
         self,
         context: Path,

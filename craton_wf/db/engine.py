@@ -87,6 +87,39 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
 
 
+CONFLICT_SQLSTATES = frozenset({"40P01", "40001"})  # deadlock, serialization failure
+
+
+def is_conflict(exc: BaseException) -> bool:
+    """The database rolled the transaction back to break a deadlock (or a
+    serialization failure): the same work, run again, is what the caller meant."""
+    return getattr(getattr(exc, "orig", None), "sqlstate", None) in CONFLICT_SQLSTATES
+
+
+def in_transaction(
+    factory: sessionmaker[Session],
+    fn: Callable[..., T],
+    *args: Any,
+    attempts: int = 3,
+    **kwargs: Any,
+) -> T:
+    """Run ``fn(session, ...)`` in a transaction, again when the database broke a deadlock.
+
+    For API calls that lock rows runners lock too (cancelling a job locks the
+    job, then its runs; a runner's claim locks a run, then its job).
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            with transaction(factory) as session:
+                return fn(session, *args, **kwargs)
+        except DBAPIError as exc:
+            if attempt == attempts or not is_conflict(exc):
+                raise
+            log.info("transaction rolled back to break a deadlock; attempt %d", attempt + 1)
+            time.sleep(0.05 * attempt)
+    raise AssertionError("unreachable")
+
+
 def retrying(
     factory: sessionmaker[Session],
     fn: Callable[..., T],

@@ -129,6 +129,13 @@ def _claim(
                 f"job timed out after {job.timeout_seconds}s",
             )
         return None
+    if job.status == JobStatus.PENDING.value:
+        # The job's first run: the job row will change, so lock it and look
+        # again, lest a cancel committed meanwhile be overwritten by RUNNING.
+        job = scheduling.lock_job(session, job.id)
+        if job.status == JobStatus.CANCELLING.value:
+            scheduling.cancel_job(session, job)  # this queued run with the rest
+            return None
     previous_owner = run.lease_owner
     epoch = take_lease(run, owner, lease_seconds, now)
     if run.status == RunStatus.QUEUED.value:

@@ -139,6 +139,15 @@ def test_operator_path_through_the_cli(server, tmp_path, busybox_image):
     assert retry["retry_of_job_id"] == job["id"] and retry["status"] == "SUCCEEDED"
     assert [h["host_name"] for h in server.json("job-hosts", str(retry["id"]))] == ["node1"]
 
+    # The failed job's history, as the operator reads it afterwards.
+    events = server.json("job-events", str(job["id"]))
+    kinds = [e["kind"] for e in events]
+    assert kinds[0] == "job_created" and kinds[-1] == "job_retried"  # by the retry above
+    assert {"run_failed", "host_failed", "job_finished"} <= set(kinds)
+    assert [e["id"] for e in events] == sorted(e["id"] for e in events)
+    table = craton("job-events", str(job["id"])).stdout
+    assert "run_failed" in table and "job_finished" in table
+
 
 def test_cli_errors(server):
     missing = server.craton("task-show", "nope", check=False)

@@ -44,3 +44,45 @@ def test_an_unknown_executor_is_refused(tmp_path: Path) -> None:
     assert done.returncode != 0
     assert "executor" in done.stderr and "nomad" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def _kubeconfig(tmp_path: Path, server: str) -> Path:
+    from tests.kubernetes.test_kubernetes_platform import write_kubeconfig
+
+    return write_kubeconfig(tmp_path / "kubeconfig", server, "craton")
+
+
+def test_an_unreachable_cluster_is_refused_at_start(tmp_path: Path) -> None:
+    run_cli(tmp_path, "migrate")
+    done = run_cli(
+        tmp_path,
+        "runner",
+        CRATON_WF_EXECUTOR="kubernetes",
+        CRATON_WF_KUBERNETES_KUBECONFIG=str(_kubeconfig(tmp_path, "http://127.0.0.1:9")),
+        CRATON_WF_KUBERNETES_CONTEXT="craton",
+    )
+    assert done.returncode == 1, done.stderr
+    last = done.stderr.strip().splitlines()[-1]  # after the client's own retry warnings
+    assert last.startswith("ERROR: ") and "127.0.0.1:9" in last
+    assert "Traceback" not in done.stderr
+
+
+def test_a_cluster_runner_without_a_docker_engine_to_build_with_is_refused(
+    tmp_path: Path,
+) -> None:
+    from craton_wf.executors.kubefake import FakeKubernetes
+
+    run_cli(tmp_path, "migrate")
+    with FakeKubernetes() as cluster:
+        done = run_cli(
+            tmp_path,
+            "runner",
+            CRATON_WF_EXECUTOR="kubernetes",
+            CRATON_WF_KUBERNETES_KUBECONFIG=str(_kubeconfig(tmp_path, cluster.url)),
+            CRATON_WF_KUBERNETES_CONTEXT="craton",
+            CRATON_WF_DOCKER_BASE_URL="tcp://127.0.0.1:9",
+        )
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.startswith(
+        "ERROR: cannot reach the Docker engine that builds task images at tcp://127.0.0.1:9"
+    )

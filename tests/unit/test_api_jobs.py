@@ -234,3 +234,19 @@ def test_retry_of_a_running_job_is_refused(api, sessions, root, start_runner):
     refused = api.post(f"/v1/jobs/{job['id']}/retry")
     assert refused.status_code == 409
     api.post(f"/v1/jobs/{job['id']}/cancel")
+
+
+def test_a_cancel_racing_the_first_claim_is_neither_refused_nor_lost(
+    api, sessions, root, start_runner, wait_job
+):
+    with transaction(sessions) as session:
+        hosts = make_inventory(session, root.project_id, 2)
+        make_ready_task(session, root.project_id, "slow")
+    start_runner(FakeExecutor(lambda spec: FakeOutcome(delay=30)))
+    for _ in range(6):
+        job = api.post(
+            "/v1/jobs", json={"task": "slow", "hosts": [h.id for h in hosts], "concurrency": 2}
+        ).json()
+        answer = api.post(f"/v1/jobs/{job['id']}/cancel")
+        assert answer.status_code == 202, answer.text
+        assert wait_job(job["id"]).status == "CANCELLED"

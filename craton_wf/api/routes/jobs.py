@@ -9,6 +9,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
+from sqlalchemy.orm import Session
 
 from craton_wf.api.deps import (
     Authorized,
@@ -28,6 +29,7 @@ from craton_wf.api.schemas import (
     LogRead,
     RunRead,
 )
+from craton_wf.db.engine import in_transaction
 from craton_wf.db.models import Job
 from craton_wf.domain.states import FINAL_JOB_STATES
 from craton_wf.services import jobs as job_service
@@ -108,9 +110,12 @@ def show_job(job_id: int, db: Db, me: CurrentUser) -> JobRead:
 
 @router.post("/jobs/{job_id}/cancel", status_code=202)
 def cancel_job(job_id: int, request: Request, db: Db, me: CurrentUser) -> JobRead:
-    with db.begin() as session:
+
+    def cancel(session: Session) -> JobRead:
         job = job_service.cancel(session, job_service.get_job(session, me.project_id, job_id))
-        read = job_read(session, job)
+        return job_read(session, job)
+
+    read = in_transaction(db, cancel)
     _wake_runner(request)
     return read
 
