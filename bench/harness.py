@@ -6,6 +6,7 @@ database) and compare it with raw ``docker`` commands measured in the same run.
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 import tempfile
 import time
@@ -18,16 +19,16 @@ from sqlalchemy import select
 
 from craton_wf.db.engine import make_engine, make_session_factory, transaction
 from craton_wf.db.migrate import upgrade
-from craton_wf.db.models import Job
+from craton_wf.db.models import Job, User
 from craton_wf.domain.states import FINAL_JOB_STATES
 from craton_wf.executors import make_executor
 from craton_wf.runner.worker import Runner
+from craton_wf.services import approvals, inventory
 from craton_wf.services import builds as build_service
-from craton_wf.services import inventory
 from craton_wf.services import jobs as job_service
 from craton_wf.services import tasks as task_service
 from craton_wf.services import workflows as workflow_service
-from craton_wf.services.auth import bootstrap
+from craton_wf.services.auth import Principal, bootstrap
 from craton_wf.settings import Settings
 
 IMAGE = "craton/busybox:latest"
@@ -97,9 +98,10 @@ def add_hosts(platform: Platform, count: int) -> list[int]:
 
 
 def add_ready_task(platform: Platform, name: str, command: str, image: str = IMAGE) -> None:
-    """A task whose READY build is the given image (the build itself is not measured)."""
+    """A task whose READY build is the given image, approved by a second admin (the
+    build itself is not measured)."""
     with transaction(platform.sessions) as session:
-        task_service.create_task(
+        task = task_service.create_task(
             session,
             platform.project_id,
             None,
@@ -110,8 +112,23 @@ def add_ready_task(platform: Platform, name: str, command: str, image: str = IMA
         claim = build_service.claim_next_build(session, "bench", 60)
         assert claim is not None
         build_service.finish_build(
-            session, claim.build_id, "bench", claim.epoch, image=image, digest=None
+            session,
+            claim.build_id,
+            "bench",
+            claim.epoch,
+            image=image,
+            digest="sha256:" + hashlib.sha256(image.encode()).hexdigest(),  # what is approved
         )
+        approver = User(name=f"approver-{name}", default_project_id=platform.project_id)
+        session.add(approver)
+        session.flush()
+        admin = Principal(
+            user_id=approver.id,
+            user_name=approver.name,
+            project_id=platform.project_id,
+            roles=frozenset({"admin"}),
+        )
+        approvals.decide(session, admin, task, "approved")
 
 
 def add_workflow(platform: Platform, name: str, steps: list[Any]) -> None:
