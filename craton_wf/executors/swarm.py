@@ -10,8 +10,9 @@ Hardening is the local executor's, as far as a service spec carries it on the
 engines this targets (API 1.41, Docker 20.10): user nobody, all capabilities
 dropped (the bounding set too, so a setuid binary gains nothing), read-only
 root with a ``/tmp`` tmpfs, pids/memory/CPU limits, no mounts of the host and
-never the engine's socket. A service spec has no ``no-new-privileges`` before
-API 1.44, and swarm has no ``none`` network: a task that does not ask for the
+never the engine's socket. A service spec carries ``no-new-privileges`` only
+from API 1.44 (Docker 25) on, so it is set there and missing on older engines;
+and swarm has no ``none`` network: a task that does not ask for the
 network is attached only to an ``--internal`` overlay network of its project
 (``craton-isolated-<project>``), which has no route off the cluster and which
 other projects' tasks never join.
@@ -50,6 +51,7 @@ import docker.errors
 import requests
 from docker.types import ContainerSpec as ServiceContainerSpec
 from docker.types import Mount, RestartPolicy, TaskTemplate
+from docker.utils import version_gte
 
 from craton_wf.errors import ContainerNotFound, ExecutorError, NameTaken
 from craton_wf.executors.base import ContainerSpec, ContainerState, Handle
@@ -80,8 +82,19 @@ def isolated_network_name(project: str) -> str:
     return "craton-isolated-" + _NETWORK_NAME.sub("-", project)[:40]
 
 
-def service_spec(spec: ContainerSpec, network: str | None, stop_grace_seconds: float) -> Any:
-    """The task template of one run attempt: hardened, limited, restart condition none."""
+NO_NEW_PRIVILEGES_API = "1.44"  # the first API whose service spec carries it
+
+
+def service_spec(
+    spec: ContainerSpec,
+    network: str | None,
+    stop_grace_seconds: float,
+    no_new_privileges: bool = False,
+) -> Any:
+    """The task template of one run attempt: hardened, limited, restart condition none.
+
+    ``no_new_privileges`` where the engine's API carries it (1.44 and later).
+    """
     limits: dict[str, int] = {}
     if spec.limits.nano_cpus is not None:
         limits["NanoCPUs"] = spec.limits.nano_cpus
@@ -110,6 +123,8 @@ def service_spec(spec: ContainerSpec, network: str | None, stop_grace_seconds: f
         tty=False,
         open_stdin=False,
     )
+    if no_new_privileges:
+        container["Privileges"] = {"NoNewPrivileges": True}
     return TaskTemplate(
         container,
         restart_policy=RestartPolicy(condition="none"),
@@ -214,7 +229,12 @@ class SwarmExecutor(DockerExecutor):
         network = (
             None if spec.network else self._isolated_network(spec.labels.get("craton.project", ""))
         )
-        template = service_spec(spec, network, self.stop_grace_seconds)
+        template = service_spec(
+            spec,
+            network,
+            self.stop_grace_seconds,
+            no_new_privileges=version_gte(self.client.api.api_version, NO_NEW_PRIVILEGES_API),
+        )
         with docker_errors(f"create service {name}"):
             try:
                 created = self.client.api.create_service(
