@@ -100,10 +100,11 @@ def test_task_create_sends_secrets_and_resources(router, cli) -> None:
     result = cli(
         "task-create", "--name", "patch", "--location", "https://git.example/p.git",
         "--command", "sh run.sh", "--secret", "DB_PASSWORD", "--memory-mb", "1024",
-        "--cpus", "2",
+        "--cpus", "2", "--placement", "node.labels.zone==a", "--placement", "node.role==worker",
     )  # fmt: skip
 
     assert result.code == 0, result.err
     body = json.loads(router.sent("POST", "/v1/tasks")[0].content)
     assert body["secrets"] == ["DB_PASSWORD"]
     assert body["resources"] == {"memory_mb": 1024, "cpus": 2.0}
+    assert body["placement"] == ["node.labels.zone==a", "node.role==worker"]

@@ -54,6 +54,7 @@ def _spec(args: argparse.Namespace) -> dict[str, Any]:
         "needs_network": args.needs_network,
         "secrets": args.secret,
         "resources": _resources(args),
+        "placement": args.placement,
     }
     return {k: v for k, v in spec.items() if v is not None}
 
@@ -183,6 +184,12 @@ def _metadata_options(parser: argparse.ArgumentParser, create: bool) -> None:
         action="append",
         metavar="NAME",
         help="a project secret the task gets as an environment variable (repeatable)",
+    )
+    parser.add_argument(
+        "--placement",
+        action="append",
+        metavar="CONSTRAINT",
+        help="where it may run, e.g. node.labels.zone==a or node.role==manager (repeatable)",
     )
     parser.add_argument("--memory-mb", type=int, help="memory to ask for (within the maximum)")
     parser.add_argument("--cpus", type=float, help="CPUs to ask for (within the maximum)")
