@@ -257,6 +257,11 @@ class Task(TimestampMixin, Base):
     resources: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, nullable=False)
     # Swarm-style constraints on where its containers run (domain.resources.check_placement).
     placement: Mapped[list[str]] = mapped_column(JSONType, default=list, nullable=False)
+    # Who last changed what it runs (command, secrets, network, resources): they may
+    # not approve its builds (services.approvals.decide).
+    execution_changed_by: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL")
+    )
     # Names of the project's secrets its containers get as environment variables.
     secrets: Mapped[list[str]] = mapped_column(JSONType, default=list, nullable=False)
     status: Mapped[str] = mapped_column(String(32), nullable=False)

@@ -175,7 +175,9 @@ def decide(
         raise Forbidden(
             f"you asked for build {build.number} of task {task.name}: another admin must approve it"
         )
-    if decision == APPROVED and _changed_by(session, build.id, me.user_id):
+    if decision == APPROVED and (
+        task.execution_changed_by == me.user_id or _changed_by(session, build.id, me.user_id)
+    ):
         raise Forbidden(
             f"you changed what build {build.number} of task {task.name} runs: "
             "another admin must approve it"

@@ -198,6 +198,8 @@ def update_task(
         task.name = check_name(data["name"], "task")
     flush_unique(session, "task", task.name)
     changed = [name for name, value in before.items() if getattr(task, name) != value]
+    if changed and me is not None:
+        task.execution_changed_by = me.user_id
     approvals.revoke_for_change(session, me, task, changed)
     return task
 

@@ -1,4 +1,4 @@
-"""runs.log_bytes (the per-run log cap) and tasks.placement
+"""runs.log_bytes (the per-run log cap), tasks.placement and tasks.execution_changed_by
 
 Revision ID: 0004
 Revises: 0003
@@ -25,12 +25,24 @@ def upgrade() -> None:
         batch_op.alter_column("log_bytes", server_default=None)
     with op.batch_alter_table("tasks", schema=None) as batch_op:
         batch_op.add_column(sa.Column("placement", JSON, nullable=False, server_default="[]"))
+        batch_op.add_column(sa.Column("execution_changed_by", sa.Integer(), nullable=True))
+        batch_op.create_foreign_key(
+            batch_op.f("fk_tasks_execution_changed_by_users"),
+            "users",
+            ["execution_changed_by"],
+            ["id"],
+            ondelete="SET NULL",
+        )
     with op.batch_alter_table("tasks", schema=None) as batch_op:
         batch_op.alter_column("placement", server_default=None)
 
 
 def downgrade() -> None:
     with op.batch_alter_table("tasks", schema=None) as batch_op:
+        batch_op.drop_constraint(
+            batch_op.f("fk_tasks_execution_changed_by_users"), type_="foreignkey"
+        )
+        batch_op.drop_column("execution_changed_by")
         batch_op.drop_column("placement")
     with op.batch_alter_table("runs", schema=None) as batch_op:
         batch_op.drop_column("log_bytes")

@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from craton_wf.db.engine import transaction
 from craton_wf.db.models import ApiToken, User, utcnow
-from tests.factories import make_inventory, make_ready_task
+from tests.factories import finish_current_build, make_inventory, make_ready_task
 
 
 def acting_as(api: TestClient, project_id: str, name: str, role: str) -> TestClient:
@@ -149,6 +149,26 @@ def test_changing_what_a_task_runs_revokes_its_approval(api, root, sessions):
     assert ("task.update", "editor", "success") in {
         (e["action"], e["user_name"], e["outcome"]) for e in events
     }
+
+
+def test_who_changed_what_runs_before_the_build_was_ready_cannot_approve_it(
+    api, root, sessions
+):
+    created = api.post(
+        "/v1/tasks",
+        json={"name": "early", "location": "https://example.invalid/t.git", "command": "true"},
+    )
+    assert created.status_code == 201, created.text
+    task_id = created.json()["id"]
+    editor = acting_as(api, root.project_id, "early-editor", "admin")
+    approver = acting_as(api, root.project_id, "early-approver", "admin")
+    assert editor.put(f"/v1/tasks/{task_id}", json={"command": "sh -c evil"}).status_code == 200
+    with transaction(sessions) as session:
+        finish_current_build(session, task_id, "sha256:" + "1" * 64)  # READY only now
+
+    own = editor.post(f"/v1/tasks/{task_id}/approve")
+    assert own.status_code == 403 and "another admin must approve" in own.json()["message"]
+    assert approver.post(f"/v1/tasks/{task_id}/approve").status_code == 200
 
 
 def test_each_execution_field_revokes_the_approval(api, root, sessions):
