@@ -151,9 +151,7 @@ def test_changing_what_a_task_runs_revokes_its_approval(api, root, sessions):
     }
 
 
-def test_who_changed_what_runs_before_the_build_was_ready_cannot_approve_it(
-    api, root, sessions
-):
+def test_who_changed_what_runs_before_the_build_was_ready_cannot_approve_it(api, root, sessions):
     created = api.post(
         "/v1/tasks",
         json={"name": "early", "location": "https://example.invalid/t.git", "command": "true"},
