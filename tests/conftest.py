@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import docker
+import docker.errors
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
@@ -38,6 +40,18 @@ for _variable, _value in (
 
 def pytest_report_header(config: pytest.Config) -> str:
     return f"craton-wf database: {'postgresql' if POSTGRES_URL else 'sqlite'}"
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> Iterator[docker.DockerClient]:
+    """The local Docker engine; the tests that need it are skipped when none answers."""
+    try:
+        client = docker.from_env()
+        client.ping()
+    except docker.errors.DockerException as exc:
+        pytest.skip(f"no Docker engine answers (DOCKER_HOST or /var/run/docker.sock): {exc}")
+    yield client
+    client.close()
 
 
 @pytest.fixture(scope="session")

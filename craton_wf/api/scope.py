@@ -56,6 +56,10 @@ def _task(session: Session, me: Principal, params: Params) -> object:
     return task
 
 
+def _workflow(session: Session, me: Principal, params: Params) -> object:
+    return get_owned(session, Workflow, me.project_id, params["workflow_id"], "workflow")
+
+
 LOOKUPS: dict[tuple[str, str], Lookup] = {
     ("projects", "project_id"): _project,
     ("projects", "object_id"): _inventory("projects"),
@@ -65,12 +69,8 @@ LOOKUPS: dict[tuple[str, str], Lookup] = {
     ("hosts", "object_id"): _inventory("hosts"),
     ("hosts", "host_id"): _inventory("hosts"),
     ("tasks", "task_id"): _task,
-    ("workflows", "workflow_id"): lambda s, me, p: get_owned(
-        s, Workflow, me.project_id, p["workflow_id"], "workflow"
-    ),
-    ("workflow", "workflow_id"): lambda s, me, p: get_owned(
-        s, Workflow, me.project_id, p["workflow_id"], "workflow"
-    ),
+    ("workflows", "workflow_id"): _workflow,
+    ("workflow", "workflow_id"): _workflow,  # the spec's name of the same routes
     ("jobs", "job_id"): lambda s, me, p: jobs.get_job(s, me.project_id, p["job_id"]),
     ("users", "user_id"): lambda s, me, p: users.get_user(s, me, p["user_id"]),
     ("tokens", "token_id"): lambda s, me, p: users.get_token(s, me, p["token_id"]),

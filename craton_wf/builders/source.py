@@ -36,7 +36,7 @@ import subprocess
 import tarfile
 import time
 from collections.abc import Sequence
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import git
@@ -48,7 +48,7 @@ from craton_wf.domain.archives import (
     DEFAULT_MAX_RATIO,
     ArchiveLimits,
     check_archive,
-    member_kind,
+    member_path,
 )
 from craton_wf.domain.sources import GitSourcePolicy, check_git_source, redact_url
 from craton_wf.errors import CratonError, SourceError
@@ -229,42 +229,19 @@ def _git_message(exc: git.exc.GitCommandError) -> str:
     return _truncate(stderr or f"git exited with status {exc.status}")
 
 
-def _checked_member_path(member: tarfile.TarInfo, root: Path) -> PurePosixPath | None:
-    """The member's relative path once safe; None for the archive's own root entry."""
-    name = member.name
-    path = PurePosixPath(name)
-    if not name or path.is_absolute() or name.startswith(("/", "\\")):
-        raise SourceError(f"archive member {name!r}: absolute paths are not allowed")
-    if ".." in path.parts or "\\" in name:
-        raise SourceError(f"archive member {name!r}: '..' and backslashes are not allowed")
-    if not (member.isreg() or member.isdir()):
-        raise SourceError(f"archive member {name!r} is {member_kind(member)}: not allowed")
-    if path == PurePosixPath("."):
-        if member.isdir():
-            return None
-        raise SourceError(f"archive member {name!r} is not a file name")
-    target = (root / path).resolve()
-    if not target.is_relative_to(root) or target == root:
-        raise SourceError(f"archive member {name!r} would be written outside the source")
-    return path
-
-
-def _checked_members(
-    archive: tarfile.TarFile, root: Path, max_files: int, max_bytes: int
-) -> list[tarfile.TarInfo]:
-    """Every member, checked while the headers are read (so a bomb stops early)."""
+def _members_to_write(archive: tarfile.TarFile, root: Path) -> list[tarfile.TarInfo]:
+    """The members ``check_archive`` accepted, but the archive's own root entry, each
+    resolved once more against the destination as it really is on disk."""
     members: list[tarfile.TarInfo] = []
-    total = 0
     while (member := archive.next()) is not None:
-        if len(members) >= max_files:
-            raise SourceError(f"the archive has more than {max_files} members")
-        if _checked_member_path(member, root) is None:
-            continue
-        total += member.size if member.isreg() else 0
-        if total > max_bytes:
-            raise SourceError(
-                f"the archive unpacks to more than {max_bytes} bytes (at member {member.name!r})"
-            )
+        path = member_path(member)
+        if path == ".":
+            if member.isdir():
+                continue
+            raise SourceError(f"archive member {member.name!r} is not a file name")
+        target = (root / path).resolve()
+        if not target.is_relative_to(root) or target == root:
+            raise SourceError(f"archive member {member.name!r} would be written outside the source")
         members.append(member)
     return members
 
@@ -286,10 +263,11 @@ def unpack_archive(
         raise SourceError(f"could not unpack the archive: {exc.message}") from exc
     try:
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as archive:
-            members = _checked_members(archive, root, max_files, max_bytes)
-            archive.extractall(root, members=members, filter="data")
+            archive.extractall(root, members=_members_to_write(archive, root), filter="data")
     except SourceError:
         raise
+    except CratonError as exc:
+        raise SourceError(f"could not unpack the archive: {exc.message}") from exc
     except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
         raise SourceError(f"could not unpack the archive: {_truncate(str(exc))}") from exc
 

@@ -108,16 +108,17 @@ def in_transaction(
     For API calls that lock rows runners lock too (cancelling a job locks the
     job, then its runs; a runner's claim locks a run, then its job).
     """
-    for attempt in range(1, attempts + 1):
+    for attempt in range(1, attempts):
         try:
             with transaction(factory) as session:
                 return fn(session, *args, **kwargs)
         except DBAPIError as exc:
-            if attempt == attempts or not is_conflict(exc):
+            if not is_conflict(exc):
                 raise
             log.info("transaction rolled back to break a deadlock; attempt %d", attempt + 1)
             time.sleep(0.05 * attempt)
-    raise AssertionError("unreachable")
+    with transaction(factory) as session:  # the last attempt: its error is the caller's
+        return fn(session, *args, **kwargs)
 
 
 def retrying(

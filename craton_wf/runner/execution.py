@@ -178,13 +178,14 @@ class RunExecution:
                 except NameTaken:
                     # Created meanwhile under this attempt's name: adopt it if it is ours.
                     handle = self.executor.find(self.a.container_name)
-                    if handle is None or not self._is_ours(handle):
-                        if handle is None:
-                            self._finish(
-                                exit_code=None,
-                                lost=True,
-                                error=f"container {self.a.container_name} vanished as it was made",
-                            )
+                    if handle is None:
+                        self._finish(
+                            exit_code=None,
+                            lost=True,
+                            error=f"container {self.a.container_name} vanished as it was made",
+                        )
+                        return None
+                    if not self._is_ours(handle):
                         return None
                     log.info("run %s: adopting %s, made meanwhile", self.a.run_id, handle.name)
                 self._fault("after_create")

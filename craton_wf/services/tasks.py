@@ -73,10 +73,6 @@ def check_git_location(location: str, policy: GitSourcePolicy | None = None) -> 
     return check_git_source(location, policy or GitSourcePolicy())
 
 
-def _check_relative(path: str | None, what: str) -> str | None:
-    return check_source_path(path, what)
-
-
 def check_restricted_to(roles: Any) -> list[str]:
     if roles is None:
         return []
@@ -128,8 +124,8 @@ def create_task(
         source_type=source_type,
         location=location,
         ref=ref,
-        subdir=_check_relative(data.get("subdir"), "subdir"),
-        dockerfile=_check_relative(data.get("dockerfile"), "dockerfile") or "Dockerfile",
+        subdir=check_source_path(data.get("subdir"), "subdir"),
+        dockerfile=check_source_path(data.get("dockerfile"), "dockerfile") or "Dockerfile",
         command=normalize_command(data.get("command")),
         kind=kind,
         public=bool(data.get("public", False)),
@@ -188,7 +184,7 @@ def update_task(
         elif name == "secrets":
             value = check_secret_names(value)
         elif name in ("subdir", "dockerfile"):
-            value = _check_relative(value, name)
+            value = check_source_path(value, name)
         elif name == "location" and task.source_type == "git":
             value = check_git_location(value, rules.sources)
         elif name == "ref":

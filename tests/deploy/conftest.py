@@ -22,17 +22,6 @@ BASE_IMAGE = "craton/python:3"
 TEST_LABEL = "craton.test"
 
 
-@pytest.fixture(scope="session")
-def docker_client() -> Iterator[docker.DockerClient]:
-    try:
-        client = docker.from_env()
-        client.ping()
-    except docker.errors.DockerException as exc:
-        pytest.skip(f"no Docker engine answers (DOCKER_HOST or /var/run/docker.sock): {exc}")
-    yield client
-    client.close()
-
-
 @pytest.fixture(scope="module")
 def labels(docker_client: docker.DockerClient) -> Iterator[dict[str, str]]:
     """Labels of everything this module creates; all of it goes at the end."""

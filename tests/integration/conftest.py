@@ -20,17 +20,6 @@ TEST_LABEL = "craton.test"
 
 
 @pytest.fixture(scope="session")
-def docker_client() -> Iterator[docker.DockerClient]:
-    try:
-        client = docker.from_env()
-        client.ping()
-    except docker.errors.DockerException as exc:
-        pytest.skip(f"no Docker engine answers (DOCKER_HOST or /var/run/docker.sock): {exc}")
-    yield client
-    client.close()
-
-
-@pytest.fixture(scope="session")
 def test_session_id(docker_client: docker.DockerClient) -> Iterator[str]:
     """A label value naming this test session; its containers and images go at the end."""
     session_id = uuid.uuid4().hex[:10]

@@ -16,8 +16,7 @@ from sqlalchemy import select
 
 from craton_wf.api.app import create_app
 from craton_wf.db.engine import transaction
-from craton_wf.db.models import Job, JobHost, Run, RunLog
-from craton_wf.domain.states import FINAL_JOB_STATES
+from craton_wf.db.models import JobHost, Run, RunLog
 from craton_wf.executors import make_executor
 from craton_wf.executors.kubefake import FakeKubernetes
 from craton_wf.executors.kubernetes import KubernetesExecutor
@@ -26,6 +25,7 @@ from craton_wf.services import jobs as job_service
 from craton_wf.services import workflows as workflow_service
 from craton_wf.settings import Settings
 from tests.factories import make_inventory, make_ready_task
+from tests.integration.test_platform import wait_job
 from tests.kubernetes.conftest import IMAGE
 from tests.kubernetes.conftest import make_executor as make_test_executor
 
@@ -33,19 +33,6 @@ pytestmark = pytest.mark.timeout(180)
 
 GREET = """sh -c 'echo "hello from the cluster"; printf "%s\\n" "$1"' sh"""
 FAIL = """sh -c 'echo "about to fail" >&2; exit 3' sh"""
-
-
-def wait_for_job(sessions: Any, job_id: int, timeout: float = 120.0) -> Job:
-    wanted = {state.value for state in FINAL_JOB_STATES}
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with transaction(sessions) as session:
-            job = session.get(Job, job_id)
-            assert job is not None
-            if job.status in wanted:
-                return job
-        time.sleep(0.1)
-    raise AssertionError(f"job {job_id} did not finish in {timeout}s")
 
 
 def test_a_job_runs_as_kubernetes_jobs_and_its_logs_and_codes_are_stored(
@@ -65,7 +52,7 @@ def test_a_job_runs_as_kubernetes_jobs_and_its_logs_and_codes_are_stored(
     runner = Runner(settings, sessions, executor)
     runner.start()
     try:
-        job = wait_for_job(sessions, job_id)
+        job = wait_job(sessions, job_id)
     finally:
         runner.stop(timeout=30)
         executor.close()
@@ -236,7 +223,7 @@ def test_a_step_timeout_is_the_jobs_deadline_and_the_run_times_out(
     runner = Runner(settings, sessions, executor)
     runner.start()
     try:
-        job = wait_for_job(sessions, job_id, timeout=60)
+        job = wait_job(sessions, job_id, timeout=60)
     finally:
         runner.stop(timeout=30)
         executor.close()
@@ -261,7 +248,7 @@ def test_cancel_deletes_the_running_kubernetes_job(
         started = time.monotonic()
         with transaction(sessions) as session:
             job_service.cancel(session, job_service.get_job(session, root.project_id, job_id))
-        job = wait_for_job(sessions, job_id, timeout=60)
+        job = wait_job(sessions, job_id, timeout=60)
     finally:
         runner.stop(timeout=30)
         executor.close()
@@ -300,7 +287,7 @@ def test_a_killed_runners_kubernetes_job_is_adopted_and_its_log_is_whole(
         first = runners.start("one", CRATON_WF_FAULT_POINT=fault_point)
         assert first.wait(timeout=60) == -9, runners.log("one")  # SIGKILLed itself
         runners.start("two")
-        job = wait_for_job(sessions, job_id, timeout=90)
+        job = wait_job(sessions, job_id, timeout=90)
     finally:
         runners.stop_all()
     (run,) = _runs(sessions, job_id)
