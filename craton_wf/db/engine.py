@@ -70,7 +70,20 @@ def _configure_sqlite(engine: Engine) -> None:
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(bind=engine, expire_on_commit=False, autoflush=True)
+    """Sessions that keep every object they load for their (one transaction's) life.
+
+    The identity map alone holds objects weakly: a row loaded, used and
+    dropped in one call is asked for again by the next ``session.get`` of the
+    same transaction. A runner recording many runs in one transaction reads a
+    job or a user once instead of once per run.
+    """
+    factory = sessionmaker(bind=engine, expire_on_commit=False, autoflush=True)
+
+    @event.listens_for(factory, "loaded_as_persistent")
+    def _hold(session: Session, instance: object) -> None:
+        session.info.setdefault("held", []).append(instance)
+
+    return factory
 
 
 @contextmanager

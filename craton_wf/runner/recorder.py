@@ -11,7 +11,7 @@ writes are waiting, from every run, and records them together:
 - a run's thread waits for its write to be committed before it goes on, so
   the writes of one run stay in order;
 - finished runs are recorded with ``settle=False`` and their jobs are moved on
-  once per batch (``runs.settle_jobs``);
+  once per batch (``runs.settle_finished``);
 - writes are applied in run id order, so two runners' batches lock rows in
   the same order;
 - if any write of a batch fails, the batch is rolled back and each write is
@@ -32,7 +32,9 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from craton_wf.db.engine import retrying
+from craton_wf.db.models import Run
 from craton_wf.services import runs as run_service
+from craton_wf.services.leases import lock_rows
 
 log = logging.getLogger(__name__)
 
@@ -108,17 +110,19 @@ class Recorder:
 
 
 def _apply_all(session: Session, batch: list[_Write]) -> list[Any]:
-    """Apply every write of the batch, then move the finished runs' jobs on once each."""
+    """Apply every write of the batch, then move the finished runs' jobs on once each.
+
+    The batch's runs are locked first, with one query, in id order; each
+    write's own lease check then finds its run locked already.
+    """
+    lock_rows(session, Run, [write.run_id for write in batch])
     results: dict[int, Any] = {}
-    finished: list[int] = []
     order = sorted(range(len(batch)), key=lambda i: batch[i].run_id)  # stable: keeps run order
     for index in order:
         write = batch[index]
         if write.finishes:
             results[index] = write.fn(session, *write.args, settle=False, **write.kwargs)
-            finished.append(write.run_id)
         else:
             results[index] = write.fn(session, *write.args, **write.kwargs)
-    if finished:
-        run_service.settle_jobs(session, finished)
+    run_service.settle_finished(session)
     return [results[index] for index in range(len(batch))]

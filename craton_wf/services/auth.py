@@ -55,6 +55,24 @@ def issue_token(
     run_id: int | None = None,
     ttl: timedelta | None = None,
 ) -> IssuedToken:
+    row, token = new_token(
+        session, user, name=name, project_id=project_id, job_id=job_id, run_id=run_id, ttl=ttl
+    )
+    session.flush()
+    return IssuedToken(row.id, token, user.name, project_id, row.expires_at)
+
+
+def new_token(
+    session: Session,
+    user: User,
+    *,
+    name: str = "",
+    project_id: str | None = None,
+    job_id: int | None = None,
+    run_id: int | None = None,
+    ttl: timedelta | None = None,
+) -> tuple[ApiToken, str]:
+    """A new token's row (added, not yet flushed: no id) and the token itself."""
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     row = ApiToken(
         user_id=user.id,
@@ -67,8 +85,7 @@ def issue_token(
         expires_at=utcnow() + ttl if ttl else None,
     )
     session.add(row)
-    session.flush()
-    return IssuedToken(row.id, token, user.name, project_id, row.expires_at)
+    return row, token
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from craton_wf.db.models import Job, JobHost, Run, RunDependency, RunLog, utcnow
 from craton_wf.domain.outputs import TEMPORARY_FAILURE_EXIT_CODE, parse_output_line
 from craton_wf.domain.payload import build_payload, encode_payload
 from craton_wf.domain.redaction import redact
-from craton_wf.domain.states import JobStatus, RunStatus
+from craton_wf.domain.states import FINAL_RUN_STATES, JobStatus, RunStatus
 from craton_wf.services import scheduling
 from craton_wf.services.events import record_event
 from craton_wf.services.leases import check_lease, claim_many, db_now, lock_row, take_lease
@@ -105,20 +105,33 @@ def claim_runs(
         .where(or_(queued, expired))
         .order_by(Run.queued_at, Run.id)
     )
-    claimed = []
+    runs = []
     for run in claim_many(session, stmt, Run, limit):
-        assignment = _claim(session, run, owner, lease_seconds, now)
-        if assignment is not None:
-            claimed.append(assignment)
-    return claimed
+        # The runner a started run is taken over from; None for a queued run.
+        previous = None if run.status == RunStatus.QUEUED.value else run.lease_owner
+        if _claim(session, run, owner, lease_seconds, now):
+            runs.append((run, previous))
+    if not runs:
+        return []
+    # What the assignments read, asked once for all of them.
+    host_ids = [run.job_host_id for run, _ in runs if run.job_host_id]
+    if host_ids:
+        session.execute(select(JobHost).where(JobHost.id.in_(host_ids))).scalars().all()
+    waiting = set(
+        session.execute(
+            select(RunDependency.run_id).where(RunDependency.run_id.in_([r.id for r, _ in runs]))
+        ).scalars()
+    )
+    return [
+        _assignment(session, run, previous, outputs=run.id in waiting) for run, previous in runs
+    ]
 
 
-def _claim(
-    session: Session, run: Run, owner: str, lease_seconds: float, now: datetime
-) -> RunAssignment | None:
+def _claim(session: Session, run: Run, owner: str, lease_seconds: float, now: datetime) -> bool:
+    """Take the lease of a locked run; False when it is not to be claimed after all."""
     claimable = (RunStatus.QUEUED.value, RunStatus.STARTING.value, RunStatus.RUNNING.value)
     if run.status not in claimable:  # cancelled by a job timeout met earlier in this claim
-        return None
+        return False
     job = session.get(Job, run.job_id)
     assert job is not None
     if run.status == RunStatus.QUEUED.value and job.deadline is not None and job.deadline <= now:
@@ -128,22 +141,21 @@ def _claim(
                 scheduling.lock_job(session, job.id),
                 f"job timed out after {job.timeout_seconds}s",
             )
-        return None
+        return False
     if job.status == JobStatus.PENDING.value:
         # The job's first run: the job row will change, so lock it and look
         # again, lest a cancel committed meanwhile be overwritten by RUNNING.
         job = scheduling.lock_job(session, job.id)
         if job.status == JobStatus.CANCELLING.value:
             scheduling.cancel_job(session, job)  # this queued run with the rest
-            return None
+            return False
     previous_owner = run.lease_owner
-    epoch = take_lease(run, owner, lease_seconds, now)
+    take_lease(run, owner, lease_seconds, now)
     if run.status == RunStatus.QUEUED.value:
         scheduling.set_run_status(run, RunStatus.STARTING)
         run.attempt += 1
         run.container_name = container_name(run)
         run.error = None
-        previous_owner = None
     else:
         record_event(
             session,
@@ -157,13 +169,15 @@ def _claim(
     if job.status == JobStatus.PENDING.value:
         scheduling.set_job_status(job, JobStatus.RUNNING, now)
         record_event(session, job.id, "job_started", runner_id=owner)
-    session.flush()
-    return _assignment(session, job, run, epoch, previous_owner)
+    return True
 
 
 def _assignment(
-    session: Session, job: Job, run: Run, epoch: int, adopted_from: str | None
+    session: Session, run: Run, adopted_from: str | None, *, outputs: bool
 ) -> RunAssignment:
+    """What the runner needs of a claimed run; ``outputs``: it depends on other runs."""
+    job = session.get(Job, run.job_id)
+    assert job is not None
     host = session.get(JobHost, run.job_host_id) if run.job_host_id else None
     step = job.steps[run.step_index]
     payload = build_payload(
@@ -171,7 +185,7 @@ def _assignment(
         step=step,
         attempt=run.attempt,
         host=host.host if host else None,
-        outputs=_earlier_outputs(session, run),
+        outputs=_earlier_outputs(session, run) if outputs else {},
     )
     last_ts: datetime | None = None
     boundary: tuple[tuple[str, str], ...] = ()
@@ -180,11 +194,12 @@ def _assignment(
             select(func.max(RunLog.ts)).where(RunLog.run_id == run.id, RunLog.stream != "system")
         ).scalar_one()
         boundary = tuple(
-            session.execute(
+            (stream, line)
+            for stream, line in session.execute(
                 select(RunLog.stream, RunLog.line).where(
                     RunLog.run_id == run.id, RunLog.ts == last_ts
                 )
-            ).tuples()
+            )
         )
     return RunAssignment(
         run_id=run.id,
@@ -194,7 +209,7 @@ def _assignment(
         host_name=host.host_name if host else None,
         step_name=run.step_name,
         attempt=run.attempt,
-        epoch=epoch,
+        epoch=run.lease_epoch,
         image=run.image,
         command=[*run.command, encode_payload(payload)],
         container_name=run.container_name or container_name(run),
@@ -355,14 +370,14 @@ def finish_run(
 
     A temporary failure (exit 75) or a lost container (gone before its exit code
     was read) is retried while the step has attempts left. ``settle=False``
-    leaves the job-wide scheduling to the caller (``scheduling.settle_job``),
-    which finishes many runs in one transaction.
+    leaves the rest to one :func:`settle_finished` call, which moves on the
+    jobs of many runs finished in one transaction, once each.
     """
     run = lock_row(session, Run, run_id)
     if run is not None and run.lease_epoch == epoch and run.lease_owner is None:
         return RunStatus(run.status)  # a retry of a finish that did commit
     run = check_lease(session, Run, run_id, owner, epoch, row=run)
-    revoke_run_tokens(session, run.id)  # the attempt's CRATON_TOKEN dies with it
+    session.info.setdefault("finished_runs", []).append(run)
     # Not locked: the job-wide part of scheduling locks it (settle_job); the
     # run's own part locks only the rows it changes.
     job = session.get(Job, run.job_id)
@@ -404,18 +419,19 @@ def finish_run(
             run_id=run.id,
             runner_id=owner,
         )
-        return status
-    scheduling.set_run_status(run, status)
-    record_event(
-        session,
-        job.id,
-        f"run_{status.value.lower()}",
-        f"{run.step_name}: {error or 'ok'}",
-        run_id=run.id,
-        runner_id=owner,
-        exit_code=exit_code,
-    )
-    scheduling.after_run_finished(session, job, run, settle=settle)
+    else:
+        scheduling.set_run_status(run, status)
+        record_event(
+            session,
+            job.id,
+            f"run_{status.value.lower()}",
+            f"{run.step_name}: {error or 'ok'}",
+            run_id=run.id,
+            runner_id=owner,
+            exit_code=exit_code,
+        )
+    if settle:
+        settle_finished(session)
     return status
 
 
@@ -450,8 +466,27 @@ def runs_to_stop(session: Session, owner: str, run_ids: list[int]) -> dict[int, 
     return verdict
 
 
-def settle_jobs(session: Session, run_ids: list[int]) -> None:
-    """Move on, once each, the jobs of runs finished with ``settle=False``."""
-    job_ids = sorted(set(session.execute(select(Run.job_id).where(Run.id.in_(run_ids))).scalars()))
-    for job_id in job_ids:
+def settle_finished(session: Session) -> None:
+    """After :func:`finish_run` calls of this transaction: revoke the attempts'
+    tokens, propagate the final runs through their jobs' graphs, and move each
+    job on once.
+
+    Rows are locked in one order everywhere: the runs (by the finishes), then
+    their hosts (all jobs), then the jobs, by id.
+    """
+    runs: list[Run] = session.info.pop("finished_runs", [])
+    if not runs:
+        return
+    revoke_run_tokens(session, [run.id for run in runs])  # CRATON_TOKEN dies with the attempt
+    by_job: dict[int, list[Run]] = {}
+    for run in runs:
+        by_job.setdefault(run.job_id, [])
+        if RunStatus(run.status) in FINAL_RUN_STATES:
+            by_job[run.job_id].append(run)
+    for job_id, finals in sorted(by_job.items()):
+        if finals:
+            job = session.get(Job, job_id)
+            assert job is not None
+            scheduling.after_runs_finished(session, job, finals)
+    for job_id in sorted(by_job):
         scheduling.settle_job(session, scheduling.lock_job(session, job_id))

@@ -36,6 +36,7 @@ from craton_wf.domain.states import (
     check_transition,
 )
 from craton_wf.services.events import record_event
+from craton_wf.services.leases import lock_rows
 
 _FINAL_RUN_VALUES = [s.value for s in FINAL_RUN_STATES]
 _ACTIVE_RUN_VALUES = [s.value for s in ACTIVE_RUN_STATES]
@@ -48,11 +49,12 @@ def lock_job(session: Session, job_id: int) -> Job:
     foreign-key checks of rows inserted meanwhile (events, log lines, leases of
     other runs), which a plain ``FOR UPDATE`` would queue behind this lock.
     """
-    job = session.execute(
-        select(Job).where(Job.id == job_id).with_for_update(key_share=True)
+    return session.execute(
+        select(Job)
+        .where(Job.id == job_id)
+        .with_for_update(key_share=True)
+        .execution_options(populate_existing=True)
     ).scalar_one()
-    session.refresh(job)
-    return job
 
 
 def set_run_status(run: Run, status: RunStatus) -> None:
@@ -78,23 +80,23 @@ def set_job_status(job: Job, status: JobStatus, now: datetime) -> None:
         job.finished_at = now
 
 
-def _dependencies_state(session: Session, run: Run) -> str:
-    """'ready', 'waiting' or 'blocked' (a dependency can no longer succeed)."""
+def _dependencies_states(session: Session, runs: list[Run]) -> dict[int, str]:
+    """Per run: 'ready', 'waiting' or 'blocked' (a dependency can no longer succeed)."""
+    states = {run.id: "ready" for run in runs}
+    if not runs:
+        return states
     rows = session.execute(
-        select(Run.status, Run.required)
-        .join(RunDependency, RunDependency.depends_on_id == Run.id)
-        .where(RunDependency.run_id == run.id)
+        select(RunDependency.run_id, Run.status, Run.required)
+        .join(Run, Run.id == RunDependency.depends_on_id)
+        .where(RunDependency.run_id.in_(list(states)))
     ).all()
-    state = "ready"
-    for status, required in rows:
-        if status == RunStatus.SUCCEEDED.value:
+    for run_id, status, required in rows:
+        if states[run_id] == "blocked" or status == RunStatus.SUCCEEDED.value:
             continue
         if status in (RunStatus.FAILED.value, RunStatus.TIMED_OUT.value) and not required:
             continue
-        if status in _FINAL_RUN_VALUES:
-            return "blocked"
-        state = "waiting"
-    return state
+        states[run_id] = "blocked" if status in _FINAL_RUN_VALUES else "waiting"
+    return states
 
 
 def _queue(session: Session, run: Run, now: datetime) -> None:
@@ -103,21 +105,35 @@ def _queue(session: Session, run: Run, now: datetime) -> None:
     record_event(session, run.job_id, "run_queued", run.step_name, run_id=run.id)
 
 
-def _try_queue(session: Session, run: Run, host: JobHost | None, now: datetime) -> None:
-    """Queue ``run`` if it may start now; ``run`` must be locked (see :func:`_locked_runs`).
+def _try_queue(session: Session, runs: list[Run], now: datetime) -> None:
+    """Queue those of ``runs`` that may start now, skip those that never can.
 
-    The host's status is read afresh: a host started by a concurrent
-    transaction that committed while this one waited for the run's lock counts.
+    ``runs`` must be locked (see :func:`_locked_runs`). Their hosts' statuses
+    are read afresh: a host started by a concurrent transaction that committed
+    while this one waited for the runs' locks counts.
     """
-    if run.status != RunStatus.PENDING.value:
-        return
-    if host is not None and _host_status(session, host) != HostStatus.RUNNING.value:
-        return
-    state = _dependencies_state(session, run)
-    if state == "ready":
-        _queue(session, run, now)
-    elif state == "blocked":
-        _skip_from(session, [run])
+    pending = [run for run in runs if run.status == RunStatus.PENDING.value]
+    host_ids = {run.job_host_id for run in pending if run.job_host_id is not None}
+    running_hosts = (
+        set(
+            session.execute(
+                select(JobHost.id).where(
+                    JobHost.id.in_(host_ids), JobHost.status == HostStatus.RUNNING.value
+                )
+            ).scalars()
+        )
+        if host_ids
+        else set()
+    )
+    candidates = [r for r in pending if r.job_host_id is None or r.job_host_id in running_hosts]
+    states = _dependencies_states(session, candidates)
+    for run in candidates:
+        if run.status != RunStatus.PENDING.value:  # skipped meanwhile, with a dependency
+            continue
+        if states[run.id] == "ready":
+            _queue(session, run, now)
+        elif states[run.id] == "blocked":
+            _skip_from(session, [run])
 
 
 def _skip_from(session: Session, runs: list[Run]) -> None:
@@ -128,15 +144,16 @@ def _skip_from(session: Session, runs: list[Run]) -> None:
         if run.status not in (RunStatus.PENDING.value, RunStatus.QUEUED.value):
             continue
         set_run_status(run, RunStatus.SKIPPED)
-        stack.extend(_dependents(session, run.id))
+        stack.extend(_dependents(session, [run.id]))
 
 
-def _dependents(session: Session, run_id: int) -> list[Run]:
+def _dependents(session: Session, run_ids: list[int]) -> list[Run]:
+    """The runs waiting for any of ``run_ids``, locked."""
     return _locked_runs(
         session,
-        select(Run)
-        .join(RunDependency, RunDependency.run_id == Run.id)
-        .where(RunDependency.depends_on_id == run_id),
+        select(Run).where(
+            Run.id.in_(select(RunDependency.run_id).where(RunDependency.depends_on_id.in_(run_ids)))
+        ),
     )
 
 
@@ -157,67 +174,55 @@ def _locked_runs(session: Session, stmt: Select[Any]) -> list[Run]:
     )
 
 
-def _host_status(session: Session, host: JobHost) -> str:
-    return session.execute(select(JobHost.status).where(JobHost.id == host.id)).scalar_one()
-
-
-def _lock_host(session: Session, host_id: int) -> JobHost:
-    host = session.get(
-        JobHost, host_id, with_for_update={"key_share": True}, populate_existing=True
-    )
-    assert host is not None
-    return host
-
-
 def start_job(session: Session, job: Job) -> None:
     """Called once when the job is created: start the first hosts and once-runs."""
     now = utcnow()
-    for run in _locked_runs(
+    once = _locked_runs(
         session,
         select(Run).where(
             Run.job_id == job.id, Run.job_host_id.is_(None), Run.status == RunStatus.PENDING.value
         ),
-    ):
-        _try_queue(session, run, None, now)
+    )
+    _try_queue(session, once, now)
     _fill_host_slots(session, job, now)
     _finish_job_if_done(session, job, now)
 
 
-def after_run_finished(session: Session, job: Job, run: Run, *, settle: bool = True) -> None:
-    """Propagate a run's final state through the graph; start more hosts; finish the job.
+def after_runs_finished(session: Session, job: Job, runs: list[Run]) -> None:
+    """Propagate final states of ``job``'s runs through the graph, all at once.
 
-    With ``settle=False`` the job-wide part (starting more hosts, finishing the
-    job) is left to one :func:`settle_job` call after a batch of finished runs,
-    so a batch costs that work once instead of once per run.
+    Fails or cancels their hosts as the runs say, queues (or skips) the runs
+    that waited for them, and finishes the hosts with nothing left to run. The
+    job-wide part (starting more hosts, finishing the job) is :func:`settle_job`,
+    called once after, with the job locked.
     """
     now = utcnow()
-    host = _lock_host(session, run.job_host_id) if run.job_host_id else None
-    failed_required = run.required and run.status in (
-        RunStatus.FAILED.value,
-        RunStatus.TIMED_OUT.value,
-    )
-    if host is not None and run.status == RunStatus.CANCELLED.value:
-        if host.status == HostStatus.RUNNING.value:
-            set_host_status(host, HostStatus.CANCELLED, now)
-        _skip_from(session, _open_runs_of_host(session, host))
-    elif host is not None and failed_required and host.status == HostStatus.RUNNING.value:
-        set_host_status(host, HostStatus.FAILED, now)
-        host.failed_step = run.step_name
-        record_event(
-            session,
-            job.id,
-            "host_failed",
-            f"{host.host_name} failed at {run.step_name}",
-            run_id=run.id,
+    runs = sorted(runs, key=lambda run: run.id)
+    hosts = lock_rows(session, JobHost, [run.job_host_id for run in runs if run.job_host_id])
+    for run in runs:
+        host = hosts.get(run.job_host_id) if run.job_host_id else None
+        failed_required = run.required and run.status in (
+            RunStatus.FAILED.value,
+            RunStatus.TIMED_OUT.value,
         )
-        _skip_from(session, _open_runs_of_host(session, host))
-    for dependent in _dependents(session, run.id):
-        dep_host = session.get(JobHost, dependent.job_host_id) if dependent.job_host_id else None
-        _try_queue(session, dependent, dep_host, now)
-    if host is not None and host.status == HostStatus.RUNNING.value:
-        _finish_host_if_done(session, job, host, now)
-    if settle:
-        settle_job(session, lock_job(session, job.id), now)
+        if host is not None and run.status == RunStatus.CANCELLED.value:
+            if host.status == HostStatus.RUNNING.value:
+                set_host_status(host, HostStatus.CANCELLED, now)
+            _skip_from(session, _open_runs_of_host(session, host))
+        elif host is not None and failed_required and host.status == HostStatus.RUNNING.value:
+            set_host_status(host, HostStatus.FAILED, now)
+            host.failed_step = run.step_name
+            record_event(
+                session,
+                job.id,
+                "host_failed",
+                f"{host.host_name} failed at {run.step_name}",
+                run_id=run.id,
+            )
+            _skip_from(session, _open_runs_of_host(session, host))
+    _try_queue(session, _dependents(session, [run.id for run in runs]), now)
+    running = [host for host in hosts.values() if host.status == HostStatus.RUNNING.value]
+    _finish_hosts_if_done(session, job, running, now)
 
 
 def settle_job(session: Session, job: Job, now: datetime | None = None) -> None:
@@ -237,16 +242,23 @@ def _open_runs_of_host(session: Session, host: JobHost) -> list[Run]:
     )
 
 
-def _finish_host_if_done(session: Session, job: Job, host: JobHost, now: datetime) -> None:
-    statuses = set(
-        session.execute(select(Run.status).where(Run.job_host_id == host.id).distinct()).scalars()
-    )
-    if statuses - set(_FINAL_RUN_VALUES):
+def _finish_hosts_if_done(session: Session, job: Job, hosts: list[JobHost], now: datetime) -> None:
+    """Finish those of the running ``hosts`` whose runs are all final."""
+    if not hosts:
         return
-    cancelled = RunStatus.CANCELLED.value in statuses
-    final = HostStatus.CANCELLED if cancelled else HostStatus.SUCCEEDED
-    set_host_status(host, final, now)
-    record_event(session, job.id, f"host_{final.value.lower()}", host.host_name)
+    statuses: dict[int, set[str]] = {host.id: set() for host in hosts}
+    rows = session.execute(
+        select(Run.job_host_id, Run.status).where(Run.job_host_id.in_(list(statuses))).distinct()
+    ).all()
+    for host_id, status in rows:
+        statuses[host_id or 0].add(status)
+    for host in sorted(hosts, key=lambda host: host.id):
+        if statuses[host.id] - set(_FINAL_RUN_VALUES):
+            continue
+        cancelled = RunStatus.CANCELLED.value in statuses[host.id]
+        final = HostStatus.CANCELLED if cancelled else HostStatus.SUCCEEDED
+        set_host_status(host, final, now)
+        record_event(session, job.id, f"host_{final.value.lower()}", host.host_name)
 
 
 def _fill_host_slots(session: Session, job: Job, now: datetime) -> None:
@@ -270,21 +282,28 @@ def _fill_host_slots(session: Session, job: Job, now: datetime) -> None:
     free = job.concurrency - counts[HostStatus.RUNNING.value]
     if free <= 0 or not counts[HostStatus.PENDING.value]:
         return
-    hosts = session.execute(
-        select(JobHost)
-        .where(JobHost.job_id == job.id, JobHost.status == HostStatus.PENDING.value)
-        .order_by(JobHost.position)
-        .limit(free)
-    ).scalars()
+    hosts = list(
+        session.execute(
+            select(JobHost)
+            .where(JobHost.job_id == job.id, JobHost.status == HostStatus.PENDING.value)
+            .order_by(JobHost.position)
+            .limit(free)
+        ).scalars()
+    )
+    if not hosts:
+        return
     for host in hosts:
         set_host_status(host, HostStatus.RUNNING, now)
         record_event(session, job.id, "host_started", host.host_name)
-        for run in _locked_runs(
-            session,
-            select(Run).where(Run.job_host_id == host.id, Run.status == RunStatus.PENDING.value),
-        ):
-            _try_queue(session, run, host, now)
-        _finish_host_if_done(session, job, host, now)
+    runs = _locked_runs(
+        session,
+        select(Run).where(
+            Run.job_host_id.in_([host.id for host in hosts]),
+            Run.status == RunStatus.PENDING.value,
+        ),
+    )
+    _try_queue(session, runs, now)
+    _finish_hosts_if_done(session, job, hosts, now)
 
 
 def _skip_pending_hosts(session: Session, job: Job, now: datetime) -> None:

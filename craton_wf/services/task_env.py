@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from craton_wf.db.models import ApiToken, Job, Run, User, utcnow
 from craton_wf.domain.resources import Limits, ResourcePolicy, container_limits
 from craton_wf.services import project_secrets
-from craton_wf.services.auth import issue_token
+from craton_wf.services.auth import new_token
 from craton_wf.services.leases import check_lease
 from craton_wf.settings import Settings
 
@@ -86,7 +86,7 @@ def run_environment(
         ttl = settings.task_token_ttl_seconds
         if run.timeout_seconds:
             ttl = min(ttl, run.timeout_seconds + 300)
-        token = issue_token(
+        _, env["CRATON_TOKEN"] = new_token(
             session,
             creator,
             name=f"job {job.id} run {run.id} attempt {run.attempt}",
@@ -95,7 +95,6 @@ def run_environment(
             run_id=run.id,
             ttl=timedelta(seconds=ttl),
         )
-        env["CRATON_TOKEN"] = token.token
     return RunPreparation(
         env=env,
         redact=tuple(secrets.values()),
@@ -104,10 +103,11 @@ def run_environment(
     )
 
 
-def revoke_run_tokens(session: Session, run_id: int) -> None:
-    """The run's attempt ended: its token stops working."""
+def revoke_run_tokens(session: Session, run_ids: list[int]) -> None:
+    """The runs' attempts ended: their tokens stop working."""
     session.execute(
         update(ApiToken)
-        .where(ApiToken.run_id == run_id, ApiToken.revoked_at.is_(None))
+        .where(ApiToken.run_id.in_(run_ids), ApiToken.revoked_at.is_(None))
         .values(revoked_at=utcnow())
+        .execution_options(synchronize_session=False)
     )
