@@ -177,6 +177,15 @@ class Settings(BaseSettings):
         description="Output one run may store; past it a marker line and nothing more",
     )
 
+    container_log_max_size: str = Field(
+        default="64m",
+        pattern=r"^[1-9][0-9]*[kmg]$",
+        description="The Docker engine's own log file of a task container, before it rotates",
+    )
+    container_log_max_files: int = Field(
+        default=2, ge=1, le=16, description="Rotated log files the engine keeps per container"
+    )
+
     @model_validator(mode="after")
     def _refuse_placeholder_key_in_production(self) -> Settings:
         if self.production and self.secret_key_value in PLACEHOLDER_SECRET_KEYS:

@@ -124,7 +124,9 @@ def _tmpfs(spec: ContainerSpec) -> dict[str, str]:
     return {"/tmp": f"rw,size={max(1, spec.limits.tmpfs_bytes // (1024 * 1024))}m,mode=1777"}
 
 
-def host_config_options(spec: ContainerSpec) -> dict[str, Any]:
+def host_config_options(
+    spec: ContainerSpec, log_max_size: str = "64m", log_max_files: int = 2
+) -> dict[str, Any]:
     """The hardening and limits of a task container, as ``create_host_config`` options."""
     options: dict[str, Any] = {
         "cap_drop": ["ALL"],
@@ -136,7 +138,10 @@ def host_config_options(spec: ContainerSpec) -> dict[str, Any]:
         "privileged": False,
         # The engine's own copy of the output is bounded too (the stored log is
         # capped by the runner); rotation past it shows as a gap marker.
-        "log_config": {"type": "json-file", "config": {"max-size": "64m", "max-file": "2"}},
+        "log_config": {
+            "type": "json-file",
+            "config": {"max-size": log_max_size, "max-file": str(log_max_files)},
+        },
     }
     if spec.limits.pids is not None:
         options["pids_limit"] = spec.limits.pids
@@ -274,15 +279,23 @@ class DockerExecutor(Executor):
         *,
         client: docker.DockerClient | None = None,
         max_line_bytes: int = MAX_LINE_BYTES,
+        log_max_size: str = "64m",
+        log_max_files: int = 2,
     ) -> None:
         self.base_url = base_url
         self.max_line_bytes = max_line_bytes
+        self.log_max_size = log_max_size
+        self.log_max_files = log_max_files
         self._client = client
         self._client_lock = threading.Lock()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DockerExecutor:
-        return cls(settings.docker_base_url)
+        return cls(
+            settings.docker_base_url,
+            log_max_size=settings.container_log_max_size,
+            log_max_files=settings.container_log_max_files,
+        )
 
     @property
     def client(self) -> docker.DockerClient:
@@ -321,7 +334,9 @@ class DockerExecutor(Executor):
                     user=USER,
                     tty=False,
                     stdin_open=False,
-                    host_config=api.create_host_config(**host_config_options(spec)),
+                    host_config=api.create_host_config(
+                        **host_config_options(spec, self.log_max_size, self.log_max_files)
+                    ),
                 )
             except docker.errors.APIError as exc:
                 if exc.status_code == 409:

@@ -35,7 +35,8 @@ from craton_wf.settings import Settings
 
 log = logging.getLogger(__name__)
 
-CLAIM_BATCH = 32  # runs claimed in one transaction
+CLAIM_BATCH = 64  # runs claimed in one transaction
+GATHER_SECONDS = 0.05  # how long a claim for a few free slots waits for more
 
 
 def new_runner_id() -> str:
@@ -166,10 +167,18 @@ class Runner:
                     self._builds.add(build.build_id)
                 self._pool.submit(self._execute_build, build)
                 claimed = True
+        gathered = False
         while not self._stop.is_set():
             free = min(self.settings.runner_slots - self.active_runs, CLAIM_BATCH)
             if free <= 0:
                 break
+            if not gathered and free < min(CLAIM_BATCH, self.settings.runner_slots // 4):
+                # A few slots free while many runs are in flight: let more of them
+                # finish and claim for all at once (a claim costs about as much
+                # for one run as for dozens).
+                gathered = True
+                self._stop.wait(GATHER_SECONDS)
+                continue
             with transaction(self.sessions) as session:
                 assignments = run_service.claim_runs(
                     session, self.id, self.settings.lease_seconds, free

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -194,6 +195,40 @@ def test_container_lost_while_its_runner_was_dead_is_retried(sessions, project, 
     assert [c.labels["craton.attempt"] for c in containers_of(run)] == ["2"]
 
 
+ROTATED = (
+    'i=1; while [ $i -le 20 ]; do echo "n $i"; i=$((i+1)); sleep 0.02; done; '
+    'while [ $i -le 320 ]; do echo "n $i"; i=$((i+1)); done; sleep 4; echo done >&2'
+)
+
+
+def test_lines_rotated_away_before_a_takeover_show_as_a_gap(sessions, project, runners):
+    """The engine keeps 1 KiB of the container's log: the 300 lines printed while
+    no runner read them rotate away, and the runner that takes over says so."""
+    job_id = make_job(sessions, project, script=ROTATED)
+    first = runners.start(
+        "first",
+        CRATON_WF_FAULT_POINT="mid_logs",
+        CRATON_WF_CONTAINER_LOG_MAX_SIZE="1k",
+        CRATON_WF_CONTAINER_LOG_MAX_FILES="1",
+    )
+    assert first.wait(timeout=60) == -signal.SIGKILL, runners.log("first")
+    runners.start("second")
+    job = wait_job(sessions, job_id)
+    run = the_run(sessions, job_id)
+    assert job.status == "SUCCEEDED", (run.status, run.error, runners.log("second"))
+    assert len(containers_of(run)) == 1
+    logs = stored_lines(sessions, run.id)
+    assert [log.seq for log in logs] == list(range(1, len(logs) + 1))
+    gaps = [i for i, log in enumerate(logs) if "log gap" in log.line]
+    assert len(gaps) == 1 and logs[gaps[0]].stream == "system", [log.line for log in logs]
+    numbers = [int(log.line.split()[1]) for log in logs if log.stream == "stdout"]
+    before = [int(log.line.split()[1]) for log in logs[: gaps[0]] if log.stream == "stdout"]
+    assert before == list(range(1, len(before) + 1)) and before  # stored before the kill
+    assert numbers == sorted(set(numbers))  # nothing stored twice, nothing out of order
+    assert numbers[-1] == 320 and len(numbers) < 320  # the end is there; the middle is gone
+    assert [log.line for log in logs if log.stream == "stderr"] == ["done"]
+
+
 def test_paused_runner_is_fenced_off(sessions, project, runners):
     job_id = make_job(sessions, project)
     first = runners.start("first")
@@ -282,26 +317,26 @@ def test_cancel_while_the_owning_runner_is_dead(sessions, project, runners):
     assert container.status == "exited"
 
 
-def test_three_runners_execute_every_run_exactly_once(sessions, root, database_url, tmp_path):
+def test_three_runners_execute_every_run_exactly_once(sessions, project, runners):
+    """200 short containers on the real engine, shared by three runners."""
     runs = 200
     with transaction(sessions) as session:
-        hosts = make_inventory(session, root.project_id, runs)
-        make_ready_task(session, root.project_id, "noop", command="true")
-    group = Runners(database_url, tmp_path)
-    group.env.update({"CRATON_WF_EXECUTOR": "fake", "CRATON_WF_RUNNER_SLOTS": "8"})
-    try:
-        for index in range(3):
-            group.start(f"r{index}")
-        with transaction(sessions) as session:
-            job_id = job_service.create_job(
-                session,
-                root.project_id,
-                None,
-                {"task": "noop", "hosts": [h.id for h in hosts], "concurrency": runs},
-            ).id
-        assert wait_job(sessions, job_id, timeout=180).status == "SUCCEEDED"
-    finally:
-        group.stop_all()
+        hosts = make_inventory(session, project, runs)
+        make_ready_task(session, project, "once", command="sh -c 'echo ran' task")
+    runners.env["CRATON_WF_RUNNER_SLOTS"] = "8"
+    for index in range(3):
+        runners.start(f"r{index}")
+    with transaction(sessions) as session:
+        job_id = job_service.create_job(
+            session,
+            project,
+            None,
+            {"task": "once", "hosts": [h.id for h in hosts], "concurrency": runs},
+        ).id
+    assert wait_job(sessions, job_id, timeout=600).status == "SUCCEEDED"
+    containers = docker.from_env().containers.list(
+        all=True, filters={"label": f"craton.job={job_id}", "status": "exited"}
+    )
     with transaction(sessions) as session:
         done = list(session.execute(select(Run).where(Run.job_id == job_id)).scalars())
         started = [
@@ -320,8 +355,10 @@ def test_three_runners_execute_every_run_exactly_once(sessions, root, database_u
     assert len(done) == runs
     assert all(r.status == "SUCCEEDED" and r.attempt == 1 and r.lease_epoch == 1 for r in done)
     assert sorted(started) == sorted(r.id for r in done)  # one start per run, no more
-    assert len(lines) == runs  # the fake prints one line per container
+    assert len(lines) == runs  # each container prints one line
     assert len(owners) == 3  # the work was shared
+    per_run = Counter(c.labels["craton.run-uid"] for c in containers)
+    assert sorted(per_run) == sorted(r.uid for r in done) and set(per_run.values()) == {1}
 
 
 def test_sigterm_hands_running_work_over_at_once(sessions, project, runners):
