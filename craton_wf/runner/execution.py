@@ -29,7 +29,7 @@ from craton_wf.executors.base import ContainerSpec, ContainerState, Executor, Ha
 from craton_wf.runner.resume import resume_lines
 from craton_wf.services import runs as run_service
 from craton_wf.services import task_env
-from craton_wf.services.runs import LogRecord, RunAssignment
+from craton_wf.services.runs import LogBatch, LogRecord, RunAssignment
 from craton_wf.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -116,7 +116,7 @@ class RunExecution:
         self._fault("after_start")
         if self.active.stop_reason:  # cancelled while starting
             self.executor.stop(handle, grace_seconds=self.settings.stop_grace_seconds)
-        self._pump_logs(handle)
+        last_lines = self._pump_logs(handle)
         exit_code = self._wait(handle)
         self._fault("before_finish")
         reason = self.active.stop_reason
@@ -125,6 +125,7 @@ class RunExecution:
             error=None if exit_code is not None else "the container did not report an exit code",
             timed_out=reason in ("timeout", "job_timeout"),
             cancelled=reason == "cancel",
+            last_lines=last_lines,
         )
         if self.settings.remove_containers:
             try:
@@ -159,14 +160,17 @@ class RunExecution:
                 )
                 return None
             try:
-                self.prepared = self._tx(
-                    task_env.prepare_run,
-                    self.a.run_id,
-                    self.owner,
-                    self.a.epoch,
-                    self.settings,
-                    issue=handle is None,  # an adopted container has its token already
-                )
+                if handle is None and self.a.prepared is not None:  # prepared with the claim
+                    self.prepared = self.a.prepared
+                else:
+                    self.prepared = self._tx(
+                        task_env.prepare_run,
+                        self.a.run_id,
+                        self.owner,
+                        self.a.epoch,
+                        self.settings,
+                        issue=handle is None,  # an adopted container has its token already
+                    )
             except LeaseLost:
                 raise
             except CratonError as exc:
@@ -217,7 +221,12 @@ class RunExecution:
     def _finish(self, **outcome: Any) -> None:
         self._tx(run_service.finish_run, self.a.run_id, self.owner, self.a.epoch, **outcome)
 
-    def _pump_logs(self, handle: Handle) -> None:
+    def _pump_logs(self, handle: Handle) -> LogBatch | None:
+        """Store the container's log as it comes, to its end.
+
+        The lines read since the last flush when the log ends are returned, not
+        stored: they go with the run's outcome, in one write.
+        """
         lines: queue.Queue[Any] = queue.Queue(maxsize=10_000)
 
         since = self.a.last_log_ts
@@ -257,7 +266,11 @@ class RunExecution:
             elif item is not None and not capped:
                 batch.append(item)
             now = time.monotonic()
-            if batch and (done or len(batch) >= FLUSH_LINES or now - last_flush >= FLUSH_SECONDS):
+            if (
+                batch
+                and not done
+                and (len(batch) >= FLUSH_LINES or now - last_flush >= FLUSH_SECONDS)
+            ):
                 appended = self._tx(
                     run_service.append_logs,
                     self.a.run_id,
@@ -275,3 +288,12 @@ class RunExecution:
                 last_flush = now
                 self._fault("mid_logs")
         reader.join(timeout=5)
+        if not batch:
+            return None
+        return LogBatch(
+            batch,
+            first_seq=self.next_seq,
+            max_line_bytes=self.settings.log_line_max_bytes,
+            redact_values=self.prepared.redact,
+            max_run_bytes=self.settings.run_log_max_bytes,
+        )

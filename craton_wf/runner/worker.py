@@ -181,7 +181,7 @@ class Runner:
                 continue
             with transaction(self.sessions) as session:
                 assignments = run_service.claim_runs(
-                    session, self.id, self.settings.lease_seconds, free
+                    session, self.id, self.settings.lease_seconds, free, self.settings
                 )
             for assignment in assignments:
                 active = ActiveRun(assignment)

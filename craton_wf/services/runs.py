@@ -18,10 +18,12 @@ from craton_wf.domain.outputs import TEMPORARY_FAILURE_EXIT_CODE, parse_output_l
 from craton_wf.domain.payload import build_payload, encode_payload
 from craton_wf.domain.redaction import redact
 from craton_wf.domain.states import FINAL_RUN_STATES, JobStatus, RunStatus
+from craton_wf.errors import CratonError
 from craton_wf.services import scheduling
 from craton_wf.services.events import record_event
 from craton_wf.services.leases import check_lease, claim_many, db_now, lock_row, take_lease
-from craton_wf.services.task_env import revoke_run_tokens
+from craton_wf.services.task_env import RunPreparation, revoke_run_tokens, run_environment
+from craton_wf.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,9 @@ class RunAssignment:
     log_seq: int = 0
     last_log_ts: datetime | None = None
     boundary_lines: tuple[tuple[str, str], ...] = ()  # stored lines stamped last_log_ts
+    # The container's environment, limits and token, made with the claim of a
+    # queued run (claim_runs with settings); None: the runner prepares it.
+    prepared: RunPreparation | None = None
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,17 @@ class LogRecord:
     stream: str
     ts: datetime
     text: str
+
+
+@dataclass(frozen=True)
+class LogBatch:
+    """Log lines to store with :func:`finish_run`, as :func:`append_logs` takes them."""
+
+    lines: list[LogRecord]
+    first_seq: int
+    max_line_bytes: int
+    redact_values: tuple[str, ...] = ()
+    max_run_bytes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -84,11 +100,20 @@ def claim_next_run(session: Session, owner: str, lease_seconds: float) -> RunAss
 
 
 def claim_runs(
-    session: Session, owner: str, lease_seconds: float, limit: int
+    session: Session,
+    owner: str,
+    lease_seconds: float,
+    limit: int,
+    settings: Settings | None = None,
 ) -> list[RunAssignment]:
     """Claim up to ``limit`` runs in one query: queued ones, or started ones whose
     runner's lease expired (taken over). Runs of a job past its deadline are not
-    claimed; their job is cancelled instead."""
+    claimed; their job is cancelled instead.
+
+    With ``settings``, each queued run's container environment is made in the
+    same transaction (``RunAssignment.prepared``); a run whose environment
+    cannot be made (a secret that does not decrypt) is left to the runner,
+    which records why it failed."""
     now = db_now(session)
     queued = and_(
         Run.status == RunStatus.QUEUED.value,
@@ -123,8 +148,25 @@ def claim_runs(
         ).scalars()
     )
     return [
-        _assignment(session, run, previous, outputs=run.id in waiting) for run, previous in runs
+        _assignment(
+            session,
+            run,
+            previous,
+            outputs=run.id in waiting,
+            prepared=_prepare(session, run, settings) if settings and not previous else None,
+        )
+        for run, previous in runs
     ]
+
+
+def _prepare(session: Session, run: Run, settings: Settings) -> RunPreparation | None:
+    job = session.get(Job, run.job_id)
+    assert job is not None
+    try:
+        # Secrets are decrypted before anything is added: a failure adds nothing.
+        return run_environment(session, run, job, settings)
+    except CratonError:
+        return None  # the runner prepares it again, and records the error
 
 
 def _claim(session: Session, run: Run, owner: str, lease_seconds: float, now: datetime) -> bool:
@@ -173,7 +215,12 @@ def _claim(session: Session, run: Run, owner: str, lease_seconds: float, now: da
 
 
 def _assignment(
-    session: Session, run: Run, adopted_from: str | None, *, outputs: bool
+    session: Session,
+    run: Run,
+    adopted_from: str | None,
+    *,
+    outputs: bool,
+    prepared: RunPreparation | None = None,
 ) -> RunAssignment:
     """What the runner needs of a claimed run; ``outputs``: it depends on other runs."""
     job = session.get(Job, run.job_id)
@@ -229,6 +276,7 @@ def _assignment(
         log_seq=run.log_seq,
         last_log_ts=last_ts,
         boundary_lines=boundary,
+        prepared=prepared,
     )
 
 
@@ -306,6 +354,18 @@ def append_logs(
     whose first commit did reach the database) are skipped, not stored twice.
     """
     run = check_lease(session, Run, run_id, owner, epoch)
+    return _append(session, run, lines, max_line_bytes, first_seq, redact_values, max_run_bytes)
+
+
+def _append(
+    session: Session,
+    run: Run,
+    lines: list[LogRecord],
+    max_line_bytes: int,
+    first_seq: int | None,
+    redact_values: tuple[str, ...],
+    max_run_bytes: int | None,
+) -> LogAppend:
     if first_seq is not None and run.log_seq >= first_seq:
         lines = lines[run.log_seq - first_seq + 1 :]
     outputs = dict(run.outputs or {})
@@ -365,8 +425,12 @@ def finish_run(
     cancelled: bool = False,
     lost: bool = False,
     settle: bool = True,
+    last_lines: LogBatch | None = None,
 ) -> RunStatus:
     """Record the outcome of an attempt and let the engine move the job on.
+
+    ``last_lines`` are the attempt's log lines not stored yet, stored first, in
+    the same transaction (a short run's whole log and its outcome cost one write).
 
     A temporary failure (exit 75) or a lost container (gone before its exit code
     was read) is retried while the step has attempts left. ``settle=False``
@@ -377,6 +441,16 @@ def finish_run(
     if run is not None and run.lease_epoch == epoch and run.lease_owner is None:
         return RunStatus(run.status)  # a retry of a finish that did commit
     run = check_lease(session, Run, run_id, owner, epoch, row=run)
+    if last_lines is not None and last_lines.lines:
+        _append(
+            session,
+            run,
+            last_lines.lines,
+            last_lines.max_line_bytes,
+            last_lines.first_seq,
+            last_lines.redact_values,
+            last_lines.max_run_bytes,
+        )
     session.info.setdefault("finished_runs", []).append(run)
     # Not locked: the job-wide part of scheduling locks it (settle_job); the
     # run's own part locks only the rows it changes.

@@ -367,3 +367,30 @@ def test_a_stranger_under_the_runs_name_is_left_alone(sessions, root, start_runn
     ((run, _),) = runs_of(sessions, job_id)
     assert "not this run's" in (run.error or "")
     assert executor.find(run.container_name).state == "created"  # type: ignore[union-attr, arg-type]
+
+
+def test_a_secret_that_does_not_decrypt_fails_the_run_and_says_why(
+    sessions, root, start_runner, wait_job
+):
+    from cryptography.fernet import Fernet
+
+    from craton_wf.services import project_secrets
+
+    with transaction(sessions) as session:  # encrypted with another key than the runner's
+        project_secrets.create_secret(
+            session,
+            Fernet(Fernet.generate_key()),
+            root.project_id,
+            None,
+            {"name": "DB_PASSWORD", "value": "not-the-runners-key"},
+        )
+    job_id = setup_job(sessions, root, [{"task": "migrate", "secrets": ["DB_PASSWORD"]}], hosts=1)
+    executor = FakeExecutor()
+    start_runner(executor)
+    assert wait_job(job_id).status == "FAILED"
+    ((run, _),) = runs_of(sessions, job_id)
+    assert run.status == "FAILED" and run.error.startswith(
+        "could not prepare the run: secret DB_PASSWORD"
+    )
+    assert "cannot be decrypted" in run.error
+    assert executor.created == []  # no container was made without its secrets
