@@ -36,7 +36,7 @@ from craton_wf.settings import Settings
 log = logging.getLogger(__name__)
 
 CLAIM_BATCH = 64  # runs claimed in one transaction
-GATHER_SECONDS = 0.05  # how long a claim for a few free slots waits for more
+GATHER_SECONDS = 0.1  # how long a claim for a few free slots waits for more
 
 
 def new_runner_id() -> str:
