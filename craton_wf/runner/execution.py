@@ -3,8 +3,8 @@
 Logs are read on their own thread into a queue and written in batches (every
 quarter second or 500 lines), so a silent container does not hold back the
 lines it already printed, and a chatty one does not cost a transaction per
-line. The container is removed only after its logs and exit code are
-committed.
+line; the lines read when the log ends are stored with the outcome. The
+container is removed only after its logs and exit code are committed.
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
 """Recording what runs do in batches: one transaction for the writes of many runs.
 
-Every run of a runner writes three or more times (started, log lines,
-finished), and a finished run also moves its job's graph on. Done in one
-transaction each, the writes of a busy runner cost a commit and a connection
-checkout apiece and queue up on shared rows. Here one thread takes whatever
-writes are waiting, from every run, and records them together:
+Every run of a runner writes twice or more (started; log lines while it
+runs; its outcome, with the last lines), and a finished run also moves its
+job's graph on. Done in one transaction each, the writes of a busy runner
+cost a commit and a connection checkout apiece and queue up on shared rows.
+Here one thread takes whatever writes are waiting, from every run, and
+records them together:
 
 - each write is a service call ``fn(session, run_id, owner, epoch, ...)`` that
   checks the run's lease itself, so batching changes nothing about fencing;
@@ -12,8 +13,8 @@ writes are waiting, from every run, and records them together:
   the writes of one run stay in order;
 - finished runs are recorded with ``settle=False`` and their jobs are moved on
   once per batch (``runs.settle_finished``);
-- writes are applied in run id order, so two runners' batches lock rows in
-  the same order;
+- the batch's runs are locked first, with one query in id order, so two
+  runners' batches lock rows in the same order (runs, then hosts, then jobs);
 - if any write of a batch fails, the batch is rolled back and each write is
   recorded on its own, so one bad write (a lost lease) cannot hold back the
   others.

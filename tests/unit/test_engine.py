@@ -394,3 +394,25 @@ def test_a_secret_that_does_not_decrypt_fails_the_run_and_says_why(
     )
     assert "cannot be decrypted" in run.error
     assert executor.created == []  # no container was made without its secrets
+
+
+def test_events_are_written_in_order_with_their_transaction_or_not_at_all(sessions, root):
+    from craton_wf.services.events import list_events, record_event
+
+    job_id = setup_job(sessions, root, ["noop"], hosts=1)
+    with transaction(sessions) as session:
+        before = len(list_events(session, job_id))
+    try:
+        with transaction(sessions) as session:
+            record_event(session, job_id, "doomed")
+            raise RuntimeError("rolled back")
+    except RuntimeError:
+        pass
+    with transaction(sessions) as session:
+        for index in range(3):
+            record_event(session, job_id, "kept", f"#{index}", note=index)
+    with transaction(sessions) as session:
+        events = list_events(session, job_id)[before:]
+    assert [(e.kind, e.message, e.data) for e in events] == [
+        ("kept", f"#{index}", {"note": index}) for index in range(3)
+    ]
