@@ -276,11 +276,7 @@ class RunExecution:
                     self.a.run_id,
                     self.owner,
                     self.a.epoch,
-                    batch,
-                    self.settings.log_line_max_bytes,
-                    first_seq=self.next_seq,
-                    redact_values=self.prepared.redact,
-                    max_run_bytes=self.settings.run_log_max_bytes,
+                    self._log_batch(batch),
                 )
                 self.next_seq = appended.next_seq
                 capped = appended.capped
@@ -288,10 +284,12 @@ class RunExecution:
                 last_flush = now
                 self._fault("mid_logs")
         reader.join(timeout=5)
-        if not batch:
-            return None
+        return self._log_batch(batch) if batch else None
+
+    def _log_batch(self, lines: list[LogRecord]) -> LogBatch:
+        """``lines``, to be stored after those stored so far."""
         return LogBatch(
-            batch,
+            lines,
             first_seq=self.next_seq,
             max_line_bytes=self.settings.log_line_max_bytes,
             redact_values=self.prepared.redact,

@@ -51,13 +51,10 @@ def issue_token(
     *,
     name: str = "",
     project_id: str | None = None,
-    job_id: int | None = None,
-    run_id: int | None = None,
     ttl: timedelta | None = None,
 ) -> IssuedToken:
-    row, token = new_token(
-        session, user, name=name, project_id=project_id, job_id=job_id, run_id=run_id, ttl=ttl
-    )
+    """A user's API token, stored (flushed: it has its id)."""
+    row, token = new_token(session, user, name=name, project_id=project_id, ttl=ttl)
     session.flush()
     return IssuedToken(row.id, token, user.name, project_id, row.expires_at)
 
@@ -72,7 +69,10 @@ def new_token(
     run_id: int | None = None,
     ttl: timedelta | None = None,
 ) -> tuple[ApiToken, str]:
-    """A new token's row (added, not yet flushed: no id) and the token itself."""
+    """A new token's row (added, not yet flushed: no id) and the token itself.
+
+    ``job_id`` and ``run_id`` bind it to one run attempt (a task's ``CRATON_TOKEN``).
+    """
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     row = ApiToken(
         user_id=user.id,

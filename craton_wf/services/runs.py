@@ -64,7 +64,11 @@ class LogRecord:
 
 @dataclass(frozen=True)
 class LogBatch:
-    """Log lines to store with :func:`finish_run`, as :func:`append_logs` takes them."""
+    """Log lines to store (:func:`append_logs`, or with the outcome: :func:`finish_run`).
+
+    They are stored as ``first_seq``, ``first_seq + 1``…; ``redact_values`` are
+    the run's secret values, and a run stores at most ``max_run_bytes``.
+    """
 
     lines: list[LogRecord]
     first_seq: int
@@ -330,21 +334,11 @@ def mark_started(
     return run.deadline
 
 
-def append_logs(
-    session: Session,
-    run_id: int,
-    owner: str,
-    epoch: int,
-    lines: list[LogRecord],
-    max_line_bytes: int,
-    first_seq: int | None = None,
-    redact_values: tuple[str, ...] = (),
-    max_run_bytes: int | None = None,
-) -> LogAppend:
-    """Store lines as ``first_seq``, ``first_seq + 1``…; returns the next sequence number.
+def append_logs(session: Session, run_id: int, owner: str, epoch: int, logs: LogBatch) -> LogAppend:
+    """Store the batch's lines; returns the next sequence number.
 
-    ``redact_values`` are the run's secret values: stored lines (and the
-    outputs parsed from them) carry ``[redacted]`` in their place.
+    Stored lines (and the outputs parsed from them) carry ``[redacted]`` in
+    place of the run's secret values.
 
     A run stores at most ``max_run_bytes`` of output: the line that would go
     past it is replaced by a visible ``system`` marker, and later lines are
@@ -353,21 +347,14 @@ def append_logs(
     Idempotent: lines whose sequence numbers are already stored (a retried batch
     whose first commit did reach the database) are skipped, not stored twice.
     """
-    run = check_lease(session, Run, run_id, owner, epoch)
-    return _append(session, run, lines, max_line_bytes, first_seq, redact_values, max_run_bytes)
+    return _append(session, check_lease(session, Run, run_id, owner, epoch), logs)
 
 
-def _append(
-    session: Session,
-    run: Run,
-    lines: list[LogRecord],
-    max_line_bytes: int,
-    first_seq: int | None,
-    redact_values: tuple[str, ...],
-    max_run_bytes: int | None,
-) -> LogAppend:
-    if first_seq is not None and run.log_seq >= first_seq:
-        lines = lines[run.log_seq - first_seq + 1 :]
+def _append(session: Session, run: Run, logs: LogBatch) -> LogAppend:
+    lines, redact_values, max_run_bytes = logs.lines, logs.redact_values, logs.max_run_bytes
+    max_line_bytes = logs.max_line_bytes
+    if run.log_seq >= logs.first_seq:
+        lines = lines[run.log_seq - logs.first_seq + 1 :]
     outputs = dict(run.outputs or {})
     seq = run.log_seq
     stored_bytes = run.log_bytes or 0
@@ -441,16 +428,8 @@ def finish_run(
     if run is not None and run.lease_epoch == epoch and run.lease_owner is None:
         return RunStatus(run.status)  # a retry of a finish that did commit
     run = check_lease(session, Run, run_id, owner, epoch, row=run)
-    if last_lines is not None and last_lines.lines:
-        _append(
-            session,
-            run,
-            last_lines.lines,
-            last_lines.max_line_bytes,
-            last_lines.first_seq,
-            last_lines.redact_values,
-            last_lines.max_run_bytes,
-        )
+    if last_lines is not None:
+        _append(session, run, last_lines)
     session.info.setdefault("finished_runs", []).append(run)
     # Not locked: the job-wide part of scheduling locks it (settle_job); the
     # run's own part locks only the rows it changes.

@@ -18,7 +18,7 @@ Rules:
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict
 from datetime import datetime
 from typing import Any
 
@@ -246,12 +246,13 @@ def _finish_hosts_if_done(session: Session, job: Job, hosts: list[JobHost], now:
     """Finish those of the running ``hosts`` whose runs are all final."""
     if not hosts:
         return
-    statuses: dict[int, set[str]] = {host.id: set() for host in hosts}
-    rows = session.execute(
-        select(Run.job_host_id, Run.status).where(Run.job_host_id.in_(list(statuses))).distinct()
-    ).all()
-    for host_id, status in rows:
-        statuses[host_id or 0].add(status)
+    statuses: defaultdict[int | None, set[str]] = defaultdict(set)
+    for host_id, status in session.execute(
+        select(Run.job_host_id, Run.status)
+        .where(Run.job_host_id.in_([host.id for host in hosts]))
+        .distinct()
+    ):
+        statuses[host_id].add(status)
     for host in sorted(hosts, key=lambda host: host.id):
         if statuses[host.id] - set(_FINAL_RUN_VALUES):
             continue

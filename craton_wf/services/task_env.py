@@ -13,7 +13,7 @@ Made by the runner right before it creates a run's container
   capped by the platform's maxima (:mod:`domain.resources`).
 
 A runner that adopts a container started by another needs only the secret
-values, to redact the rest of the log (``issue_token=False``).
+values, to redact the rest of the log (``issue=False``).
 """
 
 from __future__ import annotations
