@@ -39,7 +39,7 @@ from craton_wf.services.leases import lock_rows
 
 log = logging.getLogger(__name__)
 
-BATCH = 64
+BATCH = 256  # writes recorded in one transaction, at most
 
 
 @dataclass

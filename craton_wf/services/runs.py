@@ -14,6 +14,7 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from craton_wf.db.models import Job, JobHost, Run, RunDependency, RunLog, utcnow
+from craton_wf.db.pending import insert_later
 from craton_wf.domain.outputs import TEMPORARY_FAILURE_EXIT_CODE, parse_output_line
 from craton_wf.domain.payload import build_payload, encode_payload
 from craton_wf.domain.redaction import redact
@@ -359,7 +360,7 @@ def _append(session: Session, run: Run, logs: LogBatch) -> LogAppend:
     seq = run.log_seq
     stored_bytes = run.log_bytes or 0
     capped = max_run_bytes is not None and stored_bytes >= max_run_bytes
-    rows = []
+    rows: list[dict[str, Any]] = []
     for record in lines:
         if capped:
             break
@@ -377,14 +378,14 @@ def _append(session: Session, run: Run, logs: LogBatch) -> LogAppend:
         else:
             stored_bytes += size
         rows.append(
-            RunLog(
-                run_id=run.id,
-                job_id=run.job_id,
-                seq=seq,
-                ts=record.ts,
-                stream=stream,
-                line=text,
-            )
+            {
+                "run_id": run.id,
+                "job_id": run.job_id,
+                "seq": seq,
+                "ts": record.ts,
+                "stream": stream,
+                "line": text,
+            }
         )
         if capped:
             break
@@ -392,7 +393,7 @@ def _append(session: Session, run: Run, logs: LogBatch) -> LogAppend:
             published = parse_output_line(line)
             if published:
                 outputs.update(published)
-    session.add_all(rows)
+    insert_later(session, RunLog, rows)  # with the commit, all runs' lines in one insert
     run.log_seq = seq
     run.log_bytes = stored_bytes
     if outputs != run.outputs:

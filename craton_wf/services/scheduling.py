@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import Select, func, select, update
 from sqlalchemy.orm import Session
 
+from craton_wf.db.bulk import set_columns
 from craton_wf.db.models import Job, JobHost, Run, RunDependency, utcnow
 from craton_wf.domain.states import (
     ACTIVE_RUN_STATES,
@@ -71,6 +72,20 @@ def set_host_status(host: JobHost, status: HostStatus, now: datetime) -> None:
         host.finished_at = now
 
 
+def _set_hosts_status(
+    session: Session, hosts: list[JobHost], status: HostStatus, now: datetime
+) -> None:
+    """As :func:`set_host_status` for each of ``hosts``, stored with one statement."""
+    for host in hosts:
+        check_transition(HostStatus(host.status), status, f"host {host.host_name}")
+    values: dict[str, Any] = {"status": status.value}
+    if status == HostStatus.RUNNING:
+        values["started_at"] = now
+    elif status in FINAL_HOST_STATES:
+        values["finished_at"] = now
+    set_columns(session, hosts, **values)
+
+
 def set_job_status(job: Job, status: JobStatus, now: datetime) -> None:
     check_transition(JobStatus(job.status), status, f"job {job.id}")
     job.status = status.value
@@ -99,10 +114,11 @@ def _dependencies_states(session: Session, runs: list[Run]) -> dict[int, str]:
     return states
 
 
-def _queue(session: Session, run: Run, now: datetime) -> None:
-    set_run_status(run, RunStatus.QUEUED)
-    run.queued_at = now
-    record_event(session, run.job_id, "run_queued", run.step_name, run_id=run.id)
+def _queue(session: Session, runs: list[Run], now: datetime) -> None:
+    for run in runs:
+        check_transition(RunStatus(run.status), RunStatus.QUEUED, f"run {run.id}")
+        record_event(session, run.job_id, "run_queued", run.step_name, run_id=run.id)
+    set_columns(session, runs, status=RunStatus.QUEUED.value, queued_at=now)
 
 
 def _try_queue(session: Session, runs: list[Run], now: datetime) -> None:
@@ -128,12 +144,14 @@ def _try_queue(session: Session, runs: list[Run], now: datetime) -> None:
     candidates = [r for r in pending if r.job_host_id is None or r.job_host_id in running_hosts]
     states = _dependencies_states(session, candidates)
     for run in candidates:
-        if run.status != RunStatus.PENDING.value:  # skipped meanwhile, with a dependency
-            continue
-        if states[run.id] == "ready":
-            _queue(session, run, now)
-        elif states[run.id] == "blocked":
+        if run.status == RunStatus.PENDING.value and states[run.id] == "blocked":
             _skip_from(session, [run])
+    # Skipping follows dependents only: a ready run depends on none of those skipped.
+    _queue(
+        session,
+        [r for r in candidates if r.status == RunStatus.PENDING.value and states[r.id] == "ready"],
+        now,
+    )
 
 
 def _skip_from(session: Session, runs: list[Run]) -> None:
@@ -253,13 +271,16 @@ def _finish_hosts_if_done(session: Session, job: Job, hosts: list[JobHost], now:
         .distinct()
     ):
         statuses[host_id].add(status)
+    done: defaultdict[HostStatus, list[JobHost]] = defaultdict(list)
     for host in sorted(hosts, key=lambda host: host.id):
         if statuses[host.id] - set(_FINAL_RUN_VALUES):
             continue
         cancelled = RunStatus.CANCELLED.value in statuses[host.id]
         final = HostStatus.CANCELLED if cancelled else HostStatus.SUCCEEDED
-        set_host_status(host, final, now)
+        done[final].append(host)
         record_event(session, job.id, f"host_{final.value.lower()}", host.host_name)
+    for final, finished in done.items():
+        _set_hosts_status(session, finished, final, now)
 
 
 def _fill_host_slots(session: Session, job: Job, now: datetime) -> None:
@@ -294,8 +315,8 @@ def _fill_host_slots(session: Session, job: Job, now: datetime) -> None:
     if not hosts:
         return
     for host in hosts:
-        set_host_status(host, HostStatus.RUNNING, now)
         record_event(session, job.id, "host_started", host.host_name)
+    _set_hosts_status(session, hosts, HostStatus.RUNNING, now)
     runs = _locked_runs(
         session,
         select(Run).where(

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import select
 
 from craton_wf.db.engine import transaction
-from craton_wf.db.models import JobHost, Run, RunLog
+from craton_wf.db.models import JobHost, Run, RunLog, utcnow
 from craton_wf.executors.base import ContainerSpec
 from craton_wf.executors.fake import FakeExecutor, FakeOutcome
 from craton_wf.services import jobs as job_service
@@ -416,3 +416,71 @@ def test_events_are_written_in_order_with_their_transaction_or_not_at_all(sessio
     assert [(e.kind, e.message, e.data) for e in events] == [
         ("kept", f"#{index}", {"note": index}) for index in range(3)
     ]
+
+
+def test_log_lines_are_stored_with_their_transaction_or_not_at_all(sessions, root):
+    from craton_wf.services import runs as run_service
+    from craton_wf.services.runs import LogBatch, LogRecord
+
+    job_id = setup_job(sessions, root, ["noop"], hosts=1)
+    with transaction(sessions) as session:
+        claimed = run_service.claim_next_run(session, "r1", 60)
+    assert claimed is not None and claimed.job_id == job_id
+
+    def batch(first: int, *texts: str) -> LogBatch:
+        now = utcnow()
+        return LogBatch(
+            [LogRecord("stdout", now, text) for text in texts], first_seq=first, max_line_bytes=100
+        )
+
+    try:
+        with transaction(sessions) as session:
+            run_service.append_logs(session, claimed.run_id, "r1", claimed.epoch, batch(1, "lost"))
+            raise RuntimeError("rolled back")
+    except RuntimeError:
+        pass
+    with transaction(sessions) as session:
+        appended = run_service.append_logs(
+            session, claimed.run_id, "r1", claimed.epoch, batch(1, "a", "b")
+        )
+        # A second write of the same transaction goes on from the first one's lines.
+        run_service.append_logs(session, claimed.run_id, "r1", claimed.epoch, batch(3, "c"))
+    assert appended.next_seq == 3
+    with transaction(sessions) as session:
+        stored = session.execute(
+            select(RunLog.seq, RunLog.line)
+            .where(RunLog.run_id == claimed.run_id)
+            .order_by(RunLog.seq)
+        ).all()
+        run = session.get(Run, claimed.run_id)
+        assert run is not None and run.log_seq == 3
+    assert [tuple(row) for row in stored] == [(1, "a"), (2, "b"), (3, "c")]
+
+
+def test_set_columns_stores_one_update_for_many_rows(sessions, root):
+    from sqlalchemy import event
+
+    from craton_wf.db.bulk import set_columns
+
+    job_id = setup_job(sessions, root, ["noop"], hosts=3)
+    statements: list[str] = []
+    with transaction(sessions) as session:
+        hosts = list(session.execute(select(JobHost).where(JobHost.job_id == job_id)).scalars())
+        engine = session.get_bind()
+
+        def seen(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+            statements.append(statement)
+
+        event.listen(engine, "before_cursor_execute", seen)
+        try:
+            set_columns(session, hosts, failed_step="probe")
+            assert all(host.failed_step == "probe" for host in hosts)
+            session.flush()  # nothing left for the session to write
+        finally:
+            event.remove(engine, "before_cursor_execute", seen)
+    assert len([s for s in statements if s.lstrip().upper().startswith("UPDATE")]) == 1
+    with transaction(sessions) as session:
+        stored = session.execute(
+            select(JobHost.failed_step).where(JobHost.job_id == job_id)
+        ).scalars()
+        assert list(stored) == ["probe"] * 3
