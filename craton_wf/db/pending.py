@@ -4,7 +4,6 @@ A runner's batch writes many small rows (events, log lines) for many runs;
 one insert per table costs far less than an ORM object each. Rows go in
 the order they were added, tables in the order they were first used; every
 row they name already has its id. A rolled-back transaction inserts nothing.
-
 """
 
 from __future__ import annotations
@@ -29,3 +28,8 @@ def _insert_pending(session: Session) -> None:
     pending = session.info.pop(_KEY, None)
     for model, rows in (pending or {}).items():
         session.connection().execute(insert(model), rows)
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_pending(session: Session) -> None:
+    session.info.pop(_KEY, None)

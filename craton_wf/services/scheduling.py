@@ -63,13 +63,19 @@ def set_run_status(run: Run, status: RunStatus) -> None:
     run.status = status.value
 
 
+def _host_status_values(status: HostStatus, now: datetime) -> dict[str, Any]:
+    values: dict[str, Any] = {"status": status.value}
+    if status == HostStatus.RUNNING:
+        values["started_at"] = now
+    elif status in FINAL_HOST_STATES:
+        values["finished_at"] = now
+    return values
+
+
 def set_host_status(host: JobHost, status: HostStatus, now: datetime) -> None:
     check_transition(HostStatus(host.status), status, f"host {host.host_name}")
-    host.status = status.value
-    if status == HostStatus.RUNNING:
-        host.started_at = now
-    elif status in FINAL_HOST_STATES:
-        host.finished_at = now
+    for key, value in _host_status_values(status, now).items():
+        setattr(host, key, value)
 
 
 def _set_hosts_status(
@@ -78,12 +84,7 @@ def _set_hosts_status(
     """As :func:`set_host_status` for each of ``hosts``, stored with one statement."""
     for host in hosts:
         check_transition(HostStatus(host.status), status, f"host {host.host_name}")
-    values: dict[str, Any] = {"status": status.value}
-    if status == HostStatus.RUNNING:
-        values["started_at"] = now
-    elif status in FINAL_HOST_STATES:
-        values["finished_at"] = now
-    set_columns(session, hosts, **values)
+    set_columns(session, hosts, **_host_status_values(status, now))
 
 
 def set_job_status(job: Job, status: JobStatus, now: datetime) -> None:

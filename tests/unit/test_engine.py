@@ -418,6 +418,23 @@ def test_events_are_written_in_order_with_their_transaction_or_not_at_all(sessio
     ]
 
 
+def test_rows_held_for_the_commit_are_dropped_by_a_rollback_of_the_same_session(sessions, root):
+    from craton_wf.services.events import list_events, record_event
+
+    job_id = setup_job(sessions, root, ["noop"], hosts=1)
+    with transaction(sessions) as session:
+        before = len(list_events(session, job_id))
+    with sessions() as session:
+        session.begin()
+        record_event(session, job_id, "doomed")
+        session.rollback()
+        session.begin()
+        record_event(session, job_id, "kept")
+        session.commit()
+    with transaction(sessions) as session:
+        assert [e.kind for e in list_events(session, job_id)[before:]] == ["kept"]
+
+
 def test_log_lines_are_stored_with_their_transaction_or_not_at_all(sessions, root):
     from craton_wf.services import runs as run_service
     from craton_wf.services.runs import LogBatch, LogRecord
