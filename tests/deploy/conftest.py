@@ -28,7 +28,7 @@ def labels(docker_client: docker.DockerClient) -> Iterator[dict[str, str]]:
     session = uuid.uuid4().hex[:10]
     yield {TEST_LABEL: session}
     filters = {"label": f"{TEST_LABEL}={session}"}
-    for container in docker_client.containers.list(all=True, filters=filters):
+    for container in docker_client.containers.list(ignore_removed=True, all=True, filters=filters):
         container.remove(force=True)
     for volume in docker_client.volumes.list(filters=filters):
         with contextlib.suppress(docker.errors.APIError):

@@ -179,7 +179,7 @@ def swarm_stack(
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             # A secret can go once no container of the stack uses it any more.
-            if not docker_client.containers.list(all=True, filters=filters):
+            if not docker_client.containers.list(ignore_removed=True, all=True, filters=filters):
                 break
             time.sleep(1)
         for secret in secrets:
@@ -218,7 +218,7 @@ def test_stack_deploys_migrates_once_and_serves_healthz(
 
     def healthy_api() -> Any:
         filters = {"label": f"com.docker.swarm.service.name={swarm_stack}_api"}
-        for container in docker_client.containers.list(filters=filters):
+        for container in docker_client.containers.list(ignore_removed=True, filters=filters):
             if container.attrs["State"].get("Health", {}).get("Status") == "healthy":
                 return container
         return None

@@ -25,7 +25,7 @@ def test_session_id(docker_client: docker.DockerClient) -> Iterator[str]:
     session_id = uuid.uuid4().hex[:10]
     yield session_id
     filters = {"label": f"{TEST_LABEL}={session_id}"}
-    for container in docker_client.containers.list(all=True, filters=filters):
+    for container in docker_client.containers.list(ignore_removed=True, all=True, filters=filters):
         container.remove(force=True)
     for image in docker_client.images.list(filters=filters):
         with contextlib.suppress(docker.errors.NotFound):

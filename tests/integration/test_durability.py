@@ -88,7 +88,7 @@ def project(sessions, root) -> Iterator[str]:  # type: ignore[no-untyped-def]
     yield root.project_id
     client = docker.from_env()
     for container in client.containers.list(
-        all=True, filters={"label": f"craton.project={root.project_id}"}
+        ignore_removed=True, all=True, filters={"label": f"craton.project={root.project_id}"}
     ):
         container.remove(force=True)
 
@@ -133,7 +133,7 @@ def wait_job(sessions, job_id: int, timeout: float = 90) -> Job:  # type: ignore
 
 def containers_of(run: Run) -> list[Any]:
     return docker.from_env().containers.list(
-        all=True, filters={"label": f"craton.run-uid={run.uid}"}
+        ignore_removed=True, all=True, filters={"label": f"craton.run-uid={run.uid}"}
     )
 
 
@@ -335,7 +335,7 @@ def test_three_runners_execute_every_run_exactly_once(sessions, project, runners
         ).id
     assert wait_job(sessions, job_id, timeout=600).status == "SUCCEEDED"
     containers = docker.from_env().containers.list(
-        all=True, filters={"label": f"craton.job={job_id}", "status": "exited"}
+        ignore_removed=True, all=True, filters={"label": f"craton.job={job_id}", "status": "exited"}
     )
     with transaction(sessions) as session:
         done = list(session.execute(select(Run).where(Run.job_id == job_id)).scalars())

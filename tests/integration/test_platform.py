@@ -73,7 +73,9 @@ def runner(docker_settings, sessions) -> Iterator[Runner]:  # type: ignore[no-un
 
 def job_containers(project_id: str, job_id: int, **filters: Any) -> list[Any]:
     labels = [f"craton.project={project_id}", f"craton.job={job_id}"]
-    return docker.from_env().containers.list(filters={"label": labels}, **filters)
+    return docker.from_env().containers.list(
+        ignore_removed=True, filters={"label": labels}, **filters
+    )
 
 
 def containers_gone(project_id: str, job_id: int, timeout: float = 15.0) -> bool:

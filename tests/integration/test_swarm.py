@@ -82,7 +82,7 @@ def remove_services_and_containers(docker_client, project: str) -> None:  # type
     label = {"label": f"craton.project={project}"}
     for service in docker_client.services.list(filters=label):
         service.remove()
-    for container in docker_client.containers.list(all=True, filters=label):
+    for container in docker_client.containers.list(ignore_removed=True, all=True, filters=label):
         container.remove(force=True)
 
 
@@ -287,12 +287,16 @@ def make_job(sessions, project_id, image, script, hosts=1, **step):  # type: ign
 def task_containers(docker_client, service_id: str) -> list[Any]:  # type: ignore[no-untyped-def]
     """The containers swarm made for a service's tasks, running or not."""
     return docker_client.containers.list(
-        all=True, filters={"label": f"com.docker.swarm.service.id={service_id}"}
+        ignore_removed=True,
+        all=True,
+        filters={"label": f"com.docker.swarm.service.id={service_id}"},
     )
 
 
 def running_containers_of(docker_client, run: Run) -> list[Any]:  # type: ignore[no-untyped-def]
-    return docker_client.containers.list(filters={"label": f"craton.run-uid={run.uid}"})
+    return docker_client.containers.list(
+        ignore_removed=True, filters={"label": f"craton.run-uid={run.uid}"}
+    )
 
 
 def services_of(docker_client, run: Run) -> list[Any]:  # type: ignore[no-untyped-def]
