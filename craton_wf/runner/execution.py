@@ -16,6 +16,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -73,6 +74,8 @@ class RunExecution:
         self.abandoned = abandoned or threading.Event()
         # Batches this run's writes with other runs' (runner.recorder.Recorder).
         self.recorder = recorder
+        # "started", queued to the recorder and maybe not committed yet.
+        self.started: Future[Any] | None = None
         # Environment (secrets, CRATON_URL/TOKEN), limits and what to redact from logs.
         self.prepared = task_env.RunPreparation()
 
@@ -80,8 +83,32 @@ class RunExecution:
         if self.abandoned.is_set():
             raise LeaseLost(f"run {self.a.run_id}: handed over when the runner stopped")
         if self.recorder is not None:
-            return self.recorder.record(fn, *args, **kwargs)
+            result = self.recorder.record(fn, *args, **kwargs)
+            self._check_started()
+            return result
         return retrying(self.sessions, fn, *args, abort=self.abandoned, **kwargs)
+
+    def _mark_started(self, handle: Handle) -> None:
+        """Record that the container runs. With a recorder, the write is left to
+        commit while the log is read: the run's next write is queued behind it."""
+        args = (self.a.run_id, self.owner, self.a.epoch, handle.id)
+        if self.recorder is None or self.abandoned.is_set():
+            self._tx(run_service.mark_started, *args)
+        else:
+            self.started = self.recorder.submit(run_service.mark_started, *args)
+
+    def _check_started(self, wait: bool = False) -> None:
+        """Raise what recording "started" raised, once it is known (a lost lease).
+
+        Checked after each later write, which was recorded after it."""
+        if self.started is None or not (wait or self.started.done()):
+            return
+        started, self.started = self.started, None
+        exc = started.exception()
+        if isinstance(exc, LeaseLost):
+            raise exc
+        if exc is not None:
+            log.warning("run %s: recording its start failed: %s", self.a.run_id, exc)
 
     def spec(self) -> ContainerSpec:
         return ContainerSpec(
@@ -112,8 +139,10 @@ class RunExecution:
         if handle is None:
             return
         self.active.handle = handle
-        self._tx(run_service.mark_started, self.a.run_id, self.owner, self.a.epoch, handle.id)
-        self._fault("after_start")
+        self._mark_started(handle)
+        if self.settings.fault_point == "after_start":
+            self._check_started(wait=True)  # die with the start recorded
+            self._fault("after_start")
         if self.active.stop_reason:  # cancelled while starting
             self.executor.stop(handle, grace_seconds=self.settings.stop_grace_seconds)
         last_lines = self._pump_logs(handle)

@@ -9,8 +9,10 @@ records them together:
 
 - each write is a service call ``fn(session, run_id, owner, epoch, ...)`` that
   checks the run's lease itself, so batching changes nothing about fencing;
-- a run's thread waits for its write to be committed before it goes on, so
-  the writes of one run stay in order;
+- writes are recorded in the order they were queued, so the writes of one run
+  stay in order; a run's thread waits for a write to be committed before it
+  goes on, except for "started", which it leaves to commit while it reads the
+  container's log (its next write is queued behind it);
 - finished runs are recorded with ``settle=False`` and their jobs are moved on
   once per batch (``runs.settle_finished``);
 - the batch's runs are locked first, with one query in id order, so two
@@ -66,14 +68,20 @@ class Recorder:
         self._thread = threading.Thread(target=self._loop, name="runner-recorder", daemon=True)
         self._thread.start()
 
-    def record(self, fn: Callable[..., Any], run_id: int, *args: Any, **kwargs: Any) -> Any:
-        """``fn(session, run_id, *args, **kwargs)``, batched with other runs' writes.
+    def submit(self, fn: Callable[..., Any], run_id: int, *args: Any, **kwargs: Any) -> Future[Any]:
+        """Queue ``fn(session, run_id, *args, **kwargs)``, to be batched with other
+        runs' writes; the future holds its result once committed.
 
-        Returns its result once committed, or raises what it raised.
+        Writes are recorded in the order they were queued, so a run's later
+        write never lands before an earlier one.
         """
         write = _Write(fn, (run_id, *args), kwargs)
         self._queue.put(write)
-        return write.done.result()
+        return write.done
+
+    def record(self, fn: Callable[..., Any], run_id: int, *args: Any, **kwargs: Any) -> Any:
+        """As :meth:`submit`, waiting: the result once committed, or what it raised."""
+        return self.submit(fn, run_id, *args, **kwargs).result()
 
     def finish(self, run_id: int, owner: str, epoch: int, **outcome: Any) -> Any:
         """Record a run's outcome (as ``runs.finish_run``)."""

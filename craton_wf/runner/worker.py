@@ -62,6 +62,7 @@ class Runner:
         self.name = name or self.id
         self.wakeup = wakeup or threading.Event()
         self._stop = threading.Event()
+        self._slot_freed = threading.Event()
         self._abandoned = threading.Event()
         self._recorder: Recorder | None = None
         self._lock = threading.Lock()
@@ -167,18 +168,21 @@ class Runner:
                     self._builds.add(build.build_id)
                 self._pool.submit(self._execute_build, build)
                 claimed = True
-        gathered = False
+        gather_until: float | None = None
         while not self._stop.is_set():
             free = min(self.settings.runner_slots - self.active_runs, CLAIM_BATCH)
             if free <= 0:
                 break
-            if not gathered and free < min(CLAIM_BATCH, self.settings.runner_slots // 4):
+            if free < min(CLAIM_BATCH, self.settings.runner_slots // 4):
                 # A few slots free while many runs are in flight: let more of them
-                # finish and claim for all at once (a claim costs about as much
-                # for one run as for dozens).
-                gathered = True
-                self._stop.wait(GATHER_SECONDS)
-                continue
+                # finish, for up to GATHER_SECONDS, and claim for all at once (a
+                # claim costs about as much for one run as for dozens).
+                now = time.monotonic()
+                gather_until = gather_until or now + GATHER_SECONDS
+                if now < gather_until:
+                    self._slot_freed.wait(gather_until - now)
+                    self._slot_freed.clear()
+                    continue
             with transaction(self.sessions) as session:
                 assignments = run_service.claim_runs(
                     session, self.id, self.settings.lease_seconds, free, self.settings
@@ -197,6 +201,7 @@ class Runner:
         def finished() -> None:
             with self._lock:
                 self._runs.pop(active.assignment.run_id, None)
+            self._slot_freed.set()
             self.wakeup.set()  # the finished run may have unblocked the next one
 
         RunExecution(
