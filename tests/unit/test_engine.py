@@ -501,3 +501,38 @@ def test_set_columns_stores_one_update_for_many_rows(sessions, root):
             select(JobHost.failed_step).where(JobHost.job_id == job_id)
         ).scalars()
         assert list(stored) == ["probe"] * 3
+
+
+def test_a_start_left_to_commit_lands_before_the_outcome_queued_behind_it(sessions, root):
+    """The recorder keeps a run's writes in the order they were queued: "started",
+    not waited for, then the outcome; a lost lease on the first refuses both."""
+    import pytest
+
+    from craton_wf.errors import LeaseLost
+    from craton_wf.runner.recorder import Recorder
+    from craton_wf.services import runs as run_service
+    from craton_wf.services.events import list_events
+
+    job_id = setup_job(sessions, root, ["noop"], hosts=2, concurrency=2)
+    with transaction(sessions) as session:
+        first, second = run_service.claim_runs(session, "runner-a", 30, 2)
+    recorder = Recorder(sessions, threading.Event())
+    started = recorder.submit(
+        run_service.mark_started, first.run_id, "runner-a", first.epoch, "container-1"
+    )
+    status = recorder.finish(first.run_id, "runner-a", first.epoch, exit_code=0)
+    assert started.done() and started.exception() is None
+    assert status.value == "SUCCEEDED"
+    stale = recorder.submit(
+        run_service.mark_started, second.run_id, "runner-a", second.epoch + 1, "container-2"
+    )
+    with pytest.raises(LeaseLost):
+        recorder.finish(second.run_id, "runner-a", second.epoch + 1, exit_code=0)
+    assert isinstance(stale.exception(), LeaseLost)
+    with transaction(sessions) as session:
+        run = session.get(Run, first.run_id)
+        assert run is not None and run.container_id == "container-1"
+        assert run.started_at is not None and run.finished_at >= run.started_at
+        assert session.get(Run, second.run_id).status == "STARTING"  # type: ignore[union-attr]
+        kinds = [e.kind for e in list_events(session, job_id) if e.run_id == first.run_id]
+    assert kinds[-2:] == ["run_started", "run_succeeded"]
