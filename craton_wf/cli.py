@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -110,6 +111,18 @@ def bootstrap(ctx: click.Context, project_name: str, user_name: str, fmt: str) -
         )
 
 
+def _tune_gc() -> None:
+    """For a long-running process, once its modules are loaded: the objects made
+    so far (modules, mappings, compiled queries) leave the collector's view for
+    good, and the youngest generation is collected every 10,000 allocations
+    instead of 700. A runner allocates many short-lived ORM objects per batch;
+    with the defaults the cyclic collector took about a tenth of its CPU
+    (``bench.dispatch``: 1.21 -> 1.06 ms of runner CPU per run)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 20, 20)
+
+
 def _make_runner(settings: Settings, sessions: Any, wakeup: threading.Event | None) -> Any:
     from craton_wf.builders.image import ImageBuilder
     from craton_wf.executors import make_executor
@@ -158,6 +171,7 @@ def serve(
             return
         runner.start()
     app = create_app(settings, sessions, wakeup if with_runner else None)
+    _tune_gc()
     try:
         uvicorn.run(
             app, host=host or settings.api_host, port=port or settings.api_port, log_level="warning"
@@ -185,6 +199,7 @@ def runner(ctx: click.Context, name: str | None) -> None:
     signal.signal(signal.SIGTERM, lambda *_: worker.request_stop())
     signal.signal(signal.SIGINT, lambda *_: worker.request_stop())
     click.echo(f"runner {worker.id} started", err=True)
+    _tune_gc()
     if not worker.run_forever():
         # Containers still running were handed over to other runners; don't wait
         # for this process's threads that watched them.
