@@ -1,10 +1,11 @@
 """Driving one run's container from start to stored result.
 
-Logs are read on their own thread into a queue and written in batches (every
-quarter second or 500 lines), so a silent container does not hold back the
-lines it already printed, and a chatty one does not cost a transaction per
-line; the lines read when the log ends are stored with the outcome. The
-container is removed only after its logs and exit code are committed.
+Logs are read on a thread of their own (kept for the next run:
+runner.threads) into a queue and written in batches (every quarter second or
+500 lines), so a silent container does not hold back the lines it already
+printed, and a chatty one does not cost a transaction per line; the lines
+read when the log ends are stored with the outcome. The container is removed
+only after its logs and exit code are committed.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, wait
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -28,6 +29,7 @@ from craton_wf.db.models import utcnow
 from craton_wf.errors import CratonError, ExecutorError, LeaseLost, NameTaken
 from craton_wf.executors.base import ContainerSpec, ContainerState, Executor, Handle
 from craton_wf.runner.resume import resume_lines
+from craton_wf.runner.threads import ReusedThreads
 from craton_wf.services import runs as run_service
 from craton_wf.services import task_env
 from craton_wf.services.runs import LogBatch, LogRecord, RunAssignment
@@ -38,6 +40,7 @@ log = logging.getLogger(__name__)
 FLUSH_SECONDS = 0.25
 FLUSH_LINES = 500
 _END = object()
+_READERS = ReusedThreads("runner-logs")  # every run's log reader, threads kept for reuse
 
 
 @dataclass
@@ -275,8 +278,7 @@ class RunExecution:
             note = f"[craton] runner {self.owner} took this run over from {self.a.adopted_from}"
             note += f"; log resumes after {since.isoformat()}" if since else "; no log stored yet"
             lines.put(LogRecord("system", utcnow(), note))
-        reader = threading.Thread(target=read, name=f"logs-{self.a.run_id}", daemon=True)
-        reader.start()
+        reader = _READERS.submit(read)
         batch: list[LogRecord] = []
         last_flush = time.monotonic()
         done = False
@@ -312,7 +314,7 @@ class RunExecution:
                 batch = []
                 last_flush = now
                 self._fault("mid_logs")
-        reader.join(timeout=5)
+        wait([reader], timeout=5)
         return self._log_batch(batch) if batch else None
 
     def _log_batch(self, lines: list[LogRecord]) -> LogBatch:
