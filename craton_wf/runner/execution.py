@@ -100,11 +100,11 @@ class RunExecution:
         else:
             self.started = self.recorder.submit(run_service.mark_started, *args)
 
-    def _check_started(self, wait: bool = False) -> None:
+    def _check_started(self, block: bool = False) -> None:
         """Raise what recording "started" raised, once it is known (a lost lease).
 
         Checked after each later write, which was recorded after it."""
-        if self.started is None or not (wait or self.started.done()):
+        if self.started is None or not (block or self.started.done()):
             return
         started, self.started = self.started, None
         exc = started.exception()
@@ -144,7 +144,7 @@ class RunExecution:
         self.active.handle = handle
         self._mark_started(handle)
         if self.settings.fault_point == "after_start":
-            self._check_started(wait=True)  # die with the start recorded
+            self._check_started(block=True)  # die with the start recorded
             self._fault("after_start")
         if self.active.stop_reason:  # cancelled while starting
             self.executor.stop(handle, grace_seconds=self.settings.stop_grace_seconds)
