@@ -10,10 +10,11 @@ not write them again.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import ColumnElement, Integer, any_, bindparam, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -29,10 +30,25 @@ def set_columns(session: Session, rows: Sequence[Any], **values: Any) -> None:
     for start in range(0, len(ids), CHUNK):
         session.execute(
             update(model)
-            .where(model.id.in_(ids[start : start + CHUNK]))
+            .where(one_of(session, model.id, ids[start : start + CHUNK]))
             .values(**values)
             .execution_options(synchronize_session=False)
         )
     for row in rows:
         for key, value in values.items():
             set_committed_value(row, key, value)
+
+
+def one_of(session: Session, column: Any, ids: Iterable[int]) -> ColumnElement[bool]:
+    """``column IN (ids)`` for an integer column; on PostgreSQL ``column = ANY(:ids)``.
+
+    The engine asks about a batch's runs and hosts, a different number of them
+    every time. An ``IN`` list renders one parameter per id, so each count is
+    another statement text: rendered again, and never prepared by the server.
+    One array parameter keeps one text for every count, at about a fifth of
+    the client's work for a hundred ids.
+    """
+    ids = list(ids)
+    if session.get_bind().dialect.name == "postgresql":
+        return column == any_(bindparam(None, ids, type_=ARRAY(Integer)))  # type: ignore[no-any-return]
+    return column.in_(ids)  # type: ignore[no-any-return]

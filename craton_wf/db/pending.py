@@ -1,23 +1,31 @@
-"""Rows inserted when their transaction commits: one multi-row statement per table.
+"""Rows inserted when their transaction commits: one statement per table.
 
 A runner's batch writes many small rows (events, log lines) for many runs;
-one insert per table costs far less than an ORM object each. Rows go in
-the order they were added, tables in the order they were first used; every
-row they name already has its id. A rolled-back transaction inserts nothing.
+one insert per table costs far less than an ORM object each. On PostgreSQL
+the rows go in with ``COPY``, which costs the client about a quarter of
+what an ``executemany`` of the same rows does; elsewhere with one
+multi-row insert. Rows go in the order they were added, tables in the
+order they were first used; every row they name already has its id. A
+rolled-back transaction inserts nothing.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import event, insert
+import psycopg
+from sqlalchemy import Connection, Table, event, insert
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 _KEY = "pending_rows"
 
 
 def insert_later(session: Session, model: type, rows: list[dict[str, Any]]) -> None:
-    """Insert ``rows`` of ``model`` with the transaction's commit."""
+    """Insert ``rows`` of ``model`` with the transaction's commit.
+
+    Every row of one model names the same columns.
+    """
     if rows:
         pending: dict[type, list[dict[str, Any]]] = session.info.setdefault(_KEY, {})
         pending.setdefault(model, []).extend(rows)
@@ -26,10 +34,56 @@ def insert_later(session: Session, model: type, rows: list[dict[str, Any]]) -> N
 @event.listens_for(Session, "before_commit")
 def _insert_pending(session: Session) -> None:
     pending = session.info.pop(_KEY, None)
-    for model, rows in (pending or {}).items():
-        session.connection().execute(insert(model), rows)
+    if not pending:
+        return
+    connection = session.connection()
+    for model, rows in pending.items():
+        if connection.dialect.name == "postgresql":
+            copy_rows(connection, model.__table__, rows)
+        else:
+            connection.execute(insert(model), rows)
 
 
 @event.listens_for(Session, "after_rollback")
 def _forget_pending(session: Session) -> None:
     session.info.pop(_KEY, None)
+
+
+def copy_rows(connection: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """``COPY`` ``rows`` into ``table``, in this connection's transaction.
+
+    Values pass through the columns' types as they would for an insert (UTC
+    datetimes, JSON); a database error is raised as SQLAlchemy raises it, a
+    dropped connection invalidated, so callers that retry see what they
+    would see for any other statement.
+    """
+    names = list(rows[0])
+    dialect = connection.dialect
+    quote = dialect.identifier_preparer.quote
+    processors = [
+        table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names
+    ]
+    statement = (
+        f"COPY {dialect.identifier_preparer.format_table(table)} "
+        f"({', '.join(quote(name) for name in names)}) FROM STDIN"
+    )
+    fairy = connection.connection
+    cursor = fairy.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        with cursor.copy(statement) as copy:
+            for row in rows:
+                copy.write_row(
+                    [
+                        process(row[name]) if process else row[name]
+                        for name, process in zip(names, processors, strict=True)
+                    ]
+                )
+    except psycopg.Error as exc:
+        lost = dialect.is_disconnect(exc, fairy, cursor)  # type: ignore[arg-type]
+        if lost:
+            connection.invalidate(exc)
+        raise DBAPIError.instance(
+            statement, None, exc, psycopg.Error, connection_invalidated=lost
+        ) from exc
+    finally:
+        cursor.close()

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Select, func, select, update
 from sqlalchemy.orm import Session
 
+from craton_wf.db.bulk import one_of
 from craton_wf.db.models import utcnow
 from craton_wf.errors import LeaseLost
 
@@ -90,7 +91,7 @@ def lock_rows(session: Session, model: type[T], ids: Iterable[int]) -> dict[int,
     if wanted:
         rows = session.execute(
             select(model)
-            .where(model.id.in_(wanted))  # type: ignore[attr-defined]
+            .where(one_of(session, model.id, wanted))  # type: ignore[attr-defined]
             .order_by(model.id)  # type: ignore[attr-defined]
             .with_for_update(key_share=True)
             .execution_options(populate_existing=True)
@@ -129,7 +130,7 @@ def renew_leases(
     # renewed by the next heartbeat, long before it expires.
     held = (
         select(model.id)  # type: ignore[attr-defined]
-        .where(model.id.in_(ids), model.lease_owner == owner)  # type: ignore[attr-defined]
+        .where(one_of(session, model.id, ids), model.lease_owner == owner)  # type: ignore[attr-defined]
         .with_for_update(skip_locked=True, key_share=True)
     )
     result = session.execute(
@@ -146,7 +147,7 @@ def expire_leases(session: Session, model: type, owner: str, ids: list[int]) -> 
     if ids:
         session.execute(
             update(model)
-            .where(model.id.in_(ids), model.lease_owner == owner)  # type: ignore[attr-defined]
+            .where(one_of(session, model.id, ids), model.lease_owner == owner)  # type: ignore[attr-defined]
             .values(lease_expires_at=db_now(session))
             .execution_options(synchronize_session=False)
         )

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
+from craton_wf.db.bulk import one_of
 from craton_wf.db.models import Job, JobHost, Run, RunDependency, RunLog, utcnow
 from craton_wf.db.pending import insert_later
 from craton_wf.domain.outputs import TEMPORARY_FAILURE_EXIT_CODE, parse_output_line
@@ -146,10 +147,14 @@ def claim_runs(
     # What the assignments read, asked once for all of them.
     host_ids = [run.job_host_id for run, _ in runs if run.job_host_id]
     if host_ids:
-        session.execute(select(JobHost).where(JobHost.id.in_(host_ids))).scalars().all()
+        session.execute(
+            select(JobHost).where(one_of(session, JobHost.id, host_ids))
+        ).scalars().all()
     waiting = set(
         session.execute(
-            select(RunDependency.run_id).where(RunDependency.run_id.in_([r.id for r, _ in runs]))
+            select(RunDependency.run_id).where(
+                one_of(session, RunDependency.run_id, [r.id for r, _ in runs])
+            )
         ).scalars()
     )
     return [
@@ -294,7 +299,7 @@ def _earlier_outputs(session: Session, run: Run) -> dict[str, dict[str, Any]]:
             session.execute(
                 select(Run)
                 .join(RunDependency, RunDependency.depends_on_id == Run.id)
-                .where(RunDependency.run_id.in_(frontier))
+                .where(one_of(session, RunDependency.run_id, frontier))
             )
             .scalars()
             .all()
@@ -507,7 +512,7 @@ def runs_to_stop(session: Session, owner: str, run_ids: list[int]) -> dict[int, 
     rows = session.execute(
         select(Run.id, Run.deadline, Job.status, Job.deadline)
         .join(Job, Job.id == Run.job_id)
-        .where(Run.id.in_(run_ids), Run.lease_owner == owner)
+        .where(one_of(session, Run.id, run_ids), Run.lease_owner == owner)
     ).all()
     verdict: dict[int, str] = {}
     for run_id, deadline, job_status, job_deadline in rows:

@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import Select, func, select, update
 from sqlalchemy.orm import Session
 
-from craton_wf.db.bulk import set_columns
+from craton_wf.db.bulk import one_of, set_columns
 from craton_wf.db.models import Job, JobHost, Run, RunDependency, utcnow
 from craton_wf.domain.states import (
     ACTIVE_RUN_STATES,
@@ -104,7 +104,7 @@ def _dependencies_states(session: Session, runs: list[Run]) -> dict[int, str]:
     rows = session.execute(
         select(RunDependency.run_id, Run.status, Run.required)
         .join(Run, Run.id == RunDependency.depends_on_id)
-        .where(RunDependency.run_id.in_(list(states)))
+        .where(one_of(session, RunDependency.run_id, states))
     ).all()
     for run_id, status, required in rows:
         if states[run_id] == "blocked" or status == RunStatus.SUCCEEDED.value:
@@ -135,7 +135,8 @@ def _try_queue(session: Session, runs: list[Run], now: datetime) -> None:
         set(
             session.execute(
                 select(JobHost.id).where(
-                    JobHost.id.in_(host_ids), JobHost.status == HostStatus.RUNNING.value
+                    one_of(session, JobHost.id, host_ids),
+                    JobHost.status == HostStatus.RUNNING.value,
                 )
             ).scalars()
         )
@@ -171,7 +172,11 @@ def _dependents(session: Session, run_ids: list[int]) -> list[Run]:
     return _locked_runs(
         session,
         select(Run).where(
-            Run.id.in_(select(RunDependency.run_id).where(RunDependency.depends_on_id.in_(run_ids)))
+            Run.id.in_(
+                select(RunDependency.run_id).where(
+                    one_of(session, RunDependency.depends_on_id, run_ids)
+                )
+            )
         ),
     )
 
@@ -268,7 +273,7 @@ def _finish_hosts_if_done(session: Session, job: Job, hosts: list[JobHost], now:
     statuses: defaultdict[int | None, set[str]] = defaultdict(set)
     for host_id, status in session.execute(
         select(Run.job_host_id, Run.status)
-        .where(Run.job_host_id.in_([host.id for host in hosts]))
+        .where(one_of(session, Run.job_host_id, [host.id for host in hosts]))
         .distinct()
     ):
         statuses[host_id].add(status)
@@ -321,7 +326,7 @@ def _fill_host_slots(session: Session, job: Job, now: datetime) -> None:
     runs = _locked_runs(
         session,
         select(Run).where(
-            Run.job_host_id.in_([host.id for host in hosts]),
+            one_of(session, Run.job_host_id, [host.id for host in hosts]),
             Run.status == RunStatus.PENDING.value,
         ),
     )

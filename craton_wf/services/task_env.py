@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from craton_wf.db.bulk import one_of
 from craton_wf.db.models import ApiToken, Job, Run, User, utcnow
 from craton_wf.domain.resources import Limits, ResourcePolicy, container_limits
 from craton_wf.services import project_secrets
@@ -107,7 +108,7 @@ def revoke_run_tokens(session: Session, run_ids: list[int]) -> None:
     """The runs' attempts ended: their tokens stop working."""
     session.execute(
         update(ApiToken)
-        .where(ApiToken.run_id.in_(run_ids), ApiToken.revoked_at.is_(None))
+        .where(one_of(session, ApiToken.run_id, run_ids), ApiToken.revoked_at.is_(None))
         .values(revoked_at=utcnow())
         .execution_options(synchronize_session=False)
     )
