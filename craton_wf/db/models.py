@@ -431,7 +431,12 @@ class Job(Base):
     task_id: Mapped[int | None] = mapped_column(ForeignKey("tasks.id", ondelete="SET NULL"))
     status: Mapped[str] = mapped_column(String(32), index=True, nullable=False)
     variables: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, nullable=False)
-    targets: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, nullable=False)
+    # What the job was asked to run on, as asked (host ids, filters): for its
+    # readers, never for its runners, which load the job with every batch of
+    # its runs; a fleet's ids would be decoded each time. Loaded when read.
+    targets: Mapped[dict[str, Any]] = mapped_column(
+        JSONType, default=dict, nullable=False, deferred=True
+    )
     steps: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, nullable=False)
     concurrency: Mapped[int] = mapped_column(Integer, default=1, nullable=False)
     max_failures: Mapped[int] = mapped_column(Integer, default=0, nullable=False)

@@ -13,7 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, undefer
 
 from craton_wf.db.models import (
     Build,
@@ -374,7 +374,7 @@ def get_job(session: Session, project_id: str, job_id: Any) -> Job:
 def list_jobs(
     session: Session, project_id: str, page: PageRequest, filters: dict[str, Any]
 ) -> Page[Job]:
-    stmt = scoped(Job, project_id)
+    stmt = scoped(Job, project_id).options(undefer(Job.targets))  # read for every job listed
     for key in ("status", "workflow_id", "task_id"):
         if filters.get(key) is not None:
             stmt = stmt.where(getattr(Job, key) == filters[key])

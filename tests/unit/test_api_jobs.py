@@ -6,8 +6,11 @@ import io
 import json
 import tarfile
 
+from sqlalchemy import inspect
+
 from craton_wf.db.engine import transaction
 from craton_wf.executors.fake import FakeExecutor, FakeOutcome
+from craton_wf.services import scheduling
 from tests.factories import make_inventory, make_ready_task
 
 
@@ -123,6 +126,24 @@ def test_job_needs_ready_task_and_matching_hosts(api, sessions, root):
     assert api.post("/v1/jobs", json={"task": "ready"}).status_code == 400
     assert api.post("/v1/jobs", json={"task": "missing", "hosts": [1]}).status_code == 404
     assert api.get("/v1/jobs").json()["jobs"] == []
+
+
+def test_a_job_reads_back_its_targets_which_its_runners_never_load(api, sessions, root):
+    with transaction(sessions) as session:
+        hosts = make_inventory(session, root.project_id, 3)
+        make_ready_task(session, root.project_id, "ready")
+        ids = [h.id for h in hosts]
+    made = api.post("/v1/jobs", json={"task": "ready", "hosts": ids[:2]})
+    assert made.status_code == 201, made.text
+    job_id = made.json()["id"]
+    wanted = {"hosts": ids[:2], "filters": {}}
+    assert made.json()["targets"] == wanted
+    assert api.get(f"/v1/jobs/{job_id}").json()["targets"] == wanted
+    assert [j["targets"] for j in api.get("/v1/jobs").json()["jobs"]] == [wanted]
+    with transaction(sessions) as session:  # a runner's batch locks the job: no host list read
+        job = scheduling.lock_job(session, job_id)
+        assert "targets" not in inspect(job).dict and job.steps
+        assert job.targets == wanted  # read when asked for
 
 
 def test_workflow_versions_and_job_keeps_its_version(api, sessions, root, start_runner, wait_job):
