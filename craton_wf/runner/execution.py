@@ -17,7 +17,6 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, wait
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -29,7 +28,7 @@ from craton_wf.db.models import utcnow
 from craton_wf.errors import CratonError, ExecutorError, LeaseLost, NameTaken
 from craton_wf.executors.base import ContainerSpec, ContainerState, Executor, Handle
 from craton_wf.runner.resume import resume_lines
-from craton_wf.runner.threads import ReusedThreads
+from craton_wf.runner.threads import Outcome, ReusedThreads
 from craton_wf.services import runs as run_service
 from craton_wf.services import task_env
 from craton_wf.services.runs import LogBatch, LogRecord, RunAssignment
@@ -39,6 +38,7 @@ log = logging.getLogger(__name__)
 
 FLUSH_SECONDS = 0.25
 FLUSH_LINES = 500
+LINES_QUEUED = 10_000  # read ahead of what is stored, at most
 _END = object()
 _READERS = ReusedThreads("runner-logs")  # every run's log reader, threads kept for reuse
 
@@ -78,7 +78,7 @@ class RunExecution:
         # Batches this run's writes with other runs' (runner.recorder.Recorder).
         self.recorder = recorder
         # "started", queued to the recorder and maybe not committed yet.
-        self.started: Future[Any] | None = None
+        self.started: Outcome[Any] | None = None
         # Environment (secrets, CRATON_URL/TOKEN), limits and what to redact from logs.
         self.prepared = task_env.RunPreparation()
 
@@ -259,7 +259,8 @@ class RunExecution:
         The lines read since the last flush when the log ends are returned, not
         stored: they go with the run's outcome, in one write.
         """
-        lines: queue.Queue[Any] = queue.Queue(maxsize=10_000)
+        lines: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        gone = False  # set when this loop stops reading the queue
 
         since = self.a.last_log_ts
 
@@ -268,6 +269,10 @@ class RunExecution:
                 resume = since - timedelta(microseconds=1) if since else None
                 stream = self.executor.logs(handle, since=resume)
                 for record in resume_lines(stream, since, self.a.boundary_lines):
+                    while lines.qsize() >= LINES_QUEUED:  # the writes are behind: hold the stream
+                        if gone:
+                            return
+                        time.sleep(0.01)
                     lines.put(record)
             except CratonError as exc:
                 lines.put(exc)
@@ -279,42 +284,45 @@ class RunExecution:
             note += f"; log resumes after {since.isoformat()}" if since else "; no log stored yet"
             lines.put(LogRecord("system", utcnow(), note))
         reader = _READERS.submit(read)
-        batch: list[LogRecord] = []
-        last_flush = time.monotonic()
-        done = False
-        capped = False  # the run's log is full: read on to the end, store nothing
-        while not done:
-            try:
-                item = lines.get(timeout=FLUSH_SECONDS)
-            except queue.Empty:
-                item = None
-            if self.abandoned.is_set():
-                raise LeaseLost(f"run {self.a.run_id}: handed over when the runner stopped")
-            if item is _END:
-                done = True
-            elif isinstance(item, CratonError):
-                log.warning("run %s: log stream broke: %s", self.a.run_id, item)
-            elif item is not None and not capped:
-                batch.append(item)
-            now = time.monotonic()
-            if (
-                batch
-                and not done
-                and (len(batch) >= FLUSH_LINES or now - last_flush >= FLUSH_SECONDS)
-            ):
-                appended = self._tx(
-                    run_service.append_logs,
-                    self.a.run_id,
-                    self.owner,
-                    self.a.epoch,
-                    self._log_batch(batch),
-                )
-                self.next_seq = appended.next_seq
-                capped = appended.capped
-                batch = []
-                last_flush = now
-                self._fault("mid_logs")
-        wait([reader], timeout=5)
+        try:
+            batch: list[LogRecord] = []
+            last_flush = time.monotonic()
+            done = False
+            capped = False  # the run's log is full: read on to the end, store nothing
+            while not done:
+                try:
+                    item = lines.get(timeout=FLUSH_SECONDS)
+                except queue.Empty:
+                    item = None
+                if self.abandoned.is_set():
+                    raise LeaseLost(f"run {self.a.run_id}: handed over when the runner stopped")
+                if item is _END:
+                    done = True
+                elif isinstance(item, CratonError):
+                    log.warning("run %s: log stream broke: %s", self.a.run_id, item)
+                elif item is not None and not capped:
+                    batch.append(item)
+                now = time.monotonic()
+                if (
+                    batch
+                    and not done
+                    and (len(batch) >= FLUSH_LINES or now - last_flush >= FLUSH_SECONDS)
+                ):
+                    appended = self._tx(
+                        run_service.append_logs,
+                        self.a.run_id,
+                        self.owner,
+                        self.a.epoch,
+                        self._log_batch(batch),
+                    )
+                    self.next_seq = appended.next_seq
+                    capped = appended.capped
+                    batch = []
+                    last_flush = now
+                    self._fault("mid_logs")
+        finally:
+            gone = True
+        reader.wait(timeout=5)
         return self._log_batch(batch) if batch else None
 
     def _log_batch(self, lines: list[LogRecord]) -> LogBatch:

@@ -28,7 +28,6 @@ import logging
 import queue
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +35,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from craton_wf.db.engine import retrying
 from craton_wf.db.models import Run
+from craton_wf.runner.threads import Outcome
 from craton_wf.services import runs as run_service
 from craton_wf.services.leases import lock_rows
 
@@ -49,7 +49,7 @@ class _Write:
     fn: Callable[..., Any]
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
-    done: Future[Any] = field(default_factory=Future)
+    done: Outcome[Any] = field(default_factory=Outcome)
 
     @property
     def run_id(self) -> int:
@@ -68,9 +68,11 @@ class Recorder:
         self._thread = threading.Thread(target=self._loop, name="runner-recorder", daemon=True)
         self._thread.start()
 
-    def submit(self, fn: Callable[..., Any], run_id: int, *args: Any, **kwargs: Any) -> Future[Any]:
+    def submit(
+        self, fn: Callable[..., Any], run_id: int, *args: Any, **kwargs: Any
+    ) -> Outcome[Any]:
         """Queue ``fn(session, run_id, *args, **kwargs)``, to be batched with other
-        runs' writes; the future holds its result once committed.
+        runs' writes; the outcome holds its result once committed.
 
         Writes are recorded in the order they were queued, so a run's later
         write never lands before an earlier one.

@@ -13,6 +13,7 @@ from craton_wf.db.engine import transaction
 from craton_wf.db.models import JobHost, Run, RunLog, utcnow
 from craton_wf.executors.base import ContainerSpec
 from craton_wf.executors.fake import FakeExecutor, FakeOutcome
+from craton_wf.runner import execution
 from craton_wf.services import jobs as job_service
 from craton_wf.services import workflows as workflow_service
 from tests.factories import make_inventory, make_ready_task
@@ -170,6 +171,23 @@ def test_logs_are_stored_in_order_with_streams(sessions, root, start_runner, wai
         stored = list(session.execute(select(RunLog).order_by(RunLog.id)).scalars())
     assert [(log.stream, log.line) for log in stored] == lines
     assert [log.seq for log in stored] == list(range(1, 301))
+
+
+def test_a_log_read_faster_than_it_is_stored_waits_and_loses_nothing(
+    sessions, root, start_runner, wait_job, monkeypatch
+):
+    monkeypatch.setattr(execution, "LINES_QUEUED", 7)  # the reader holds at 7 lines queued
+    job_id = setup_job(sessions, root, ["one"], hosts=2)
+    lines = [("stdout", f"line {i}") for i in range(400)]
+    start_runner(FakeExecutor(lambda spec: FakeOutcome(lines=lines)))
+    assert wait_job(job_id).status == "SUCCEEDED"
+    with transaction(sessions) as session:
+        for run_id in session.execute(select(Run.id).where(Run.job_id == job_id)).scalars():
+            stored = session.execute(
+                select(RunLog.seq, RunLog.line).where(RunLog.run_id == run_id).order_by(RunLog.seq)
+            ).all()
+            assert [line for _, line in stored] == [text for _, text in lines]
+            assert [seq for seq, _ in stored] == list(range(1, 401))
 
 
 def test_cancel_stops_running_and_cancels_queued(sessions, root, start_runner, wait_job):
