@@ -7,6 +7,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from craton_wf.errors import CratonError
@@ -58,6 +59,19 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 404 and message == "Not Found":
             message = "no such resource"
         return error_response(exc.status_code, message)
+
+    @app.exception_handler(DataError)
+    async def _data(_request: Request, exc: DataError) -> JSONResponse:
+        # A value the database cannot hold (a number past its column's range):
+        # the request's fault, named; the request's transaction is rolled back.
+        diag = getattr(exc.orig, "diag", None)
+        detail = getattr(diag, "message_primary", None) or str(exc.orig).splitlines()[0]
+        return error_response(400, f"a value does not fit the database: {detail}", "invalid_input")
+
+    @app.exception_handler(OverflowError)
+    async def _overflow(_request: Request, exc: OverflowError) -> JSONResponse:
+        # SQLite's driver refuses an integer past 64 bits before the database sees it.
+        return error_response(400, f"a value does not fit the database: {exc}", "invalid_input")
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:

@@ -13,6 +13,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 Ref = int | str  # an id or a name
 
+# The largest number an integer column holds: a number past it is refused here,
+# by name, not by the database.
+MAX_INT = 2**31 - 1
+
 
 class Input(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -156,9 +160,9 @@ ProjectRole = Literal["viewer", "auditor", "operator", "admin"]
 class Resources(Input):
     """What a task asks for beyond the defaults, within the platform's maxima."""
 
-    memory_mb: int | None = Field(default=None, gt=0)
+    memory_mb: int | None = Field(default=None, gt=0, le=MAX_INT)
     cpus: float | None = Field(default=None, gt=0)
-    pids: int | None = Field(default=None, gt=0)
+    pids: int | None = Field(default=None, gt=0, le=MAX_INT)
 
 
 class TaskCreate(Input):
@@ -229,7 +233,9 @@ class ApprovalRead(BaseModel):
 
 
 class ApprovalRequest(Input):
-    build: int | None = Field(default=None, description="build number; default: the READY one")
+    build: int | None = Field(
+        default=None, description="build number; default: the READY one", le=MAX_INT
+    )
     digest: str | None = Field(default=None, description="must be the build's digest if given")
     reason: str | None = None
 
@@ -277,7 +283,7 @@ class StepIn(Input):
     task: Ref | None = None
     task_id: int | None = None
     args: dict[str, Any] = Field(default_factory=dict)
-    timeout: int | None = Field(default=None, gt=0)
+    timeout: int | None = Field(default=None, gt=0, le=MAX_INT)
     retries: int = Field(default=0, ge=0, le=100)
     retry_delay: float = Field(default=5.0, ge=0, le=3600)
     required: bool = True
@@ -335,15 +341,15 @@ class JobFilters(Input):
 
 class JobCreate(Input):
     workflow: Ref | None = None
-    workflow_version: int | None = Field(default=None, ge=1)
+    workflow_version: int | None = Field(default=None, ge=1, le=MAX_INT)
     task: Ref | None = None
     name: Name | None = None
     hosts: list[Ref] | None = None
     filters: JobFilters | None = None
     variables: dict[str, Any] = Field(default_factory=dict)
     concurrency: int = Field(default=1, ge=1, le=1000)
-    max_failures: int = Field(default=0, ge=0)
-    timeout: int | None = Field(default=None, gt=0)
+    max_failures: int = Field(default=0, ge=0, le=MAX_INT)
+    timeout: int | None = Field(default=None, gt=0, le=MAX_INT)
 
 
 class JobRetry(Input):
@@ -467,7 +473,7 @@ class UserRead(BaseModel):
 class TokenCreate(Input):
     name: Short = ""
     user: Ref | None = None  # only root may issue one for another user
-    expires_in: int | None = Field(default=None, description="seconds; none: no expiry")
+    expires_in: int | None = Field(default=None, description="seconds; none: no expiry", le=MAX_INT)
 
 
 class TokenRead(BaseModel):

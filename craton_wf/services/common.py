@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import BigInteger, Integer, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -25,12 +25,25 @@ def check_name(name: str, what: str) -> str:
     return name
 
 
+def id_in_range(model: Any, key: Any) -> bool:
+    """Whether ``key`` fits ``model``'s integer id column: one past it names nothing
+    (and the database would refuse to compare it)."""
+    column_type = model.id.type
+    if not isinstance(column_type, Integer) or not isinstance(key, int):
+        return True
+    bound = 2**63 if isinstance(column_type, BigInteger) else 2**31
+    return -bound <= key < bound
+
+
 def get_owned(session: Session, model: type[T], project_id: str, object_id: Any, what: str) -> T:
     """The object of that id in the project, or NotFound (also for other projects')."""
+    column_type = model.id.type  # type: ignore[attr-defined]
     try:
-        key = model.id.type.python_type(object_id)  # type: ignore[attr-defined]
+        key = column_type.python_type(object_id)
     except (TypeError, ValueError):
         raise NotFound(f"{what} {object_id} not found") from None
+    if not id_in_range(model, key):
+        raise NotFound(f"{what} {object_id} not found")
     obj = session.get(model, key)
     if obj is None or getattr(obj, "project_id", project_id) != project_id:
         raise NotFound(f"{what} {object_id} not found")

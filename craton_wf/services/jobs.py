@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, undefer
 
+from craton_wf.db.bulk import one_of
 from craton_wf.db.models import (
     Build,
     Host,
@@ -176,8 +177,7 @@ def _target_hosts(session: Session, project_id: str, host_refs: Any, filters: An
     if host_refs is not None and not isinstance(host_refs, list):
         raise InvalidInput("hosts must be a list of host ids or names")
     chosen: dict[int, Host] = {}
-    for ref in host_refs or []:
-        host = find_by_ref(session, Host, project_id, ref, "host")
+    for host in _hosts_by_ref(session, project_id, host_refs or []):
         chosen.setdefault(host.id, host)
     if filters:
         if not isinstance(filters, dict):
@@ -204,6 +204,52 @@ def _target_hosts(session: Session, project_id: str, host_refs: Any, filters: An
     if not chosen:
         raise InvalidInput("no host matches the targets of this job")
     return list(chosen.values())
+
+
+_CHUNK = 1000  # names per query, well inside every database's parameter limit
+_MAX_ID = 2**31 - 1
+
+
+def _hosts_by_ref(session: Session, project_id: str, refs: list[Any]) -> list[Host]:
+    """The hosts named by ``refs`` (ids or names, as :func:`find_by_ref` takes
+    them), in order, asked for with a query per thousand rather than one each:
+    a job over a fleet lists thousands. The first bad reference is the error."""
+    ids = [
+        int(ref)
+        for ref in refs
+        if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit() and ref.isascii())
+    ]
+    wanted = sorted({i for i in ids if 0 < i <= _MAX_ID})
+    names = sorted({ref for ref in refs if isinstance(ref, str) and ref and not ref.isdigit()})
+    by_id: dict[int, Host] = {}
+    by_name: dict[str, list[Host]] = {}
+    for start in range(0, len(wanted), _CHUNK):
+        for host in session.execute(
+            select(Host).where(
+                Host.project_id == project_id,
+                one_of(session, Host.id, wanted[start : start + _CHUNK]),
+            )
+        ).scalars():
+            by_id[host.id] = host
+    for start in range(0, len(names), _CHUNK):
+        for host in session.execute(
+            select(Host)
+            .where(Host.project_id == project_id, Host.name.in_(names[start : start + _CHUNK]))
+            .order_by(Host.id)
+        ).scalars():
+            by_name.setdefault(host.name, []).append(host)
+    hosts = []
+    for ref in refs:
+        if isinstance(ref, str) and ref in by_name:
+            matches = by_name[ref]
+            if len(matches) > 1:
+                raise InvalidInput(f"more than one host is named {ref!r}: use its id")
+            hosts.append(matches[0])
+        elif isinstance(ref, int | str) and str(ref).isdigit() and int(ref) in by_id:
+            hosts.append(by_id[int(ref)])
+        else:  # not found, or not a reference at all: as one lookup says it
+            hosts.append(find_by_ref(session, Host, project_id, ref, "host"))
+    return hosts
 
 
 def _create_graph(session: Session, job: Job, steps: list[dict], hosts: list[Host]) -> None:

@@ -30,7 +30,7 @@ from craton_wf.domain.states import FINAL_RUN_STATES, BuildStatus
 from craton_wf.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
 from craton_wf.services import approvals, policy
 from craton_wf.services.auth import ROLES, Principal
-from craton_wf.services.common import check_name, find_by_ref, flush_unique, get_owned
+from craton_wf.services.common import check_name, find_by_ref, flush_unique, get_owned, id_in_range
 from craton_wf.services.pagination import Page, PageRequest, paginate
 from craton_wf.services.project_secrets import check_secret_names
 
@@ -281,7 +281,7 @@ def find_runnable_task(session: Session, me: Principal, ref: Any) -> Task:
     found by name only when no other public task has that name.
     """
     if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
-        task = session.get(Task, int(ref))
+        task = session.get(Task, int(ref)) if id_in_range(Task, int(ref)) else None
     else:
         task = session.execute(
             select(Task).where(Task.project_id == me.project_id, Task.name == ref)
@@ -301,7 +301,7 @@ def find_runnable_task(session: Session, me: Principal, ref: Any) -> Task:
 
 
 def get_visible_task(session: Session, me: Principal, task_id: int) -> Task:
-    task = session.get(Task, task_id)
+    task = session.get(Task, task_id) if id_in_range(Task, task_id) else None
     if task is None or not policy.may_see_task(me, task):
         raise NotFound(f"task {task_id} not found")
     return task

@@ -10,7 +10,7 @@ from sqlalchemy import inspect
 
 from craton_wf.db.engine import transaction
 from craton_wf.executors.fake import FakeExecutor, FakeOutcome
-from craton_wf.services import scheduling
+from craton_wf.services import inventory, scheduling
 from tests.factories import make_inventory, make_ready_task
 
 
@@ -144,6 +144,48 @@ def test_a_job_reads_back_its_targets_which_its_runners_never_load(api, sessions
         job = scheduling.lock_job(session, job_id)
         assert "targets" not in inspect(job).dict and job.steps
         assert job.targets == wanted  # read when asked for
+
+
+def test_job_hosts_by_id_or_name_in_the_order_given_and_the_first_bad_one_named(
+    api, sessions, root
+):
+    with transaction(sessions) as session:
+        hosts = make_inventory(session, root.project_id, 4)
+        make_ready_task(session, root.project_id, "ready")
+        twin_region = inventory.create_region(
+            session, root.project_id, {"name": "region2", "cloud_id": hosts[0].cloud_id}
+        )
+        for name in ("twin", "solo"):  # "twin" is in both regions
+            inventory.create_host(
+                session,
+                root.project_id,
+                {"name": name, "ip_address": "10.9.9.9", "region_id": twin_region.id},
+            )
+        inventory.create_host(
+            session,
+            root.project_id,
+            {"name": "twin", "ip_address": "10.9.9.8", "region_id": hosts[0].region_id},
+        )
+        ids = [h.id for h in hosts]
+    refs = ["host-003", str(ids[1]), ids[0], "host-003", ids[1], "solo"]
+    made = api.post("/v1/jobs", json={"task": "ready", "hosts": refs})
+    assert made.status_code == 201, made.text
+    job_hosts = api.get(f"/v1/jobs/{made.json()['id']}/hosts").json()["hosts"]
+    assert [h["host_name"] for h in job_hosts] == ["host-003", "host-001", "host-000", "solo"]
+    for bad, status, said in [
+        ([ids[0], "nope", 99999], 404, "host 'nope' not found"),
+        ([ids[0], 99999, "nope"], 404, "host 99999 not found"),
+        ([ids[0], 2**40], 404, f"host {2**40} not found"),
+        (["twin"], 400, "more than one host is named 'twin'"),
+        ([ids[0], ""], 400, "host must be given by id or name"),
+        ([{"id": ids[0]}], 422, "hosts.0"),
+    ]:
+        refused = api.post("/v1/jobs", json={"task": "ready", "hosts": bad})
+        assert refused.status_code == status and said in refused.json()["message"], (
+            bad,
+            refused.text,
+        )
+    assert len(api.get("/v1/jobs").json()["jobs"]) == 1  # nothing half-made by the refusals
 
 
 def test_workflow_versions_and_job_keeps_its_version(api, sessions, root, start_runner, wait_job):

@@ -15,11 +15,16 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
 from sqlalchemy import func, select
+from sqlalchemy.exc import DataError
 
+from craton_wf.api.errors import install_error_handlers
 from craton_wf.db.engine import transaction
 from craton_wf.db.models import Build, Task, TaskSource
 from craton_wf.settings import Settings
+from tests.factories import make_inventory, make_ready_task
 
 MIB = 1024 * 1024
 
@@ -339,3 +344,47 @@ def test_an_upload_over_its_own_cap_is_a_413(api: Any, sessions: Any) -> None:
 def test_a_huge_page_limit_is_refused(api: Any) -> None:
     assert_refused(api.get("/v1/tasks?limit=100000"), 400, "limit must be at most 1000")
     assert_refused(api.get("/v1/hosts?limit=100000"), 400, "limit must be at most 1000")
+
+
+def test_an_id_past_the_databases_integer_range_is_not_found(api):
+    for path in ("/v1/hosts/", "/v1/jobs/", "/v1/tasks/"):
+        for huge in (2**31, 2**40, 2**70, -(2**40)):
+            answer = api.get(f"{path}{huge}")
+            assert answer.status_code == 404, (path, huge, answer.text)
+            assert str(huge) in answer.json()["message"]
+
+
+def test_a_number_past_the_databases_range_in_a_body_is_refused_by_name(api, sessions, root):
+    with transaction(sessions) as session:
+        hosts = make_inventory(session, root.project_id, 1)
+        make_ready_task(session, root.project_id, "t")
+    for field in ("max_failures", "timeout"):
+        for huge in (2**31, 2**70):
+            answer = api.post("/v1/jobs", json={"task": "t", "hosts": [hosts[0].id], field: huge})
+            assert answer.status_code == 422, answer.text
+            assert field in answer.json()["message"]
+    assert api.get("/v1/jobs").json()["jobs"] == []  # nothing half-made
+
+
+def test_a_value_the_database_refuses_is_the_requests_fault_named() -> None:
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.get("/data")
+    def data() -> None:
+        raise DataError("SELECT 1", {}, _Orig("integer out of range"))
+
+    @app.get("/overflow")
+    def overflow() -> None:
+        raise OverflowError("Python int too large to convert to SQLite INTEGER")
+
+    client = TestClient(app, raise_server_exceptions=False)
+    for path, said in (("/data", "integer out of range"), ("/overflow", "too large")):
+        answer = client.get(path)
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["message"].startswith("a value does not fit the database")
+        assert said in answer.json()["message"]
+
+
+class _Orig(Exception):
+    pass
