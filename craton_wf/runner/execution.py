@@ -285,45 +285,51 @@ class RunExecution:
             lines.put(LogRecord("system", utcnow(), note))
         reader = _READERS.submit(read)
         try:
-            batch: list[LogRecord] = []
-            last_flush = time.monotonic()
-            done = False
-            capped = False  # the run's log is full: read on to the end, store nothing
-            while not done:
-                try:
-                    item = lines.get(timeout=FLUSH_SECONDS)
-                except queue.Empty:
-                    item = None
-                if self.abandoned.is_set():
-                    raise LeaseLost(f"run {self.a.run_id}: handed over when the runner stopped")
-                if item is _END:
-                    done = True
-                elif isinstance(item, CratonError):
-                    log.warning("run %s: log stream broke: %s", self.a.run_id, item)
-                elif item is not None and not capped:
-                    batch.append(item)
-                now = time.monotonic()
-                if (
-                    batch
-                    and not done
-                    and (len(batch) >= FLUSH_LINES or now - last_flush >= FLUSH_SECONDS)
-                ):
-                    appended = self._tx(
-                        run_service.append_logs,
-                        self.a.run_id,
-                        self.owner,
-                        self.a.epoch,
-                        self._log_batch(batch),
-                    )
-                    self.next_seq = appended.next_seq
-                    capped = appended.capped
-                    batch = []
-                    last_flush = now
-                    self._fault("mid_logs")
+            batch = self._store_lines(lines)
         finally:
             gone = True
         reader.wait(timeout=5)
         return self._log_batch(batch) if batch else None
+
+    def _store_lines(self, lines: queue.SimpleQueue[Any]) -> list[LogRecord]:
+        """Store the lines that come through ``lines``, a batch every quarter
+        second or 500 lines, to the log's end; the lines not yet stored then."""
+        batch: list[LogRecord] = []
+        last_flush = time.monotonic()
+        done = False
+        capped = False  # the run's log is full: read on to the end, store nothing
+        while not done:
+            try:
+                item = lines.get(timeout=FLUSH_SECONDS)
+            except queue.Empty:
+                item = None
+            if self.abandoned.is_set():
+                raise LeaseLost(f"run {self.a.run_id}: handed over when the runner stopped")
+            if item is _END:
+                done = True
+            elif isinstance(item, CratonError):
+                log.warning("run %s: log stream broke: %s", self.a.run_id, item)
+            elif item is not None and not capped:
+                batch.append(item)
+            now = time.monotonic()
+            if (
+                batch
+                and not done
+                and (len(batch) >= FLUSH_LINES or now - last_flush >= FLUSH_SECONDS)
+            ):
+                appended = self._tx(
+                    run_service.append_logs,
+                    self.a.run_id,
+                    self.owner,
+                    self.a.epoch,
+                    self._log_batch(batch),
+                )
+                self.next_seq = appended.next_seq
+                capped = appended.capped
+                batch = []
+                last_flush = now
+                self._fault("mid_logs")
+        return batch
 
     def _log_batch(self, lines: list[LogRecord]) -> LogBatch:
         """``lines``, to be stored after those stored so far."""

@@ -40,7 +40,7 @@ from craton_wf.errors import Conflict, InvalidInput, NotFound
 from craton_wf.services import approvals, policy, project_secrets, scheduling
 from craton_wf.services import tasks as task_service
 from craton_wf.services.auth import Principal
-from craton_wf.services.common import find_by_ref, get_owned
+from craton_wf.services.common import find_by_ref, get_owned, id_in_range
 from craton_wf.services.events import record_event
 from craton_wf.services.inventory import VariableResolver, host_query
 from craton_wf.services.pagination import Page, PageRequest, paginate, scoped
@@ -207,7 +207,6 @@ def _target_hosts(session: Session, project_id: str, host_refs: Any, filters: An
 
 
 _CHUNK = 1000  # names per query, well inside every database's parameter limit
-_MAX_ID = 2**31 - 1
 
 
 def _hosts_by_ref(session: Session, project_id: str, refs: list[Any]) -> list[Host]:
@@ -219,7 +218,7 @@ def _hosts_by_ref(session: Session, project_id: str, refs: list[Any]) -> list[Ho
         for ref in refs
         if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit() and ref.isascii())
     ]
-    wanted = sorted({i for i in ids if 0 < i <= _MAX_ID})
+    wanted = sorted({i for i in ids if id_in_range(Host, i)})
     names = sorted({ref for ref in refs if isinstance(ref, str) and ref and not ref.isdigit()})
     by_id: dict[int, Host] = {}
     by_name: dict[str, list[Host]] = {}
