@@ -4,11 +4,17 @@ for the figures that count).
 
     python -m bench.dispatch --database-url postgresql+psycopg://... [--runs 2000] [--repeat 3]
 
-Each run is one step on one host of a single job whose concurrency admits every
-host at once, so the figure is what the runners' claim → start → log → finish
+Each run is one step on one host of a single job that runs up to 1,000 hosts
+at once, so the figure is what the runners' claim → start → log → finish
 cycle sustains, from the committed job to its end. Creating the job (its hosts
 and runs, in the API's one transaction) is timed and printed on its own.
-Targets: >= 1,000 runs/s with one runner; three >= 1.8x one. Each case is
+Targets: >= 1,000 runs/s with one runner; three >= 1.8x one.
+
+On PostgreSQL the same job is first driven by ``bench.raw_cycle``: the same
+lease cycle in hand-written, set-based SQL, from one process, with none of the
+platform's other work. Its rate is what this machine's database and cores
+allow the cycle at best, and one runner's rate is printed as a share of it,
+which (unlike runs/s) compares across machines of different speed. Each case is
 measured ``--repeat`` times (the figures vary by a tenth from one job to the
 next) and the median counts.
 
@@ -60,15 +66,18 @@ class Figures:
 
 
 def measure(database_url: str | None, runs: int, runners: int) -> Figures:
+    """The job's figures with ``runners`` runner processes; 0: the hand-written
+    SQL cycle of ``bench.raw_cycle`` drives it instead (PostgreSQL only)."""
     platform = make_platform(
         database_url, executor="fake", runner_slots=SLOTS, runner_poll_seconds=0.05
     )
     hosts = add_hosts(platform, runs)
     add_ready_task(platform, "noop", "true")
-    processes = []
+    processes: list[subprocess.Popen[bytes]] = []
+    url = platform.settings.database_url
     env = {
         **os.environ,
-        "CRATON_WF_DATABASE_URL": platform.settings.database_url,
+        "CRATON_WF_DATABASE_URL": url,
         "CRATON_WF_EXECUTOR": "fake",
         "CRATON_WF_RUNNER_SLOTS": str(SLOTS),
         "CRATON_WF_RUNNER_POLL_SECONDS": "0.05",
@@ -90,6 +99,9 @@ def measure(database_url: str | None, runs: int, runners: int) -> Figures:
                     env=env,
                 )
             )
+        if not runners:
+            raw = [sys.executable, "-m", "bench.raw_cycle", url, "--batch", str(SLOTS)]
+            processes.append(subprocess.Popen(raw))
         time.sleep(2)  # runners registered and idle
         before: dict[str, float] = {}
 
@@ -135,8 +147,19 @@ def main() -> int:
     )
     args = parser.parse_args()
     cores = os.cpu_count() or 1
+    floor = None
+    if args.database_url and args.database_url.startswith("postgresql"):
+        floor = median_of(args.repeat, lambda: measure(args.database_url, args.runs, 0))
+        print(
+            f"hand-written SQL cycle (bench.raw_cycle), one process: "
+            f"{floor.runs_per_second:.0f} runs/s"
+        )
+        print(describe(floor, cores, driver="the SQL cycle's process"))
     one = median_of(args.repeat, lambda: measure(args.database_url, args.runs, 1))
     print(f"1 runner: {one.runs_per_second:.0f} runs/s (target >= 1000)")
+    if floor is not None:
+        share = one.runs_per_second / floor.runs_per_second
+        print(f"  {share:.2f}x the hand-written SQL cycle measured above")
     print(describe(one, cores))
     three = median_of(args.repeat, lambda: measure(args.database_url, args.runs, 3))
     ratio = three.runs_per_second / one.runs_per_second
@@ -158,12 +181,12 @@ def median_of(times: int, run: Callable[[], Figures]) -> Figures:
     return figures[len(figures) // 2]
 
 
-def describe(figures: Figures, cores: int) -> str:
+def describe(figures: Figures, cores: int, driver: str = "the runners") -> str:
     return (
         f"  job created in {figures.created_seconds:.2f}s (not counted); "
         f"CPU: {figures.busy_cores:.2f} of {cores} cores busy; "
         f"{figures.cpu_ms_per_run:.1f} ms of CPU per run on the machine, "
-        f"{figures.runner_cpu_ms_per_run:.1f} ms of it in the runners"
+        f"{figures.runner_cpu_ms_per_run:.1f} ms of it in {driver}"
     )
 
 
