@@ -172,6 +172,12 @@ def serve(
         runner.start()
     app = create_app(settings, sessions, wakeup if with_runner else None)
     _tune_gc()
+    # uvicorn stops serving on SIGTERM or SIGINT, then raises the signal again
+    # under the handler it found: with Python's defaults the process would die
+    # there (SIGTERM) or unwind with a KeyboardInterrupt (SIGINT), before the
+    # runner below could hand its work over. These handlers take that signal.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: runner.request_stop() if runner else None)
     try:
         uvicorn.run(
             app, host=host or settings.api_host, port=port or settings.api_port, log_level="warning"

@@ -66,8 +66,10 @@ class Server:
             self.env = saved
 
 
-def start_server(database_url: str, tmp_path: Path, embedded: bool) -> Server:
-    """``craton-wf serve`` with its embedded runner, or without it plus a ``craton-wf runner``."""
+def start_server(database_url: str, tmp_path: Path, embedded: bool, **settings: str) -> Server:
+    """``craton-wf serve`` with its embedded runner, or without it plus a ``craton-wf runner``.
+
+    ``settings`` are more of the server's settings, by name (``lease_seconds="60"``)."""
     port = free_port()
     env = {
         **os.environ,
@@ -78,6 +80,7 @@ def start_server(database_url: str, tmp_path: Path, embedded: bool) -> Server:
         "CRATON_WF_STOP_GRACE_SECONDS": "2",
         "CRATON_WF_IMAGE_PREFIX": "craton-test",
         "CRATON_WF_GIT_ALLOW_LOCAL_SOURCES": "true",  # the tests' repositories are file://
+        **{f"CRATON_WF_{name.upper()}": value for name, value in settings.items()},
     }
     cli = [sys.executable, "-m", "craton_wf.cli"]
     credentials = json.loads(

@@ -1,0 +1,109 @@
+"""Stopping ``craton-wf serve`` (SIGTERM, as systemd or ``docker stop`` do, and
+SIGINT, a Ctrl-C) stops its embedded runner the way a ``craton-wf runner``
+stops: it records its stop and hands its running work over at once, so the
+next runner adopts the container instead of waiting for the lease to run out."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import Server, start_server, stop
+
+pytestmark = [pytest.mark.e2e, pytest.mark.docker]
+
+SLOW_STEP = """#!/bin/sh
+echo "line 1"
+sleep 6
+echo "line 2"
+"""
+
+
+def _serve_again(first: Server) -> subprocess.Popen[bytes]:
+    """A second ``craton-wf serve`` on the same database and port."""
+    log = first.log.with_name("serve-again.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "craton_wf.cli", "serve"],
+        env=first.env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{first.url}/readyz", timeout=1).status_code == 200:
+                return process
+        except httpx.HTTPError:
+            pass
+        assert process.poll() is None, first.log.with_name("serve-again.log").read_text()
+        time.sleep(0.2)
+    stop([process])
+    raise AssertionError("the second serve did not become ready")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_stopping_serve_hands_its_running_work_over_at_once(
+    database_url: str, tmp_path: Path, busybox_image: str, signum: int
+) -> None:
+    # A lease far longer than the test: only a handover lets the next runner in.
+    server = start_server(
+        database_url, tmp_path, embedded=True, lease_seconds="300", shutdown_grace_seconds="1"
+    )
+    again = None
+    try:
+        craton = server.craton
+        craton("cloud-create", "--name", "c")
+        craton("region-create", "--name", "r", "--cloud", "c")
+        craton("host-create", "--name", "h1", "--ip-address", "10.9.0.1", "--region", "r")
+        task = tmp_path / "slow"
+        task.mkdir()
+        (task / "Dockerfile").write_text("FROM craton/busybox:latest\nCOPY step.sh /step.sh\n")
+        (task / "step.sh").write_text(SLOW_STEP)
+        craton(
+            "task-create",
+            "--name",
+            "slow",
+            "--location",
+            str(task),
+            "--command",
+            "sh /step.sh",
+            "--wait",
+        )
+        server.approve("slow")
+        job = server.json("job-create", "--task", "slow", "--host", "h1")
+        job_id = str(job["id"])  # type: ignore[index]
+        first_runner = server.json("runner-list")[0]["id"]  # type: ignore[index]
+        deadline = time.monotonic() + 60
+        while "line 1" not in craton("job-logs", job_id).stdout:
+            assert time.monotonic() < deadline, "the step did not start"
+            time.sleep(0.2)
+
+        serve = server.processes[0]
+        serve.send_signal(signum)
+        assert serve.wait(timeout=30) == 0
+        assert "Traceback" not in server.log.read_text()
+
+        again = _serve_again(server)
+        runners = {r["id"]: r for r in server.json("runner-list")}  # type: ignore[union-attr]
+        assert runners[first_runner]["stopped_at"] and not runners[first_runner]["alive"]
+        deadline = time.monotonic() + 60  # far sooner than the 300 s lease
+        while (status := server.json("job-show", job_id)["status"]) not in (  # type: ignore[index]
+            "SUCCEEDED",
+            "FAILED",
+        ):
+            assert time.monotonic() < deadline, f"the job stayed {status}"
+            time.sleep(0.3)
+        assert status == "SUCCEEDED"
+        events = server.json("job-events", job_id)
+        adopted = [e for e in events if e["kind"] == "run_adopted"]  # type: ignore[union-attr]
+        assert len(adopted) == 1 and adopted[0]["data"]["previous_runner"] == first_runner
+        logs = craton("job-logs", job_id).stdout
+        assert logs.count("line 1") == 1 and logs.count("line 2") == 1
+    finally:
+        stop([*server.processes, *([again] if again else [])])
