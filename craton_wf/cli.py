@@ -42,6 +42,11 @@ def main(ctx: click.Context, database_url: str | None, log_level: str) -> None:
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # alembic names each of its autogenerate plugins at INFO on every start; the
+    # migrations it runs ("Running upgrade …") stay at the level asked for.
+    logging.getLogger("alembic.runtime.plugins").setLevel(
+        max(logging.WARNING, logging.getLogger().level)
+    )
     overrides: dict[str, Any] = {"database_url": database_url} if database_url else {}
     try:
         ctx.obj = {"settings": load_settings(**overrides)}
