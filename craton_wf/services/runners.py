@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import select, text
+from sqlalchemy import ColumnElement, and_, func, not_, select, text
 from sqlalchemy.orm import Session
 
 from craton_wf.db.models import RunnerRecord
 from craton_wf.services.leases import db_now
+from craton_wf.services.pagination import Page, PageRequest, paginate
 
 
 @dataclass(frozen=True)
@@ -17,17 +18,57 @@ class RunnerView:
     record: RunnerRecord
     alive: bool
 
+    @property
+    def id(self) -> str:  # a page's next marker
+        return self.record.id
 
-def list_runners(session: Session, lease_seconds: float) -> list[RunnerView]:
-    """Every registered runner; alive = not stopped and heard from within a lease."""
+
+RUNNER_SORT_KEYS = ("id", "name", "hostname", "started_at", "heartbeat_at")
+
+
+def _alive(lease_seconds: float, now: datetime) -> ColumnElement[bool]:
+    """Not stopped, and heard from within a lease."""
+    return and_(
+        RunnerRecord.stopped_at.is_(None),
+        RunnerRecord.heartbeat_at > now - timedelta(seconds=lease_seconds),
+    )
+
+
+def list_runners(
+    session: Session,
+    lease_seconds: float,
+    page: PageRequest | None = None,
+    alive: bool | None = None,
+) -> Page[RunnerView]:
+    """Registered runners, a page at a time (every one without ``page``), the
+    live ones only (``alive=True``) or the others (``False``); alive = not
+    stopped and heard from within a lease."""
     now = db_now(session)
-    rows = session.execute(select(RunnerRecord).order_by(RunnerRecord.started_at)).scalars()
-    return [
-        RunnerView(
-            r, r.stopped_at is None and now - r.heartbeat_at < timedelta(seconds=lease_seconds)
-        )
-        for r in rows
-    ]
+    stmt = select(RunnerRecord)
+    if alive is not None:
+        stmt = stmt.where(_alive(lease_seconds, now) if alive else not_(_alive(lease_seconds, now)))
+    if page is None:
+        records = list(session.execute(stmt.order_by(RunnerRecord.started_at)).scalars())
+        found = Page(items=records, has_more=False)
+    else:
+        found = paginate(session, stmt, RunnerRecord, page, RUNNER_SORT_KEYS)
+    return Page(
+        items=[
+            RunnerView(
+                r,
+                r.stopped_at is None and now - r.heartbeat_at < timedelta(seconds=lease_seconds),
+            )
+            for r in found.items
+        ],
+        has_more=found.has_more,
+    )
+
+
+def count_live(session: Session, lease_seconds: float) -> int:
+    """How many runners are alive (a count, however many ever registered)."""
+    return session.execute(
+        select(func.count()).select_from(RunnerRecord).where(_alive(lease_seconds, db_now(session)))
+    ).scalar_one()
 
 
 def ping_database(session: Session) -> None:

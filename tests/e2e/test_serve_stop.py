@@ -90,8 +90,10 @@ def test_stopping_serve_hands_its_running_work_over_at_once(
         assert "Traceback" not in server.log.read_text()
 
         again = _serve_again(server)
-        runners = {r["id"]: r for r in server.json("runner-list")}  # type: ignore[union-attr]
-        assert runners[first_runner]["stopped_at"] and not runners[first_runner]["alive"]
+        gone = server.json("runner-list", "--gone")
+        assert [r["id"] for r in gone] == [first_runner] and gone[0]["stopped_at"]  # type: ignore[index]
+        alive = server.json("runner-list", "--alive")
+        assert len(alive) == 1 and alive[0]["id"] != first_runner  # type: ignore[index, arg-type]
         deadline = time.monotonic() + 60  # far sooner than the 300 s lease
         while (status := server.json("job-show", job_id)["status"]) not in (  # type: ignore[index]
             "SUCCEEDED",

@@ -162,7 +162,8 @@ def do_job_events(ctx: Context, args: argparse.Namespace) -> None:
 
 
 def do_runner_list(ctx: Context, args: argparse.Namespace) -> None:
-    list_command(ctx, args, ctx.client.runners, {})
+    alive = {True: "true", False: "false", None: None}[args.alive]
+    list_command(ctx, args, ctx.client.runners, {"alive": alive})
 
 
 def _job_create_options(parser: argparse.ArgumentParser) -> None:
@@ -249,3 +250,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     parser = add_command(subparsers, "runner-list", do_runner_list, "List runners.")
     add_list_options(parser, RUNNER_FIELDS)
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument(
+        "--alive", action="store_const", const=True, help="only the runners alive now"
+    )
+    which.add_argument(
+        "--gone",
+        dest="alive",
+        action="store_const",
+        const=False,
+        help="only the runners stopped, or silent for longer than a lease",
+    )

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from craton_wf.api.deps import Authorized, CurrentUser, Db, SettingsDep
+from craton_wf.api.deps import Authorized, CurrentUser, Db, PageDep, SettingsDep, page_links
 from craton_wf.api.schemas import RunnerRead
 from craton_wf.errors import CratonError
 from craton_wf.services import runners as runner_service
@@ -42,9 +42,7 @@ def readyz(request: Request, db: Db, settings: SettingsDep) -> Any:
     try:
         with db.begin() as session:
             runner_service.ping_database(session)
-            live = sum(
-                r.alive for r in runner_service.list_runners(session, settings.lease_seconds)
-            )
+            live = runner_service.count_live(session, settings.lease_seconds)
         checks["database"] = "ok"
         checks["runners"] = live
     except Exception as exc:  # readiness reports, it does not raise
@@ -58,11 +56,21 @@ def readyz(request: Request, db: Db, settings: SettingsDep) -> Any:
 
 
 @router.get("/v1/runners", dependencies=[Authorized])
-def list_runners(db: Db, me: CurrentUser, settings: SettingsDep) -> dict[str, Any]:
+def list_runners(
+    request: Request,
+    db: Db,
+    me: CurrentUser,
+    settings: SettingsDep,
+    page: PageDep,
+    alive: bool | None = None,
+) -> dict[str, Any]:
+    """Registered runners, paged and sorted as every list; ``alive=true`` for the
+    live ones only, ``false`` for those stopped or silent past a lease."""
     with db.begin() as session:
+        found = runner_service.list_runners(session, settings.lease_seconds, page, alive)
         runners = []
-        for view in runner_service.list_runners(session, settings.lease_seconds):
+        for view in found.items:
             read = RunnerRead.model_validate(view.record)
             read.alive = view.alive
             runners.append(read)
-        return {"runners": runners}
+        return {"runners": runners, "links": page_links(request, found)}
