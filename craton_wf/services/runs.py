@@ -453,6 +453,8 @@ def finish_run(
     )
     if cancelled or job.status == JobStatus.CANCELLING.value:
         status = RunStatus.CANCELLED
+        # Why: the job's cancel reason ("job timed out after 60s", "cancelled by request").
+        error = error or job.message or "cancelled"
     elif timed_out:
         status = RunStatus.TIMED_OUT
         error = error or f"timed out after {run.timeout_seconds}s"

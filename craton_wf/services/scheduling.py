@@ -392,9 +392,13 @@ def _finish_job_if_done(session: Session, job: Job, now: datetime) -> None:
         final = JobStatus.FAILED
     else:
         final = JobStatus.SUCCEEDED
+    counts = ", ".join(f"{count} {status.lower()}" for status, count in sorted(hosts.items()))
+    # A cancelled job's message is why (cancel_job set it); the hosts' counts follow.
+    reason = job.message if final == JobStatus.CANCELLED and job.message else None
     set_job_status(job, final, now)
-    job.message = ", ".join(f"{count} {status.lower()}" for status, count in sorted(hosts.items()))
-    record_event(session, job.id, "job_finished", f"{final.value}: hosts {job.message}")
+    job.message = f"{reason}: {counts}" if reason else counts
+    outcome = f"{final.value} ({reason})" if reason else final.value
+    record_event(session, job.id, "job_finished", f"{outcome}: hosts {counts}")
 
 
 def cancel_job(session: Session, job: Job, reason: str = "cancelled by request") -> Job:
@@ -405,13 +409,14 @@ def cancel_job(session: Session, job: Job, reason: str = "cancelled by request")
     if job.status != JobStatus.CANCELLING.value:
         set_job_status(job, JobStatus.CANCELLING, now)
         job.cancel_requested_at = now
+        job.message = reason  # shown while it cancels, and leads the final message
         record_event(session, job.id, "cancel_requested", reason)
     session.execute(
         update(Run)
         .where(
             Run.job_id == job.id, Run.status.in_([RunStatus.PENDING.value, RunStatus.QUEUED.value])
         )
-        .values(status=RunStatus.CANCELLED.value, finished_at=now)
+        .values(status=RunStatus.CANCELLED.value, finished_at=now, error=job.message or reason)
         .execution_options(synchronize_session="fetch")
     )
     session.execute(

@@ -199,9 +199,14 @@ def test_cancel_stops_running_and_cancels_queued(sessions, root, start_runner, w
         job_service.cancel(session, job_service.get_job(session, root.project_id, job_id))
     job = wait_job(job_id, timeout=10)
     assert job.status == "CANCELLED"
+    assert job.message == "cancelled by request: 3 cancelled"  # why, then the hosts
     statuses = sorted({run.status for run, _ in runs_of(sessions, job_id)})
     assert statuses == ["CANCELLED"]
     assert {h.status for h in hosts_of(sessions, job_id).values()} == {"CANCELLED"}
+    # Each run says why, the one that ran (stopped) and those that never started.
+    runs = [run for run, _ in runs_of(sessions, job_id)]
+    assert sum(run.started_at is not None for run in runs) == 1
+    assert {run.error for run in runs} == {"cancelled by request"}
 
 
 def test_temporary_failure_is_retried(sessions, root, start_runner, wait_job):
@@ -262,13 +267,19 @@ def test_job_timeout_cancels_what_runs(sessions, root, start_runner, wait_job):
     start_runner(FakeExecutor(lambda spec: FakeOutcome(delay=30)))
     job = wait_job(job_id, timeout=15)
     assert job.status == "CANCELLED"
-    statuses = sorted(run.status for run, _ in runs_of(sessions, job_id))
-    assert statuses == ["CANCELLED", "CANCELLED"]
+    # The job says why it was cancelled; so do its runs and their events, not "ok".
+    assert job.message == "job timed out after 1s: 2 cancelled"
+    runs = [run for run, _ in runs_of(sessions, job_id)]
+    assert [(run.status, run.error) for run in runs] == [
+        ("CANCELLED", "job timed out after 1s")
+    ] * 2
     with transaction(sessions) as session:
         from craton_wf.services.events import list_events
 
-        messages = [e.message for e in list_events(session, job_id)]
-    assert any("job timed out" in m for m in messages)
+        told = {(e.kind, e.message) for e in list_events(session, job_id)}
+    assert ("cancel_requested", "job timed out after 1s") in told
+    assert ("run_cancelled", "hang: job timed out after 1s") in told
+    assert ("job_finished", "CANCELLED (job timed out after 1s): hosts 2 cancelled") in told
 
 
 def test_events_tell_the_story_of_a_run(sessions, root, start_runner, wait_job):
