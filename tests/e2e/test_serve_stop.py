@@ -10,7 +10,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
+import docker
 import httpx
 import pytest
 
@@ -107,5 +109,21 @@ def test_stopping_serve_hands_its_running_work_over_at_once(
         assert len(adopted) == 1 and adopted[0]["data"]["previous_runner"] == first_runner
         logs = craton("job-logs", job_id).stdout
         assert logs.count("line 1") == 1 and logs.count("line 2") == 1
+        # The adopting runner removes the container once its outcome is stored.
+        deadline = time.monotonic() + 30
+        while _containers(server):
+            assert time.monotonic() < deadline, "the finished run's container was not removed"
+            time.sleep(0.2)
     finally:
         stop([*server.processes, *([again] if again else [])])
+        for container in _containers(server):
+            container.remove(force=True)
+
+
+def _containers(server: Server) -> list[Any]:
+    """The containers of the server's project (its id is unique: tests share the engine)."""
+    return docker.from_env().containers.list(
+        ignore_removed=True,
+        all=True,
+        filters={"label": f"craton.project={server.env['OS_PROJECT_ID']}"},
+    )

@@ -335,7 +335,13 @@ def test_three_runners_execute_every_run_exactly_once(sessions, project, runners
         ).id
     assert wait_job(sessions, job_id, timeout=600).status == "SUCCEEDED"
     containers = docker.from_env().containers.list(
-        ignore_removed=True, all=True, filters={"label": f"craton.job={job_id}", "status": "exited"}
+        ignore_removed=True,
+        all=True,
+        # job ids start again in each test's database: the project names this one's
+        filters={
+            "label": [f"craton.project={project}", f"craton.job={job_id}"],
+            "status": "exited",
+        },
     )
     with transaction(sessions) as session:
         done = list(session.execute(select(Run).where(Run.job_id == job_id)).scalars())
