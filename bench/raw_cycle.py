@@ -39,6 +39,7 @@ from typing import Any
 
 import psycopg
 from psycopg.types.json import Jsonb
+from sqlalchemy.engine import make_url
 
 CLAIM = """
 WITH picked AS (
@@ -114,11 +115,13 @@ UPDATE jobs SET status = 'SUCCEEDED', finished_at = statement_timestamp(),
 WHERE id = %(job)s
 """
 
+Cursor = psycopg.Cursor[tuple[Any, ...]]
+
 EVENT_COLUMNS = "job_id, run_id, kind, message, runner_id, data, created_at"
 
 
 def _events(
-    cur: psycopg.Cursor[tuple[Any, ...]],
+    cur: Cursor,
     job: int,
     rows: list[tuple[int | None, str, str]],
     owner: str | None,
@@ -129,7 +132,7 @@ def _events(
             copy.write_row((job, run_id, kind, message, owner, Jsonb({}), now))
 
 
-def _clock(cur: psycopg.Cursor[tuple[Any, ...]]) -> datetime:
+def _clock(cur: Cursor) -> datetime:
     """The database's clock, once per transaction (as the runner asks it)."""
     cur.execute("SELECT statement_timestamp()")
     row = cur.fetchone()
@@ -140,78 +143,99 @@ def _clock(cur: psycopg.Cursor[tuple[Any, ...]]) -> datetime:
 def drive(url: str, batch: int) -> int:
     """Wait for a job with queued runs and run every run of it to success; the
     number of runs driven. ``url`` may name SQLAlchemy's driver (``+psycopg``)."""
-    url = url.replace("postgresql+psycopg://", "postgresql://", 1)
+    url = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
     owner = f"raw-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     driven = 0
     with psycopg.connect(url, autocommit=True) as conn, conn.cursor() as cur:
-        while True:
-            cur.execute("SELECT job_id FROM runs WHERE status = 'QUEUED' LIMIT 1")
-            found = cur.fetchone()
-            if found is not None:
-                job = int(found[0])
-                break
-            time.sleep(0.05)
+        job = _wait_for_job(cur)
         cur.execute("SELECT id, host FROM job_hosts WHERE job_id = %s", (job,))
         lines = {host_id: json.dumps({"job": job, "host": host}) for host_id, host in cur}
         while True:
             with conn.transaction():
-                cur.execute(CLAIM, {"job": job, "limit": batch, "owner": owner})
-                claimed = cur.fetchall()
-                if claimed:
-                    cur.execute(JOB_STARTED, {"job": job})
-                    if cur.fetchone() is not None:
-                        started_job = [(None, "job_started", "")]
-                        _events(cur, job, started_job, owner, _clock(cur))
+                claimed = _claim(cur, job, owner, batch)
             if not claimed:
                 with conn.transaction():
-                    cur.execute(LEFT, {"job": job})
-                    row = cur.fetchone()
-                    assert row is not None
-                    if row[0] == 0:
-                        cur.execute("SELECT count(*) FROM job_hosts WHERE job_id = %s", (job,))
-                        hosts = cur.fetchone()
-                        assert hosts is not None
-                        cur.execute(JOB_DONE, {"job": job, "message": f"{hosts[0]} succeeded"})
-                        _events(cur, job, [(None, "job_finished", "SUCCEEDED")], None, _clock(cur))
+                    if _finish_job_if_done(cur, job):
                         return driven
                 continue
-            ids = [row[0] for row in claimed]
-            epochs = [row[1] for row in claimed]
             with conn.transaction():
-                now = _clock(cur)
-                cur.execute(STARTED, {"ids": ids, "epochs": epochs, "owner": owner})
-                assert len(cur.fetchall()) == len(ids)
-                _events(cur, job, [(r[0], "run_started", r[3]) for r in claimed], owner, now)
+                _started(cur, job, owner, claimed)
             with conn.transaction():
-                now = _clock(cur)
-                texts = [lines.get(r[2], "") for r in claimed]
-                with cur.copy(
-                    "COPY run_logs (run_id, job_id, seq, ts, stream, line) FROM STDIN"
-                ) as copy:
-                    for row, text in zip(claimed, texts, strict=True):
-                        copy.write_row((row[0], job, 1, now, "stdout", text))
-                cur.execute(
-                    FINISHED,
-                    {
-                        "ids": ids,
-                        "epochs": epochs,
-                        "bytes": [len(t.encode()) for t in texts],
-                        "owner": owner,
-                    },
-                )
-                assert len(cur.fetchall()) == len(ids)
-                events = [(r[0], "run_succeeded", f"{r[3]}: ok") for r in claimed]
-                cur.execute(HOSTS_DONE, {"hosts": [r[2] for r in claimed]})
-                done = cur.fetchall()
-                events += [(None, "host_succeeded", name) for _, name in done]
-                cur.execute(HOSTS_STARTED, {"job": job, "free": len(done)})
-                started = cur.fetchall()
-                if started:
-                    events += [(None, "host_started", name) for _, name in started]
-                    cur.execute(RUNS_QUEUED, {"hosts": [h for h, _ in started]})
-                    events += [(run_id, "run_queued", step) for run_id, step in cur]
-                _events(cur, job, events, owner, now)
-            driven += len(ids)
+                _succeeded(cur, job, owner, claimed, lines)
+            driven += len(claimed)
+
+
+def _wait_for_job(cur: Cursor) -> int:
+    while True:
+        cur.execute("SELECT job_id FROM runs WHERE status = 'QUEUED' LIMIT 1")
+        found = cur.fetchone()
+        if found is not None:
+            return int(found[0])
+        time.sleep(0.05)
+
+
+def _claim(cur: Cursor, job: int, owner: str, batch: int) -> list[tuple[Any, ...]]:
+    """Up to ``batch`` runs claimed: (id, epoch, job host id, step name) each."""
+    cur.execute(CLAIM, {"job": job, "limit": batch, "owner": owner})
+    claimed = cur.fetchall()
+    if claimed:
+        cur.execute(JOB_STARTED, {"job": job})
+        if cur.fetchone() is not None:
+            _events(cur, job, [(None, "job_started", "")], owner, _clock(cur))
+    return claimed
+
+
+def _started(cur: Cursor, job: int, owner: str, claimed: list[tuple[Any, ...]]) -> None:
+    now = _clock(cur)
+    ids, epochs = [r[0] for r in claimed], [r[1] for r in claimed]
+    cur.execute(STARTED, {"ids": ids, "epochs": epochs, "owner": owner})
+    assert len(cur.fetchall()) == len(ids)
+    _events(cur, job, [(r[0], "run_started", r[3]) for r in claimed], owner, now)
+
+
+def _succeeded(
+    cur: Cursor, job: int, owner: str, claimed: list[tuple[Any, ...]], lines: dict[int, str]
+) -> None:
+    """The runs' log lines and outcomes; their hosts finished, as many started."""
+    now = _clock(cur)
+    texts = [lines.get(r[2], "") for r in claimed]
+    with cur.copy("COPY run_logs (run_id, job_id, seq, ts, stream, line) FROM STDIN") as copy:
+        for row, text in zip(claimed, texts, strict=True):
+            copy.write_row((row[0], job, 1, now, "stdout", text))
+    held = {
+        "ids": [r[0] for r in claimed],
+        "epochs": [r[1] for r in claimed],
+        "bytes": [len(t.encode()) for t in texts],
+        "owner": owner,
+    }
+    cur.execute(FINISHED, held)
+    assert len(cur.fetchall()) == len(claimed)
+    events = [(r[0], "run_succeeded", f"{r[3]}: ok") for r in claimed]
+    cur.execute(HOSTS_DONE, {"hosts": [r[2] for r in claimed]})
+    done = cur.fetchall()
+    events += [(None, "host_succeeded", name) for _, name in done]
+    cur.execute(HOSTS_STARTED, {"job": job, "free": len(done)})
+    started = cur.fetchall()
+    if started:
+        events += [(None, "host_started", name) for _, name in started]
+        cur.execute(RUNS_QUEUED, {"hosts": [h for h, _ in started]})
+        events += [(run_id, "run_queued", step) for run_id, step in cur]
+    _events(cur, job, events, owner, now)
+
+
+def _finish_job_if_done(cur: Cursor, job: int) -> bool:
+    """The job SUCCEEDED when no run is left; whether it was."""
+    cur.execute(LEFT, {"job": job})
+    row = cur.fetchone()
+    assert row is not None
+    if row[0]:
+        return False
+    cur.execute("SELECT count(*) FROM job_hosts WHERE job_id = %s", (job,))
+    hosts = cur.fetchone()
+    assert hosts is not None
+    cur.execute(JOB_DONE, {"job": job, "message": f"{hosts[0]} succeeded"})
+    _events(cur, job, [(None, "job_finished", "SUCCEEDED")], None, _clock(cur))
+    return True
 
 
 def main() -> int:

@@ -27,39 +27,32 @@ RUNNER_SORT_KEYS = ("id", "name", "hostname", "started_at", "heartbeat_at")
 
 
 def _alive(lease_seconds: float, now: datetime) -> ColumnElement[bool]:
-    """Not stopped, and heard from within a lease."""
+    """Alive, as SQL: not stopped, and heard from within a lease (as :func:`_is_alive`)."""
     return and_(
         RunnerRecord.stopped_at.is_(None),
         RunnerRecord.heartbeat_at > now - timedelta(seconds=lease_seconds),
     )
 
 
+def _is_alive(record: RunnerRecord, lease_seconds: float, now: datetime) -> bool:
+    """Alive, of a loaded row (as :func:`_alive`)."""
+    return record.stopped_at is None and record.heartbeat_at > now - timedelta(
+        seconds=lease_seconds
+    )
+
+
 def list_runners(
-    session: Session,
-    lease_seconds: float,
-    page: PageRequest | None = None,
-    alive: bool | None = None,
+    session: Session, lease_seconds: float, page: PageRequest, alive: bool | None = None
 ) -> Page[RunnerView]:
-    """Registered runners, a page at a time (every one without ``page``), the
-    live ones only (``alive=True``) or the others (``False``); alive = not
-    stopped and heard from within a lease."""
+    """A page of the registered runners: the live ones only (``alive=True``), the
+    others (``False``), or all."""
     now = db_now(session)
     stmt = select(RunnerRecord)
     if alive is not None:
         stmt = stmt.where(_alive(lease_seconds, now) if alive else not_(_alive(lease_seconds, now)))
-    if page is None:
-        records = list(session.execute(stmt.order_by(RunnerRecord.started_at)).scalars())
-        found = Page(items=records, has_more=False)
-    else:
-        found = paginate(session, stmt, RunnerRecord, page, RUNNER_SORT_KEYS)
+    found = paginate(session, stmt, RunnerRecord, page, RUNNER_SORT_KEYS)
     return Page(
-        items=[
-            RunnerView(
-                r,
-                r.stopped_at is None and now - r.heartbeat_at < timedelta(seconds=lease_seconds),
-            )
-            for r in found.items
-        ],
+        items=[RunnerView(r, _is_alive(r, lease_seconds, now)) for r in found.items],
         has_more=found.has_more,
     )
 

@@ -104,19 +104,7 @@ def start_server(database_url: str, tmp_path: Path, embedded: bool, **settings: 
                 )
             )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if any(p.poll() is not None for p in processes):
-            raise AssertionError(f"a server process exited:\n{log.read_text()}")
-        time.sleep(0.2)
-    else:
-        stop(processes)
-        raise AssertionError(f"serve did not become ready:\n{log.read_text()}")
+    wait_ready(url, processes, log)
     client_env = {
         **env,
         "CRATON_URL": url,
@@ -125,6 +113,23 @@ def start_server(database_url: str, tmp_path: Path, embedded: bool, **settings: 
         "OS_PASSWORD": credentials["token"],
     }
     return Server(url, client_env, processes, log)
+
+
+def wait_ready(url: str, processes: list[subprocess.Popen[bytes]], log: Path) -> None:
+    """Until ``url``'s /readyz answers 200; stops the processes when one exits or 30 s pass."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if any(p.poll() is not None for p in processes):
+            stop(processes)
+            raise AssertionError(f"a server process exited:\n{log.read_text()}")
+        time.sleep(0.2)
+    stop(processes)
+    raise AssertionError(f"serve did not become ready:\n{log.read_text()}")
 
 
 def stop(processes: list[subprocess.Popen[bytes]]) -> None:

@@ -13,10 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import docker
-import httpx
 import pytest
 
-from tests.e2e.conftest import Server, start_server, stop
+from tests.e2e.conftest import Server, start_server, stop, wait_ready
 
 pytestmark = [pytest.mark.e2e, pytest.mark.docker]
 
@@ -29,24 +28,16 @@ echo "line 2"
 
 def _serve_again(first: Server) -> subprocess.Popen[bytes]:
     """A second ``craton-wf serve`` on the same database and port."""
-    log = first.log.with_name("serve-again.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "craton_wf.cli", "serve"],
-        env=first.env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{first.url}/readyz", timeout=1).status_code == 200:
-                return process
-        except httpx.HTTPError:
-            pass
-        assert process.poll() is None, first.log.with_name("serve-again.log").read_text()
-        time.sleep(0.2)
-    stop([process])
-    raise AssertionError("the second serve did not become ready")
+    log = first.log.with_name("serve-again.log")
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "craton_wf.cli", "serve"],
+            env=first.env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    wait_ready(first.url, [process], log)
+    return process
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
