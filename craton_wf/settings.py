@@ -82,6 +82,12 @@ class Settings(BaseSettings):
     remove_containers: bool = Field(
         default=True, description="Remove task containers once their logs and exit code are stored"
     )
+    sweep_seconds: float = Field(
+        default=300.0,
+        ge=0,
+        description="With remove_containers, a runner removes containers other runners left "
+        "behind (stopped before removing them) at its start and then this often; 0: never",
+    )
 
     fault_point: str | None = Field(
         default=None,

@@ -12,6 +12,12 @@ A runner drives one run through an executor in these calls::
 
 Container names are deterministic (run id and attempt), so a second runner
 that takes over finds the container instead of starting another.
+
+``managed`` lists every container of a run (those labelled ``craton.run-uid``),
+whichever runner or database made it: a runner stopped between storing a
+run's outcome and ``remove`` leaves its container behind, and the sweep
+(:mod:`craton_wf.runner.sweeper`) finds it there and asks the database
+whether it may go.
 """
 
 from __future__ import annotations
@@ -24,7 +30,19 @@ from enum import StrEnum
 
 from craton_wf.domain.resources import Limits
 
-__all__ = ["ContainerSpec", "ContainerState", "Executor", "Handle", "Limits", "LogLine"]
+__all__ = [
+    "RUN_UID_LABEL",
+    "ContainerSpec",
+    "ContainerState",
+    "Executor",
+    "Handle",
+    "Limits",
+    "LogLine",
+]
+
+# Carried by every container of a run (with craton.run, craton.attempt, ...):
+# the label ``managed`` selects by.
+RUN_UID_LABEL = "craton.run-uid"
 
 
 class ContainerState(StrEnum):
@@ -83,6 +101,10 @@ class Executor(abc.ABC):
     @abc.abstractmethod
     def find(self, name: str) -> Handle | None:
         """The container of that name, with its current state, or None."""
+
+    @abc.abstractmethod
+    def managed(self) -> list[Handle]:
+        """Every container (service, Job) carrying the ``craton.run-uid`` label, any state."""
 
     @abc.abstractmethod
     def start(self, handle: Handle) -> None: ...

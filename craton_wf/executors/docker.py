@@ -22,6 +22,12 @@ The engine (seen with 20.10) may end a follow stream at the container's exit
 before it has sent the last messages; the log is then read once more without
 follow, starting after the last message seen, so nothing is lost.
 
+``managed`` answers from one list call: the engine's summaries carry each
+container's name, state and labels, so there is no inspect per container to
+race a removal. Containers of swarm tasks (labelled with their service) are
+left out, even on an engine that is also a swarm node: their service is what
+the swarm executor lists and removes.
+
 The client is created on first use, never at import time nor in the
 constructor, because the SDK asks the engine for its API version as soon as
 a client exists.
@@ -47,12 +53,20 @@ import requests
 import urllib3.exceptions
 
 from craton_wf.errors import ContainerNotFound, ExecutorError, NameTaken
-from craton_wf.executors.base import ContainerSpec, ContainerState, Executor, Handle, LogLine
+from craton_wf.executors.base import (
+    RUN_UID_LABEL,
+    ContainerSpec,
+    ContainerState,
+    Executor,
+    Handle,
+    LogLine,
+)
 
 if TYPE_CHECKING:
     from craton_wf.settings import Settings
 
 MANAGED_LABEL = "craton.managed"
+SWARM_SERVICE_LABEL = "com.docker.swarm.service.id"  # set by swarm on its tasks' containers
 USER = "65534:65534"
 TMPFS = {"/tmp": "rw,size=64m,mode=1777"}
 MAX_MESSAGE_CHARS = 2000
@@ -116,6 +130,16 @@ def _state_of(status: str) -> ContainerState:
     if status in _RUNNING_STATES:
         return ContainerState.RUNNING
     return ContainerState.EXITED  # exited, dead, removing
+
+
+def _handle_of(summary: dict[str, Any], name: str) -> Handle:
+    """A handle from a container's list summary (``GET /containers/json``)."""
+    return Handle(
+        id=summary["Id"],
+        name=name,
+        state=_state_of(summary.get("State", "")),
+        labels=dict(summary.get("Labels") or {}),
+    )
 
 
 def _tmpfs(spec: ContainerSpec) -> dict[str, str]:
@@ -350,13 +374,17 @@ class DockerExecutor(Executor):
             found = self.client.api.containers(all=True, filters={"name": f"^/{re.escape(name)}$"})
         for summary in found:
             if f"/{name}" in summary.get("Names", []):
-                return Handle(
-                    id=summary["Id"],
-                    name=name,
-                    state=_state_of(summary.get("State", "")),
-                    labels=dict(summary.get("Labels") or {}),
-                )
+                return _handle_of(summary, name)
         return None
+
+    def managed(self) -> list[Handle]:
+        with docker_errors("list the containers of runs"):
+            found = self.client.api.containers(all=True, filters={"label": RUN_UID_LABEL})
+        return [
+            _handle_of(summary, (summary.get("Names") or ["/"])[0].lstrip("/"))
+            for summary in found
+            if SWARM_SERVICE_LABEL not in (summary.get("Labels") or {})
+        ]
 
     def start(self, handle: Handle) -> None:
         with docker_errors(f"start container {handle.name}"):

@@ -25,7 +25,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from craton_wf.errors import ContainerNotFound, ExecutorError, NameTaken
-from craton_wf.executors.base import ContainerSpec, ContainerState, Executor, Handle, LogLine
+from craton_wf.executors.base import (
+    RUN_UID_LABEL,
+    ContainerSpec,
+    ContainerState,
+    Executor,
+    Handle,
+    LogLine,
+)
 
 KILLED_EXIT_CODE = 137  # 128 + SIGKILL, what docker reports for a stopped container
 MANAGED_LABEL = "craton.managed"
@@ -103,6 +110,14 @@ class FakeExecutor(Executor):
             if container_id is None:
                 return None
             return self._handle(self._containers[container_id])
+
+    def managed(self) -> list[Handle]:
+        with self._changed:
+            return [
+                self._handle(container)
+                for container in self._containers.values()
+                if RUN_UID_LABEL in container.labels
+            ]
 
     def start(self, handle: Handle) -> None:
         with self._changed:

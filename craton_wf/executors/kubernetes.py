@@ -30,6 +30,9 @@ This module drives the Job through the official client:
   container has ended; its code, seen on the way, is what ``wait`` reports
   afterwards (137 when it was not seen). ``remove`` deletes the Job in the
   background and is quiet when it is gone.
+- ``managed`` lists the namespace's Jobs by the label selector
+  ``craton.run-uid`` (the key present, any value); as with ``find``, the
+  labels reported are the annotation's exact values, not the cut ones.
 
 The client is made on first use from the in-cluster service account or a
 kubeconfig, never at import time. Deletes are sent without deserializing the
@@ -58,7 +61,14 @@ import urllib3.exceptions
 from kubernetes.client.exceptions import ApiException
 
 from craton_wf.errors import ContainerNotFound, ExecutorError, NameTaken
-from craton_wf.executors.base import ContainerSpec, ContainerState, Executor, Handle, LogLine
+from craton_wf.executors.base import (
+    RUN_UID_LABEL,
+    ContainerSpec,
+    ContainerState,
+    Executor,
+    Handle,
+    LogLine,
+)
 from craton_wf.executors.kubemanifest import (
     CONTAINER_NAME,
     MANAGED_LABEL,
@@ -403,6 +413,23 @@ class KubernetesExecutor(Executor):
             state=_state_of(job),
             labels=labels_of(job.metadata),
         )
+
+    def managed(self) -> list[Handle]:
+        """The namespace's Jobs labelled with a run uid, labels as given (the annotation's)."""
+        action = f"list the Jobs of runs in namespace {self.namespace}"
+        with kubernetes_errors(action, not_found=ExecutorError):
+            listed: Any = self.batch.list_namespaced_job(
+                self.namespace, label_selector=RUN_UID_LABEL, _request_timeout=REQUEST_TIMEOUT
+            )
+        return [
+            Handle(
+                id=job.metadata.uid,
+                name=job.metadata.name,
+                state=_state_of(job),
+                labels=labels_of(job.metadata),
+            )
+            for job in listed.items
+        ]
 
     def start(self, handle: Handle) -> None:
         job = self._job_of(handle)

@@ -22,7 +22,8 @@ has nothing left to do. Logs are the service's (the engine gathers them from
 whichever node ran the task): its follow stream does not end when the task
 does, so the log is read again every half second from the last message seen
 until the task has ended, then once more. The exit code is the task's
-container status.
+container status. ``managed`` lists the services labelled with a run uid;
+removing one takes its task's container along (see below).
 
 Stopping and removing: Docker before 24 leaves the task's container behind
 when a replicated-job service is removed, running or not (moby/moby#44312).
@@ -54,7 +55,7 @@ from docker.types import Mount, RestartPolicy, TaskTemplate
 from docker.utils import version_gte
 
 from craton_wf.errors import ContainerNotFound, ExecutorError, NameTaken
-from craton_wf.executors.base import ContainerSpec, ContainerState, Handle
+from craton_wf.executors.base import RUN_UID_LABEL, ContainerSpec, ContainerState, Handle
 from craton_wf.executors.docker import (
     MANAGED_LABEL,
     USER,
@@ -254,18 +255,37 @@ class SwarmExecutor(DockerExecutor):
         with docker_errors(f"look for service {name}"):
             services = self.client.api.services(filters={"name": name})
         for service in services:
-            spec = service.get("Spec") or {}
-            if spec.get("Name") == name:
-                task = self._task(service["ID"])
-                state = (
-                    ContainerState.EXITED
-                    if task is not None and task["Status"]["State"] in ENDED_TASK_STATES
-                    else ContainerState.RUNNING
-                )
-                return Handle(
-                    id=service["ID"], name=name, state=state, labels=dict(spec.get("Labels") or {})
-                )
+            if (service.get("Spec") or {}).get("Name") == name:
+                return self._handle_of(service)
         return None
+
+    def managed(self) -> list[Handle]:
+        """The services of runs; one removed between the list and its task's read is skipped."""
+        with docker_errors("list the services of runs"):
+            services = self.client.api.services(filters={"label": RUN_UID_LABEL})
+        handles: list[Handle] = []
+        for service in services:
+            try:
+                handles.append(self._handle_of(service))
+            except ContainerNotFound:
+                continue
+        return handles
+
+    def _handle_of(self, service: dict[str, Any]) -> Handle:
+        """A handle of a listed service, its state read from its task."""
+        spec = service.get("Spec") or {}
+        task = self._task(service["ID"])
+        state = (
+            ContainerState.EXITED
+            if task is not None and task["Status"]["State"] in ENDED_TASK_STATES
+            else ContainerState.RUNNING
+        )
+        return Handle(
+            id=service["ID"],
+            name=spec.get("Name", ""),
+            state=state,
+            labels=dict(spec.get("Labels") or {}),
+        )
 
     def start(self, handle: Handle) -> None:
         """Nothing to do: a service's task is scheduled as soon as the service exists."""

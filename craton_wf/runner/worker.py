@@ -6,6 +6,11 @@ Three kinds of threads:
 - worker threads execute one build or run each;
 - the supervisor renews leases and the runner's heartbeat, and stops
   containers whose job was cancelled or whose deadline passed.
+
+With ``remove_containers``, a runner also sweeps (runner.sweeper) at its start
+and every ``sweep_seconds``: it removes the containers that stopped runners
+left behind. A sweep runs on a thread of its own, so neither the start nor
+the heartbeats wait for it, and one sweep at a time.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from craton_wf.errors import CratonError
 from craton_wf.executors.base import Executor
 from craton_wf.runner.execution import ActiveRun, RunExecution
 from craton_wf.runner.recorder import Recorder
+from craton_wf.runner.sweeper import sweep_containers
 from craton_wf.services import builds as build_service
 from craton_wf.services import jobs as job_service
 from craton_wf.services import runs as run_service
@@ -73,11 +79,14 @@ class Runner:
             thread_name_prefix="runner-work",
         )
         self._threads: list[threading.Thread] = []
+        self._sweeping = threading.Lock()
 
     # --- lifecycle ----------------------------------------------------------------
 
     def start(self) -> None:
         self._register()
+        if self._sweeps:
+            self._sweep_in_background()
         self._recorder = Recorder(self.sessions, self._abandoned)
         for target, name in (
             (self._dispatch, "runner-dispatch"),
@@ -229,6 +238,7 @@ class Runner:
 
     def _supervise(self) -> None:
         last_heartbeat = 0.0
+        last_sweep = time.monotonic()  # start() made the first sweep
         interval = min(0.5, self.settings.heartbeat_seconds)
         while not self._stop.wait(interval):
             try:
@@ -237,6 +247,9 @@ class Runner:
                 if now - last_heartbeat >= self.settings.heartbeat_seconds:
                     self._heartbeat()
                     last_heartbeat = now
+                if self._sweeps and now - last_sweep >= self.settings.sweep_seconds:
+                    self._sweep_in_background()
+                    last_sweep = now
             except Exception:
                 log.exception("supervision failed; retrying")
 
@@ -279,6 +292,32 @@ class Runner:
             record = session.get(RunnerRecord, self.id)
             if record is not None:
                 record.heartbeat_at = utcnow()
+
+    # --- sweeping ---------------------------------------------------------------------
+
+    @property
+    def _sweeps(self) -> bool:
+        return self.settings.remove_containers and self.settings.sweep_seconds > 0
+
+    def _sweep_in_background(self) -> None:
+        threading.Thread(target=self._sweep, name="runner-sweep", daemon=True).start()
+
+    def _sweep(self) -> None:
+        """Remove containers left behind by stopped runners; a failure waits for the next."""
+        if not self._sweeping.acquire(blocking=False):
+            return  # the last sweep is still at it
+        try:
+            removed = sweep_containers(self.sessions, self.executor, self._stop)
+            log.log(
+                logging.INFO if removed else logging.DEBUG,
+                "runner %s removed %d container(s) left behind",
+                self.id,
+                len(removed),
+            )
+        except Exception:
+            log.exception("sweeping containers left behind failed; trying again later")
+        finally:
+            self._sweeping.release()
 
     def _register(self) -> None:
         with transaction(self.sessions) as session:

@@ -181,6 +181,37 @@ def test_find_matches_the_whole_name_only(
         executor.remove(handle)
 
 
+def test_managed_lists_the_containers_of_runs_in_every_state(
+    executor: DockerExecutor,
+    make_spec: Callable[..., ContainerSpec],
+    test_labels: dict[str, str],
+) -> None:
+    created = executor.create(make_spec("true", labels={"craton.run-uid": "sweep-created"}))
+    exited = executor.create(make_spec("true", labels={"craton.run-uid": "sweep-exited"}))
+    not_a_run = executor.create(make_spec("true", labels={"craton.run": "42"}))
+    try:
+        executor.start(exited)
+        assert executor.wait(exited, timeout=30) == 0
+
+        managed = executor.managed()
+
+        ours = {
+            h.id: h for h in managed if h.labels.get("craton.test") == test_labels["craton.test"]
+        }
+        assert set(ours) == {created.id, exited.id}
+        assert (ours[created.id].name, ours[created.id].state) == (
+            created.name,
+            ContainerState.CREATED,
+        )
+        assert (ours[exited.id].name, ours[exited.id].state) == (exited.name, ContainerState.EXITED)
+        assert ours[exited.id].labels == exited.labels
+        assert all("craton.run-uid" in h.labels for h in managed)
+    finally:
+        for handle in (created, exited, not_a_run):
+            executor.remove(handle)
+    assert not {h.id for h in executor.managed()} & {created.id, exited.id}
+
+
 def test_since_resumes_after_the_lines_already_read(executor: DockerExecutor, run: Runner) -> None:
     handle = run('for i in $(seq 1 20); do echo "line $i"; sleep 0.02; done')
     everything = list(executor.logs(handle))

@@ -247,6 +247,23 @@ def test_another_executor_adopts_a_running_service(executor, shipped_image, run_
     other.close()
 
 
+def test_managed_lists_the_services_of_runs(executor, shipped_image, run_label):  # type: ignore[no-untyped-def]
+    made = spec(shipped_image, run_label, "echo hi")
+    handle = executor.create(made)
+    executor.create(spec(shipped_image, run_label, "echo hi", labels={"craton.project": run_label}))
+
+    def ours() -> dict[str, Any]:
+        return {h.id: h for h in executor.managed() if h.labels.get("craton.project") == run_label}
+
+    assert set(ours()) == {handle.id}  # not the service without a run uid
+    assert ours()[handle.id].name == handle.name
+    assert ours()[handle.id].labels == handle.labels
+    assert executor.wait(handle, timeout=120) == 0
+    assert ours()[handle.id].state == ContainerState.EXITED
+    executor.remove(handle)
+    assert ours() == {}
+
+
 # --- jobs driven by runner processes -------------------------------------------------
 
 

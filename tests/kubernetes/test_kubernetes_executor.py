@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC
 from typing import Any
 
@@ -161,6 +162,36 @@ def test_find_reports_created_running_exited_with_the_labels_as_given(
     finally:
         executor.remove(handle)
     assert eventually(lambda: executor.find(spec.name) is None)
+
+
+def test_managed_lists_the_jobs_of_runs_with_the_labels_as_given(
+    executor: KubernetesExecutor,
+    make_spec: Callable[..., ContainerSpec],
+    session_label: dict[str, str],
+) -> None:
+    created = executor.create(make_spec("true", labels={"craton.step": "Patch & reboot!"}))
+    ran = executor.create(make_spec("true"))
+    other = executor.create(replace(make_spec("true"), labels=session_label))  # no run uid
+    try:
+        executor.start(ran)
+        assert executor.wait(ran, timeout=60) == 0
+
+        def ours() -> dict[str, Any]:
+            return {
+                h.id: h
+                for h in executor.managed()
+                if h.labels.get("craton.test") == session_label["craton.test"]
+            }
+
+        assert set(ours()) == {created.id, ran.id}
+        assert ours()[created.id].name == created.name
+        assert ours()[created.id].labels == created.labels  # not the cut label values
+        assert ours()[created.id].state == ContainerState.CREATED
+        assert eventually(lambda: ours()[ran.id].state == ContainerState.EXITED)
+    finally:
+        for handle in (created, ran, other):
+            executor.remove(handle)
+    assert eventually(lambda: not {h.id for h in executor.managed()} & {created.id, ran.id})
 
 
 def test_find_matches_the_whole_name_only(
