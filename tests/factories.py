@@ -66,7 +66,7 @@ def make_ready_task(
     )
     build = session.get(Build, task.current_build_id)
     build.status = BuildStatus.BUILDING.value
-    epoch = take_lease(build, "test-runner", 30)
+    epoch = take_lease(session, build, "test-runner", 30)
     build_service.finish_build(
         session, build.id, "test-runner", epoch, image=image, digest="sha256:" + "0" * 64
     )
@@ -81,7 +81,7 @@ def finish_current_build(session: Session, task_id: int, digest: str) -> Any:
     task = session.get(Task, task_id)
     build = session.get(Build, task.current_build_id)
     build.status = BuildStatus.BUILDING.value
-    epoch = take_lease(build, "test-runner", 30)
+    epoch = take_lease(session, build, "test-runner", 30)
     build_service.finish_build(
         session, build.id, "test-runner", epoch, image="craton/busybox:latest", digest=digest
     )

@@ -126,7 +126,12 @@ def _apply_all(session: Session, batch: list[_Write]) -> list[Any]:
     The batch's runs are locked first, with one query, in id order; each
     write's own lease check then finds its run locked already.
     """
-    lock_rows(session, Run, [write.run_id for write in batch])
+    runs = lock_rows(session, Run, [write.run_id for write in batch])
+    # The jobs the outcomes read, loaded now with one query: loading them
+    # between the writes would also write what the writes before had staged.
+    run_service.load_jobs(
+        session, {runs[w.run_id].job_id for w in batch if w.finishes and w.run_id in runs}
+    )
     results: dict[int, Any] = {}
     order = sorted(range(len(batch)), key=lambda i: batch[i].run_id)  # stable: keeps run order
     for index in order:

@@ -11,11 +11,13 @@ import hashlib
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from craton_wf.db.models import ApiToken, Project, RoleAssignment, User, utcnow
+from craton_wf.db.pending import insert_later
 from craton_wf.errors import AuthenticationFailed, Conflict
 
 TOKEN_PREFIX = "cwf_"
@@ -65,27 +67,59 @@ def new_token(
     *,
     name: str = "",
     project_id: str | None = None,
-    job_id: int | None = None,
-    run_id: int | None = None,
     ttl: timedelta | None = None,
 ) -> tuple[ApiToken, str]:
-    """A new token's row (added, not yet flushed: no id) and the token itself.
-
-    ``job_id`` and ``run_id`` bind it to one run attempt (a task's ``CRATON_TOKEN``).
-    """
-    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    row = ApiToken(
-        user_id=user.id,
-        name=name,
-        token_hash=hash_token(token),
-        prefix=token[:10],
-        project_id=project_id,
-        job_id=job_id,
-        run_id=run_id,
-        expires_at=utcnow() + ttl if ttl else None,
-    )
+    """A new token's row (added, not yet flushed: no id) and the token itself."""
+    token, values = _token_values(user, name=name, project_id=project_id, ttl=ttl)
+    row = ApiToken(**values)
     session.add(row)
     return row, token
+
+
+def new_run_token(
+    session: Session,
+    user: User,
+    *,
+    name: str,
+    project_id: str,
+    job_id: int,
+    run_id: int,
+    ttl: timedelta,
+) -> str:
+    """A token bound to one run attempt (a task's ``CRATON_TOKEN``), inserted
+    with the commit: a runner's claim issues one for each run it claims, and
+    nothing reads them back in that transaction."""
+    token, values = _token_values(
+        user, name=name, project_id=project_id, job_id=job_id, run_id=run_id, ttl=ttl
+    )
+    insert_later(session, ApiToken, [values])
+    return token
+
+
+def _token_values(
+    user: User,
+    *,
+    name: str,
+    project_id: str | None,
+    job_id: int | None = None,
+    run_id: int | None = None,
+    ttl: timedelta | None,
+) -> tuple[str, dict[str, Any]]:
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    now = utcnow()
+    return token, {
+        "user_id": user.id,
+        "name": name,
+        "token_hash": hash_token(token),
+        "prefix": token[:10],
+        "project_id": project_id,
+        "job_id": job_id,
+        "run_id": run_id,
+        "created_at": now,
+        "expires_at": now + ttl if ttl else None,
+        "revoked_at": None,
+        "last_used_at": None,
+    }
 
 
 @dataclass(frozen=True)

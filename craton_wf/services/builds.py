@@ -73,7 +73,7 @@ def claim_next_build(session: Session, owner: str, lease_seconds: float) -> Buil
                 f"runner {previous_owner} stopped renewing its lease",
             )
         )
-    epoch = take_lease(build, owner, lease_seconds, now)
+    epoch = take_lease(session, build, owner, lease_seconds, now)
     build.started_at = now
     source = session.get(TaskSource, build.source_id) if build.source_id else None
     session.flush()

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from craton_wf.db.bulk import one_of
 from craton_wf.db.models import Job, JobHost, Run, RunDependency, RunLog, utcnow
 from craton_wf.db.pending import insert_later
+from craton_wf.db.staged import stage
 from craton_wf.domain.outputs import TEMPORARY_FAILURE_EXIT_CODE, parse_output_line
 from craton_wf.domain.payload import build_payload, encode_payload
 from craton_wf.domain.redaction import redact
@@ -23,7 +24,14 @@ from craton_wf.domain.states import FINAL_RUN_STATES, JobStatus, RunStatus
 from craton_wf.errors import CratonError
 from craton_wf.services import scheduling
 from craton_wf.services.events import record_event
-from craton_wf.services.leases import check_lease, claim_many, db_now, lock_row, take_lease
+from craton_wf.services.leases import (
+    check_lease,
+    claim_many,
+    db_clock,
+    db_now,
+    lock_row,
+    take_lease,
+)
 from craton_wf.services.task_env import RunPreparation, revoke_run_tokens, run_environment
 from craton_wf.settings import Settings
 
@@ -94,9 +102,16 @@ def log_cap_marker(max_run_bytes: int) -> str:
     )
 
 
-def container_name(run: Run) -> str:
+def container_name(run: Run, attempt: int | None = None) -> str:
     """Deterministic per attempt, and unique across databases sharing one runtime."""
-    return f"craton-run-{run.id}-{run.attempt}-{run.uid}"
+    return f"craton-run-{run.id}-{run.attempt if attempt is None else attempt}-{run.uid}"
+
+
+def _set_status(session: Session, run: Run, status: RunStatus, **values: Any) -> None:
+    """Move a locked run to ``status`` (an allowed transition), with ``values``:
+    staged, written with the rest of the batch's runs (:mod:`craton_wf.db.staged`)."""
+    scheduling.check_run_transition(run, status)
+    stage(session, run, status=status.value, **values)
 
 
 def claim_next_run(session: Session, owner: str, lease_seconds: float) -> RunAssignment | None:
@@ -120,7 +135,7 @@ def claim_runs(
     same transaction (``RunAssignment.prepared``); a run whose environment
     cannot be made (a secret that does not decrypt) is left to the runner,
     which records why it failed."""
-    now = db_now(session)
+    now = db_clock(session)
     queued = and_(
         Run.status == RunStatus.QUEUED.value,
         Run.queued_at <= now,
@@ -136,8 +151,12 @@ def claim_runs(
         .where(or_(queued, expired))
         .order_by(Run.queued_at, Run.id)
     )
+    claimed = claim_many(session, stmt, Run, limit)
+    if not claimed:
+        return []
+    now = db_now(session)  # read with the claim
     runs = []
-    for run in claim_many(session, stmt, Run, limit):
+    for run in claimed:
         # The runner a started run is taken over from; None for a queued run.
         previous = None if run.status == RunStatus.QUEUED.value else run.lease_owner
         if _claim(session, run, owner, lease_seconds, now):
@@ -167,6 +186,13 @@ def claim_runs(
         )
         for run, previous in runs
     ]
+
+
+def load_jobs(session: Session, job_ids: set[int]) -> None:
+    """Load these jobs into the session with one query; later ``session.get``
+    calls find them there (a runner's sessions hold what they load: db.engine)."""
+    if job_ids:
+        session.execute(select(Job).where(one_of(session, Job.id, sorted(job_ids)))).scalars().all()
 
 
 def _prepare(session: Session, run: Run, settings: Settings) -> RunPreparation | None:
@@ -202,12 +228,17 @@ def _claim(session: Session, run: Run, owner: str, lease_seconds: float, now: da
             scheduling.cancel_job(session, job)  # this queued run with the rest
             return False
     previous_owner = run.lease_owner
-    take_lease(run, owner, lease_seconds, now)
+    take_lease(session, run, owner, lease_seconds, now)
     if run.status == RunStatus.QUEUED.value:
-        scheduling.set_run_status(run, RunStatus.STARTING)
-        run.attempt += 1
-        run.container_name = container_name(run)
-        run.error = None
+        attempt = run.attempt + 1
+        _set_status(
+            session,
+            run,
+            RunStatus.STARTING,
+            attempt=attempt,
+            container_name=container_name(run, attempt),
+            error=None,
+        )
     else:
         record_event(
             session,
@@ -323,11 +354,15 @@ def mark_started(
     if run.status == RunStatus.RUNNING.value:  # adopted: started before, deadline stands
         return run.deadline
     now = db_now(session)
-    scheduling.set_run_status(run, RunStatus.RUNNING)
-    run.container_id = container_id
-    run.started_at = now
-    if run.timeout_seconds:
-        run.deadline = now + timedelta(seconds=run.timeout_seconds)
+    deadline = now + timedelta(seconds=run.timeout_seconds) if run.timeout_seconds else None
+    _set_status(
+        session,
+        run,
+        RunStatus.RUNNING,
+        container_id=container_id,
+        started_at=now,
+        deadline=deadline,
+    )
     record_event(
         session,
         run.job_id,
@@ -399,10 +434,10 @@ def _append(session: Session, run: Run, logs: LogBatch) -> LogAppend:
             if published:
                 outputs.update(published)
     insert_later(session, RunLog, rows)  # with the commit, all runs' lines in one insert
-    run.log_seq = seq
-    run.log_bytes = stored_bytes
     if outputs != run.outputs:
-        run.outputs = outputs
+        stage(session, run, log_seq=seq, log_bytes=stored_bytes, outputs=outputs)
+    else:
+        stage(session, run, log_seq=seq, log_bytes=stored_bytes)
     return LogAppend(next_seq=seq + 1, capped=capped)
 
 
@@ -442,10 +477,6 @@ def finish_run(
     job = session.get(Job, run.job_id)
     assert job is not None
     now = db_now(session)
-    run.exit_code = exit_code
-    run.finished_at = now
-    run.lease_owner = None
-    run.lease_expires_at = None
     # Past its stored deadline and not a success: a timeout, whoever stopped it
     # (a runner that adopts a container its dead owner's supervisor had stopped).
     timed_out = timed_out or (
@@ -466,12 +497,16 @@ def finish_run(
     else:
         status = RunStatus.FAILED
         error = error or f"exit code {exit_code}"
-    run.error = error
+    outcome: dict[str, Any] = {
+        "exit_code": exit_code,
+        "error": error,
+        "lease_owner": None,
+        "lease_expires_at": None,
+    }
     if status == RunStatus.QUEUED:
         delay = float(job.steps[run.step_index].get("retry_delay", 5.0))
-        scheduling.set_run_status(run, RunStatus.QUEUED)
-        run.queued_at = now + timedelta(seconds=delay * run.attempt)
-        run.finished_at = None
+        queued_at = now + timedelta(seconds=delay * run.attempt)
+        _set_status(session, run, status, queued_at=queued_at, finished_at=None, **outcome)
         record_event(
             session,
             job.id,
@@ -481,7 +516,7 @@ def finish_run(
             runner_id=owner,
         )
     else:
-        scheduling.set_run_status(run, status)
+        _set_status(session, run, status, finished_at=now, **outcome)
         record_event(
             session,
             job.id,

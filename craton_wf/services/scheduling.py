@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from craton_wf.db.bulk import one_of, set_columns
 from craton_wf.db.models import Job, JobHost, Run, RunDependency, utcnow
+from craton_wf.domain.graph import step_dependencies
 from craton_wf.domain.states import (
     ACTIVE_RUN_STATES,
     FINAL_HOST_STATES,
@@ -58,8 +59,12 @@ def lock_job(session: Session, job_id: int) -> Job:
     ).scalar_one()
 
 
-def set_run_status(run: Run, status: RunStatus) -> None:
+def check_run_transition(run: Run, status: RunStatus) -> None:
     check_transition(RunStatus(run.status), status, f"run {run.id}")
+
+
+def set_run_status(run: Run, status: RunStatus) -> None:
+    check_run_transition(run, status)
     run.status = status.value
 
 
@@ -96,10 +101,18 @@ def set_job_status(job: Job, status: JobStatus, now: datetime) -> None:
         job.finished_at = now
 
 
-def _dependencies_states(session: Session, runs: list[Run]) -> dict[int, str]:
-    """Per run: 'ready', 'waiting' or 'blocked' (a dependency can no longer succeed)."""
+def _has_edges(job: Job) -> bool:
+    """Whether any run of the job waits for another. A one-step job (a task
+    over a fleet) has no edges, and no dependency needs looking up."""
+    return any(step_dependencies(job.steps).values())
+
+
+def _dependencies_states(session: Session, runs: list[Run], edges: bool) -> dict[int, str]:
+    """Per run: 'ready', 'waiting' or 'blocked' (a dependency can no longer succeed).
+
+    ``edges``: whether the job's graph has any (else every run is ready)."""
     states = {run.id: "ready" for run in runs}
-    if not runs:
+    if not runs or not edges:
         return states
     rows = session.execute(
         select(RunDependency.run_id, Run.status, Run.required)
@@ -122,29 +135,37 @@ def _queue(session: Session, runs: list[Run], now: datetime) -> None:
     set_columns(session, runs, status=RunStatus.QUEUED.value, queued_at=now)
 
 
-def _try_queue(session: Session, runs: list[Run], now: datetime) -> None:
+def _try_queue(
+    session: Session,
+    runs: list[Run],
+    now: datetime,
+    running_hosts: set[int] | None = None,
+    edges: bool = True,
+) -> None:
     """Queue those of ``runs`` that may start now, skip those that never can.
 
     ``runs`` must be locked (see :func:`_locked_runs`). Their hosts' statuses
     are read afresh: a host started by a concurrent transaction that committed
-    while this one waited for the runs' locks counts.
+    while this one waited for the runs' locks counts. ``running_hosts``: the
+    runs' hosts are known to run (this transaction started them).
     """
     pending = [run for run in runs if run.status == RunStatus.PENDING.value]
     host_ids = {run.job_host_id for run in pending if run.job_host_id is not None}
-    running_hosts = (
-        set(
-            session.execute(
-                select(JobHost.id).where(
-                    one_of(session, JobHost.id, host_ids),
-                    JobHost.status == HostStatus.RUNNING.value,
-                )
-            ).scalars()
+    if running_hosts is None:
+        running_hosts = (
+            set(
+                session.execute(
+                    select(JobHost.id).where(
+                        one_of(session, JobHost.id, host_ids),
+                        JobHost.status == HostStatus.RUNNING.value,
+                    )
+                ).scalars()
+            )
+            if host_ids
+            else set()
         )
-        if host_ids
-        else set()
-    )
     candidates = [r for r in pending if r.job_host_id is None or r.job_host_id in running_hosts]
-    states = _dependencies_states(session, candidates)
+    states = _dependencies_states(session, candidates, edges)
     for run in candidates:
         if run.status == RunStatus.PENDING.value and states[run.id] == "blocked":
             _skip_from(session, [run])
@@ -207,9 +228,9 @@ def start_job(session: Session, job: Job) -> None:
             Run.job_id == job.id, Run.job_host_id.is_(None), Run.status == RunStatus.PENDING.value
         ),
     )
-    _try_queue(session, once, now)
-    _fill_host_slots(session, job, now)
-    _finish_job_if_done(session, job, now)
+    _try_queue(session, once, now, edges=_has_edges(job))
+    if not _fill_host_slots(session, job, now):
+        _finish_job_if_done(session, job, now)
 
 
 def after_runs_finished(session: Session, job: Job, runs: list[Run]) -> None:
@@ -244,7 +265,8 @@ def after_runs_finished(session: Session, job: Job, runs: list[Run]) -> None:
                 run_id=run.id,
             )
             _skip_from(session, _open_runs_of_host(session, host))
-    _try_queue(session, _dependents(session, [run.id for run in runs]), now)
+    if _has_edges(job):
+        _try_queue(session, _dependents(session, [run.id for run in runs]), now)
     running = [host for host in hosts.values() if host.status == HostStatus.RUNNING.value]
     _finish_hosts_if_done(session, job, running, now)
 
@@ -252,8 +274,8 @@ def after_runs_finished(session: Session, job: Job, runs: list[Run]) -> None:
 def settle_job(session: Session, job: Job, now: datetime | None = None) -> None:
     """Start as many pending hosts as the job admits; finish it when nothing is left."""
     now = now or utcnow()
-    _fill_host_slots(session, job, now)
-    _finish_job_if_done(session, job, now)
+    if not _fill_host_slots(session, job, now):
+        _finish_job_if_done(session, job, now)
 
 
 def _open_runs_of_host(session: Session, host: JobHost) -> list[Run]:
@@ -289,12 +311,14 @@ def _finish_hosts_if_done(session: Session, job: Job, hosts: list[JobHost], now:
         _set_hosts_status(session, finished, final, now)
 
 
-def _fill_host_slots(session: Session, job: Job, now: datetime) -> None:
+def _fill_host_slots(session: Session, job: Job, now: datetime) -> bool:
+    """Start as many pending hosts as the job admits. True when a host it
+    started has a run left to run (so the job is not done)."""
     if job.status in (
         JobStatus.CANCELLING.value,
         *[s.value for s in (JobStatus.CANCELLED, JobStatus.SUCCEEDED, JobStatus.FAILED)],
     ):
-        return
+        return False
     counts = Counter(
         dict(
             session.execute(
@@ -306,10 +330,10 @@ def _fill_host_slots(session: Session, job: Job, now: datetime) -> None:
     )
     if counts[HostStatus.FAILED.value] > job.max_failures:
         _skip_pending_hosts(session, job, now)
-        return
+        return False
     free = job.concurrency - counts[HostStatus.RUNNING.value]
     if free <= 0 or not counts[HostStatus.PENDING.value]:
-        return
+        return False
     hosts = list(
         session.execute(
             select(JobHost)
@@ -319,19 +343,23 @@ def _fill_host_slots(session: Session, job: Job, now: datetime) -> None:
         ).scalars()
     )
     if not hosts:
-        return
+        return False
     for host in hosts:
         record_event(session, job.id, "host_started", host.host_name)
     _set_hosts_status(session, hosts, HostStatus.RUNNING, now)
+    started = {host.id for host in hosts}
     runs = _locked_runs(
         session,
         select(Run).where(
-            one_of(session, Run.job_host_id, [host.id for host in hosts]),
-            Run.status == RunStatus.PENDING.value,
+            one_of(session, Run.job_host_id, started), Run.status == RunStatus.PENDING.value
         ),
     )
-    _try_queue(session, runs, now)
-    _finish_hosts_if_done(session, job, hosts, now)
+    _try_queue(session, runs, now, running_hosts=started, edges=_has_edges(job))
+    # A host with a run left to run is not done; only the others need a look
+    # (a host whose every run was skipped, or that has none).
+    busy = {run.job_host_id for run in runs if run.status not in _FINAL_RUN_VALUES}
+    _finish_hosts_if_done(session, job, [host for host in hosts if host.id not in busy], now)
+    return bool(busy)
 
 
 def _skip_pending_hosts(session: Session, job: Job, now: datetime) -> None:

@@ -29,7 +29,7 @@ from craton_wf.db.bulk import one_of
 from craton_wf.db.models import ApiToken, Job, Run, User, utcnow
 from craton_wf.domain.resources import Limits, ResourcePolicy, container_limits
 from craton_wf.services import project_secrets
-from craton_wf.services.auth import new_token
+from craton_wf.services.auth import new_run_token
 from craton_wf.services.leases import check_lease
 from craton_wf.settings import Settings
 
@@ -87,7 +87,7 @@ def run_environment(
         ttl = settings.task_token_ttl_seconds
         if run.timeout_seconds:
             ttl = min(ttl, run.timeout_seconds + 300)
-        _, env["CRATON_TOKEN"] = new_token(
+        env["CRATON_TOKEN"] = new_run_token(
             session,
             creator,
             name=f"job {job.id} run {run.id} attempt {run.attempt}",
