@@ -169,12 +169,18 @@ def claim_runs(
         session.execute(
             select(JobHost).where(one_of(session, JobHost.id, host_ids))
         ).scalars().all()
-    waiting = set(
-        session.execute(
-            select(RunDependency.run_id).where(
-                one_of(session, RunDependency.run_id, [r.id for r, _ in runs])
-            )
-        ).scalars()
+    # Runs that wait for others get their outputs; no run of a job whose graph
+    # has no edges (a task over a fleet) does, and that needs no question.
+    edged = {job_id for job_id in {r.job_id for r, _ in runs} if _has_edges(session, job_id)}
+    graphed = [r.id for r, _ in runs if r.job_id in edged]
+    waiting = (
+        set(
+            session.execute(
+                select(RunDependency.run_id).where(one_of(session, RunDependency.run_id, graphed))
+            ).scalars()
+        )
+        if graphed
+        else set()
     )
     return [
         _assignment(
@@ -195,9 +201,20 @@ def load_jobs(session: Session, job_ids: set[int]) -> None:
         session.execute(select(Job).where(one_of(session, Job.id, sorted(job_ids)))).scalars().all()
 
 
-def _prepare(session: Session, run: Run, settings: Settings) -> RunPreparation | None:
+def _has_edges(session: Session, job_id: int) -> bool:
+    job = session.get(Job, job_id)
+    assert job is not None
+    return scheduling.has_edges(job)
+
+
+def _job_of(session: Session, run: Run) -> Job:
     job = session.get(Job, run.job_id)
     assert job is not None
+    return job
+
+
+def _prepare(session: Session, run: Run, settings: Settings) -> RunPreparation | None:
+    job = _job_of(session, run)
     try:
         # Secrets are decrypted before anything is added: a failure adds nothing.
         return run_environment(session, run, job, settings)

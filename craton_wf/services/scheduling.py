@@ -101,7 +101,7 @@ def set_job_status(job: Job, status: JobStatus, now: datetime) -> None:
         job.finished_at = now
 
 
-def _has_edges(job: Job) -> bool:
+def has_edges(job: Job) -> bool:
     """Whether any run of the job waits for another. A one-step job (a task
     over a fleet) has no edges, and no dependency needs looking up."""
     return any(step_dependencies(job.steps).values())
@@ -228,7 +228,7 @@ def start_job(session: Session, job: Job) -> None:
             Run.job_id == job.id, Run.job_host_id.is_(None), Run.status == RunStatus.PENDING.value
         ),
     )
-    _try_queue(session, once, now, edges=_has_edges(job))
+    _try_queue(session, once, now, edges=has_edges(job))
     if not _fill_host_slots(session, job, now):
         _finish_job_if_done(session, job, now)
 
@@ -265,7 +265,7 @@ def after_runs_finished(session: Session, job: Job, runs: list[Run]) -> None:
                 run_id=run.id,
             )
             _skip_from(session, _open_runs_of_host(session, host))
-    if _has_edges(job):
+    if has_edges(job):
         _try_queue(session, _dependents(session, [run.id for run in runs]), now)
     running = [host for host in hosts.values() if host.status == HostStatus.RUNNING.value]
     _finish_hosts_if_done(session, job, running, now)
@@ -354,7 +354,7 @@ def _fill_host_slots(session: Session, job: Job, now: datetime) -> bool:
             one_of(session, Run.job_host_id, started), Run.status == RunStatus.PENDING.value
         ),
     )
-    _try_queue(session, runs, now, running_hosts=started, edges=_has_edges(job))
+    _try_queue(session, runs, now, running_hosts=started, edges=has_edges(job))
     # A host with a run left to run is not done; only the others need a look
     # (a host whose every run was skipped, or that has none).
     busy = {run.job_host_id for run in runs if run.status not in _FINAL_RUN_VALUES}
