@@ -29,7 +29,7 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, TextClause, bindparam, event, text, update
+from sqlalchemy import Connection, Engine, Pool, Table, TextClause, bindparam, event, text, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -142,3 +142,12 @@ def _forget_staged(session: Session) -> None:
 @event.listens_for(Session, "after_commit")
 def _done(session: Session) -> None:
     session.info.pop(_KEY, None)
+
+
+@event.listens_for(Pool, "checkin")
+def _never_outlive_the_checkout(_dbapi_connection: Any, record: Any) -> None:
+    # A session closed without commit or rollback events: what it staged must
+    # not be written by the next user of the pooled connection.
+    staged = record.info.pop(_KEY, None)
+    if staged is not None:
+        staged.clear()

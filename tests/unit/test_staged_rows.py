@@ -97,3 +97,16 @@ def test_the_last_value_set_wins_between_staged_and_orm_changes(sessions, root):
     first, second = _runs(sessions, job_id)
     assert first.error == "set on the object after"
     assert second.error == "staged after"
+
+
+def test_a_session_closed_without_committing_writes_nothing_staged(sessions, root):  # type: ignore[no-untyped-def]
+    job_id = setup_job(sessions, root, ["one"], hosts=1)
+    session = sessions()
+    run = session.execute(select(Run).where(Run.job_id == job_id)).scalar_one()
+    stage(session, run, error="never")
+    session.close()
+    for _ in range(3):  # whichever pooled connection the next sessions get
+        with transaction(sessions) as other:
+            other.execute(select(1))
+    [run] = _runs(sessions, job_id)
+    assert run.error is None
