@@ -7,8 +7,8 @@ bookkeeping per object and per attribute; for a runner's short runs that
 bookkeeping was about a sixth of its CPU. :func:`stage` instead sets the
 values on the object as already stored (nothing for the unit of work to do)
 and keeps them aside; then all the rows of a table are written with one
-statement: on PostgreSQL an ``UPDATE … FROM unnest(…)`` of one array per
-column, elsewhere one executemany. A row is written with every column any
+statement: on PostgreSQL an ``UPDATE … FROM jsonb_to_recordset(…)`` of
+one JSON document, elsewhere one executemany. A row is written with every column any
 row of its table staged: those it did not stage take the value its object
 holds, which is what the database holds (the rows are locked and were read
 in this transaction) unless the ORM is about to write the same.
@@ -26,6 +26,8 @@ The values of one row staged twice merge, the later winning.
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
@@ -72,7 +74,7 @@ def _write(connection: Connection, staged: Staged) -> None:
             for row_id, (row, values) in rows.items()
         ]
         if connection.dialect.name == "postgresql":
-            _update_from_arrays(connection, table, names, group)
+            _update_from_json(connection, table, names, group)
         else:
             connection.execute(
                 _update_by_id(table, names), [{"_id": row_id, **values} for row_id, values in group]
@@ -88,34 +90,38 @@ def _update_by_id(table: Table, names: tuple[str, ...]) -> Any:
     )
 
 
-def _update_from_arrays(
+def _update_from_json(
     connection: Connection,
     table: Table,
     names: tuple[str, ...],
     group: list[tuple[int, dict[str, Any]]],
 ) -> None:
-    """One UPDATE for the whole group: one array parameter per column, one
-    statement text whatever the group's size."""
-    dialect = connection.dialect
-    params: dict[str, Any] = {"ids": [row_id for row_id, _ in group]}
-    for index, name in enumerate(names):
-        process = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
-        column = [values[name] for _, values in group]
-        params[f"v{index}"] = [process(v) for v in column] if process else column
-    connection.execute(_array_update_text(table, names, dialect), params)
+    """One UPDATE for the whole group, its rows one JSON parameter
+    (``jsonb_to_recordset``): one statement text whatever the group's size,
+    and one ``json.dumps`` where arrays would be dumped value by value."""
+    rows = [{"id": row_id, **values} for row_id, values in group]
+    document = json.dumps(rows, default=_json_value, separators=(",", ":"))
+    connection.execute(_json_update_text(table, names, connection.dialect), {"rows": document})
+
+
+def _json_value(value: Any) -> str:
+    if isinstance(value, datetime):  # stored as UTC, as models.UTCDateTime does
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
+    raise TypeError(f"{type(value).__name__} cannot be staged")
 
 
 @cache
-def _array_update_text(table: Table, names: tuple[str, ...], dialect: Any) -> TextClause:
+def _json_update_text(table: Table, names: tuple[str, ...], dialect: Any) -> TextClause:
     quote = dialect.identifier_preparer.quote
-    types = [table.c[name].type.dialect_impl(dialect).compile(dialect=dialect) for name in names]
-    arrays = ", ".join(f"CAST(:v{i} AS {type_}[])" for i, type_ in enumerate(types))
+    columns = ", ".join(
+        f"{quote(name)} {table.c[name].type.dialect_impl(dialect).compile(dialect=dialect)}"
+        for name in ("id", *names)
+    )
     assignments = ", ".join(f"{quote(name)} = v.{quote(name)}" for name in names)
-    columns = ", ".join(quote(name) for name in names)
     target = dialect.identifier_preparer.format_table(table)
     return text(
         f"UPDATE {target} SET {assignments} "
-        f"FROM unnest(CAST(:ids AS INTEGER[]), {arrays}) AS v(id, {columns}) "
+        f"FROM jsonb_to_recordset(CAST(:rows AS JSONB)) AS v({columns}) "
         f"WHERE {target}.id = v.id"
     )
 
