@@ -171,7 +171,7 @@ def claim_runs(
         ).scalars().all()
     # Runs that wait for others get their outputs; no run of a job whose graph
     # has no edges (a task over a fleet) does, and that needs no question.
-    edged = {job_id for job_id in {r.job_id for r, _ in runs} if _has_edges(session, job_id)}
+    edged = {j for j in {r.job_id for r, _ in runs} if scheduling.has_edges(_job(session, j))}
     graphed = [r.id for r, _ in runs if r.job_id in edged]
     waiting = (
         set(
@@ -201,20 +201,14 @@ def load_jobs(session: Session, job_ids: set[int]) -> None:
         session.execute(select(Job).where(one_of(session, Job.id, sorted(job_ids)))).scalars().all()
 
 
-def _has_edges(session: Session, job_id: int) -> bool:
+def _job(session: Session, job_id: int) -> Job:
     job = session.get(Job, job_id)
-    assert job is not None
-    return scheduling.has_edges(job)
-
-
-def _job_of(session: Session, run: Run) -> Job:
-    job = session.get(Job, run.job_id)
     assert job is not None
     return job
 
 
 def _prepare(session: Session, run: Run, settings: Settings) -> RunPreparation | None:
-    job = _job_of(session, run)
+    job = _job(session, run.job_id)
     try:
         # Secrets are decrypted before anything is added: a failure adds nothing.
         return run_environment(session, run, job, settings)
