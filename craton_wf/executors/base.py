@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
+from craton_wf.domain.labels import RUN_UID_LABEL  # the label ``managed`` selects by
 from craton_wf.domain.resources import Limits
 
 __all__ = [
@@ -39,10 +40,6 @@ __all__ = [
     "Limits",
     "LogLine",
 ]
-
-# Carried by every container of a run (with craton.run, craton.attempt, ...):
-# the label ``managed`` selects by.
-RUN_UID_LABEL = "craton.run-uid"
 
 
 class ContainerState(StrEnum):

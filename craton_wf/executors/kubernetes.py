@@ -188,6 +188,16 @@ def _state_of(job: Any) -> ContainerState:
     return ContainerState.RUNNING
 
 
+def _handle_of(job: Any) -> Handle:
+    """A Job's handle; its labels as given (the annotation's), not as cut to fit."""
+    return Handle(
+        id=job.metadata.uid,
+        name=job.metadata.name,
+        state=_state_of(job),
+        labels=labels_of(job.metadata),
+    )
+
+
 def _container_status(pod: Any) -> Any:
     for status in (pod.status and pod.status.container_statuses) or []:
         if status.name == CONTAINER_NAME:
@@ -405,14 +415,7 @@ class KubernetesExecutor(Executor):
 
     def find(self, name: str) -> Handle | None:
         job = self._read_job(job_name(name))
-        if job is None:
-            return None
-        return Handle(
-            id=job.metadata.uid,
-            name=job.metadata.name,
-            state=_state_of(job),
-            labels=labels_of(job.metadata),
-        )
+        return None if job is None else _handle_of(job)
 
     def managed(self) -> list[Handle]:
         """The namespace's Jobs labelled with a run uid, labels as given (the annotation's)."""
@@ -421,15 +424,7 @@ class KubernetesExecutor(Executor):
             listed: Any = self.batch.list_namespaced_job(
                 self.namespace, label_selector=RUN_UID_LABEL, _request_timeout=REQUEST_TIMEOUT
             )
-        return [
-            Handle(
-                id=job.metadata.uid,
-                name=job.metadata.name,
-                state=_state_of(job),
-                labels=labels_of(job.metadata),
-            )
-            for job in listed.items
-        ]
+        return [_handle_of(job) for job in listed.items]
 
     def start(self, handle: Handle) -> None:
         job = self._job_of(handle)

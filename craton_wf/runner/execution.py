@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from craton_wf.db.engine import retrying
 from craton_wf.db.models import utcnow
+from craton_wf.domain.labels import RUN_UID_LABEL
 from craton_wf.errors import CratonError, ExecutorError, LeaseLost, NameTaken
 from craton_wf.executors.base import ContainerSpec, ContainerState, Executor, Handle
 from craton_wf.runner.resume import resume_lines
@@ -237,7 +238,7 @@ class RunExecution:
 
         A stranger with our name is never touched; the run fails, saying so.
         """
-        if handle.labels.get("craton.run-uid") == self.a.labels.get("craton.run-uid"):
+        if handle.labels.get(RUN_UID_LABEL) == self.a.labels.get(RUN_UID_LABEL):
             return True
         self._finish(
             exit_code=None,

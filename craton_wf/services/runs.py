@@ -17,6 +17,15 @@ from craton_wf.db.bulk import one_of
 from craton_wf.db.models import Job, JobHost, Run, RunDependency, RunLog, utcnow
 from craton_wf.db.pending import insert_later
 from craton_wf.db.staged import stage
+from craton_wf.domain.labels import (
+    ATTEMPT_LABEL,
+    HOST_LABEL,
+    JOB_LABEL,
+    PROJECT_LABEL,
+    RUN_LABEL,
+    RUN_UID_LABEL,
+    STEP_LABEL,
+)
 from craton_wf.domain.outputs import TEMPORARY_FAILURE_EXIT_CODE, parse_output_line
 from craton_wf.domain.payload import build_payload, encode_payload
 from craton_wf.domain.redaction import redact
@@ -313,13 +322,13 @@ def _assignment(
         command=[*run.command, encode_payload(payload)],
         container_name=run.container_name or container_name(run),
         labels={
-            "craton.project": job.project_id,
-            "craton.job": str(job.id),
-            "craton.host": str(host.host_id) if host else "",
-            "craton.run": str(run.id),
-            "craton.run-uid": run.uid,
-            "craton.attempt": str(run.attempt),
-            "craton.step": run.step_name,
+            PROJECT_LABEL: job.project_id,
+            JOB_LABEL: str(job.id),
+            HOST_LABEL: str(host.host_id) if host else "",
+            RUN_LABEL: str(run.id),
+            RUN_UID_LABEL: run.uid,
+            ATTEMPT_LABEL: str(run.attempt),
+            STEP_LABEL: run.step_name,
         },
         timeout_seconds=run.timeout_seconds,
         needs_network=bool(step.get("needs_network")),

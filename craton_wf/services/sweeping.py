@@ -39,11 +39,8 @@ from sqlalchemy.orm import Session
 
 from craton_wf.db.bulk import one_of
 from craton_wf.db.models import Run
+from craton_wf.domain.labels import ATTEMPT_LABEL, RUN_LABEL, RUN_UID_LABEL
 from craton_wf.domain.states import FINAL_RUN_STATES
-
-RUN_LABEL = "craton.run"
-RUN_UID_LABEL = "craton.run-uid"
-ATTEMPT_LABEL = "craton.attempt"
 
 _FINAL = frozenset(status.value for status in FINAL_RUN_STATES)
 
