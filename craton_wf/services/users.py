@@ -1,7 +1,8 @@
 """Users, their roles in a project, and their API tokens.
 
 A project admin manages the users holding a role in their project; root
-manages everyone, and only root makes root. Deleting a user of a project
+manages everyone, and only root makes root or gives an existing user a role
+in another project. Deleting a user of a project
 removes their role there (and revokes their tokens scoped to it); a user with
 no role left anywhere is deactivated. Tokens are shown once; a user creates
 and manages their own, an admin also lists and revokes the project's users'
@@ -74,7 +75,14 @@ def get_user(session: Session, me: Principal, ref: str | int) -> UserView:
 
 
 def create_user(session: Session, me: Principal, name: str, role: str) -> UserView:
-    """A new user with ``role`` in the caller's project; an existing one gets the role."""
+    """A new user with ``role`` in the caller's project.
+
+    User names are global, so a name may already belong to someone. One who
+    holds a role here is a conflict that says so. Anyone else answers the
+    same "user name taken" whether they belong to another project or to
+    none: a project admin learns nothing about other projects and cannot
+    pull their users in. Only root attaches an existing user to a project.
+    """
     _check_role(role)
     policy.may_grant(me, role)
     if not name or len(name) > 255:
@@ -86,6 +94,8 @@ def create_user(session: Session, me: Principal, name: str, role: str) -> UserVi
         session.flush()
     elif _role_in(session, user.id, me.project_id) is not None:
         raise Conflict(f"user {name} already has a role in this project")
+    elif not me.is_root:
+        raise Conflict(f"user name {name} is taken; choose another name")
     user.active = True
     role = _project_role(user, role)
     session.add(RoleAssignment(user_id=user.id, project_id=me.project_id, role=role))

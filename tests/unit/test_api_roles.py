@@ -183,6 +183,37 @@ def test_another_projects_users_and_objects_answer_404(api, client_as, sessions,
     assert crossed.get("/v1/hosts").status_code == 401
 
 
+def test_creating_a_user_never_reveals_or_attaches_another_projects_user(api, client_as, root):  # type: ignore[no-untyped-def]
+    other = api.post("/v1/projects", json={"name": "elsewhere"}).json()["id"]
+    other_root = TestClient(api.app, headers={**root.headers, "X-Auth-Project": other})
+    bob = other_root.post("/v1/users", json={"name": "bob", "role": "operator"}).json()
+    assert other_root.post("/v1/users", json={"name": "gone", "role": "viewer"}).status_code == 201
+    assert other_root.delete("/v1/users/gone").status_code == 204  # no role left anywhere
+    admin = client_as("admin")
+
+    taken = admin.post("/v1/users", json={"name": "bob", "role": "admin"})
+    nobody = admin.post("/v1/users", json={"name": "gone", "role": "admin"})
+    assert (taken.status_code, nobody.status_code) == (409, 409)
+    # The same answer whoever holds the name, and nothing of theirs in it.
+    assert taken.json()["message"] == nobody.json()["message"].replace("gone", "bob")
+    assert "taken" in taken.json()["message"]
+    for leaked in (other, "elsewhere", str(bob["id"]), "operator"):
+        assert leaked not in taken.text
+    assert "bob" not in {u["name"] for u in admin.get("/v1/users").json()["users"]}
+    assert admin.get("/v1/users/bob").status_code == 404
+    assert api.get("/v1/users/bob").json()["role"] is None  # no role here was granted
+    # One of this project's users: the conflict may say so.
+    client_as("viewer")
+    here = admin.post("/v1/users", json={"name": "viewer-user", "role": "viewer"})
+    assert here.status_code == 409 and "already has a role in this project" in here.text
+
+    # Root attaches an existing user to another project.
+    attached = api.post("/v1/users", json={"name": "bob", "role": "viewer"})
+    assert attached.status_code == 201
+    assert (attached.json()["id"], attached.json()["role"]) == (bob["id"], "viewer")
+    assert other_root.get("/v1/users/bob").json()["role"] == "operator"
+
+
 def make_host(api: TestClient) -> int:
     cloud = api.post("/v1/clouds", json={"name": "c-404"}).json()["id"]
     region = api.post("/v1/regions", json={"name": "r-404", "cloud_id": cloud}).json()["id"]
