@@ -1,9 +1,12 @@
-"""The security commands of the CLI: approvals, roles, secrets (against a routed transport)."""
+"""The security commands of the CLI: approvals, roles, secrets (against a routed transport;
+how a secret's value may be given, with the CLI as a subprocess)."""
 
 from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -81,6 +84,50 @@ def test_secret_create_from_standard_input(router, cli, monkeypatch: pytest.Monk
 
     assert cli("secret-create", "--name", "DB_PASSWORD", "--value-file", "-").code == 0
     assert json.loads(router.sent("POST", "/v1/secrets")[0].content)["value"] == "from-stdin"
+
+
+def test_secret_create_from_value_stdin(router, cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    router.add("POST", "/v1/secrets", SECRET)
+    monkeypatch.setattr("sys.stdin", io.StringIO("piped-value\n"))
+
+    assert cli("secret-create", "--name", "DB_PASSWORD", "--value-stdin").code == 0
+    assert json.loads(router.sent("POST", "/v1/secrets")[0].content)["value"] == "piped-value"
+
+
+VALUE = "hunter2-s3cr3t"
+
+
+@pytest.mark.parametrize(
+    "words",
+    [
+        ["--value", VALUE],  # once taken as --value-file's abbreviation, and echoed
+        [f"--value={VALUE}"],
+        [VALUE],
+        ["--value-file", VALUE],  # a value typed where a file name goes
+        ["--value-file", "-", "--value-stdin", VALUE],
+    ],
+)
+def test_a_secret_value_on_the_command_line_is_refused_and_never_echoed(words) -> None:  # type: ignore[no-untyped-def]
+    result = subprocess.run(
+        [sys.executable, "-m", "cratonclient.shell.main", "--craton-url", "http://127.0.0.1:9"]
+        + ["secret-create", "--name", "DB_PASSWORD", *words],
+        input="",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1].startswith("ERROR: ")
+    assert VALUE not in result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_options_are_never_abbreviated(router, cli) -> None:
+    result = cli("secret-create", "--name", "DB_PASSWORD", "--value-f", "-")
+
+    assert result.code == 1 and "unrecognized option --value-f" in result.err
+    assert not router.requests
 
 
 def test_secret_list_and_delete_by_name(router, cli) -> None:

@@ -62,17 +62,26 @@ def do_user_role_remove(ctx: Context, args: argparse.Namespace) -> None:
 
 
 def _secret_value(args: argparse.Namespace) -> str:
-    if args.value_file == "-":
-        value = sys.stdin.read()
-    elif args.value_file:
-        try:
-            value = Path(args.value_file).read_text()
-        except OSError as exc:
-            raise CommandError(f"cannot read {args.value_file}: {exc.strerror}") from exc
-    elif sys.stdin.isatty():
-        value = getpass.getpass(f"Value of {args.name}: ")
-    else:
-        value = sys.stdin.read()
+    """The value from a file, standard input or a prompt; no message ever quotes it.
+
+    Not even the file's name is quoted: it was typed where the value would go.
+    """
+    try:
+        if args.value_stdin or args.value_file == "-":
+            value = sys.stdin.read()
+        elif args.value_file:
+            try:
+                value = Path(args.value_file).read_text(encoding="utf-8")
+            except OSError as exc:
+                raise CommandError(
+                    f"cannot read the file given to --value-file: {exc.strerror}"
+                ) from None
+        elif sys.stdin.isatty():
+            value = getpass.getpass(f"Value of {args.name}: ")
+        else:
+            value = sys.stdin.read()
+    except UnicodeDecodeError:
+        raise CommandError("the secret's value is not UTF-8 text") from None
     value = value[:-1] if value.endswith("\n") else value
     if not value:
         raise CommandError("the secret's value is empty")
@@ -167,10 +176,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "Store a project secret (encrypted; its value is never shown back).",
     )
     parser.add_argument("--name", required=True, help="also the environment variable's name")
-    parser.add_argument(
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument(
         "--value-file",
         metavar="FILE",
-        help="read the value from FILE ('-': standard input; default: prompt or standard input)",
+        help="read the value from FILE ('-': standard input)",
+    )
+    source.add_argument(
+        "--value-stdin",
+        action="store_true",
+        help="read the value from standard input (default: a prompt on a terminal, "
+        "else standard input); never give it on the command line",
     )
     parser.add_argument("--description")
 

@@ -21,7 +21,7 @@ import logging
 import os
 import sys
 from collections.abc import Mapping, Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import httpx
 
@@ -36,11 +36,41 @@ DEFAULT_URL = "http://127.0.0.1:7780"
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse, with usage errors reported like every other error (``ERROR:``, exit 1)."""
+    """argparse, with usage errors reported like every other error (``ERROR:``, exit 1).
+
+    Options are never abbreviated: argparse's prefix matching took
+    ``secret-create --value X`` for ``--value-file X``. Words it does not know
+    are refused without being echoed (a mistyped command line may carry a
+    secret): options by their name only, anything else only counted.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def parse_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> argparse.Namespace:
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            self.error(unrecognized_message(extras))
+        return parsed
 
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
         self.exit(1, f"ERROR: {message}\n")
+
+
+def unrecognized_message(words: Sequence[str]) -> str:
+    """Names the unknown options, never a value: ``--value=s3cret`` shows as ``--value``."""
+    options = [w.split("=", 1)[0] for w in words if w.startswith("-") and w != "-"]
+    others = len(words) - len(options)
+    parts = []
+    if options:
+        parts.append(f"unrecognized option{'s' if len(options) > 1 else ''} {', '.join(options)}")
+    if others:
+        parts.append(f"{others} unexpected argument{'s' if others > 1 else ''} (not shown)")
+    return "; ".join(parts)
 
 
 def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentParser:
