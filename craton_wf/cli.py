@@ -72,6 +72,27 @@ def migrate(ctx: click.Context) -> None:
     click.echo("database is up to date")
 
 
+@main.command("check-environment")
+@click.pass_context
+def check_environment(ctx: click.Context) -> None:
+    """List stored secrets, tasks, workflows and unfinished jobs naming an environment
+    variable a task may not be given (BASH_ENV, LD_PRELOAD, PYTHON*…); exit 1 if any."""
+    from craton_wf.db.engine import make_engine
+    from craton_wf.services.environment_check import refused_rows
+
+    engine = make_engine(_settings(ctx))
+    try:
+        with engine.connect() as connection:
+            found = refused_rows(connection)
+    finally:
+        engine.dispose()
+    for row in found:
+        click.echo(row.describe())
+    if found:
+        _fail(f"{len(found)} stored object(s) name refused environment variables")
+    click.echo("no stored object names a refused environment variable")
+
+
 @main.command()
 @click.option("--project", "project_name", default="default", show_default=True)
 @click.option("--user", "user_name", default="root", show_default=True)

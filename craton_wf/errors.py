@@ -4,6 +4,8 @@
 
     CratonError                 (500) something went wrong
     ├── InvalidInput            (400) the request is malformed or makes no sense
+    │   ├── RefusedEnvironmentName (422) a name that would steer how the task starts
+    │   └── UndeclaredSecret    (422) a step hands a task a secret it does not declare
     ├── AuthenticationFailed    (401) no or wrong credentials
     ├── Forbidden               (403) the caller may not do this
     ├── NotFound                (404) no such object in the caller's project
@@ -40,6 +42,20 @@ class InvalidInput(CratonError):
 
     status = 400
     code = "invalid_input"
+
+
+class RefusedEnvironmentName(InvalidInput):
+    """That name may not be an environment variable of a task."""
+
+    status = 422
+    code = "environment_name_refused"
+
+
+class UndeclaredSecret(InvalidInput):
+    """A workflow step may only hand a task the secrets the task declares."""
+
+    status = 422
+    code = "secret_not_declared"
 
 
 class AuthenticationFailed(CratonError):

@@ -187,3 +187,17 @@ def busybox_image() -> str:
         root = Path(__file__).resolve().parent.parent
         subprocess.run([str(root / "scripts/make-base-images.sh"), "--only", "busybox"], check=True)
     return image
+
+
+@pytest.fixture(scope="session")
+def python_image() -> str:
+    """The locally made Debian base with bash and python3, built if missing (a minute)."""
+    import subprocess
+
+    image = "craton/python:3"
+    if not have_docker():
+        pytest.skip("no Docker engine")
+    if subprocess.run(["docker", "image", "inspect", image], capture_output=True).returncode:
+        root = Path(__file__).resolve().parent.parent
+        subprocess.run([str(root / "scripts/make-base-images.sh"), "--only", "python"], check=True)
+    return image

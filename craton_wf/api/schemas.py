@@ -9,7 +9,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic_core import PydanticCustomError
+
+from craton_wf.domain.addresses import is_ip_address
 
 Ref = int | str  # an id or a name
 
@@ -25,6 +28,17 @@ class Input(BaseModel):
 Short = Annotated[str, Field(max_length=64)]
 Name = Annotated[str, Field(max_length=255)]
 Path = Annotated[str, Field(max_length=1024)]
+
+
+def _ip_address(value: str) -> str:
+    if not is_ip_address(value):
+        raise PydanticCustomError(
+            "ip_address", "'{value}' is not an IPv4 or IPv6 address", {"value": value}
+        )
+    return value
+
+
+IpAddress = Annotated[Short, AfterValidator(_ip_address)]
 
 
 class Output(BaseModel):
@@ -105,7 +119,7 @@ class CellRead(RegionRead):
 
 class HostCreate(Input):
     name: str
-    ip_address: Short
+    ip_address: IpAddress
     region_id: Ref
     cell_id: Ref | None = None
     cloud_id: Ref | None = None
@@ -119,7 +133,7 @@ class HostCreate(Input):
 
 class HostUpdate(Input):
     name: str | None = None
-    ip_address: Short | None = None
+    ip_address: IpAddress | None = None
     region_id: Ref | None = None
     cell_id: Ref | None = None
     parent_id: Ref | None = None

@@ -11,6 +11,11 @@ the approved digest in its snapshot of the steps.
 
 An approval covers what runs, not only the image: a job also snapshots the
 task's command, secrets, network and resources (:data:`EXECUTION_FIELDS`).
+The task's secrets are every environment name its containers can get besides
+the platform's own: a workflow step may only choose among them
+(:func:`craton_wf.services.project_secrets.check_step_secrets`), and names
+that steer how a program starts are never accepted
+(:mod:`craton_wf.domain.environment`).
 Changing any of them revokes the READY build's approval, recorded as a
 revocation by whoever made the change with the reason "task changed: …"
 (:func:`revoke_for_change`); an admin must approve again, and — as a build's

@@ -14,6 +14,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from craton_wf.db.models import Cell, Cloud, Host, HostLabel, Project, Region, RoleAssignment
+from craton_wf.domain.addresses import is_ip_address
 from craton_wf.domain.variables import matches_vars, parse_vars_filter, resolve_variables
 from craton_wf.errors import Conflict, Forbidden, InvalidInput, NotFound
 from craton_wf.services import policy
@@ -384,7 +385,12 @@ def get_variable_owner(session: Session, project_id: str, kind: str, object_id: 
 
 
 def ansible_inventory(session: Session, project_id: str, filters: dict[str, Any]) -> dict[str, Any]:
-    """Ansible's JSON inventory: groups per region, cell and label; resolved hostvars."""
+    """Ansible's JSON inventory: groups per region, cell and label; resolved hostvars.
+
+    A host's address is its ``ansible_host`` only when it is an IP address: a
+    row stored before addresses were checked may hold anything, and the host
+    is then listed without one rather than with text Ansible would act on.
+    """
     hosts = list(
         session.execute(host_query(session, project_id, filters).order_by(Host.id)).scalars()
     )
@@ -393,10 +399,11 @@ def ansible_inventory(session: Session, project_id: str, filters: dict[str, Any]
     groups: dict[str, list[str]] = {}
     for host in hosts:
         names = resolver.names(host)
-        inventory["_meta"]["hostvars"][host.name] = {
-            **resolver.host_variables(host),
-            "ansible_host": host.ip_address,
-        }
+        hostvars = resolver.host_variables(host)
+        hostvars.pop("ansible_host", None)
+        if is_ip_address(host.ip_address):
+            hostvars["ansible_host"] = host.ip_address
+        inventory["_meta"]["hostvars"][host.name] = hostvars
         for group in (names["region"], names["cell"], *host.labels):
             if group:
                 groups.setdefault(group, []).append(host.name)

@@ -150,10 +150,7 @@ def _snapshot_step(
         )
     if require_approval:
         approvals.require_approved(session, task.name, build.id, build.digest, public=task.public)
-    # A task of another project (public) gets only the secrets this project's step names.
-    secrets = set(step.get("secrets") or [])
-    if task.project_id == project_id:
-        secrets.update(task.secrets or [])
+    secrets = _step_environment(project_id, step, task)
     project_secrets.require_defined(session, project_id, secrets)
     return {
         **step,
@@ -169,6 +166,21 @@ def _snapshot_step(
         "secrets": sorted(secrets),
         "fingerprint": approvals.execution_fingerprint(task),  # what the approval covered
     }
+
+
+def _step_environment(project_id: str, step: dict[str, Any], task: Task) -> set[str]:
+    """The secrets a step's containers get: those the task declares (its approval
+    covers them); of a task of another project (public), only those this
+    project's step names. Checked again here, not only when the workflow was
+    written: the task's list may have changed since, and rows stored before
+    the rules may break them."""
+    chosen = project_secrets.check_step_secrets(
+        step["name"], task.name, step.get("secrets"), task.secrets or []
+    )
+    secrets = set(chosen)
+    if task.project_id == project_id:
+        secrets.update(project_secrets.check_secret_names(task.secrets or []))
+    return secrets
 
 
 def _target_hosts(session: Session, project_id: str, host_refs: Any, filters: Any) -> list[Host]:
@@ -399,6 +411,10 @@ def _check_retry_step(
         policy.may_run_task(principal, task.name, task.kind, task.restricted_to)
         if not policy.may_see_task(principal, task):
             raise Conflict(f"step {step['name']!r}: its task no longer exists")
+    # The steps are replayed as the old job snapshotted them: their secrets too.
+    project_secrets.check_step_secrets(
+        step["name"], task.name, step.get("secrets"), task.secrets or []
+    )
     if not require_approval:
         return
     approvals.require_approved(

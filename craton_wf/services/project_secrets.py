@@ -2,21 +2,23 @@
 
 Values are encrypted with Fernet (AES-128-CBC and HMAC-SHA256) under the
 service's ``secret_key``; the database holds only the ciphertext, and no API
-answer ever carries a value back. A task names the secrets it needs
-(``Task.secrets``) and a workflow step may add more (``secrets`` of the step);
-a run's container gets them as environment variables of the same names, and
-the run's stored log lines are redacted of their values
-(:mod:`craton_wf.domain.redaction`).
+answer ever carries a value back. A task declares the secrets it needs
+(``Task.secrets``; its approval covers them); a workflow step may name some
+of its task's declared secrets (``secrets`` of the step), never others
+(:func:`check_step_secrets`). A run's container gets them as environment
+variables of the same names, and the run's stored log lines are redacted of
+their values (:mod:`craton_wf.domain.redaction`). A name that would steer how
+the container's programs start (``BASH_ENV``, ``LD_PRELOAD``, ``PYTHON*``…)
+is never a secret's name (:mod:`craton_wf.domain.environment`).
 
 Secrets are looked up in the job's project. A public task from another
-project gets only the secrets the running project's own workflow step names,
-never those its author listed: code written elsewhere does not get to pick
-which of this project's secrets it reads.
+project gets only those of its declared secrets that the running project's
+own workflow step names: code written elsewhere does not get to pick which
+of this project's secrets it reads.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -25,15 +27,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from craton_wf.db.models import Secret
+from craton_wf.domain.environment import ENVIRONMENT_NAME, refused_name_reason
 from craton_wf.domain.redaction import MIN_REDACTED_LENGTH
-from craton_wf.errors import CratonError, InvalidInput
+from craton_wf.errors import CratonError, InvalidInput, RefusedEnvironmentName, UndeclaredSecret
 from craton_wf.services.common import find_by_ref, flush_unique
 from craton_wf.services.pagination import Page, PageRequest, paginate, scoped
 from craton_wf.settings import Settings
 
-SECRET_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
-# Environment variables the platform sets itself; a secret may not shadow them.
-RESERVED_NAMES = frozenset({"CRATON_URL", "CRATON_TOKEN", "PATH", "HOME"})
 MAX_VALUE_BYTES = 64 * 1024
 SECRET_SORT_KEYS = ("id", "name", "created_at")
 
@@ -55,13 +55,17 @@ def cipher(settings: Settings) -> Fernet:
 
 
 def check_secret_name(name: Any) -> str:
-    if not isinstance(name, str) or not SECRET_NAME.match(name):
+    """``name``, if a task's environment may carry it (:mod:`craton_wf.domain.environment`)."""
+    if not isinstance(name, str) or not ENVIRONMENT_NAME.match(name):
         raise InvalidInput(
             f"invalid secret name {name!r}: an environment variable name "
             "(letters, digits and _, not starting with a digit)"
         )
-    if name.upper() in RESERVED_NAMES or name.upper().startswith("CRATON_"):
-        raise InvalidInput(f"secret name {name!r} is reserved for the platform")
+    reason = refused_name_reason(name)
+    if reason is not None:
+        raise RefusedEnvironmentName(
+            f"secret name {name!r} is refused as an environment variable name: it {reason}"
+        )
     return name
 
 
@@ -71,6 +75,20 @@ def check_secret_names(names: Any) -> list[str]:
     if not isinstance(names, list):
         raise InvalidInput("secrets must be a list of secret names")
     return sorted({check_secret_name(name) for name in names})
+
+
+def check_step_secrets(step: str, task: str, names: Any, declared: Iterable[str]) -> list[str]:
+    """A workflow step's secrets: valid names, each one its task declares."""
+    checked = check_secret_names(names)
+    undeclared = [name for name in checked if name not in set(declared)]
+    if undeclared:
+        raise UndeclaredSecret(
+            f"step {step!r}: task {task!r} does not declare the secret"
+            f"{'s' if len(undeclared) > 1 else ''} {', '.join(undeclared)}; a step may only "
+            "hand a task the secrets the task declares (add them to the task, which then "
+            "needs a new approval)"
+        )
+    return checked
 
 
 def _check_value(value: Any) -> str:

@@ -3,7 +3,9 @@
 Made by the runner right before it creates a run's container
 (:func:`prepare_run`), in one transaction checked against the run's lease:
 
-- the secrets the step names, decrypted (:mod:`services.project_secrets`);
+- the secrets the step names, decrypted (:mod:`services.project_secrets`),
+  never under a name that steers how the container's programs start
+  (:mod:`craton_wf.domain.environment`);
 - ``CRATON_URL`` and ``CRATON_TOKEN``: an API token of the job's creator,
   bound to the job and to this run attempt. Its principal carries the job id,
   and :mod:`services.policy` lets it only read the job's hosts and set their
@@ -28,6 +30,7 @@ from sqlalchemy.orm import Session
 from craton_wf.db.bulk import one_of
 from craton_wf.db.models import ApiToken, Job, Run, User, utcnow
 from craton_wf.domain.resources import Limits, ResourcePolicy, container_limits
+from craton_wf.domain.task_network import task_api_url
 from craton_wf.services import project_secrets
 from craton_wf.services.auth import new_run_token
 from craton_wf.services.leases import check_lease
@@ -55,7 +58,10 @@ def resource_policy(settings: Settings) -> ResourcePolicy:
 
 
 def api_url(settings: Settings) -> str:
-    return (settings.public_url or f"http://{settings.api_host}:{settings.api_port}").rstrip("/")
+    """``CRATON_URL``: the public URL, else the API at the gateway of the task's
+    project network (:mod:`craton_wf.domain.task_network`); never the API's own
+    listening address, which is the container's own loopback by default."""
+    return task_api_url(settings.public_url, settings.api_port)
 
 
 def prepare_run(
@@ -77,8 +83,11 @@ def run_environment(
     session: Session, run: Run, job: Job, settings: Settings, *, issue: bool = True
 ) -> RunPreparation:
     step: dict[str, Any] = job.steps[run.step_index]
+    # The names were checked when the job was made; again here, for jobs stored
+    # before a name was refused (RefusedEnvironmentName fails the run, saying why).
+    names = project_secrets.check_secret_names(step.get("secrets") or [])
     secrets = project_secrets.secret_values(
-        session, project_secrets.cipher(settings), job.project_id, step.get("secrets") or []
+        session, project_secrets.cipher(settings), job.project_id, names
     )
     env = dict(secrets)
     env["CRATON_URL"] = api_url(settings)

@@ -3,6 +3,14 @@
 Each PUT that changes the steps or description stores a new immutable
 ``WorkflowVersion``; jobs copy the version they start with, so editing a
 workflow never changes a running job.
+
+A step's ``secrets`` choose among the secrets its task declares, never more:
+what a task's container gets in its environment is part of what its
+approval covered (:mod:`craton_wf.services.approvals`), and a workflow is
+written by an admin alone, with no second pair of eyes. A step naming a
+secret its task does not declare is refused (422 naming the step and the
+secret); the way to give a task another secret is to change the task, which
+needs a new approval.
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ from craton_wf.errors import Conflict, InvalidInput, NotFound
 from craton_wf.services.auth import Principal
 from craton_wf.services.common import check_name, find_by_ref, flush_unique
 from craton_wf.services.pagination import Page, PageRequest, paginate, scoped
-from craton_wf.services.project_secrets import check_secret_names
+from craton_wf.services.project_secrets import check_step_secrets
 
 STEP_FIELDS = {
     "name",
@@ -52,6 +60,7 @@ def normalize_steps(
     if not isinstance(raw_steps, list) or not raw_steps:
         raise InvalidInput("a workflow needs at least one step")
     resolved = []
+    declared: dict[int, list[str]] = {}  # each step's task: the secrets it declares
     for position, raw in enumerate(raw_steps, start=1):
         if isinstance(raw, str | int):
             raw = {"task": raw}
@@ -68,6 +77,7 @@ def normalize_steps(
         else:
             task = find_runnable_task(session, me, ref)
         resolved.append({**raw, "task_id": task.id, "task_name": task.name})
+        declared[task.id] = list(task.secrets or [])
     steps = []
     for raw in name_steps(resolved):
         timeout, retries = raw.get("timeout"), raw.get("retries", 0)
@@ -97,7 +107,9 @@ def normalize_steps(
                 "required": bool(raw.get("required", True)),
                 "once": bool(raw.get("once", False)),
                 "depends_on": depends_on,
-                "secrets": check_secret_names(raw.get("secrets")),
+                "secrets": check_step_secrets(
+                    raw["name"], raw["task_name"], raw.get("secrets"), declared[raw["task_id"]]
+                ),
             }
         )
     validate_steps(steps)

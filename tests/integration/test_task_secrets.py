@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from craton_wf.db.engine import transaction
-from craton_wf.db.models import ApiToken, RunLog, Task, User
+from craton_wf.db.models import ApiToken, Run, RunLog, Secret, Task, User
 from craton_wf.domain.states import BuildStatus, JobStatus
 from craton_wf.services import jobs as job_service
 from craton_wf.services import project_secrets
@@ -77,3 +77,63 @@ def test_secrets_are_env_in_the_container_and_redacted_in_the_stored_log(
         "token=present prefix=cwf_"
     )
     assert len(tokens) == 1 and tokens[0].revoked_at is not None  # died with the run
+
+
+BASH_STEP = """#!/bin/bash
+echo "greeting: ${GREETING:-none}"
+"""
+
+
+def test_a_stored_job_naming_bash_env_is_refused_by_the_runner(
+    sessions, root, runner, docker_settings, python_image
+):
+    """A job stored before ``BASH_ENV`` was refused as a name (its steps hand the
+    task a secret of that name) never starts a container: the run fails saying
+    why, and nothing the secret's value would have run shows in its log."""
+    files = {"Dockerfile": f"FROM {python_image}\nCOPY step.sh /step.sh\n", "step.sh": BASH_STEP}
+    task_id = upload_task(sessions, root, "bash-step", files)
+    assert wait_build(sessions, task_id).status == BuildStatus.READY
+    fernet = project_secrets.cipher(docker_settings)
+    with transaction(sessions) as session:
+        approve_current_build(session, task_id)
+        task = session.get(Task, task_id)
+        task.command = ["bash", "/step.sh"]
+        task.secrets = ["GREETING"]
+        project_secrets.create_secret(
+            session, fernet, root.project_id, None, {"name": "GREETING", "value": "hello-there"}
+        )
+        # As a row from before the rule: written around the service's name check.
+        session.add(
+            Secret(
+                project_id=root.project_id,
+                name="BASH_ENV",
+                ciphertext=fernet.encrypt(b"$(echo INJECTED >&2)").decode(),
+            )
+        )
+        hosts = make_inventory(session, root.project_id, 2)
+        plain = job_service.create_job(
+            session, root.project_id, None, {"task": task_id, "hosts": [hosts[0].id]}
+        )
+        attacked = job_service.create_job(
+            session, root.project_id, None, {"task": task_id, "hosts": [hosts[1].id]}
+        )
+        attacked.steps = [{**step, "secrets": ["BASH_ENV", "GREETING"]} for step in attacked.steps]
+        plain_id, attacked_id = plain.id, attacked.id
+    runner.wakeup.set()
+    assert wait_job(sessions, plain_id).status == JobStatus.SUCCEEDED
+    assert wait_job(sessions, attacked_id).status == JobStatus.FAILED
+    with transaction(sessions) as session:
+        (run,) = session.execute(select(Run).where(Run.job_id == attacked_id)).scalars()
+        assert run.container_id is None  # no container was made
+        assert run.error.startswith("could not prepare the run: secret name 'BASH_ENV' is refused")
+        logs = {
+            job_id: [
+                log.line
+                for log in session.execute(
+                    select(RunLog).where(RunLog.job_id == job_id).order_by(RunLog.seq)
+                ).scalars()
+            ]
+            for job_id in (plain_id, attacked_id)
+        }
+    assert logs[plain_id] == ["greeting: [redacted]"]
+    assert not any("INJECTED" in line for lines in logs.values() for line in lines)

@@ -150,7 +150,7 @@ def test_errors_are_json_with_status(api):
     assert api.get("/v1/hosts?limit=100000").status_code == 400
     assert (
         api.post(
-            "/v1/hosts", json={"name": "bad name!", "ip_address": "1", "region_id": dup["id"]}
+            "/v1/hosts", json={"name": "bad name!", "ip_address": "1.1.1.1", "region_id": dup["id"]}
         ).status_code
         == 400
     )
@@ -202,3 +202,51 @@ def test_ansible_inventory(api):
     assert inventory["_meta"]["hostvars"]["a"] == {"port": 80, "ansible_host": "1.1.1.1"}
     assert inventory["web"]["hosts"] == ["a"] and inventory["r1"]["hosts"] == ["a"]
     assert inventory["all"]["hosts"] == ["a"]
+
+
+HOSTILE_ADDRESSES = ("999.1.1.1; rm -rf /", "web-3.example", "10.0.0.1 ", "fe80::1%$(id)", "")
+
+
+def test_host_addresses_must_be_ip_addresses(api):
+    region = make_region(api)
+    for address in HOSTILE_ADDRESSES:
+        body = {"name": "h", "ip_address": address, "region_id": region["id"]}
+        refused = api.post("/v1/hosts", json=body)
+        assert refused.status_code == 422, (address, refused.text)
+        assert refused.json()["message"] == (
+            f"ip_address: '{address}' is not an IPv4 or IPv6 address"
+        )
+    assert api.get("/v1/hosts").json()["hosts"] == []
+    made = [
+        api.post("/v1/hosts", json={"name": f"h{i}", "ip_address": a, "region_id": region["id"]})
+        for i, a in enumerate(("10.0.0.1", "2001:db8::1", "fe80::1%eth0"))
+    ]
+    assert [m.status_code for m in made] == [201, 201, 201]
+    host = made[0].json()["id"]
+    for address in HOSTILE_ADDRESSES:
+        refused = api.put(f"/v1/hosts/{host}", json={"ip_address": address})
+        assert refused.status_code == 422 and f"'{address}'" in refused.json()["message"]
+    assert api.get(f"/v1/hosts/{host}").json()["ip_address"] == "10.0.0.1"
+
+
+def test_ansible_inventory_never_serves_an_invalid_stored_address(api, sessions):
+    from sqlalchemy import update
+
+    from craton_wf.db.engine import transaction
+    from craton_wf.db.models import Host
+
+    region = make_region(api)
+    for name, address in (("good", "10.0.0.5"), ("bad", "10.0.0.6")):
+        body = {"name": name, "ip_address": address, "region_id": region["id"]}
+        api.post("/v1/hosts", json={**body, "variables": {"ansible_host": "from-vars"}})
+    with transaction(sessions) as session:  # a row stored before addresses were checked
+        session.execute(
+            update(Host).where(Host.name == "bad").values(ip_address="999.1.1.1; rm -rf /")
+        )
+
+    inventory = api.get("/v1/ansible-inventory").json()
+
+    assert inventory["_meta"]["hostvars"]["good"]["ansible_host"] == "10.0.0.5"
+    assert "ansible_host" not in inventory["_meta"]["hostvars"]["bad"]
+    assert "rm -rf" not in str(inventory)
+    assert inventory["all"]["hosts"] == ["good", "bad"]

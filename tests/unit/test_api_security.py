@@ -346,7 +346,9 @@ def test_secrets_are_stored_encrypted_and_never_answered(api, users, sessions, s
     assert "s3cr3t" not in api.get(f"/v1/secrets/{made.json()['id']}").text
     assert api.post("/v1/secrets", json={"name": "DB_PASSWORD", "value": "xxxx"}).status_code == 409
     reserved = api.post("/v1/secrets", json={"name": "CRATON_TOKEN", "value": "xxxx"})
-    assert reserved.status_code == 400
+    assert reserved.status_code == 422
+    assert reserved.json()["code"] == "environment_name_refused"
+    assert "reserved for the platform" in reserved.json()["message"]
     assert api.post("/v1/secrets", json={"name": "1BAD", "value": "xxxx"}).status_code == 400
     assert api.post("/v1/secrets", json={"name": "SHORT", "value": "x"}).status_code == 422
     assert users("op", "operator").get("/v1/secrets").status_code == 200
@@ -411,14 +413,22 @@ def test_secrets_reach_the_container_as_env_and_are_redacted_from_logs(
     runs = api.get(f"/v1/jobs/{job['id']}/runs").text
     assert "tok-123456" not in runs
 
-    # A workflow step may name a secret for a task that names none.
-    api.post(
+    # A workflow step may not hand a task a secret the task does not declare:
+    # its approval did not cover it.
+    refused = api.post(
         "/v1/workflows", json={"name": "wf", "steps": [{"task": "plain", "secrets": ["OTHER"]}]}
     )
+    assert refused.status_code == 422 and refused.json()["code"] == "secret_not_declared"
+    assert "step 'plain'" in refused.json()["message"] and "OTHER" in refused.json()["message"]
+    # Naming one the task declares is what a step may do (the task gets it anyway).
+    made = api.post(
+        "/v1/workflows", json={"name": "wf", "steps": [{"task": "leaky", "secrets": ["API_KEY"]}]}
+    )
+    assert made.status_code == 201, made.text
     second = api.post("/v1/jobs", json={"workflow": "wf", "hosts": hosts}).json()
     wait_job(second["id"])
-    assert executor.created[1].env["OTHER"] == "never-sent"
-    assert "API_KEY" not in executor.created[1].env
+    assert executor.created[1].env["API_KEY"] == "tok-123456"
+    assert "OTHER" not in executor.created[1].env
 
 
 # --- the task's own token ------------------------------------------------------------

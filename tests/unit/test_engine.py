@@ -28,7 +28,11 @@ def setup_job(sessions, root, steps, hosts=3, host_vars=None, **job):  # type: i
         made = make_inventory(session, root.project_id, hosts, host_vars)
         for step in steps:
             name = step["task"] if isinstance(step, dict) else step
-            make_ready_task(session, root.project_id, name, command=f"/bin/{name}")
+            # A step hands its task only secrets the task declares.
+            secrets = step.get("secrets", []) if isinstance(step, dict) else []
+            make_ready_task(
+                session, root.project_id, name, command=f"/bin/{name}", secrets=secrets
+            )
         workflow_service.create_workflow(
             session, root.project_id, None, {"name": "wf", "steps": steps}
         )
