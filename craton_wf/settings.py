@@ -27,6 +27,12 @@ class Settings(BaseSettings):
         default="sqlite:///craton-wf.db",
         description="SQLAlchemy URL: sqlite:///path or postgresql+psycopg://user:pw@host/db",
     )
+    sqlite_lock_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="On SQLite, how long a write waits for another's write lock; past it an "
+        "API request answers 503 with Retry-After (and a runner retries)",
+    )
     data_dir: Path = Field(default=Path(".craton-wf"), description="Scratch space for builds")
     api_host: str = "127.0.0.1"
     api_port: int = 7780

@@ -12,7 +12,7 @@ from craton_wf.api.audit import install_audit_trail
 from craton_wf.api.errors import install_error_handlers
 from craton_wf.api.limits import BodySizeLimit
 from craton_wf.api.routes import inventory, jobs, secrets, system, tasks, users, workflows
-from craton_wf.db.engine import make_engine, make_session_factory
+from craton_wf.db.engine import make_engine, make_session_factory, reading, trying
 from craton_wf.services import project_secrets
 from craton_wf.settings import Settings
 
@@ -31,6 +31,8 @@ def create_app(
     project_secrets.cipher(settings)  # a bad secret key stops the service here, not later
     app.state.settings = settings
     app.state.sessions = sessions or make_session_factory(make_engine(settings))
+    app.state.read_sessions = reading(app.state.sessions)  # api.deps: which a request gets
+    app.state.try_sessions = trying(app.state.sessions)
     app.state.wakeup = wakeup
     install_error_handlers(app)
     # inside the audit trail, so a refused body is recorded as its 413

@@ -1,4 +1,12 @@
-"""Dependencies of the routes: the session factory, the caller, list parameters, links."""
+"""Dependencies of the routes: the session factory, the caller, list parameters, links.
+
+A request's sessions only read unless its method changes state: a GET or HEAD
+route's transactions, and every request's authentication and authorization,
+never take SQLite's write lock (``db.engine``), so reads go on while a runner or
+another request writes. A token's last use, the one thing authentication
+writes, goes in a transaction of its own that does not wait for the lock: when
+another connection writes, it is left for the token's next use.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +14,14 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import Depends, Header, Query, Request, Response
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from craton_wf.api import scope
+from craton_wf.db.engine import is_busy
 from craton_wf.errors import Forbidden
 from craton_wf.services import policy
-from craton_wf.services.auth import Principal, authenticate
+from craton_wf.services.auth import Principal, authenticate, note_token_use
 from craton_wf.services.pagination import Page, PageRequest
 from craton_wf.settings import Settings
 
@@ -20,17 +30,28 @@ def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
+READING_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 def get_sessions(request: Request) -> sessionmaker[Session]:
+    """The route's sessions: read transactions for a method that changes nothing."""
+    if request.method in READING_METHODS:
+        return request.app.state.read_sessions
     return request.app.state.sessions
+
+
+def get_read_sessions(request: Request) -> sessionmaker[Session]:
+    return request.app.state.read_sessions
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 Db = Annotated[sessionmaker[Session], Depends(get_sessions)]
+ReadDb = Annotated[sessionmaker[Session], Depends(get_read_sessions)]
 
 
 def get_principal(
     request: Request,
-    db: Db,
+    db: ReadDb,
     authorization: Annotated[str | None, Header()] = None,
     x_auth_token: Annotated[str | None, Header()] = None,
     x_auth_user: Annotated[str | None, Header()] = None,
@@ -40,17 +61,28 @@ def get_principal(
     if token is None and authorization and authorization.lower().startswith("bearer "):
         token = authorization[7:].strip()
     with db.begin() as session:
-        principal = authenticate(
+        authenticated = authenticate(
             session, token=token, user_name=x_auth_user, project_id=x_auth_project
         )
-    request.state.principal = principal  # for the audit trail
-    return principal
+    if authenticated.stale_token_id is not None:
+        _note_token_use(request.app.state.try_sessions, authenticated.stale_token_id)
+    request.state.principal = authenticated.principal  # for the audit trail
+    return authenticated.principal
+
+
+def _note_token_use(try_sessions: sessionmaker[Session], token_id: int) -> None:
+    try:
+        with try_sessions.begin() as session:
+            note_token_use(session, token_id)
+    except OperationalError as exc:
+        if not is_busy(exc):
+            raise
 
 
 CurrentUser = Annotated[Principal, Depends(get_principal)]
 
 
-def authorize_route(request: Request, me: CurrentUser, db: Db) -> Principal:
+def authorize_route(request: Request, me: CurrentUser, db: ReadDb) -> Principal:
     """The route's own rule (services.policy.ROUTE_RULES), checked before the route runs.
 
     A route naming a project is judged by the caller's role there

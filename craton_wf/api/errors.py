@@ -1,4 +1,10 @@
-"""The one place exceptions become HTTP answers: ``{"message", "status", "code"}``."""
+"""The one place exceptions become HTTP answers: ``{"message", "status", "code"}``.
+
+A database that gave up waiting for a lock (SQLite's busy timeout, PostgreSQL's
+lock timeout, a broken deadlock: ``db.engine.is_busy``) answers 503 with
+``Retry-After``, code ``database_busy``: the request did nothing and may be
+sent again, which a 500 would not say.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +13,15 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from craton_wf.db.engine import is_busy
 from craton_wf.errors import CratonError
 
 log = logging.getLogger(__name__)
+
+RETRY_AFTER_BUSY_SECONDS = 1
 
 _CODES = {
     400: "bad_request",
@@ -67,6 +76,15 @@ def install_error_handlers(app: FastAPI) -> None:
         diag = getattr(exc.orig, "diag", None)
         detail = getattr(diag, "message_primary", None) or str(exc.orig).splitlines()[0]
         return error_response(400, f"a value does not fit the database: {detail}", "invalid_input")
+
+    @app.exception_handler(OperationalError)
+    async def _operational(request: Request, exc: OperationalError) -> JSONResponse:
+        if not is_busy(exc):
+            return await _unexpected(request, exc)
+        log.warning("database busy: %s %s: %s", request.method, request.url.path, exc.orig)
+        response = error_response(503, "the database is busy; try again shortly", "database_busy")
+        response.headers["Retry-After"] = str(RETRY_AFTER_BUSY_SECONDS)
+        return response
 
     @app.exception_handler(OverflowError)
     async def _overflow(_request: Request, exc: OverflowError) -> JSONResponse:

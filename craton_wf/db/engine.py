@@ -1,11 +1,30 @@
 """Engine and session factories.
 
-SQLite is the embedded default. Every SQLite transaction starts with
-``BEGIN IMMEDIATE``: the API and the runner's threads write concurrently, and a
-deferred transaction that later upgrades to a write lock can fail with
-``database is locked`` no matter the busy timeout; taking the write lock up
-front turns that into a short wait instead. WAL lets readers of other
-connections go on meanwhile.
+SQLite is the embedded default, with WAL: any number of readers go on while
+one connection writes, but only one writes at a time. How a transaction
+begins decides whether it waits for that one write lock:
+
+- A write transaction (:func:`make_session_factory`: the runner's, and an API
+  request that changes state) begins with ``BEGIN IMMEDIATE``, taking the write
+  lock up front. A deferred transaction that reads and then writes upgrades its
+  read snapshot to the write lock, and fails at once with ``database is
+  locked`` (SQLITE_BUSY_SNAPSHOT) when another connection committed since it
+  began, whatever the busy timeout: retrying only the write would act on what
+  it read before. Waiting for the lock before the first read turns that into a
+  wait of at most ``sqlite_lock_timeout_seconds``.
+- A read transaction (:func:`reading`: GET and HEAD requests, and every
+  request's authentication and authorization) begins with a plain deferred
+  ``BEGIN`` and never takes the write lock, so it neither waits for writers nor
+  makes them wait. It must not write; what a request learns there that is
+  worth recording (a token's last use) is written in a transaction of its own.
+- A try-write transaction (:func:`trying`) begins like a write one but does
+  not wait: when another connection holds the lock it fails at once, for a
+  write that may be skipped (a token's last use, noted again on its next use).
+
+A wait for the write lock that times out raises ``OperationalError``
+(``database is locked``); :func:`is_busy` recognises it, and PostgreSQL's lock
+timeouts and serialization failures, which the API answers with 503 and
+``Retry-After`` (``craton_wf.api.errors``).
 """
 
 from __future__ import annotations
@@ -43,16 +62,22 @@ def make_engine(settings: Settings, *, pre_ping: bool = True) -> Engine:
     if is_sqlite(url):
         engine = create_engine(
             url,
-            connect_args={"check_same_thread": False, "timeout": 30},
+            connect_args={
+                "check_same_thread": False,
+                "timeout": settings.sqlite_lock_timeout_seconds,
+            },
             pool_size=20,
             max_overflow=20,
         )
-        _configure_sqlite(engine)
+        _configure_sqlite(engine, round(settings.sqlite_lock_timeout_seconds * 1000))
         return engine
     return create_engine(url, pool_pre_ping=pre_ping, pool_size=20, max_overflow=20)
 
 
-def _configure_sqlite(engine: Engine) -> None:
+BEGIN_OPTION = "sqlite_begin"  # execution option: "IMMEDIATE" (default), "DEFERRED", "NOWAIT"
+
+
+def _configure_sqlite(engine: Engine, lock_timeout_ms: int) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record):  # type: ignore[no-untyped-def]
         # Take transaction control away from pysqlite, so that BEGIN below is ours.
@@ -61,11 +86,22 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={lock_timeout_ms}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):  # type: ignore[no-untyped-def]
+        mode = conn.get_execution_options().get(BEGIN_OPTION, "IMMEDIATE")
+        if mode == "DEFERRED":
+            conn.exec_driver_sql("BEGIN")
+            return
+        if mode == "NOWAIT":
+            conn.exec_driver_sql("PRAGMA busy_timeout=0")
+            try:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            finally:
+                conn.exec_driver_sql(f"PRAGMA busy_timeout={lock_timeout_ms}")
+            return
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
@@ -84,6 +120,24 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
         session.info.setdefault("held", []).append(instance)
 
     return factory
+
+
+def reading(factory: sessionmaker[Session]) -> sessionmaker[Session]:
+    """Sessions like ``factory``'s whose transactions only read: on SQLite they
+    begin deferred and never take the write lock (see the module's docstring)."""
+    return _with_begin(factory, "DEFERRED")
+
+
+def trying(factory: sessionmaker[Session]) -> sessionmaker[Session]:
+    """Sessions like ``factory``'s whose write transactions do not wait for
+    SQLite's write lock: beginning one fails at once (:func:`is_busy`) while
+    another connection writes."""
+    return _with_begin(factory, "NOWAIT")
+
+
+def _with_begin(factory: sessionmaker[Session], mode: str) -> sessionmaker[Session]:
+    engine = factory.kw["bind"]
+    return make_session_factory(engine.execution_options(**{BEGIN_OPTION: mode}))
 
 
 @contextmanager
@@ -107,6 +161,22 @@ def is_conflict(exc: BaseException) -> bool:
     """The database rolled the transaction back to break a deadlock (or a
     serialization failure): the same work, run again, is what the caller meant."""
     return getattr(getattr(exc, "orig", None), "sqlstate", None) in CONFLICT_SQLSTATES
+
+
+SQLITE_BUSY_MESSAGES = ("database is locked", "database table is locked", "database is busy")
+# lock_not_available (lock_timeout), query_canceled (statement_timeout), and the conflicts
+BUSY_SQLSTATES = CONFLICT_SQLSTATES | {"55P03", "57014"}
+
+
+def is_busy(exc: BaseException) -> bool:
+    """The database gave up waiting for a lock (SQLite's busy timeout, PostgreSQL's
+    lock or statement timeout) or broke a conflict: the same request, sent again
+    a little later, may well succeed."""
+    if not isinstance(exc, OperationalError):
+        return False
+    if getattr(exc.orig, "sqlstate", None) in BUSY_SQLSTATES:
+        return True
+    return str(exc.orig).lower().startswith(SQLITE_BUSY_MESSAGES)
 
 
 def in_transaction(

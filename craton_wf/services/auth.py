@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from craton_wf.db.models import ApiToken, Project, RoleAssignment, User, utcnow
@@ -146,13 +146,26 @@ def bootstrap(session: Session, project_name: str, user_name: str) -> Bootstrapp
     return Bootstrapped(project, user, token)
 
 
+# A token's last use is noted at most this often: a request that only reads
+# writes nothing but this, in a transaction of its own (services.auth.note_token_use).
+TOKEN_USE_GRANULARITY = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class Authenticated:
+    principal: Principal
+    stale_token_id: int | None  # a token whose last use is older than the granularity
+
+
 def authenticate(
     session: Session,
     *,
     token: str | None,
     user_name: str | None,
     project_id: str | None,
-) -> Principal:
+) -> Authenticated:
+    """Who the request acts as. Reads only: the token's last use, when due, is
+    for the caller to note (:func:`note_token_use`) in a write transaction."""
     if not token:
         raise AuthenticationFailed()
     row = session.execute(
@@ -180,13 +193,29 @@ def authenticate(
     )
     if not user.is_root and not roles:
         raise AuthenticationFailed("the user has no role in that project")
-    if row.last_used_at is None or now - row.last_used_at > timedelta(minutes=5):
-        row.last_used_at = now
-    return Principal(
+    stale = row.last_used_at is None or now - row.last_used_at > TOKEN_USE_GRANULARITY
+    principal = Principal(
         user_id=user.id,
         user_name=user.name,
         project_id=acting,
         is_root=user.is_root,
         roles=roles,
         job_id=row.job_id,
+    )
+    return Authenticated(principal, row.id if stale else None)
+
+
+def note_token_use(session: Session, token_id: int) -> None:
+    """Stamp the token's last use, unless a concurrent request just did."""
+    now = utcnow()
+    session.execute(
+        update(ApiToken)
+        .where(
+            ApiToken.id == token_id,
+            or_(
+                ApiToken.last_used_at.is_(None),
+                ApiToken.last_used_at < now - TOKEN_USE_GRANULARITY,
+            ),
+        )
+        .values(last_used_at=now)
     )
