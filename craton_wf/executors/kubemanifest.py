@@ -29,6 +29,13 @@ NetworkPolicy selecting ``craton.network=none`` (in the platform's Helm chart)
 denies its ingress and egress. Without such a policy in the namespace a task
 that did not ask for the network still has it.
 
+Environment: no value is written in the Job. Every variable of the run (its
+secrets, ``CRATON_TOKEN``) is a ``secretKeyRef`` to a Secret named like the
+Job (:func:`env_secret_manifest`), which the executor creates right after the
+Job, owned by it (``ownerReferences`` with the Job's uid), so Kubernetes'
+garbage collector deletes it with the Job; ``immutable``, so kubelets need
+not watch it. Reading a Job (``get jobs``) shows no secret value.
+
 Names and labels: the Job's name is the container name made a DNS-1123 label
 (it also becomes the value of the pod's ``job-name`` label, so at most 63
 characters); label values are cut to what Kubernetes accepts. The labels as
@@ -38,6 +45,7 @@ reads back, so adoption compares exact values.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import math
@@ -61,6 +69,7 @@ _NOT_IN_NAME = re.compile(r"[^a-z0-9-]+")
 _NOT_IN_LABEL = re.compile(r"[^A-Za-z0-9_.-]+")
 _LABEL_ENDS = re.compile(r"^[^A-Za-z0-9]+|[^A-Za-z0-9]+$")
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]{1,253}$")
 
 
 @dataclass(frozen=True)
@@ -129,13 +138,61 @@ def _tmp_bytes(spec: ContainerSpec) -> int:
     return DEFAULT_TMP_BYTES if tmpfs_bytes is None else tmpfs_bytes
 
 
+def _env_keys(spec: ContainerSpec) -> list[tuple[str, str]]:
+    """(variable, key in the Secret) of each variable: its own name where a Secret
+    key may have it, else its position."""
+    return [
+        (name, name if _SECRET_KEY.match(name) else f"env-{index}")
+        for index, name in enumerate(spec.env)
+    ]
+
+
+def _env(spec: ContainerSpec) -> list[dict[str, Any]]:
+    secret = job_name(spec.name)
+    return [
+        {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+        for name, key in _env_keys(spec)
+    ]
+
+
+def env_secret_manifest(spec: ContainerSpec, job_uid: str) -> dict[str, Any]:
+    """The Secret holding the run's environment, owned by its Job (that uid)."""
+    name = job_name(spec.name)
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": name,
+            "labels": job_labels(spec),
+            "ownerReferences": [
+                {"apiVersion": "batch/v1", "kind": "Job", "name": name, "uid": job_uid}
+            ],
+        },
+        "type": "Opaque",
+        "immutable": True,
+        "data": {
+            key: base64.b64encode(spec.env[name].encode()).decode() for name, key in _env_keys(spec)
+        },
+    }
+
+
+def env_secret_of(pod_spec: Any) -> str | None:
+    """The Secret a Job's pod template takes its environment from (client models)."""
+    for container in getattr(pod_spec, "containers", None) or []:
+        for variable in container.env or []:
+            ref = variable.value_from.secret_key_ref if variable.value_from else None
+            if ref is not None:
+                return str(ref.name)
+    return None
+
+
 def _container(spec: ContainerSpec) -> dict[str, Any]:
     limits, requests = _quantities(spec)
     return {
         "name": CONTAINER_NAME,
         "image": spec.image,
         "args": list(spec.command),
-        "env": [{"name": key, "value": value} for key, value in spec.env.items()],
+        "env": _env(spec),
         "resources": {"limits": limits, "requests": requests},
         "securityContext": {
             "allowPrivilegeEscalation": False,

@@ -30,6 +30,16 @@ This module drives the Job through the official client:
   container has ended; its code, seen on the way, is what ``wait`` reports
   afterwards (137 when it was not seen). ``remove`` deletes the Job in the
   background and is quiet when it is gone.
+- The run's environment is not in the Job: ``create`` puts it in a Secret
+  named like the Job and owned by it (``kubemanifest.env_secret_manifest``),
+  made right after the Job and before ``start`` unsuspends it, so the pod
+  never starts without it. Kubernetes' garbage collector deletes the Secret
+  with its Job (``remove``, ``stop``, ``ttlSecondsAfterFinished``). If the
+  Secret cannot be made, the Job is deleted. A runner that stopped between
+  the two leaves a suspended Job without its Secret: ``start`` (by the runner
+  that adopts the run) finds the Secret missing, deletes the Job and reports
+  it gone; the sweep removes it too once the run is final. A Secret of the
+  same name left by an earlier Job (not yet collected) is replaced.
 - ``managed`` lists the namespace's Jobs by the label selector
   ``craton.run-uid`` (the key present, any value); as with ``find``, the
   labels reported are the annotation's exact values, not the cut ones.
@@ -73,6 +83,8 @@ from craton_wf.executors.kubemanifest import (
     CONTAINER_NAME,
     MANAGED_LABEL,
     JobOptions,
+    env_secret_manifest,
+    env_secret_of,
     job_manifest,
     job_name,
     labels_of,
@@ -273,6 +285,7 @@ class KubernetesExecutor(Executor):
         self._client: kubernetes.client.ApiClient | None = None
         self._lock = threading.Lock()
         self._stops: dict[str, _Stop] = {}
+        self._secured: set[str] = set()  # uids of the Jobs whose Secret this executor made
 
     @classmethod
     def from_settings(cls, settings: Settings) -> KubernetesExecutor:
@@ -391,12 +404,60 @@ class KubernetesExecutor(Executor):
                 if exc.status == 409:
                     raise NameTaken(f"Job name {name} is already taken") from exc
                 raise
-        return Handle(
+        handle = Handle(
             id=created.metadata.uid,
             name=name,
             state=ContainerState.CREATED,
             labels={**spec.labels, MANAGED_LABEL: "true"},
         )
+        if spec.env:
+            try:
+                self._create_env_secret(env_secret_manifest(spec, handle.id))
+            except ExecutorError:
+                self._delete_job(handle, "Background")
+                raise
+            with self._lock:
+                self._secured.add(handle.id)
+        return handle
+
+    def _create_env_secret(self, secret: dict[str, Any]) -> None:
+        name = secret["metadata"]["name"]
+        with kubernetes_errors(f"create Secret {name}", not_found=ExecutorError):
+            try:
+                self._post_secret(secret)
+            except ApiException as exc:
+                if exc.status != 409:
+                    raise
+                # An earlier Job's of the same name, not yet collected: replaced.
+                self._delete_secret(name)
+                self._post_secret(secret)
+
+    def _post_secret(self, secret: Any) -> None:  # the client takes plain manifests
+        response = self.core.create_namespaced_secret(
+            self.namespace, secret, _preload_content=False, _request_timeout=REQUEST_TIMEOUT
+        )
+        _raise_for_status(response)
+
+    def _delete_secret(self, name: str) -> None:
+        try:
+            response = self.core.delete_namespaced_secret(
+                name, self.namespace, _preload_content=False, _request_timeout=REQUEST_TIMEOUT
+            )
+            _raise_for_status(response)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
+    def _has_secret(self, name: str) -> bool:
+        try:
+            with kubernetes_errors(f"read Secret {name}"):
+                response = self.core.read_namespaced_secret(
+                    name, self.namespace, _preload_content=False, _request_timeout=REQUEST_TIMEOUT
+                )
+                _raise_for_status(response)
+        except ContainerNotFound:
+            return False
+        return True
 
     def _read_job(self, name: str) -> Any:
         """The Job of that name, or None."""
@@ -432,6 +493,16 @@ class KubernetesExecutor(Executor):
             raise ContainerNotFound(f"Job {handle.name} is gone")
         if not job.spec.suspend:
             return
+        with self._lock:
+            secured = handle.id in self._secured
+            self._secured.discard(handle.id)
+        secret = None if secured else env_secret_of(job.spec.template.spec)
+        if secret is not None and not self._has_secret(secret):
+            self._delete_job(handle, "Background")
+            raise ContainerNotFound(
+                f"Job {handle.name} has no Secret {secret} with its environment "
+                "(its runner stopped before making it): the Job is removed"
+            )
         with kubernetes_errors(f"start Job {handle.name}"):
             self.batch.patch_namespaced_job(
                 handle.name,
@@ -743,9 +814,11 @@ class KubernetesExecutor(Executor):
             return
 
     def remove(self, handle: Handle) -> None:
+        """Delete the Job, and with it (garbage collection) its pods and Secret."""
         self._delete_job(handle, "Background")
         with self._lock:
             self._stops.pop(handle.id, None)
+            self._secured.discard(handle.id)
 
     def close(self) -> None:
         with self._lock:

@@ -315,7 +315,7 @@ def test_no_kubernetes_rights_without_the_kubernetes_executor(
         assert "serviceAccountName" not in pod, name
 
 
-def test_kubernetes_executor_role_allows_exactly_jobs_pods_and_pod_logs(
+def test_kubernetes_executor_role_allows_exactly_jobs_pods_pod_logs_and_env_secrets(
     on_kubernetes: list[dict[str, Any]],
 ) -> None:
     assert not kinds(on_kubernetes) & {"ClusterRole", "ClusterRoleBinding"}
@@ -333,6 +333,7 @@ def test_kubernetes_executor_role_allows_exactly_jobs_pods_and_pod_logs(
         *{("batch", "jobs", v) for v in ("create", "get", "list", "watch", "delete", "patch")},
         *{("", "pods", v) for v in ("get", "list", "watch", "delete")},
         ("", "pods/log", "get"),
+        *{("", "secrets", v) for v in ("create", "get", "delete")},  # the runs' environments
     }
     assert granted == expected
 

@@ -51,7 +51,7 @@ def cluster() -> Iterator[FakeKubernetes | None]:
         return
     with FakeKubernetes() as fake:
         yield fake
-        for manifest in fake.created:
+        for manifest in fake.created + fake.created_secrets:
             validate_manifest(manifest)
 
 

@@ -432,7 +432,9 @@ def test_the_job_is_hardened_and_labelled(
     ]
     assert container.resources.limits == {"memory": str(64 * 1024 * 1024), "cpu": "500m"}
     assert container.resources.requests == {"memory": str(64 * 1024 * 1024), "cpu": "100m"}
-    assert [(e.name, e.value) for e in container.env] == [("CRATON_URL", "http://api")]
+    assert [(e.name, e.value, e.value_from.secret_key_ref.name) for e in container.env] == [
+        ("CRATON_URL", None, handle.name)
+    ]
 
 
 def test_network_is_a_label_a_network_policy_selects(

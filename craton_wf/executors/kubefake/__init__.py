@@ -25,7 +25,14 @@ deletion timestamp) until its pods are gone, Background deletes them after
 the Job, and Orphan (the API's default for Jobs) leaves them. An image whose
 name contains one of ``missing_images`` never pulls (``ErrImagePull``).
 
-Everything POSTed is kept in ``created`` as received, for tests to inspect.
+v1 Secrets are kept too (create, get, list, delete; ``stringData`` merged into
+``data``); the garbage collector deletes a Secret whose owners (Jobs, by
+name and uid) are all gone, and the kubelet resolves ``secretKeyRef``
+variables from them, a container whose Secret or key is missing waiting
+with ``CreateContainerConfigError`` until it appears.
+
+Every Job POSTed is kept in ``created`` as received, every Secret in
+``created_secrets``, for tests to inspect.
 
 Modules: ``cluster`` (the REST API), ``controller`` (the objects, the Job
 controller and the kubelet), ``protocol`` (errors, selectors, patches,

@@ -1,4 +1,4 @@
-"""The fake cluster's REST API: Jobs, pods, watches and pod logs over HTTP."""
+"""The fake cluster's REST API: Jobs, pods, Secrets, watches and pod logs over HTTP."""
 
 from __future__ import annotations
 
@@ -27,11 +27,13 @@ from craton_wf.executors.kubefake.protocol import (
     rfc3339,
     utcnow,
     validate_job,
+    validate_secret,
 )
 from craton_wf.executors.kubefake.server import Handler, Stream
 
 _JOBS = re.compile(r"^/apis/batch/v1/namespaces/([^/]+)/jobs(?:/([^/]+))?$")
 _PODS = re.compile(r"^/api/v1/namespaces/([^/]+)/pods(?:/([^/]+)(/log)?)?$")
+_SECRETS = re.compile(r"^/api/v1/namespaces/([^/]+)/secrets(?:/([^/]+))?$")
 
 
 class FakeKubernetes(Controller):
@@ -94,6 +96,8 @@ class FakeKubernetes(Controller):
             if log and method == "GET":
                 return self._serve_log(namespace, name, query)
             return self._serve_pods(method, namespace, name, query, body)
+        if match := _SECRETS.match(path):
+            return self._serve_secrets(method, match.group(1), match.group(2), query, body)
         raise ApiError(404, "NotFound", "the server could not find the requested resource")
 
     def _serve_jobs(
@@ -140,6 +144,60 @@ class FakeKubernetes(Controller):
                 return 200, copy.deepcopy(pod)
         raise ApiError(405, "MethodNotAllowed", f"{method} is not supported")
 
+    def _serve_secrets(
+        self, method: str, namespace: str, name: str | None, query: dict[str, str], body: bytes
+    ) -> tuple[int, Any] | Stream:
+        if name is None and method == "GET":
+            return self._list("secrets", namespace, query)
+        if name is None and method == "POST":
+            return 201, self._create_secret(namespace, json.loads(body))
+        with self.changed:
+            if name is not None and method == "GET":
+                return 200, copy.deepcopy(self._get("secrets", namespace, name))
+            if name is not None and method == "DELETE":
+                secret = self._get("secrets", namespace, name)
+                options = delete_options(body, query)
+                if (uid := options.get("preconditions", {}).get("uid")) and uid != secret[
+                    "metadata"
+                ]["uid"]:
+                    raise precondition_failed("secrets", name, uid, secret["metadata"]["uid"])
+                self._drop("secrets", secret)
+                return 200, {
+                    "kind": "Status",
+                    "apiVersion": "v1",
+                    "metadata": {},
+                    "status": "Success",
+                    "details": {"name": name, "kind": "secrets", "uid": secret["metadata"]["uid"]},
+                }
+        raise ApiError(405, "MethodNotAllowed", f"{method} is not supported")
+
+    def _create_secret(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        with self.changed:
+            self.created_secrets.append(copy.deepcopy(body))
+        data = validate_secret(body)
+        name = body["metadata"]["name"]
+        if body["metadata"].get("namespace") not in (None, namespace):
+            raise ApiError(400, "BadRequest", "the namespace of the object does not match")
+        with self.changed:
+            if ("secrets", namespace, name) in self._objects:
+                raise ApiError(
+                    409,
+                    "AlreadyExists",
+                    f'secrets "{name}" already exists',
+                    name=name,
+                    group="",
+                    kind="secrets",
+                )
+            secret = {
+                key: copy.deepcopy(value) for key, value in body.items() if key != "stringData"
+            }
+            secret["metadata"].update(
+                namespace=namespace, uid=str(uuid.uuid4()), creationTimestamp=rfc3339(utcnow())
+            )
+            secret.update(data=data, type=body.get("type") or "Opaque")
+            self._put("secrets", secret, "ADDED")
+            return copy.deepcopy(secret)
+
     def _list(self, kind: str, namespace: str, query: dict[str, str]) -> tuple[int, Any] | Stream:
         labels, fields = query.get("labelSelector", ""), query.get("fieldSelector", "")
         if query.get("watch") in ("true", "1"):
@@ -157,7 +215,11 @@ class FakeKubernetes(Controller):
             version = str(self._last_rv)
         if query.get("limit"):
             items = items[: int(query["limit"])]
-        list_kind, api_version = ("JobList", "batch/v1") if kind == "jobs" else ("PodList", "v1")
+        list_kind, api_version = {
+            "jobs": ("JobList", "batch/v1"),
+            "pods": ("PodList", "v1"),
+            "secrets": ("SecretList", "v1"),
+        }[kind]
         return 200, {
             "kind": list_kind,
             "apiVersion": api_version,

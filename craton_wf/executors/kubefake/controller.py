@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import copy
 import itertools
 import random
@@ -105,6 +106,7 @@ class Controller:
         self.pod_start_seconds = pod_start_seconds
         self.missing_images = missing_images
         self.created: list[dict[str, Any]] = []  # every Job POSTed, as received
+        self.created_secrets: list[dict[str, Any]] = []  # every Secret POSTed, as received
         self.requests: list[tuple[str, str]] = []  # (method, path) of every call
         self.changed = threading.Condition()
         self._objects: dict[tuple[str, str, str], dict[str, Any]] = {}
@@ -116,7 +118,7 @@ class Controller:
         self._closing = False
 
     def objects(self, kind: str, namespace: str | None = None) -> list[dict[str, Any]]:
-        """Copies of the Jobs (``jobs``) or pods (``pods``) that exist now."""
+        """Copies of the Jobs (``jobs``), pods (``pods``) or Secrets (``secrets``) there are."""
         with self.changed:
             return [
                 copy.deepcopy(obj)
@@ -142,7 +144,7 @@ class Controller:
         if kind == "pods":
             self._pods.pop((meta["namespace"], meta["name"]), None)
             self._pod_gone(obj)
-        else:
+        elif kind == "jobs":
             self._jobs.pop((meta["namespace"], meta["name"]), None)
         self.changed.notify_all()
 
@@ -160,6 +162,48 @@ class Controller:
             if kind == "pods"
             and any(ref["uid"] == uid for ref in pod["metadata"].get("ownerReferences", []))
         ]
+
+    def _dependents(self, kind: str, job: dict[str, Any]) -> list[dict[str, Any]]:
+        uid = job["metadata"]["uid"]
+        return [
+            obj
+            for (k, _, _), obj in list(self._objects.items())
+            if k == kind
+            and any(ref["uid"] == uid for ref in obj["metadata"].get("ownerReferences", []))
+        ]
+
+    def _collect_garbage(self) -> None:
+        """The garbage collector, for Secrets: one whose owners are all gone is deleted."""
+        for (kind, namespace, _), obj in list(self._objects.items()):
+            refs = obj["metadata"].get("ownerReferences") or []
+            if kind != "secrets" or not refs:
+                continue
+            if not any(
+                (owner := self._objects.get(("jobs", namespace, ref["name"]))) is not None
+                and owner["metadata"]["uid"] == ref["uid"]
+                for ref in refs
+            ):
+                self._drop("secrets", obj)
+
+    def _environment(
+        self, namespace: str, container: dict[str, Any]
+    ) -> tuple[dict[str, str], str | None]:
+        """The container's variables, ``secretKeyRef`` resolved; or why it cannot start."""
+        env: dict[str, str] = {}
+        for item in container.get("env") or []:
+            ref = (item.get("valueFrom") or {}).get("secretKeyRef")
+            if ref is None:
+                env[item["name"]] = item.get("value", "")
+                continue
+            secret = self._objects.get(("secrets", namespace, ref["name"]))
+            value = None if secret is None else (secret.get("data") or {}).get(ref["key"])
+            if value is not None:
+                env[item["name"]] = base64.b64decode(value).decode("utf-8", "replace")
+            elif not ref.get("optional"):
+                if secret is None:
+                    return env, f'secret "{ref["name"]}" not found'
+                return env, f"couldn't find key {ref['key']} in Secret {namespace}/{ref['name']}"
+        return env, None
 
     def _owner(self, pod: dict[str, Any]) -> dict[str, Any] | None:
         for ref in pod["metadata"].get("ownerReferences", []):
@@ -188,6 +232,10 @@ class Controller:
             if not self._owned_pods(job):
                 self._drop("jobs", job)
             return copy.deepcopy(job)
+        if policy == "Orphan":
+            for secret in self._dependents("secrets", job):
+                secret["metadata"]["ownerReferences"] = []
+                self._put("secrets", secret)
         self._drop("jobs", job)
         for pod in pods:
             if policy == "Orphan":
@@ -286,6 +334,7 @@ class Controller:
             job = self._objects.get(("jobs", namespace, name))
             if job is not None:
                 self._check_job(job, job_runtime, now)
+        self._collect_garbage()
 
     def _check_job(self, job: dict[str, Any], runtime: JobRuntime, now: float) -> None:
         spec, meta = job["spec"], job["metadata"]
@@ -322,7 +371,14 @@ class Controller:
         user = (container.get("securityContext") or {}).get("runAsUser")
         if user is None:
             user = (spec.get("securityContext") or {}).get("runAsUser", 0)
-        env = {item["name"]: item.get("value", "") for item in container.get("env") or []}
+        env, problem = self._environment(pod["metadata"]["namespace"], container)
+        if problem is not None:
+            status["state"] = {
+                "waiting": {"reason": "CreateContainerConfigError", "message": problem}
+            }
+            runtime.start_at = time.monotonic() + 1.0  # the kubelet tries again
+            self._put("pods", pod)
+            return
         process = FakeContainer(
             self,
             list(container.get("command") or []) + list(container.get("args") or []),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import copy
 import json
 import re
@@ -10,6 +12,8 @@ from typing import Any
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
 
 
 def rfc3339(moment: datetime) -> str:
@@ -51,7 +55,7 @@ class ApiError(Exception):
 
 
 def not_found(kind: str, name: str) -> ApiError:
-    group, plural = ("batch", "jobs") if kind == "jobs" else ("", "pods")
+    group, plural = ("batch", "jobs") if kind == "jobs" else ("", kind)
     full = f"{plural}.{group}" if group else plural
     return ApiError(
         404, "NotFound", f'{full} "{name}" not found', name=name, group=group, kind=plural
@@ -163,14 +167,17 @@ def delete_options(body: bytes, query: dict[str, str]) -> dict[str, Any]:
     return options
 
 
-def _invalid(name: str, field_path: str, value: Any, why: str) -> ApiError:
+def _invalid(
+    name: str, field_path: str, value: Any, why: str, kind: str = "Job", group: str = "batch"
+) -> ApiError:
+    full = f"{kind}.{group}" if group else kind
     return ApiError(
         422,
         "Invalid",
-        f'Job.batch "{name}" is invalid: {field_path}: Invalid value: {json.dumps(value)}: {why}',
+        f'{full} "{name}" is invalid: {field_path}: Invalid value: {json.dumps(value)}: {why}',
         name=name,
-        group="batch",
-        kind="Job",
+        group=group,
+        kind=kind,
     )
 
 
@@ -217,6 +224,37 @@ def validate_job(body: dict[str, Any]) -> None:
         raise _invalid(
             name, "spec.template.spec.containers", None, "a container needs a name and an image"
         )
+
+
+def validate_secret(body: dict[str, Any]) -> dict[str, str]:
+    """What the API server checks of a v1 Secret; its data, ``stringData`` merged in
+    (base64, as stored)."""
+    if body.get("kind") != "Secret" or body.get("apiVersion") != "v1":
+        raise ApiError(400, "BadRequest", "the body is not a v1 Secret")
+    name = str(body.get("metadata", {}).get("name", ""))
+    if len(name) > 253 or not _DNS_SUBDOMAIN.match(name):
+        raise _invalid(
+            name, "metadata.name", name, "must be a lowercase RFC 1123 subdomain", "Secret", ""
+        )
+    data = dict(body.get("data") or {})
+    for key, value in data.items():
+        try:
+            base64.b64decode(str(value), validate=True)
+        except (binascii.Error, ValueError):
+            raise _invalid(name, f"data[{key}]", value, "not base64", "Secret", "") from None
+    for key, value in (body.get("stringData") or {}).items():
+        data[key] = base64.b64encode(str(value).encode()).decode()
+    for key in data:
+        if len(key) > 253 or not _SECRET_KEY.match(key):
+            raise _invalid(
+                name,
+                "data",
+                key,
+                "a valid config key must consist of alphanumeric characters, '-', '_' or '.'",
+                "Secret",
+                "",
+            )
+    return data
 
 
 VERSION = {
