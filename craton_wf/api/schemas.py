@@ -421,6 +421,10 @@ class RunRead(Output):
     container_name: str | None
     outputs: dict[str, Any]
     error: str | None
+    # Whether the stored log misses lines (a "[craton] log gap" line says where)
+    # or stopped at the per-run cap (its last line says so).
+    log_gap: bool = False
+    log_capped: bool = False
     created_at: datetime
     queued_at: datetime | None
     started_at: datetime | None

@@ -509,6 +509,12 @@ class Run(LeaseMixin, Base):
     log_seq: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
     # Bytes of output stored (capped by the run_log_max_bytes setting).
     log_bytes: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    # log_seq when the current attempt was claimed: its lines are those after.
+    attempt_log_seq: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    # The stored log has a "[craton] log gap" line (output lost to the runtime's
+    # log rotation), or ends with "[craton] log capped" (run_log_max_bytes).
+    log_gap: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    log_capped: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
     queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

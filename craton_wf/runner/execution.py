@@ -18,7 +18,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -265,11 +264,17 @@ class RunExecution:
 
         since = self.a.last_log_ts
 
+        def stored_form(text: str) -> str:
+            return run_service.stored_form(
+                text, self.prepared.redact, self.settings.log_line_max_bytes
+            )
+
         def read() -> None:
             try:
-                resume = since - timedelta(microseconds=1) if since else None
-                stream = self.executor.logs(handle, since=resume)
-                for record in resume_lines(stream, since, self.a.boundary_lines):
+                # Everything the runtime still has: where the stored lines end
+                # is found by counting them (runner.resume), not by stamps.
+                stream = self.executor.logs(handle)
+                for record in resume_lines(stream, self.a.stored, stored_form, since):
                     while lines.qsize() >= LINES_QUEUED:  # the writes are behind: hold the stream
                         if gone:
                             return
@@ -298,7 +303,9 @@ class RunExecution:
         batch: list[LogRecord] = []
         last_flush = time.monotonic()
         done = False
-        capped = False  # the run's log is full: read on to the end, store nothing
+        # The run's log is full: read on to the end, store nothing, so the
+        # container is never held back by a reader that stopped (an attach).
+        capped = False
         while not done:
             try:
                 item = lines.get(timeout=FLUSH_SECONDS)

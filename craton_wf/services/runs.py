@@ -6,7 +6,8 @@ run's lease (:mod:`craton_wf.services.leases`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -26,6 +27,7 @@ from craton_wf.domain.labels import (
     RUN_UID_LABEL,
     STEP_LABEL,
 )
+from craton_wf.domain.logmarks import is_gap_marker, log_cap_marker
 from craton_wf.domain.outputs import TEMPORARY_FAILURE_EXIT_CODE, parse_output_line
 from craton_wf.domain.payload import build_payload, encode_payload
 from craton_wf.domain.redaction import redact
@@ -43,6 +45,19 @@ from craton_wf.services.leases import (
 )
 from craton_wf.services.task_env import RunPreparation, revoke_run_tokens, run_environment
 from craton_wf.settings import Settings
+
+RESUME_CHECK_LINES = 20  # stored lines at each end of a stream a takeover compares
+
+
+@dataclass(frozen=True)
+class StoredStream:
+    """What the current attempt of a run stored of one stream of its container:
+    how many lines, and its first and last few, as stored. A runner that takes
+    the run over finds with them where to resume (:mod:`craton_wf.runner.resume`)."""
+
+    count: int
+    head: tuple[str, ...]
+    tail: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -67,8 +82,9 @@ class RunAssignment:
     adopted_from: str | None = None
     was_started: bool = False  # the previous owner had started the container
     log_seq: int = 0
-    last_log_ts: datetime | None = None
-    boundary_lines: tuple[tuple[str, str], ...] = ()  # stored lines stamped last_log_ts
+    last_log_ts: datetime | None = None  # of the last line stored, for the takeover's note
+    # What this attempt stored of stdout and stderr, when the run was taken over.
+    stored: Mapping[str, StoredStream] = field(default_factory=dict)
     # The container's environment, limits and token, made with the claim of a
     # queued run (claim_runs with settings); None: the runner prepares it.
     prepared: RunPreparation | None = None
@@ -104,11 +120,12 @@ class LogAppend:
     capped: bool = False
 
 
-def log_cap_marker(max_run_bytes: int) -> str:
-    return (
-        f"[craton] log capped: this run stored {max_run_bytes} bytes of output, "
-        "the most a run may; later lines are not stored"
-    )
+def stored_form(text: str, redact_values: tuple[str, ...], max_line_bytes: int) -> str:
+    """A line of output as :func:`append_logs` stores it: redacted, cut to the limit."""
+    line = redact(text, redact_values)
+    if len(line.encode()) > max_line_bytes:
+        line = line.encode()[:max_line_bytes].decode(errors="ignore") + " [line truncated]"
+    return line
 
 
 def container_name(run: Run, attempt: int | None = None) -> str:
@@ -258,6 +275,7 @@ def _claim(session: Session, run: Run, owner: str, lease_seconds: float, now: da
             attempt=attempt,
             container_name=container_name(run, attempt),
             error=None,
+            attempt_log_seq=run.log_seq,  # this attempt's lines come after
         )
     else:
         record_event(
@@ -296,19 +314,12 @@ def _assignment(
         outputs=_earlier_outputs(session, run) if outputs else {},
     )
     last_ts: datetime | None = None
-    boundary: tuple[tuple[str, str], ...] = ()
-    if adopted_from is not None and run.log_seq:
+    stored: dict[str, StoredStream] = {}
+    if adopted_from is not None and run.log_seq > run.attempt_log_seq:
         last_ts = session.execute(
             select(func.max(RunLog.ts)).where(RunLog.run_id == run.id, RunLog.stream != "system")
         ).scalar_one()
-        boundary = tuple(
-            (stream, line)
-            for stream, line in session.execute(
-                select(RunLog.stream, RunLog.line).where(
-                    RunLog.run_id == run.id, RunLog.ts == last_ts
-                )
-            )
-        )
+        stored = _stored_streams(session, run)
     return RunAssignment(
         run_id=run.id,
         job_id=job.id,
@@ -336,9 +347,28 @@ def _assignment(
         was_started=run.status == RunStatus.RUNNING.value,
         log_seq=run.log_seq,
         last_log_ts=last_ts,
-        boundary_lines=boundary,
+        stored=stored,
         prepared=prepared,
     )
+
+
+def _stored_streams(session: Session, run: Run) -> dict[str, StoredStream]:
+    """Per stream, what the run's current attempt stored (count, first and last lines)."""
+    of_attempt = (RunLog.run_id == run.id, RunLog.seq > run.attempt_log_seq)
+    counts = session.execute(
+        select(RunLog.stream, func.count())
+        .where(*of_attempt, RunLog.stream.in_(("stdout", "stderr")))
+        .group_by(RunLog.stream)
+    ).all()
+    stored: dict[str, StoredStream] = {}
+    for stream, count in counts:
+        lines = select(RunLog.line).where(*of_attempt, RunLog.stream == stream)
+        head = session.execute(lines.order_by(RunLog.seq).limit(RESUME_CHECK_LINES)).scalars()
+        tail = session.execute(
+            lines.order_by(RunLog.seq.desc()).limit(RESUME_CHECK_LINES)
+        ).scalars()
+        stored[stream] = StoredStream(int(count), tuple(head), tuple(reversed(list(tail))))
+    return stored
 
 
 def _earlier_outputs(session: Session, run: Run) -> dict[str, dict[str, Any]]:
@@ -420,6 +450,7 @@ def _append(session: Session, run: Run, logs: LogBatch) -> LogAppend:
     seq = run.log_seq
     stored_bytes = run.log_bytes or 0
     capped = max_run_bytes is not None and stored_bytes >= max_run_bytes
+    gaps = 0
     rows: list[dict[str, Any]] = []
     for record in lines:
         if capped:
@@ -437,6 +468,7 @@ def _append(session: Session, run: Run, logs: LogBatch) -> LogAppend:
             stream, text = "system", log_cap_marker(max_run_bytes)
         else:
             stored_bytes += size
+        gaps += is_gap_marker(stream, text)
         rows.append(
             {
                 "run_id": run.id,
@@ -454,11 +486,41 @@ def _append(session: Session, run: Run, logs: LogBatch) -> LogAppend:
             if published:
                 outputs.update(published)
     insert_later(session, RunLog, rows)  # with the commit, all runs' lines in one insert
+    flags = _completeness(session, run, gaps, capped, max_run_bytes)
     if outputs != run.outputs:
-        stage(session, run, log_seq=seq, log_bytes=stored_bytes, outputs=outputs)
+        stage(session, run, log_seq=seq, log_bytes=stored_bytes, outputs=outputs, **flags)
     else:
-        stage(session, run, log_seq=seq, log_bytes=stored_bytes)
+        stage(session, run, log_seq=seq, log_bytes=stored_bytes, **flags)
     return LogAppend(next_seq=seq + 1, capped=capped)
+
+
+def _completeness(
+    session: Session, run: Run, gaps: int, capped: bool, max_run_bytes: int | None
+) -> dict[str, bool]:
+    """The log flags this batch sets on the run, each told once to the job's events."""
+    flags: dict[str, bool] = {}
+    if gaps and not run.log_gap:
+        flags["log_gap"] = True
+        record_event(
+            session,
+            run.job_id,
+            "run_log_gap",
+            f"{run.step_name} attempt {run.attempt}: lines of its output are missing "
+            "from its stored log, where a log gap line stands",
+            run_id=run.id,
+        )
+    if capped and not run.log_capped:
+        flags["log_capped"] = True
+        record_event(
+            session,
+            run.job_id,
+            "run_log_capped",
+            f"{run.step_name} attempt {run.attempt}: its output reached the cap of "
+            f"{max_run_bytes} bytes; the rest is not stored",
+            run_id=run.id,
+            max_bytes=max_run_bytes,
+        )
+    return flags
 
 
 def finish_run(

@@ -37,6 +37,8 @@ RUN_FIELDS = (
     "status",
     "attempt",
     "exit_code",
+    "log_gap",  # its stored log misses lines the runtime rotated away
+    "log_capped",  # its output reached the per-run cap
     "started_at",
     "finished_at",
 )
