@@ -37,7 +37,10 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 7780
     public_url: str | None = Field(
-        default=None, description="URL tasks use to reach the API (CRATON_URL in containers)"
+        default=None,
+        description="URL tasks use to reach the API (CRATON_URL in containers); default: "
+        "http://host.docker.internal:<api_port>, the gateway of the task's project network "
+        "(docker executor only)",
     )
 
     executor: Literal["docker", "swarm", "kubernetes", "fake"] = "docker"
@@ -178,6 +181,11 @@ class Settings(BaseSettings):
     task_max_pids: int = Field(default=4096, ge=8, description="Most a task may ask for")
     task_network_allowed: bool = Field(
         default=True, description="Whether a task may declare needs_network at all"
+    )
+    task_network_firewall: bool = Field(
+        default=False,
+        description="Docker executor: the runner installs iptables rules for each project "
+        "network: no link-local (metadata) addresses, no port of the host but the API's",
     )
 
     page_default_limit: int = Field(default=100, ge=1)

@@ -15,7 +15,13 @@ from API 1.44 (Docker 25) on, so it is set there and missing on older engines;
 and swarm has no ``none`` network: a task that does not ask for the
 network is attached only to an ``--internal`` overlay network of its project
 (``craton-isolated-<project>``), which has no route off the cluster and which
-other projects' tasks never join.
+other projects' tasks never join. A task that asks for the network joins its
+project's overlay ``craton-net-<project>`` instead (never the ingress or
+another project's network): other projects' tasks cannot reach it; the tasks
+of its own project can, since an overlay has no switch to turn inter-container
+traffic off (:mod:`craton_wf.executors.tasknet`). Swarm tasks reach the API
+only at ``CRATON_WF_PUBLIC_URL`` (the node a task runs on is not the API's
+host), and this executor installs no firewall.
 
 A service starts as soon as it exists, so ``create`` starts it and ``start``
 has nothing left to do. Logs are the service's (the engine gathers them from
@@ -39,7 +45,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import re
 import threading
 import time
 from collections.abc import Iterator
@@ -54,19 +59,24 @@ from docker.types import ContainerSpec as ServiceContainerSpec
 from docker.types import Mount, RestartPolicy, TaskTemplate
 from docker.utils import version_gte
 
+from craton_wf.domain.labels import PROJECT_LABEL
 from craton_wf.errors import ContainerNotFound, ExecutorError, NameTaken
-from craton_wf.executors.base import RUN_UID_LABEL, ContainerSpec, ContainerState, Handle, LogLine
+from craton_wf.executors.base import RUN_UID_LABEL, ContainerSpec, ContainerState, Handle
 from craton_wf.executors.docker import (
     MANAGED_LABEL,
     USER,
     DockerExecutor,
-    Frame,
     _frame_stamp_ns,
     _truncate,
     container_name,
     docker_errors,
     frames_after,
     iter_frames,
+)
+from craton_wf.executors.tasknet import (
+    NETWORK_PREFIX,
+    ensure_project_network,
+    project_network_name,
 )
 
 if TYPE_CHECKING:
@@ -77,11 +87,11 @@ TMPFS_BYTES = 64 * 1024 * 1024
 ENDED_TASK_STATES = {"complete", "failed", "rejected", "shutdown", "orphaned", "remove"}
 NO_EXIT_CODE = 125  # the task ended without running its command (e.g. its image was missing)
 STOPPED_EXIT_CODE = 143  # the service was removed by stop(): its container got SIGTERM
-_NETWORK_NAME = re.compile(r"[^a-zA-Z0-9_.-]")
+ISOLATED_PREFIX = "craton-isolated-"
 
 
 def isolated_network_name(project: str) -> str:
-    return "craton-isolated-" + _NETWORK_NAME.sub("-", project)[:40]
+    return project_network_name(project, ISOLATED_PREFIX)
 
 
 NO_NEW_PRIVILEGES_API = "1.44"  # the first API whose service spec carries it
@@ -202,25 +212,26 @@ class SwarmExecutor(DockerExecutor):
             self.client.api.login(registry=host, reauth=True, **self.registry_auth)
         self._logged_in = True
 
-    def _isolated_network(self, project: str) -> str:
-        name = isolated_network_name(project or "default")
+    def _project_network(self, project: str, needs_network: bool) -> str:
+        """The project's overlay: ``craton-net-`` with the network, else the internal one."""
+        prefix = NETWORK_PREFIX if needs_network else ISOLATED_PREFIX
+        name = project_network_name(project, prefix)
         with self._lock:
             if name in self._networks:
                 return name
             with docker_errors(f"prepare the network {name}"):
-                if not self.client.api.networks(names=[name]):
-                    try:
-                        self.client.api.create_network(
-                            name,
-                            driver="overlay",
-                            internal=True,
-                            labels={MANAGED_LABEL: "true", "craton.project": project},
-                        )
-                    except docker.errors.APIError as exc:
-                        if exc.status_code != 409:  # created meanwhile by another runner
-                            raise
+                ensure_project_network(
+                    self.client.api,
+                    project,
+                    driver="overlay",
+                    internal=not needs_network,
+                    prefix=prefix,
+                )
             self._networks.add(name)
             return name
+
+    def firewall_status(self) -> str:
+        return f"error: the {self.name} executor does not install the task network firewall"
 
     # --- one run attempt --------------------------------------------------------------
 
@@ -228,9 +239,7 @@ class SwarmExecutor(DockerExecutor):
         name = container_name(spec.name)
         labels = {**spec.labels, MANAGED_LABEL: "true"}
         self._login()
-        network = (
-            None if spec.network else self._isolated_network(spec.labels.get("craton.project", ""))
-        )
+        network = self._project_network(spec.labels.get(PROJECT_LABEL, ""), spec.network)
         template = service_spec(
             spec,
             network,
@@ -338,14 +347,9 @@ class SwarmExecutor(DockerExecutor):
 
     # --- logs -------------------------------------------------------------------------
 
-    def _output(self, handle: Handle, since_ns: int | None) -> Iterator[Frame | LogLine]:
-        """The service's log: its task's container is swarm's to start, never attached."""
-        return self._messages(handle, since_ns)
-
-    def _messages(self, handle: Handle, since_ns: int | None) -> Iterator[Frame | LogLine]:
-        """Each log message of the service once, until its task ended; a gap line
-        where messages were rotated away between two reads (:func:`frames_after`)."""
-        last: Frame | None = None
+    def _messages(self, handle: Handle, since_ns: int | None) -> Iterator[tuple[str, bytes]]:
+        """Each log message of the service once, until its task ended."""
+        last: tuple[str, bytes] | None = None
         while True:
             try:
                 ended = self._exit_code_if_exited(handle) is not None
@@ -357,12 +361,11 @@ class SwarmExecutor(DockerExecutor):
                 opened_from = last_ns - 1_000_000_000
             try:
                 with self._log_stream(handle, opened_from, follow=False) as response:
-                    frames: Iterator[Frame | LogLine] = iter_frames(response.raw)
+                    frames = iter_frames(response.raw)
                     if last is not None:
-                        frames = frames_after(iter_frames(response.raw), last)
+                        frames = frames_after(frames, last)
                     for frame in frames:
-                        if not isinstance(frame, LogLine):
-                            last = frame
+                        last = frame
                         yield frame
             except ContainerNotFound:
                 if handle.id in self._stopped:
@@ -374,7 +377,7 @@ class SwarmExecutor(DockerExecutor):
 
     @contextmanager
     def _log_stream(
-        self, handle: Handle, since_ns: int | None, follow: bool, tail: int | None = None
+        self, handle: Handle, since_ns: int | None, follow: bool
     ) -> Iterator[requests.Response]:
         api = self.client.api
         params: dict[str, Any] = {"stdout": 1, "stderr": 1, "timestamps": 1}

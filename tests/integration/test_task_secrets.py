@@ -73,8 +73,7 @@ def test_secrets_are_env_in_the_container_and_redacted_in_the_stored_log(
     assert lines[-1] == "0"  # OTHER was not named by the task
     url = [line for line in lines if line.startswith("url=")][0]
     assert url == (
-        f"url=http://{docker_settings.api_host}:{docker_settings.api_port} "
-        "token=present prefix=cwf_"
+        f"url=http://host.docker.internal:{docker_settings.api_port} token=present prefix=cwf_"
     )
     assert len(tokens) == 1 and tokens[0].revoked_at is not None  # died with the run
 

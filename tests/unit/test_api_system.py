@@ -31,7 +31,21 @@ def test_readyz_needs_a_live_runner(api, sessions) -> None:  # type: ignore[no-u
         "database": "ok",
         "runners": 1,
         "executor": {"name": "fake", "status": "ok"},
+        "task_network_firewall": "disabled",
     }
+
+
+def test_readyz_is_not_ready_when_the_firewall_asked_for_is_not_in_place(
+    settings, sessions
+) -> None:  # type: ignore[no-untyped-def]
+    register_runner(sessions)
+    walled = settings.model_copy(update={"task_network_firewall": True})
+    with TestClient(create_app(walled, sessions)) as client:
+        answer = client.get("/readyz")
+    assert answer.status_code == 503
+    assert answer.json()["checks"]["task_network_firewall"] == (
+        "error: the fake executor does not install the task network firewall"
+    )
 
 
 def test_readyz_reports_an_unreachable_executor(settings, sessions) -> None:  # type: ignore[no-untyped-def]

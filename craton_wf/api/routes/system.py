@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -13,6 +13,9 @@ from craton_wf.errors import CratonError
 from craton_wf.services import runners as runner_service
 from craton_wf.settings import Settings
 
+if TYPE_CHECKING:
+    from craton_wf.executors.base import Executor
+
 router = APIRouter()
 
 
@@ -21,18 +24,36 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-def _executor_check(request: Request, settings: Settings) -> str:
-    """``ok``, or why the executor's runtime (engine, swarm, cluster) cannot be reached."""
+def _executor_probe(request: Request, settings: Settings) -> Executor:
     from craton_wf.executors import make_executor
 
+    executor = getattr(request.app.state, "executor_probe", None)
+    if executor is None:
+        executor = request.app.state.executor_probe = make_executor(settings)
+    return executor
+
+
+def _executor_check(request: Request, settings: Settings) -> str:
+    """``ok``, or why the executor's runtime (engine, swarm, cluster) cannot be reached."""
     try:
-        executor = getattr(request.app.state, "executor_probe", None)
-        if executor is None:
-            executor = request.app.state.executor_probe = make_executor(settings)
-        executor.ping()
+        _executor_probe(request, settings).ping()
     except CratonError as exc:
         return f"error: {exc.message}"
     return "ok"
+
+
+def _firewall_check(request: Request, settings: Settings) -> str:
+    """``disabled``, ``ok``, or what of the task network firewall is not in place.
+
+    Read from this host's kernel: the API answers for the runner of its own
+    host (the embedded default); a runner elsewhere has its own host's rules.
+    """
+    if not settings.task_network_firewall:
+        return "disabled"
+    try:
+        return _executor_probe(request, settings).firewall_status()
+    except CratonError as exc:
+        return f"error: {exc.message}"
 
 
 @router.get("/readyz", response_model=None)
@@ -48,7 +69,13 @@ def readyz(request: Request, db: Db, settings: SettingsDep) -> Any:
     except Exception as exc:  # readiness reports, it does not raise
         checks["database"] = f"error: {type(exc).__name__}"
     checks["executor"] = {"name": settings.executor, "status": _executor_check(request, settings)}
-    ready = checks["database"] == "ok" and live > 0 and checks["executor"]["status"] == "ok"
+    checks["task_network_firewall"] = _firewall_check(request, settings)
+    ready = (
+        checks["database"] == "ok"
+        and live > 0
+        and checks["executor"]["status"] == "ok"
+        and checks["task_network_firewall"] in ("ok", "disabled")
+    )
     return JSONResponse(
         status_code=200 if ready else 503,
         content={"status": "ready" if ready else "not ready", "checks": checks},
