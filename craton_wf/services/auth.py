@@ -18,9 +18,9 @@ from sqlalchemy.orm import Session
 
 from craton_wf.db.models import ApiToken, Project, RoleAssignment, User, utcnow
 from craton_wf.db.pending import insert_later
+from craton_wf.domain.redaction import TOKEN_PREFIX  # tokens have a form logs are redacted of
 from craton_wf.errors import AuthenticationFailed, Conflict
 
-TOKEN_PREFIX = "cwf_"
 ROLES = ("viewer", "auditor", "operator", "admin")
 
 

@@ -429,7 +429,7 @@ def append_logs(session: Session, run_id: int, owner: str, epoch: int, logs: Log
     """Store the batch's lines; returns the next sequence number.
 
     Stored lines (and the outputs parsed from them) carry ``[redacted]`` in
-    place of the run's secret values.
+    place of the run's secret values and of any API token.
 
     A run stores at most ``max_run_bytes`` of output: the line that would go
     past it is replaced by a visible ``system`` marker, and later lines are
@@ -456,7 +456,7 @@ def _append(session: Session, run: Run, logs: LogBatch) -> LogAppend:
         if capped:
             break
         seq += 1
-        line = redact(record.text, redact_values) if redact_values else record.text
+        line = redact(record.text, redact_values)  # API tokens even with no values
         text = line
         if len(text.encode()) > max_line_bytes:
             text = text.encode()[:max_line_bytes].decode(errors="ignore") + " [line truncated]"

@@ -15,7 +15,8 @@ Made by the runner right before it creates a run's container
   capped by the platform's maxima (:mod:`domain.resources`).
 
 A runner that adopts a container started by another needs only the secret
-values, to redact the rest of the log (``issue=False``).
+values, to redact the rest of the log (``issue=False``); it cannot know the
+token, which the redaction finds by its form.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from craton_wf.settings import Settings
 @dataclass(frozen=True)
 class RunPreparation:
     env: dict[str, str] = field(default_factory=dict)
-    redact: tuple[str, ...] = ()  # the secret values, to keep out of stored logs
+    redact: tuple[str, ...] = ()  # the secret values and the token, kept out of stored logs
     limits: Limits = field(default_factory=Limits)
     placement: tuple[str, ...] = ()  # the task's constraints on where it runs
 
@@ -105,9 +106,12 @@ def run_environment(
             run_id=run.id,
             ttl=timedelta(seconds=ttl),
         )
+    # The token by value too, though every token is also redacted by its form
+    # (domain.redaction): an adopting runner (issue=False) has no value for it.
+    redact = (*secrets.values(), env["CRATON_TOKEN"]) if "CRATON_TOKEN" in env else secrets.values()
     return RunPreparation(
         env=env,
-        redact=tuple(secrets.values()),
+        redact=tuple(redact),
         limits=container_limits(step.get("resources"), resource_policy(settings)),
         placement=tuple(step.get("placement") or ()),
     )

@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import select
 
 from craton_wf.db.engine import transaction
-from craton_wf.db.models import Job, JobEvent, Run, RunLog
+from craton_wf.db.models import Job, JobEvent, Run, RunLog, User
 from craton_wf.domain.states import FINAL_JOB_STATES
 from craton_wf.services import jobs as job_service
 from craton_wf.services import workflows as workflow_service
@@ -98,6 +98,7 @@ def make_job(
     project_id: str,
     script: str = COUNT,
     hosts: int = 1,  # type: ignore[no-untyped-def]
+    created_by: int | None = None,  # a creator's job gets a CRATON_TOKEN
     **step: Any,
 ) -> int:
     with transaction(sessions) as session:
@@ -109,7 +110,7 @@ def make_job(
         return job_service.create_job(
             session,
             project_id,
-            None,
+            created_by,
             {
                 "workflow": "wf",
                 "hosts": [h.id for h in made],
@@ -179,6 +180,30 @@ def test_runner_killed_at_a_crash_point(sessions, project, runners, point):
             for e in session.execute(select(JobEvent).where(JobEvent.job_id == job_id)).scalars()
         ]
     assert "run_adopted" in kinds
+
+
+PRINTS_TOKEN = (
+    'i=1; while [ $i -le 40 ]; do echo "t $i $CRATON_TOKEN"; i=$((i+1)); sleep 0.05; done'
+)
+
+
+def test_a_taken_over_run_stores_no_token(sessions, root, project, runners):
+    """The adopting runner never knew the container's token (only its hash is
+    stored): the lines it stores are redacted of it all the same."""
+    with transaction(sessions) as session:
+        creator = session.execute(select(User.id).where(User.name == root.user)).scalar_one()
+    job_id = make_job(sessions, project, script=PRINTS_TOKEN, created_by=creator)
+    first = runners.start("first", CRATON_WF_FAULT_POINT="mid_logs")
+    assert first.wait(timeout=60) == -signal.SIGKILL, runners.log("first")
+    stored_by_first = len(stored_lines(sessions, the_run(sessions, job_id).id))
+    runners.start("second")
+    assert wait_job(sessions, job_id).status == "SUCCEEDED", runners.log("second")
+    lines = [log.line for log in stored_lines(sessions, the_run(sessions, job_id).id)]
+    printed = [line for line in lines if line.startswith("t ")]
+    assert {line.split()[1] for line in printed} == {str(i) for i in range(1, 41)}
+    assert stored_by_first < len(printed)  # the second runner stored the rest
+    assert all(line.endswith(" [redacted]") for line in printed), printed
+    assert not any("cwf_" in line for line in lines)
 
 
 def test_container_lost_while_its_runner_was_dead_is_retried(sessions, project, runners):

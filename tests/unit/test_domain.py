@@ -90,3 +90,15 @@ def test_output_marker():
     assert parse_output_line('::craton-output:: {"a": 1}') == {"a": 1}
     assert parse_output_line("::craton-output:: [1]") is None
     assert parse_output_line("plain line") is None
+
+
+def test_api_tokens_are_redacted_by_their_form_without_being_named() -> None:
+    import secrets
+
+    from craton_wf.domain.redaction import TOKEN_PREFIX, redact
+
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    assert redact(f"CRATON_TOKEN={token}", ()) == "CRATON_TOKEN=[redacted]"
+    assert redact(f"Bearer {token[:24]}.", ()) == "Bearer [redacted]."  # a token cut short
+    assert redact(f"{token} and hunter2-value", ["hunter2-value"]) == "[redacted] and [redacted]"
+    assert redact("cwf_short and cwf_ alone", ()) == "cwf_short and cwf_ alone"
