@@ -77,9 +77,12 @@ class Handle:
 
 @dataclass(frozen=True)
 class LogLine:
-    stream: str  # "stdout" | "stderr"
-    ts: datetime  # as stamped by the runtime (UTC, sub-second)
+    stream: str  # "stdout" | "stderr" | "system" (a note of the executor's)
+    ts: datetime  # as stamped by the runtime (UTC, sub-second), or when it was read
     text: str  # one line, without its newline
+    # Read straight from the container's output (an attach), not replayed from
+    # the runtime's stored log: no earlier reader can have stored it.
+    live: bool = False
 
 
 class Executor(abc.ABC):
@@ -110,7 +113,12 @@ class Executor(abc.ABC):
     def logs(self, handle: Handle, since: datetime | None = None) -> Iterator[LogLine]:
         """Follow the container's output line by line until it exits.
 
-        ``since`` skips lines stamped at or before it (resuming after a handover).
+        Without ``since``, from the first line the runtime still has: a runner
+        that takes a run over finds where its stored log ends by counting and
+        comparing lines (:mod:`craton_wf.runner.resume`), not by stamps. Lines
+        lost on the way (rotated away between two reads) are replaced by one
+        ``system`` gap line (:func:`craton_wf.domain.logmarks.log_gap_marker`).
+        ``since`` skips lines stamped at or before it.
         """
 
     @abc.abstractmethod

@@ -38,6 +38,8 @@ a client exists.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import math
 import re
 import struct
@@ -56,6 +58,7 @@ import requests
 import urllib3.exceptions
 
 from craton_wf.domain.labels import PROJECT_LABEL
+from craton_wf.domain.logmarks import log_gap_marker
 from craton_wf.domain.task_network import API_HOSTNAME
 from craton_wf.errors import ContainerNotFound, ExecutorError, NameTaken
 from craton_wf.executors.base import (
@@ -71,6 +74,8 @@ from craton_wf.executors.tasknet import ProjectNetworks, TaskNetworkOptions
 if TYPE_CHECKING:
     from craton_wf.settings import Settings
 
+log = logging.getLogger(__name__)
+
 MANAGED_LABEL = "craton.managed"
 SWARM_SERVICE_LABEL = "com.docker.swarm.service.id"  # set by swarm on its tasks' containers
 USER = "65534:65534"
@@ -78,6 +83,9 @@ TMPFS = {"/tmp": "rw,size=64m,mode=1777"}
 MAX_MESSAGE_CHARS = 2000
 MAX_LINE_BYTES = 1024 * 1024  # a "line" that never ends is cut here
 LOG_REOPEN_SECONDS = 0.5
+QUIET_SECONDS = 0.05  # a paused container's log has settled when it did not grow this long
+QUIET_PATIENCE_SECONDS = 2.0
+LIVE_EXIT_PATIENCE_SECONDS = 5.0  # between an attach's end and the exit being recorded
 
 _FRAME_HEADER = struct.Struct(">BxxxL")
 _STREAMS = {1: "stdout", 2: "stderr"}
@@ -221,14 +229,46 @@ def iter_frames(raw: Any) -> Iterator[tuple[str, bytes]]:
             yield _STREAMS.get(stream_id, "stdout"), payload
 
 
-def frames_after(
-    frames: Iterator[tuple[str, bytes]], last: tuple[str, bytes]
-) -> Iterator[tuple[str, bytes]]:
-    """The frames that come after ``last`` (nothing if ``last`` never comes)."""
+Frame = tuple[str, bytes]
+CROSSING_NS = 1_000_000_000  # how far stamps of stdout and stderr may cross in a log
+
+
+def frames_after(frames: Iterator[Frame], last: Frame) -> Iterator[Frame | LogLine]:
+    """The frames of a log read again that come after ``last``, the last frame seen.
+
+    The log was reopened from a second before ``last`` (stamps of stdout and
+    stderr may cross by that much), so ``last`` comes first unless the runtime
+    rotated it away meanwhile. Then every frame read is new, lines between
+    ``last`` and them may be gone, and a ``system`` gap line says so before
+    them. Frames stamped after ``last`` are held until ``last`` is found (they
+    were seen before it) or cannot come any more (a frame stamped past the
+    crossing, or the end of the log).
+    """
+    last_ns = _frame_stamp_ns(last[1]) or 0
+    held: list[Frame] = []
     for frame in frames:
         if frame == last:
+            yield from frames
+            return
+        stamp = _frame_stamp_ns(frame[1])
+        if stamp is None or stamp <= last_ns:
+            continue  # seen before ``last``
+        held.append(frame)
+        if stamp > last_ns + CROSSING_NS:
             break
+    if not held:
+        return
+    yield LogLine(
+        "system",
+        _stamp_of_ns(_frame_stamp_ns(held[0][1]) or last_ns),
+        log_gap_marker(_stamp_of_ns(last_ns), _stamp_of_ns(_frame_stamp_ns(held[0][1]) or 0)),
+    )
+    yield from held
     yield from frames
+
+
+def _stamp_of_ns(stamp_ns: int) -> datetime:
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=stamp_ns // 1000)
 
 
 def _frame_stamp_ns(message: bytes) -> int | None:
@@ -244,6 +284,21 @@ def _frame_stamp_ns(message: bytes) -> int | None:
 class _PendingLine:
     data: bytearray = field(default_factory=bytearray)
     ts: datetime | None = None
+    live: bool = False
+
+
+@dataclass(frozen=True)
+class _Live:
+    """A chunk of an attach's output, stamped when it was read."""
+
+    stream: str
+    data: bytes
+    ts: datetime
+
+
+# What a log source yields: a frame of the logs API (its payload led by the
+# engine's stamp), a chunk of an attach, or a line of the executor's own (a gap).
+_Output = Frame | _Live | LogLine
 
 
 class LineAssembler:
@@ -257,14 +312,21 @@ class LineAssembler:
         self.max_line_bytes = max_line_bytes
         self._pending: dict[str, _PendingLine] = {}
 
-    def feed(self, stream: str, message: bytes) -> Iterator[LogLine]:
+    def feed(
+        self, stream: str, message: bytes, ts: datetime | None = None, live: bool = False
+    ) -> Iterator[LogLine]:
+        """The lines ``message`` completes; ``ts`` stamps an attach's output, which
+        carries no stamp of the engine's (``live``)."""
         pending = self._pending.setdefault(stream, _PendingLine())
-        match = _TIMESTAMP.match(message)
-        if match:
+        match = None if ts is not None else _TIMESTAMP.match(message)
+        if ts is not None:
+            pending.ts = ts
+        elif match:
             pending.ts = parse_docker_timestamp(match)
             message = message[match.end() :]
         elif pending.ts is None:  # no stamp at all: not expected from the engine
             pending.ts = datetime.now(UTC)
+        pending.live = live
         pending.data += message
         while (newline := pending.data.find(b"\n")) >= 0:
             yield self._line(stream, pending, bytes(pending.data[:newline]))
@@ -286,7 +348,8 @@ class LineAssembler:
     @staticmethod
     def _line(stream: str, pending: _PendingLine, data: bytes) -> LogLine:
         assert pending.ts is not None
-        return LogLine(stream=stream, ts=pending.ts, text=data.decode("utf-8", "replace"))
+        text = data.decode("utf-8", "replace")
+        return LogLine(stream=stream, ts=pending.ts, text=text, live=pending.live)
 
 
 def _epoch_micros(stamp: datetime) -> int:
@@ -300,6 +363,85 @@ def _since_param(stamp_ns: int) -> str:
     """A Docker ``since`` value: Unix seconds with nanoseconds."""
     seconds, nanos = divmod(max(stamp_ns, 0), 1_000_000_000)
     return f"{seconds}.{nanos:09d}"
+
+
+def _close_quietly(attached: Any) -> None:
+    """Close an attach socket; the engine then stops holding the container for it."""
+    if attached is None:
+        return
+    with contextlib.suppress(OSError):
+        attached.close()
+    raw = getattr(attached, "_sock", None)  # the SDK hands out the socket's file object
+    if raw is not None:
+        with contextlib.suppress(OSError):
+            raw.close()
+
+
+def _drain(attached: Any) -> tuple[bytes, Any]:
+    """What an attach socket received so far (until it has been quiet a moment),
+    and a reader of what comes after.
+
+    Read through the HTTP response's buffer, which may hold output that came
+    with the attach's headers; the socket's own file object is spent by the
+    timeout, so the rest is read through a new one.
+    """
+    response = getattr(attached, "_response", None)
+    buffered = response.raw._fp.fp if response is not None else attached
+    sock = attached._sock
+    received = bytearray()
+    sock.settimeout(QUIET_SECONDS * 2)
+    try:
+        while chunk := buffered.read1(65536):
+            received += chunk
+    except (TimeoutError, OSError):
+        pass
+    finally:
+        sock.settimeout(None)
+    rest = sock.makefile("rb", buffering=0)
+    rest._response = response  # the socket lives as long as its response
+    return bytes(received), rest
+
+
+def _split_frames(data: bytes) -> tuple[list[Frame], bytes]:
+    """The whole frames in ``data``, and what is left of a frame cut short."""
+    frames: list[Frame] = []
+    offset = 0
+    while offset + _FRAME_HEADER.size <= len(data):
+        stream_id, length = _FRAME_HEADER.unpack_from(data, offset)
+        end = offset + _FRAME_HEADER.size + length
+        if end > len(data):
+            break
+        frames.append((_STREAMS.get(stream_id, "stdout"), data[offset + _FRAME_HEADER.size : end]))
+        offset = end
+    return frames, data[offset:]
+
+
+def _unfinished_lines(frames: list[Frame]) -> dict[str, bytes]:
+    """Per stream, what follows the last newline of the frames: not logged yet."""
+    joined: dict[str, bytearray] = {}
+    for stream, payload in frames:
+        joined.setdefault(stream, bytearray()).extend(payload)
+    return {
+        stream: bytes(data[data.rfind(b"\n") + 1 :])
+        for stream, data in joined.items()
+        if not data.endswith(b"\n")
+    }
+
+
+class _Prefixed:
+    """A reader that returns ``prefix`` before what ``rest`` reads."""
+
+    def __init__(self, prefix: bytes, rest: Any) -> None:
+        self.prefix, self.rest = prefix, rest
+
+    def read(self, size: int) -> bytes:
+        if self.prefix:
+            chunk, self.prefix = self.prefix[:size], self.prefix[size:]
+            return chunk
+        return bytes(self.rest.read(size) or b"")
+
+    def close(self) -> None:
+        _close_quietly(self.rest)
 
 
 def _raise_for_log_status(handle: Handle, response: requests.Response) -> None:
@@ -334,6 +476,9 @@ class DockerExecutor(Executor):
         self.log_max_files = log_max_files
         self._client = client
         self._client_lock = threading.Lock()
+        self._attach_lock = threading.Lock()
+        # Attach sockets opened by ``start``, read by ``logs``, by container id.
+        self._attached: dict[str, Any] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DockerExecutor:
@@ -435,30 +580,158 @@ class DockerExecutor(Executor):
         ]
 
     def start(self, handle: Handle) -> None:
-        with docker_errors(f"start container {handle.name}"):
-            self.client.api.start(handle.id)
+        """Attach to the container, then start it: ``logs`` reads the attach.
+
+        Attached before it starts, the reader gets the output from its first
+        byte through the engine's pipe, which holds the container back when the
+        reader is behind instead of dropping lines; the json-file copy and its
+        rotation do not matter while the attach is read.
+        """
+        with self._attach_lock:
+            stale = self._attached.pop(handle.id, None)
+        _close_quietly(stale)
+        attached = self._attach(handle)
+        try:
+            with docker_errors(f"start container {handle.name}"):
+                self.client.api.start(handle.id)
+        except BaseException:
+            _close_quietly(attached)
+            raise
+        with self._attach_lock:
+            self._attached[handle.id] = attached
 
     def logs(self, handle: Handle, since: datetime | None = None) -> Iterator[LogLine]:
         assembler = LineAssembler(self.max_line_bytes)
         # The engine filters whole messages; a second's margin keeps the start of
         # a line split into several messages, the exact cut is made on lines.
         since_ns = None if since is None else (_epoch_micros(since) - 1_000_000) * 1000
-        for stream, message in self._messages(handle, since_ns):
-            for line in assembler.feed(stream, message):
+        for item in self._output(handle, since_ns):
+            if isinstance(item, LogLine):
+                lines: Iterator[LogLine] = iter((item,))
+            elif isinstance(item, _Live):
+                lines = assembler.feed(item.stream, item.data, item.ts, live=True)
+            else:
+                lines = assembler.feed(*item)
+            for line in lines:
                 if since is None or line.ts > since:
                     yield line
         for line in assembler.flush():
             if since is None or line.ts > since:
                 yield line
 
-    def _messages(self, handle: Handle, since_ns: int | None) -> Iterator[tuple[str, bytes]]:
+    def _output(self, handle: Handle, since_ns: int | None) -> Iterator[_Output]:
+        """The container's output: the attach ``start`` opened; else, for a
+        container started elsewhere (a run taken over), what the engine logged
+        and then an attach (:meth:`_replayed_then_live`)."""
+        with self._attach_lock:
+            attached = self._attached.pop(handle.id, None)
+        if attached is not None:
+            yield from self._live(handle, attached)
+        elif since_ns is None:
+            yield from self._replayed_then_live(handle)
+        else:
+            yield from self._messages(handle, since_ns)
+
+    def _attach(self, handle: Handle) -> Any:
+        """An attach socket to the container's stdout and stderr, from now on."""
+        params = {"stdout": 1, "stderr": 1, "stream": 1}
+        with docker_errors(f"attach to container {handle.name}"):
+            return self.client.api.attach_socket(handle.id, params=params)
+
+    def _live(self, handle: Handle, attached: Any) -> Iterator[_Output]:
+        """The attach's output, stamped as it is read, until the container exited.
+
+        Should the stream end while the container still runs (the engine
+        restarted), the engine's log is followed from then on, after a gap line.
+        """
+        stamp = datetime.now(UTC)
+        try:
+            for stream, data in iter_frames(attached):
+                stamp = max(stamp, datetime.now(UTC))  # non-decreasing, whatever the clock does
+                yield _Live(stream, data, stamp)
+        finally:
+            _close_quietly(attached)
+        # The engine closes an attach when the container exits, just before it
+        # records the exit: give it a moment to.
+        if self.wait(handle, timeout=LIVE_EXIT_PATIENCE_SECONDS) is not None:
+            return
+        broke = datetime.now(UTC)
+        yield LogLine("system", broke, log_gap_marker(stamp, None))
+        yield from self._messages(handle, _epoch_micros(broke) * 1000)
+
+    def _replayed_then_live(self, handle: Handle) -> Iterator[_Output]:
+        """What the engine still has of a container started elsewhere, then its attach.
+
+        The engine refuses to attach to a paused container, so the attach is
+        opened first and the container paused right after: what the attach got
+        until then (drained once the engine's log of it settled) is in the
+        stored log as well, and is dropped, but for a line not finished yet
+        (the engine logs a line once it ends). The stored log is read while
+        the container is paused, so it and the attach meet exactly. The reader
+        (the runner taking the run over) finds where its stored lines end
+        among the replayed ones. A container that cannot be paused is
+        followed through the engine's log instead.
+        """
+        with docker_errors(f"inspect container {handle.name}"):
+            status = self.client.api.inspect_container(handle.id)["State"].get("Status", "")
+        if status == "paused":  # by a runner that died while taking it over
+            self._unpause(handle)
+        elif status != "running":
+            yield from self._history(handle)
+            return
+        attached = self._attach(handle)
+        try:
+            with docker_errors(f"pause container {handle.name}"):
+                self.client.api.pause(handle.id)
+        except ExecutorError:
+            _close_quietly(attached)
+            yield from self._messages(handle, None)
+            return
+        try:
+            self._await_quiet(handle)
+            overlap, rest = _drain(attached)
+            yield from self._history(handle)
+        finally:
+            self._unpause(handle)
+        frames, unread = _split_frames(overlap)
+        now = datetime.now(UTC)
+        for stream, unfinished in _unfinished_lines(frames).items():
+            yield _Live(stream, unfinished, now)
+        yield from self._live(handle, _Prefixed(unread, rest))
+
+    def _history(self, handle: Handle) -> Iterator[Frame]:
+        """Every message the engine has stored of the container, once, without follow."""
+        with self._log_stream(handle, None, follow=False) as response:
+            yield from iter_frames(response.raw)
+
+    def _await_quiet(self, handle: Handle) -> None:
+        """Wait until the engine logged what the paused container had already written."""
+        newest = None
+        deadline = time.monotonic() + QUIET_PATIENCE_SECONDS
+        while time.monotonic() < deadline:
+            with self._log_stream(handle, None, follow=False, tail=1) as response:
+                now = response.raw.read()
+            if now == newest:
+                return
+            newest = now
+            time.sleep(QUIET_SECONDS)
+
+    def _unpause(self, handle: Handle) -> None:
+        try:
+            with docker_errors(f"unpause container {handle.name}"):
+                self.client.api.unpause(handle.id)
+        except ExecutorError as exc:  # gone, or stopped meanwhile: nothing to resume
+            log.info("could not unpause %s: %s", handle.name, exc)
+
+    def _messages(self, handle: Handle, since_ns: int | None) -> Iterator[Frame | LogLine]:
         """Each log message of the container once, following it until it exited.
 
         The engine may end a follow stream before it has sent the container's
         last messages, and a stream can drop while the container runs: either
-        way the log is opened again and read on after the last message seen.
+        way the log is opened again and read on after the last message seen
+        (:func:`frames_after`: a gap line if it was rotated away meanwhile).
         """
-        last: tuple[str, bytes] | None = None
+        last: Frame | None = None
         follow = True
         while True:
             opened_from = since_ns
@@ -466,11 +739,12 @@ class DockerExecutor(Executor):
             if last_ns is not None:  # a second back: stamps of stdout and stderr may cross
                 opened_from = last_ns - 1_000_000_000
             with self._log_stream(handle, opened_from, follow) as response:
-                frames = iter_frames(response.raw)
+                frames: Iterator[Frame | LogLine] = iter_frames(response.raw)
                 if last is not None:
-                    frames = frames_after(frames, last)
+                    frames = frames_after(iter_frames(response.raw), last)
                 for frame in frames:
-                    last = frame
+                    if not isinstance(frame, LogLine):
+                        last = frame
                     yield frame
             if not follow:
                 return
@@ -481,7 +755,7 @@ class DockerExecutor(Executor):
 
     @contextmanager
     def _log_stream(
-        self, handle: Handle, since_ns: int | None, follow: bool
+        self, handle: Handle, since_ns: int | None, follow: bool, tail: int | None = None
     ) -> Iterator[requests.Response]:
         api = self.client.api
         params: dict[str, Any] = {"stdout": 1, "stderr": 1, "timestamps": 1}
@@ -489,6 +763,8 @@ class DockerExecutor(Executor):
             params["follow"] = 1
         if since_ns is not None:
             params["since"] = _since_param(since_ns)
+        if tail is not None:
+            params["tail"] = tail
         url = f"{api.base_url}/v{api.api_version}/containers/{quote(handle.id, safe='')}/logs"
         with docker_errors(f"read the logs of container {handle.name}"):
             # A follow stream is open as long as the container runs: no read timeout.
@@ -521,6 +797,8 @@ class DockerExecutor(Executor):
         return None
 
     def stop(self, handle: Handle, grace_seconds: float = 10.0) -> None:
+        # No unpause first: the engine stops a paused container itself (moby
+        # unpauses it to deliver the signal).
         try:
             with docker_errors(f"stop container {handle.name}"):
                 self.client.api.stop(handle.id, timeout=math.ceil(max(grace_seconds, 0)))
@@ -528,6 +806,9 @@ class DockerExecutor(Executor):
             return
 
     def remove(self, handle: Handle) -> None:
+        with self._attach_lock:
+            attached = self._attached.pop(handle.id, None)
+        _close_quietly(attached)  # started, but its log never read: let it go
         try:
             with docker_errors(f"remove container {handle.name}"):
                 try:
@@ -549,6 +830,10 @@ class DockerExecutor(Executor):
 
     def close(self) -> None:
         self.networks.close()
+        with self._attach_lock:
+            attached, self._attached = list(self._attached.values()), {}
+        for socket in attached:
+            _close_quietly(socket)
         with self._client_lock:
             if self._client is not None:
                 self._client.close()

@@ -61,11 +61,12 @@ from docker.utils import version_gte
 
 from craton_wf.domain.labels import PROJECT_LABEL
 from craton_wf.errors import ContainerNotFound, ExecutorError, NameTaken
-from craton_wf.executors.base import RUN_UID_LABEL, ContainerSpec, ContainerState, Handle
+from craton_wf.executors.base import RUN_UID_LABEL, ContainerSpec, ContainerState, Handle, LogLine
 from craton_wf.executors.docker import (
     MANAGED_LABEL,
     USER,
     DockerExecutor,
+    Frame,
     _frame_stamp_ns,
     _truncate,
     container_name,
@@ -347,9 +348,14 @@ class SwarmExecutor(DockerExecutor):
 
     # --- logs -------------------------------------------------------------------------
 
-    def _messages(self, handle: Handle, since_ns: int | None) -> Iterator[tuple[str, bytes]]:
-        """Each log message of the service once, until its task ended."""
-        last: tuple[str, bytes] | None = None
+    def _output(self, handle: Handle, since_ns: int | None) -> Iterator[Frame | LogLine]:
+        """The service's log: its task's container is swarm's to start, never attached."""
+        return self._messages(handle, since_ns)
+
+    def _messages(self, handle: Handle, since_ns: int | None) -> Iterator[Frame | LogLine]:
+        """Each log message of the service once, until its task ended; a gap line
+        where messages were rotated away between two reads (:func:`frames_after`)."""
+        last: Frame | None = None
         while True:
             try:
                 ended = self._exit_code_if_exited(handle) is not None
@@ -361,11 +367,12 @@ class SwarmExecutor(DockerExecutor):
                 opened_from = last_ns - 1_000_000_000
             try:
                 with self._log_stream(handle, opened_from, follow=False) as response:
-                    frames = iter_frames(response.raw)
+                    frames: Iterator[Frame | LogLine] = iter_frames(response.raw)
                     if last is not None:
-                        frames = frames_after(frames, last)
+                        frames = frames_after(iter_frames(response.raw), last)
                     for frame in frames:
-                        last = frame
+                        if not isinstance(frame, LogLine):
+                            last = frame
                         yield frame
             except ContainerNotFound:
                 if handle.id in self._stopped:
@@ -377,7 +384,7 @@ class SwarmExecutor(DockerExecutor):
 
     @contextmanager
     def _log_stream(
-        self, handle: Handle, since_ns: int | None, follow: bool
+        self, handle: Handle, since_ns: int | None, follow: bool, tail: int | None = None
     ) -> Iterator[requests.Response]:
         api = self.client.api
         params: dict[str, Any] = {"stdout": 1, "stderr": 1, "timestamps": 1}

@@ -214,8 +214,12 @@ def test_managed_lists_the_containers_of_runs_in_every_state(
 
 def test_since_resumes_after_the_lines_already_read(executor: DockerExecutor, run: Runner) -> None:
     handle = run('for i in $(seq 1 20); do echo "line $i"; sleep 0.02; done')
-    everything = list(executor.logs(handle))
-    assert len(everything) == 20
+    live = list(executor.logs(handle))  # read through the attach, stamped as read
+    assert [line.text for line in live] == [f"line {i}" for i in range(1, 21)]
+    assert all(line.live for line in live)
+    everything = list(executor.logs(handle))  # replayed from the engine's log
+    assert [line.text for line in everything] == [line.text for line in live]
+    assert not any(line.live for line in everything)
     cut = everything[9].ts
 
     resumed = list(executor.logs(handle, since=cut))
