@@ -136,3 +136,39 @@ def test_a_stored_job_naming_bash_env_is_refused_by_the_runner(
         }
     assert logs[plain_id] == ["greeting: [redacted]"]
     assert not any("INJECTED" in line for lines in logs.values() for line in lines)
+
+
+ENV_SCRIPT = """#!/bin/sh
+env
+echo "length=${#CRATON_TOKEN}"
+echo "bearer $CRATON_TOKEN."
+echo "cut=$(echo "$CRATON_TOKEN" | cut -c1-24)"
+"""
+
+
+def test_a_task_printing_its_environment_stores_no_token(sessions, root, runner):
+    files = {
+        "Dockerfile": "FROM craton/busybox:latest\nCOPY step.sh /step.sh\n",
+        "step.sh": ENV_SCRIPT,
+    }
+    task_id = upload_task(sessions, root, "prints-env", files)
+    assert wait_build(sessions, task_id).status == BuildStatus.READY
+    with transaction(sessions) as session:
+        approve_current_build(session, task_id)
+        user_id = session.execute(select(User.id).where(User.name == root.user)).scalar_one()
+        hosts = make_inventory(session, root.project_id, 1)
+        job_id = job_service.create_job(
+            session, root.project_id, user_id, {"task": task_id, "hosts": [hosts[0].id]}
+        ).id
+    runner.wakeup.set()
+    assert wait_job(sessions, job_id).status == JobStatus.SUCCEEDED
+    with transaction(sessions) as session:
+        lines = list(
+            session.execute(
+                select(RunLog.line).where(RunLog.job_id == job_id).order_by(RunLog.seq)
+            ).scalars()
+        )
+    assert "length=47" in lines  # the task had its token, and printed it three ways
+    assert "CRATON_TOKEN=[redacted]" in lines
+    assert "bearer [redacted]." in lines and "cut=[redacted]" in lines
+    assert not any("cwf_" in line for line in lines)
