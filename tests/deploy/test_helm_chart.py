@@ -377,6 +377,36 @@ def test_task_pods_without_network_are_cut_off(
     assert "NetworkPolicy" not in kinds(without)
 
 
+def test_networked_task_pods_accept_no_connection_and_reach_only_the_api_and_out(
+    helm_env: dict[str, str], on_kubernetes: list[dict[str, Any]]
+) -> None:
+    policy = find(on_kubernetes, "NetworkPolicy", f"{FULLNAME}-task-network")["spec"]
+    # Every networked task pod, whatever its project: none reaches another.
+    assert policy["podSelector"] == {
+        "matchLabels": {"craton.managed": "true", "craton.network": "default"}
+    }
+    assert sorted(policy["policyTypes"]) == ["Egress", "Ingress"]
+    assert policy["ingress"] == []
+    api, dns, out = policy["egress"]
+    api_pods = find(on_kubernetes, "Deployment", f"{FULLNAME}-api")["spec"]["template"]
+    assert api["to"][0]["podSelector"]["matchLabels"].items() <= (
+        api_pods["metadata"]["labels"].items()
+    )
+    assert api["ports"] == [{"protocol": "TCP", "port": 7780}]
+    assert dns["to"] == [
+        {"namespaceSelector": {}, "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}
+    ]
+    assert out["to"] == [{"ipBlock": {"cidr": "0.0.0.0/0", "except": ["169.254.0.0/16"]}}]
+    # The pods the Kubernetes executor makes carry the labels the policies select.
+    from craton_wf.executors.base import ContainerSpec
+    from craton_wf.executors.kubemanifest import job_labels
+
+    labels = job_labels(ContainerSpec("r", "i", ["true"], {"craton.project": "p"}, network=True))
+    assert policy["podSelector"]["matchLabels"].items() <= labels.items()
+    closed = job_labels(ContainerSpec("r", "i", ["true"], {"craton.project": "p"}))
+    assert closed["craton.network"] == "none"
+
+
 def test_ingress_routes_its_hosts_to_the_api(on_kubernetes: list[dict[str, Any]]) -> None:
     ingress = find(on_kubernetes, "Ingress", FULLNAME)
     assert ingress["spec"]["ingressClassName"] == "nginx"
