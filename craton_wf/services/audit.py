@@ -4,10 +4,17 @@ Recorded once per request by the API (api.audit), after the answer is known,
 in its own transaction, so a refused or failed call is recorded too. Rows are
 only ever added. The action names the object type and what was done to it:
 ``host.create``, ``job.cancel``, ``task.approve``…
+
+A call made with a task's ``CRATON_TOKEN`` (a run setting its host's
+variables) is the run's doing, on behalf of the job's creator, not the
+creator's own: its user is shown as ``alice (job 12 run 40, task audit-disk,
+host web-3)``, the user id stays the creator's, and the detail holds the
+run's ids as JSON. Filtering by ``user=alice`` finds both kinds.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,7 +23,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from craton_wf.db.models import AuditEvent
+from craton_wf.db.models import AuditEvent, JobHost, Run, Task
 from craton_wf.errors import InvalidInput
 from craton_wf.services.auth import Principal
 
@@ -83,9 +90,12 @@ def record(
     detail: str | None = None,
 ) -> AuditEvent:
     described = describe(method, path, location)
+    user_name = principal.user_name if principal else claimed_user
+    if principal is not None and principal.job_id is not None:
+        user_name, detail = _acting_run(session, principal, detail)
     event = AuditEvent(
         user_id=principal.user_id if principal else None,
-        user_name=principal.user_name if principal else claimed_user,
+        user_name=user_name[:255] if user_name else None,
         project_id=principal.project_id if principal else None,
         action=described.action,
         object_type=described.object_type,
@@ -100,6 +110,25 @@ def record(
     session.add(event)
     session.flush()
     return event
+
+
+def _acting_run(session: Session, principal: Principal, detail: str | None) -> tuple[str, str]:
+    """The user shown for a task token's call, and the detail naming its run."""
+    run = session.get(Run, principal.run_id) if principal.run_id is not None else None
+    task = session.get(Task, run.task_id) if run is not None and run.task_id else None
+    host = session.get(JobHost, run.job_host_id) if run is not None and run.job_host_id else None
+    facts: dict[str, Any] = {
+        "on_behalf_of": principal.user_name,
+        "job_id": principal.job_id,
+        "run_id": principal.run_id,
+        "task": task.name if task is not None else (run.step_name if run is not None else None),
+        "host": host.host_name if host is not None else None,
+    }
+    if detail:
+        facts["detail"] = detail
+    acting = f"job {principal.job_id} run {principal.run_id}"
+    acting += "".join(f", {key} {facts[key]}" for key in ("task", "host") if facts[key])
+    return f"{principal.user_name} ({acting})", json.dumps(facts)
 
 
 def list_events(
@@ -122,8 +151,12 @@ def list_events(
     stmt = select(AuditEvent)
     if not me.is_root:
         stmt = stmt.where(AuditEvent.project_id == me.project_id)
+    if user is not None:  # the user's own calls and their jobs' runs' calls
+        stmt = stmt.where(
+            (AuditEvent.user_name == user)
+            | AuditEvent.user_name.startswith(f"{user} (job ", autoescape=True)
+        )
     filters: dict[str, Any] = {
-        "user_name": user,
         "action": action,
         "object_type": object_type,
         "object_id": object_id,

@@ -32,6 +32,7 @@ class Principal:
     is_root: bool = False
     roles: frozenset[str] = field(default_factory=frozenset)
     job_id: int | None = None  # set for a task's scoped token
+    run_id: int | None = None  # and the run attempt it was issued to
 
 
 @dataclass(frozen=True)
@@ -201,6 +202,7 @@ def authenticate(
         is_root=user.is_root,
         roles=roles,
         job_id=row.job_id,
+        run_id=row.run_id,
     )
     return Authenticated(principal, row.id if stale else None)
 

@@ -434,6 +434,51 @@ def test_secrets_reach_the_container_as_env_and_are_redacted_from_logs(
 # --- the task's own token ------------------------------------------------------------
 
 
+def test_a_tasks_write_back_is_audited_as_its_run_on_behalf_of_the_creator(
+    api, users, sessions, root, start_runner
+):
+    import json
+
+    hosts = hosts_of(sessions, root.project_id, 1)
+    with transaction(sessions) as session:
+        make_ready_task(session, root.project_id, "audit-disk", kind="audit")
+    seen: list[ContainerSpec] = []
+
+    def hold(spec: ContainerSpec) -> FakeOutcome:
+        seen.append(spec)
+        return FakeOutcome(lines=[("stdout", "auditing")], delay=3.0)
+
+    start_runner(FakeExecutor(hold))
+    alice = users("alice", "auditor")
+    job = alice.post("/v1/jobs", json={"task": "audit-disk", "hosts": hosts}).json()
+    for _ in range(200):
+        if seen:
+            break
+        time.sleep(0.05)
+    task = TestClient(api.app, headers={"Authorization": f"Bearer {seen[0].env['CRATON_TOKEN']}"})
+    assert task.put(f"/v1/hosts/{hosts[0]}/variables", json={"disk": "ok"}).status_code == 200
+    assert alice.post("/v1/clouds", json={"name": "nope"}).status_code == 403  # alice's own
+    run = api.get(f"/v1/jobs/{job['id']}/runs").json()["runs"][0]
+    host_name = api.get(f"/v1/hosts/{hosts[0]}").json()["name"]
+
+    events = api.get("/v1/audit-events", params={"action": "host.variables.update"}).json()
+    (event,) = events["audit_events"]
+    assert event["user_name"] == (
+        f"alice (job {job['id']} run {run['id']}, task audit-disk, host {host_name})"
+    )
+    assert event["object_id"] == str(hosts[0]) and event["outcome"] == "success"
+    assert json.loads(event["detail"]) == {
+        "on_behalf_of": "alice",
+        "job_id": job["id"],
+        "run_id": run["id"],
+        "task": "audit-disk",
+        "host": host_name,
+    }
+    # Asking for alice's calls finds her own and her job's run's, told apart.
+    mine = api.get("/v1/audit-events", params={"user": "alice"}).json()["audit_events"]
+    assert {e["user_name"] for e in mine} >= {"alice", event["user_name"]}
+
+
 def test_a_tasks_token_reads_its_hosts_sets_their_variables_and_dies_with_the_run(
     api, users, sessions, root, start_runner, wait_job, settings
 ):
