@@ -32,7 +32,10 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 STACK = ROOT / "deploy" / "swarm" / "craton-wf.stack.yml"
-SETTINGS = {"CRATON_WF_REGISTRY": "registry.example.com:5000"}
+SETTINGS = {
+    "CRATON_WF_REGISTRY": "registry.example.com:5000",
+    "CRATON_WF_PUBLIC_URL": "http://node1.example.com:7780",
+}
 
 
 def stack_config(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -69,9 +72,18 @@ def test_stack_file_is_valid_compose_3_8(stack: dict[str, Any]) -> None:
 
 
 def test_registry_is_required() -> None:
-    done = stack_config({})
+    done = stack_config({"CRATON_WF_PUBLIC_URL": SETTINGS["CRATON_WF_PUBLIC_URL"]})
     assert done.returncode != 0
     assert "set CRATON_WF_REGISTRY" in done.stderr
+
+
+def test_the_url_tasks_reach_the_api_at_is_required(stack: dict[str, Any]) -> None:
+    # Task services are not on the stack's network: the API's service name is no use to them.
+    done = stack_config({"CRATON_WF_REGISTRY": "registry.example.com:5000"})
+    assert done.returncode != 0
+    assert "set CRATON_WF_PUBLIC_URL" in done.stderr
+    for service in stack["services"].values():
+        assert service["environment"]["CRATON_WF_PUBLIC_URL"] == "http://node1.example.com:7780"
 
 
 def test_every_service_runs_hardened_with_secrets(stack: dict[str, Any]) -> None:
