@@ -39,9 +39,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import git
-import git.exc
-
 from craton_wf.domain.archives import (
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_MEMBERS,
@@ -57,6 +54,15 @@ MAX_MESSAGE_CHARS = 2000
 DEFAULT_MAX_FILES = DEFAULT_MAX_MEMBERS
 DEFAULT_GIT_MAX_BYTES = 200 * 1024 * 1024
 _POLL_SECONDS = 0.2
+
+
+class GitFailed(Exception):
+    """A git command exited non-zero; made a ``SourceError`` by :func:`fetch_git`."""
+
+    def __init__(self, status: int, stderr: str) -> None:
+        super().__init__(f"git exited with status {status}")
+        self.status = status
+        self.stderr = stderr
 
 _COMMIT_ID = re.compile(r"^[0-9a-fA-F]{7,40}$")
 _GIT_ENV = {
@@ -146,7 +152,7 @@ class _GitRunner:
     def __call__(self, *args: str) -> str:
         if time.monotonic() >= self.deadline:
             raise SourceError(f"git took longer than {self.timeout}s")
-        command = [git.Git.GIT_PYTHON_GIT_EXECUTABLE or "git", *self.config, *args]
+        command = ["git", *self.config, *args]
         process = subprocess.Popen(
             command,
             cwd=self.dest,
@@ -170,7 +176,7 @@ class _GitRunner:
                     raise
         self._check_size()
         if process.returncode:
-            raise git.exc.GitCommandError(command, process.returncode, stderr, stdout)
+            raise GitFailed(process.returncode, stderr.decode("utf-8", errors="replace"))
         return stdout.decode("utf-8", errors="replace")
 
 
@@ -201,7 +207,7 @@ def fetch_git(
         run("remote", "add", "origin", url)
         _fetch_ref(run, ref)
         commit = run("rev-parse", "--verify", "HEAD^{commit}").strip()
-    except git.exc.GitCommandError as exc:
+    except GitFailed as exc:
         message = _without_secret(_git_message(exc), url)
         raise SourceError(f"could not clone {where}: {message}") from exc
     except SourceError as exc:
@@ -216,17 +222,15 @@ def _fetch_ref(run: _GitRunner, ref: str | None) -> None:
     try:
         run("fetch", "--quiet", "--depth", "1", "--no-tags", "origin", ref or "HEAD")
         run("checkout", "--quiet", "--detach", "FETCH_HEAD")
-    except git.exc.GitCommandError:
+    except GitFailed:
         if not (ref and _COMMIT_ID.match(ref)):
             raise
         run("fetch", "--quiet", "--tags", "origin", "+refs/heads/*:refs/remotes/origin/*")
         run("checkout", "--quiet", "--detach", f"{ref}^{{commit}}")
 
 
-def _git_message(exc: git.exc.GitCommandError) -> str:
-    stderr = exc.stderr if isinstance(exc.stderr, str) else str(exc.stderr or "")
-    stderr = stderr.strip().removeprefix("stderr:").strip().strip("'").strip()
-    return _truncate(stderr or f"git exited with status {exc.status}")
+def _git_message(exc: GitFailed) -> str:
+    return _truncate(exc.stderr.strip() or f"git exited with status {exc.status}")
 
 
 def _members_to_write(archive: tarfile.TarFile, root: Path) -> list[tarfile.TarInfo]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import psycopg
 from sqlalchemy import Connection, Table, event, insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
@@ -68,6 +67,9 @@ def copy_rows(connection: Connection, table: Table, rows: list[dict[str, Any]]) 
         f"({', '.join(quote(name) for name in names)}) FROM STDIN"
     )
     fairy = connection.connection
+    # The driver's own error class (psycopg's, the only COPY driver): named through
+    # the dialect, so that psycopg stays an extra (craton-wf[postgres]).
+    driver_error = dialect.loaded_dbapi.Error
     cursor = fairy.driver_connection.cursor()  # type: ignore[union-attr]
     try:
         with cursor.copy(statement) as copy:
@@ -78,12 +80,12 @@ def copy_rows(connection: Connection, table: Table, rows: list[dict[str, Any]]) 
                         for name, process in zip(names, processors, strict=True)
                     ]
                 )
-    except psycopg.Error as exc:
+    except driver_error as exc:
         lost = dialect.is_disconnect(exc, fairy, cursor)  # type: ignore[arg-type]
         if lost:
             connection.invalidate(exc)
         raise DBAPIError.instance(
-            statement, None, exc, psycopg.Error, connection_invalidated=lost
+            statement, None, exc, driver_error, connection_invalidated=lost
         ) from exc
     finally:
         cursor.close()

@@ -211,3 +211,14 @@ def test_ping_fails_when_unreachable() -> None:
 
 def test_settings_pick_the_fake_executor() -> None:
     assert isinstance(make_executor(Settings(executor="fake")), FakeExecutor)
+
+
+def test_the_kubernetes_executor_without_its_extra_names_the_extra(monkeypatch):
+    import sys
+
+    from craton_wf.errors import ExecutorError
+
+    monkeypatch.setitem(sys.modules, "kubernetes", None)  # as if not installed
+    monkeypatch.delitem(sys.modules, "craton_wf.executors.kubernetes", raising=False)
+    with pytest.raises(ExecutorError, match=r"pip install 'craton-wf\[kubernetes\]'"):
+        make_executor(Settings(executor="kubernetes"))
