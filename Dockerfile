@@ -33,7 +33,7 @@ RUN set -eu; \
         printf '#!/bin/sh\nexec python3 -m pip --python /opt/craton-wf/bin/python "$@"\n' \
             >/usr/local/bin/craton-pip; \
         python3 -c 'import tomllib; p = tomllib.load(open("/wheels/pyproject.toml", "rb"))["project"]; \
-print("\n".join(p["dependencies"] + p["optional-dependencies"]["postgres"]))' \
+print("\n".join(p["dependencies"] + p["optional-dependencies"]["postgres"] + p["optional-dependencies"]["kubernetes"]))' \
             >/wheels/requirements.txt; \
     fi; \
     chmod +x /usr/local/bin/craton-pip; \

@@ -80,10 +80,11 @@ if ((FORCE == 0)) &&
 fi
 
 start="$(now)"
-# What the image installs: the dependencies and the postgres extra.
+# What the image installs: the dependencies and the postgres and kubernetes extras.
 requirements="$(python3 -c 'import tomllib
 project = tomllib.load(open("pyproject.toml", "rb"))["project"]
-print("\n".join(project["dependencies"] + project["optional-dependencies"]["postgres"]))')"
+extras = project["optional-dependencies"]
+print("\n".join(project["dependencies"] + extras["postgres"] + extras["kubernetes"]))')"
 if [[ ! -f "$WHEEL_DIR/requirements.txt" || "$(cat "$WHEEL_DIR/requirements.txt")" != "$requirements" ]]; then
     log "fetching wheels into $WHEEL_DIR"
     rm -rf "$WHEEL_DIR"
