@@ -9,6 +9,7 @@ import pytest
 from craton_wf.executors.base import ContainerSpec, Limits
 from craton_wf.executors.kubemanifest import (
     JobOptions,
+    env_secret_manifest,
     job_manifest,
     job_name,
     label_key,
@@ -118,3 +119,40 @@ def test_placement_is_required_node_affinity() -> None:
         }
     ]
     assert "affinity" not in job_manifest(SPECS["plain"], OPTIONS)["spec"]["template"]["spec"]
+
+
+def test_the_environment_is_only_referenced_from_the_job_and_held_by_its_secret() -> None:
+    import base64
+    import json
+
+    spec = ContainerSpec(
+        name="craton-run-7-1-0123456789ab",
+        image="busybox",
+        command=["true"],
+        env={"CRATON_TOKEN": "cwf_secret-token", "API_KEY": "hunter2", "odd name=": "x"},
+    )
+    job = job_manifest(spec, JobOptions())
+    secret = env_secret_manifest(spec, "5f0c8c39-0000-4000-8000-000000000001")
+    validate_manifest(secret)
+
+    assert "cwf_secret-token" not in json.dumps(job) and "hunter2" not in json.dumps(job)
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"]}
+    assert set(refs) == set(spec.env) and all(
+        set(e) == {"name", "valueFrom"} for e in container["env"]
+    )
+    assert {ref["name"] for ref in refs.values()} == {secret["metadata"]["name"]}
+    assert secret["metadata"]["name"] == job["metadata"]["name"]
+    assert secret["metadata"]["ownerReferences"] == [
+        {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "name": job["metadata"]["name"],
+            "uid": "5f0c8c39-0000-4000-8000-000000000001",
+        }
+    ]
+    values = {
+        name: base64.b64decode(secret["data"][ref["key"]]).decode() for name, ref in refs.items()
+    }
+    assert values == spec.env
+    assert refs["odd name="]["key"] == "env-2"  # not a valid Secret key: by position
