@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from craton_wf import __version__
-from craton_wf.errors import CratonError
+from craton_wf.errors import BuildError, CratonError
 from craton_wf.settings import Settings, load_settings
 
 
@@ -156,9 +156,16 @@ def _make_runner(settings: Settings, sessions: Any, wakeup: threading.Event | No
 
     executor = make_executor(settings)
     executor.ping()
-    builder = ImageBuilder.from_settings(settings) if settings.executor != "fake" else None
-    if builder is not None:
-        builder.ping()  # runners build tasks with Docker whatever the executor
+    # Runners build tasks with Docker whatever the executor. The fake one runs
+    # no image and starts without an engine; its builds then fail saying why
+    # (BuildExecution asks the engine first), never left BUILD PENDING.
+    builder = ImageBuilder.from_settings(settings)
+    try:
+        builder.ping()
+    except BuildError as exc:
+        if settings.executor != "fake":
+            raise
+        logging.getLogger(__name__).warning("%s; task builds will fail", exc.message)
     return Runner(settings, sessions, executor, builder, wakeup=wakeup)
 
 

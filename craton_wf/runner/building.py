@@ -18,7 +18,7 @@ from craton_wf.builders.image import ImageBuilder
 from craton_wf.builders.source import fetch_git, redact_url, resolve_context, unpack_archive
 from craton_wf.db.engine import transaction
 from craton_wf.db.models import utcnow
-from craton_wf.errors import CratonError, LeaseLost
+from craton_wf.errors import BuildError, CratonError, LeaseLost
 from craton_wf.services import builds as build_service
 from craton_wf.services import source_rules
 from craton_wf.services.builds import BuildAssignment
@@ -79,6 +79,7 @@ class BuildExecution:
             tempfile.mkdtemp(prefix=f"build-{self.build.build_id}-", dir=self.settings.data_dir)
         )
         try:
+            self._check_engine()
             image, digest = self._build(workdir / "src")
             self.flush()
             self._tx(build_service.finish_build, image=image, digest=digest)
@@ -99,6 +100,14 @@ class BuildExecution:
             self._tx(build_service.finish_build, error=message)
         except LeaseLost as exc:
             log.warning("build %s: %s", self.build.build_id, exc)
+
+    def _check_engine(self) -> None:
+        """A build needs a Docker engine, whatever runs the tasks: fail at once
+        saying so when none answers, rather than after fetching the source."""
+        try:
+            self.builder.ping()
+        except BuildError as exc:
+            raise BuildError(f"builds need a Docker engine: {exc.message}") from exc
 
     def _build(self, src: Path) -> tuple[str, str | None]:
         build = self.build

@@ -86,3 +86,50 @@ def test_a_cluster_runner_without_a_docker_engine_to_build_with_is_refused(
     assert done.stderr.startswith(
         "ERROR: cannot reach the Docker engine that builds task images at tcp://127.0.0.1:9"
     )
+
+
+@pytest.mark.parametrize("engine", ["reachable", "unreachable"])
+def test_a_fake_executor_runner_builds_with_docker_or_fails_the_build_saying_why(
+    tmp_path: Path, sessions, root, database_url: str, busybox_image: str, engine: str
+) -> None:
+    """A runner whose executor is fake still builds tasks with the Docker engine;
+    with none to reach, the build fails saying builds need one (never BUILD PENDING)."""
+    import docker
+
+    from craton_wf.db.models import Build
+    from tests.integration.test_platform import upload_task, wait_build
+
+    files = {"Dockerfile": f"FROM {busybox_image}\nRUN true\n"}
+    task_id = upload_task(sessions, root, "built-by-fake", files)
+    env = {
+        **os.environ,
+        "CRATON_WF_DATABASE_URL": database_url,
+        "CRATON_WF_DATA_DIR": str(tmp_path / "data"),
+        "CRATON_WF_EXECUTOR": "fake",
+        "CRATON_WF_IMAGE_PREFIX": "craton-e2e-fake",
+        "CRATON_WF_RUNNER_POLL_SECONDS": "0.1",
+    }
+    if engine == "unreachable":
+        env["CRATON_WF_DOCKER_BASE_URL"] = "tcp://127.0.0.1:9"
+    log = (tmp_path / "runner.log").open("wb")
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "craton_wf.cli", "runner"], env=env, stdout=log, stderr=log
+    )
+    try:
+        build: Build = wait_build(sessions, task_id)
+        assert runner.poll() is None, (tmp_path / "runner.log").read_text()
+    finally:
+        runner.terminate()
+        runner.wait(timeout=30)
+        client = docker.from_env()
+        for image in client.images.list(filters={"reference": "craton-e2e-fake/*"}):
+            client.images.remove(image.id, force=True)
+    if engine == "reachable":
+        assert build.status == "READY", build.error
+        assert build.image and build.image.startswith("craton-e2e-fake/")
+    else:
+        assert build.status == "BUILD FAILED"
+        assert build.error.startswith(
+            "builds need a Docker engine: cannot reach the Docker engine that builds task "
+            "images at tcp://127.0.0.1:9"
+        ), build.error
