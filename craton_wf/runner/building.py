@@ -79,7 +79,6 @@ class BuildExecution:
             tempfile.mkdtemp(prefix=f"build-{self.build.build_id}-", dir=self.settings.data_dir)
         )
         try:
-            self._check_engine()
             image, digest = self._build(workdir / "src")
             self.flush()
             self._tx(build_service.finish_build, image=image, digest=digest)
@@ -102,8 +101,8 @@ class BuildExecution:
             log.warning("build %s: %s", self.build.build_id, exc)
 
     def _check_engine(self) -> None:
-        """A build needs a Docker engine, whatever runs the tasks: fail at once
-        saying so when none answers, rather than after fetching the source."""
+        """A build needs a Docker engine, whatever runs the tasks (the fake
+        executor's runner starts without one): fail saying so when none answers."""
         try:
             self.builder.ping()
         except BuildError as exc:
@@ -139,6 +138,7 @@ class BuildExecution:
         self.log(f"source at commit {commit}")
         context, dockerfile = resolve_context(src, build.subdir, build.dockerfile)
         tag = image_reference(self.settings, build)
+        self._check_engine()
         self.log(f"building {tag}")
         built = self.builder.build(
             context,
