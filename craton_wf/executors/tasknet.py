@@ -155,7 +155,9 @@ def ensure_project_network(
             f"a network named {name} exists but is not the platform's network of project "
             f"{project} (labels {labels}); remove or rename it"
         )
-    if chosen.get("Driver") != driver or bool(chosen.get("Internal")) != internal:
+    # A swarm overlay shows no driver until the swarm has allocated it, just after creation.
+    known_driver = chosen.get("Driver") or driver
+    if known_driver != driver or bool(chosen.get("Internal")) != internal:
         raise ExecutorError(
             f"the network {name} is a {chosen.get('Driver')} network"
             f"{' (internal)' if chosen.get('Internal') else ''}, not the {driver} network "

@@ -391,3 +391,56 @@ def test_a_killed_runners_service_is_adopted(
         f"n {i}" for i in range(1, LINES + 1)
     ]
     assert any("took this run over" in log.line for log in logs if log.stream == "system")
+
+
+def _overlay_address(executor: SwarmExecutor, handle: Any, network: str) -> str:
+    """The address of the service's task on ``network``, once it has one."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        task = executor._task(handle.id)
+        for attachment in (task or {}).get("NetworksAttachments") or []:
+            if attachment["Network"]["Spec"]["Name"] == network and attachment.get("Addresses"):
+                return str(attachment["Addresses"][0].split("/")[0])
+        time.sleep(0.25)
+    raise AssertionError(f"the task got no address on {network}")
+
+
+def test_networked_tasks_join_their_projects_overlay_and_reach_no_other_project(
+    executor, shipped_image, docker_client
+):  # type: ignore[no-untyped-def]
+    mine, theirs = f"stest-{uuid.uuid4().hex[:8]}", f"stest-{uuid.uuid4().hex[:8]}"
+    serve = "echo pong > /tmp/index.html && exec httpd -f -p 8080 -h /tmp"
+    try:
+        server = executor.create(spec(shipped_image, mine, serve, network=True))
+        address = _overlay_address(executor, server, f"craton-net-{mine}")
+        fetch = (
+            "i=0; while [ $i -lt 20 ]; do i=$((i+1)); "
+            f"timeout 3 wget -q -O - http://{address}:8080/index.html && echo reached && exit 0; "
+            "sleep 0.5; done; exit 1"
+        )
+        # An overlay has no switch for inter-container traffic: a task of the same
+        # project reaches it (which also shows the server answers) ...
+        same = executor.create(spec(shipped_image, mine, fetch, network=True))
+        assert executor.wait(same, timeout=120) == 0
+        assert "reached" in [line.text for line in executor.logs(same)]
+        # ... a task of another project, on its own overlay, does not.
+        other = executor.create(spec(shipped_image, theirs, fetch, network=True))
+        assert executor.wait(other, timeout=180) not in (None, 0)
+        assert "reached" not in [line.text for line in executor.logs(other)]
+
+        template = docker_client.api.inspect_service(other.id)["Spec"]["TaskTemplate"]
+        network = docker_client.api.inspect_network(template["Networks"][0]["Target"])
+        assert network["Name"] == f"craton-net-{theirs}"
+        assert network["Driver"] == "overlay" and network["Internal"] is False
+        assert network["Labels"] == {"craton.managed": "true", "craton.project": theirs}
+    finally:
+        for project in (mine, theirs):
+            remove_services_and_containers(docker_client, project)
+        for project in (mine, theirs):
+            for _ in range(40):  # the overlay is freed once the tasks' endpoints are gone
+                found = docker_client.networks.list(names=[f"craton-net-{project}"])
+                if not found:
+                    break
+                with contextlib.suppress(docker.errors.APIError):
+                    found[0].remove()
+                time.sleep(0.5)
