@@ -13,8 +13,11 @@ task may reach (:mod:`craton_wf.executors.firewall`).
 When the API listens on every address (``0.0.0.0``, ``::``) it answers on the
 gateways itself and no forwarder is started. Another runner process of the
 same host may already hold a gateway's port: that runner relays to the same
-API, so an address in use is left to it. Relaying uses two threads per
-connection; tasks open few connections (a handful of API calls each).
+API, so an address in use is left to it. If that runner stops, the next
+runner to start a networked task of that project takes the address over
+(every start tries it); tasks already running lose the API until then.
+Relaying uses two threads per connection; tasks open few connections (a
+handful of API calls each).
 """
 
 from __future__ import annotations

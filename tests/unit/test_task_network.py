@@ -57,3 +57,42 @@ def test_project_network_names_are_valid_docker_names() -> None:
     assert project_network_name("0f0c-11") == "craton-net-0f0c-11"
     assert project_network_name("a b/c") == "craton-net-a-b-c"
     assert project_network_name("") == "craton-net-default"
+
+
+def test_the_forwarder_relays_both_ways_and_leaves_a_held_address_alone() -> None:
+    import socket
+    import threading
+
+    from craton_wf.executors.forwarder import ApiForwarder
+
+    api = socket.create_server(("127.0.0.1", 0))
+    port = api.getsockname()[1]
+
+    def answer() -> None:
+        conn, _ = api.accept()
+        with conn:
+            data = b""
+            while not data.endswith(b"\n"):
+                data += conn.recv(100)
+            conn.sendall(b"api got " + data)
+
+    threading.Thread(target=answer, daemon=True).start()
+    forwarder = ApiForwarder("127.0.0.1", port)
+    # Another loopback address stands for a bridge's gateway.
+    assert forwarder.listen_on("127.0.0.2") is True
+    assert forwarder.listen_on("127.0.0.2") is True  # idempotent
+    try:
+        with socket.create_connection(("127.0.0.2", port), timeout=5) as task:
+            task.sendall(b"hello\n")
+            task.shutdown(socket.SHUT_WR)
+            reply = b""
+            while chunk := task.recv(100):
+                reply += chunk
+        assert reply == b"api got hello\n"
+        other = ApiForwarder("127.0.0.1", port)
+        assert other.listen_on("127.0.0.2") is False  # another runner holds it
+        other.close()
+    finally:
+        forwarder.close()
+        api.close()
+    assert forwarder.addresses() == []
