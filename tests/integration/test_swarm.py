@@ -86,6 +86,18 @@ def remove_services_and_containers(docker_client, project: str) -> None:  # type
         container.remove(force=True)
 
 
+def remove_project_networks(docker_client, project: str) -> None:  # type: ignore[no-untyped-def]
+    """The project's overlays, once its tasks' endpoints are gone (which takes a moment)."""
+    for name in (f"craton-isolated-{project}", f"craton-net-{project}"):
+        for _ in range(40):
+            found = docker_client.networks.list(names=[name])
+            if not found:
+                break
+            with contextlib.suppress(docker.errors.APIError):
+                found[0].remove()
+            time.sleep(0.5)
+
+
 @pytest.fixture
 def executor(swarm: str) -> Iterator[SwarmExecutor]:
     made = SwarmExecutor(stop_grace_seconds=2)
@@ -99,6 +111,7 @@ def run_label(docker_client: docker.DockerClient) -> Iterator[str]:
     project = f"stest-{uuid.uuid4().hex[:8]}"
     yield project
     remove_services_and_containers(docker_client, project)
+    remove_project_networks(docker_client, project)
 
 
 def spec(image: str, project: str, script: str, **overrides: Any) -> ContainerSpec:
@@ -437,10 +450,4 @@ def test_networked_tasks_join_their_projects_overlay_and_reach_no_other_project(
         for project in (mine, theirs):
             remove_services_and_containers(docker_client, project)
         for project in (mine, theirs):
-            for _ in range(40):  # the overlay is freed once the tasks' endpoints are gone
-                found = docker_client.networks.list(names=[f"craton-net-{project}"])
-                if not found:
-                    break
-                with contextlib.suppress(docker.errors.APIError):
-                    found[0].remove()
-                time.sleep(0.5)
+            remove_project_networks(docker_client, project)
