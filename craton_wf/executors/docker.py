@@ -328,9 +328,11 @@ class LineAssembler:
             pending.ts = datetime.now(UTC)
         pending.live = live
         pending.data += message
-        while (newline := pending.data.find(b"\n")) >= 0:
-            yield self._line(stream, pending, bytes(pending.data[:newline]))
-            del pending.data[: newline + 1]
+        if b"\n" in message:  # split once: a chunk of an attach holds thousands of lines
+            *complete, rest = bytes(pending.data).split(b"\n")
+            for data in complete:
+                yield self._line(stream, pending, data)
+            pending.data = bytearray(rest)
         if len(pending.data) >= self.max_line_bytes:
             yield self._line(stream, pending, bytes(pending.data))
             pending.data.clear()

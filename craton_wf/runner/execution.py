@@ -270,19 +270,26 @@ class RunExecution:
             )
 
         def read() -> None:
+            # Everything the runtime still has: where the stored lines end is
+            # found by counting them (runner.resume), not by stamps.
+            stream = self.executor.logs(handle)
             try:
-                # Everything the runtime still has: where the stored lines end
-                # is found by counting them (runner.resume), not by stamps.
-                stream = self.executor.logs(handle)
                 for record in resume_lines(stream, self.a.stored, stored_form, since):
                     while lines.qsize() >= LINES_QUEUED:  # the writes are behind: hold the stream
                         if gone:
                             return
                         time.sleep(0.01)
+                    if gone:
+                        return
                     lines.put(record)
             except CratonError as exc:
                 lines.put(exc)
             finally:
+                # Closed now, not when collected: an attach left open holds the
+                # container back once its pipe is full.
+                close = getattr(stream, "close", None)
+                if close is not None:
+                    close()
                 lines.put(_END)
 
         if self.a.adopted_from:

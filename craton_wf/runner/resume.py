@@ -87,6 +87,9 @@ def resume_lines(
     last_stored_ts: datetime | None = None,
 ) -> Iterator[LogRecord]:
     """The records of ``lines`` that were not stored yet, with gap lines where some are gone."""
+    if not stored:  # nothing stored: every line, as it comes
+        yield from (LogRecord(line.stream, line.ts, line.text) for line in lines)
+        return
     streams = {name: _Stream(s) for name, s in (stored or {}).items()}
     pending: deque[_Held] = deque()  # in arrival order, while a stream is undecided
 
