@@ -12,6 +12,7 @@ from craton_wf.api.audit import install_audit_trail
 from craton_wf.api.errors import install_error_handlers
 from craton_wf.api.limits import BodySizeLimit
 from craton_wf.api.routes import inventory, jobs, secrets, system, tasks, users, workflows
+from craton_wf.api.write_slots import install_write_slots
 from craton_wf.db.engine import make_engine, make_session_factory, reading, trying
 from craton_wf.services import project_secrets
 from craton_wf.settings import Settings
@@ -42,6 +43,7 @@ def create_app(
         upload_max_bytes=settings.upload_max_bytes,
     )
     install_audit_trail(app)
+    install_write_slots(app, settings)  # outside the audit trail: its write waits for a slot too
     for module in (system, inventory, tasks, workflows, jobs, users, secrets):
         app.include_router(module.router)
     return app

@@ -43,6 +43,13 @@ def error_response(status: int, message: str, code: str | None = None) -> JSONRe
     )
 
 
+def busy_response() -> JSONResponse:
+    """503 for a request that gave up waiting for the database's lock: send it again."""
+    response = error_response(503, "the database is busy; try again shortly", "database_busy")
+    response.headers["Retry-After"] = str(RETRY_AFTER_BUSY_SECONDS)
+    return response
+
+
 def _validation_message(exc: RequestValidationError) -> str:
     parts = []
     for error in exc.errors()[:5]:
@@ -82,9 +89,7 @@ def install_error_handlers(app: FastAPI) -> None:
         if not is_busy(exc):
             return await _unexpected(request, exc)
         log.warning("database busy: %s %s: %s", request.method, request.url.path, exc.orig)
-        response = error_response(503, "the database is busy; try again shortly", "database_busy")
-        response.headers["Retry-After"] = str(RETRY_AFTER_BUSY_SECONDS)
-        return response
+        return busy_response()
 
     @app.exception_handler(OverflowError)
     async def _overflow(_request: Request, exc: OverflowError) -> JSONResponse:

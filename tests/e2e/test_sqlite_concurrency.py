@@ -4,6 +4,7 @@ nothing answers 500."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections import Counter
@@ -74,3 +75,45 @@ def test_a_hundred_clients_get_answers_or_503_with_retry_after_never_500(served:
     assert all(a.retry_after == "1" and a.code == "database_busy" for a in busy)
     assert all(a.kind == "write" for a in busy), statuses  # reads never wait for the lock
     assert statuses[("write", 201)] > 0
+
+
+def test_reads_answer_while_more_writes_wait_for_the_lock_than_the_server_has_threads(
+    tmp_path: Path,
+) -> None:
+    served = start_server(tmp_path, lock_timeout=6)
+    try:
+        region_id, _ = add_region(served, 2)
+        holder = _holding(served, 8)
+
+        async def crowd() -> tuple[httpx.Response, float, list[httpx.Response]]:
+            limits = httpx.Limits(max_connections=100)
+            async with httpx.AsyncClient(
+                base_url=served.url, headers=served.headers, timeout=60, limits=limits
+            ) as client:
+                writes = [
+                    asyncio.create_task(
+                        client.post(
+                            "/v1/hosts",
+                            json={
+                                "name": f"w{i}",
+                                "ip_address": "10.8.0.1",
+                                "region_id": region_id,
+                            },
+                        )
+                    )
+                    for i in range(60)
+                ]
+                await asyncio.sleep(1.5)  # they all wait for the lock now
+                start = time.monotonic()
+                read = await client.get("/v1/hosts")
+                took = time.monotonic() - start
+                return read, took, list(await asyncio.gather(*writes))
+
+        read, took, writes = asyncio.run(crowd())
+        holder.join()
+    finally:
+        served.stop()
+    assert read.status_code == 200
+    assert took < 2, f"a read waited {took:.1f}s behind writes waiting for the lock"
+    assert {w.status_code for w in writes} <= {201, 503}
+    assert all(w.headers["Retry-After"] == "1" for w in writes if w.status_code == 503)
