@@ -9,21 +9,38 @@ asks for the network joins its project's bridge, never the default one, with
 ``host.docker.internal`` naming that bridge's gateway, where the API answers
 (:mod:`craton_wf.executors.tasknet`).
 
-Logs are read from the raw ``GET /containers/{id}/logs`` stream rather than
-through the SDK's ``logs()``, which drops the stream id of each frame: a
-non-TTY container's output comes as frames with an 8-byte header (stream id,
-length), and with ``timestamps=1`` every frame is one log message starting
-with the engine's RFC 3339 timestamp. Docker splits lines over 16 KiB into
-several messages without newlines, so lines are reassembled per stream and
-stamped with the time of the message that completed them; that keeps stamps
-non-decreasing in the order lines are yielded, which ``since`` relies on.
-Within a stream the order is exact; across streams it is the engine's (it
-stamps stdout and stderr in separate readers, so a line written to stderr
-just after one on stdout may come first).
+A run's output is read through an attach (``POST /containers/{id}/attach``,
+stream, no logs) that ``start`` opens before it starts the container. The
+engine copies the container's output to each attached reader through a pipe
+that blocks when the reader is behind (about 1 MB), so a slow runner slows
+the container down instead of losing lines, whatever the json-file log's
+rotation (``log_max_size``/``log_max_files`` then only bound its disk): while
+its runner reads, a run's stored log is exactly what the container printed.
+An attach carries no engine stamps; its lines are stamped when read. When the
+attach ends the container has exited (the engine closes it then); if it ends
+while the container still runs, a gap line says so and the engine's log is
+followed from then on.
 
-The engine (seen with 20.10) may end a follow stream at the container's exit
-before it has sent the last messages; the log is then read once more without
-follow, starting after the last message seen, so nothing is lost.
+A container started elsewhere (a run taken over from a runner that died) is
+read from the engine's log, everything it still has, then attached: it is
+paused between the attach and the read so the two meet exactly (see
+:meth:`DockerExecutor._replayed_then_live`); the runner finds where its stored
+lines end by counting them (:mod:`craton_wf.runner.resume`). What rotated away
+while no runner read is lost; a ``[craton] log gap`` line stands there.
+
+The engine's log is read from the raw ``GET /containers/{id}/logs`` stream
+rather than through the SDK's ``logs()``, which drops the stream id of each
+frame: a non-TTY container's output comes as frames with an 8-byte header
+(stream id, length), and with ``timestamps=1`` every frame is one log message
+starting with the engine's RFC 3339 timestamp. Docker splits lines over 16 KiB
+into several messages without newlines, so lines are reassembled per stream
+and stamped with the time of the message that completed them. Within a
+stream the order is exact; across streams it is the engine's (it copies
+stdout and stderr in separate goroutines, so a line written to stderr just
+after one on stdout may come first). The engine (seen with 20.10) may end a
+follow stream before it has sent the last messages; the log is then read
+again after the last message seen, and if that message was rotated away
+meanwhile a gap line says so (:func:`frames_after`).
 
 ``managed`` answers from one list call: the engine's summaries carry each
 container's name, state and labels, so there is no inspect per container to

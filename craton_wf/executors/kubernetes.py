@@ -16,7 +16,8 @@ This module drives the Job through the official client:
   stamped at or before ``since`` are skipped: the client has no ``sinceTime``
   and ``sinceSeconds`` would depend on the clocks of runner and node agreeing.
   If the follow stream ends while the container still runs, the log is read
-  again after the last line seen. When the pod cannot start (its image cannot
+  again after the last line seen; lines the kubelet rotated away meanwhile are
+  lost, and a ``[craton] log gap`` line stands where. When the pod cannot start (its image cannot
   be pulled, its configuration is invalid) or the Job ends before its pod
   ran, one ``system`` line says why and the log ends.
 - ``wait`` reads the exit code from the pod's container status
@@ -70,6 +71,7 @@ import kubernetes.watch
 import urllib3.exceptions
 from kubernetes.client.exceptions import ApiException
 
+from craton_wf.domain.logmarks import log_gap_marker
 from craton_wf.errors import ContainerNotFound, ExecutorError, NameTaken
 from craton_wf.executors.base import (
     RUN_UID_LABEL,
@@ -617,15 +619,25 @@ class KubernetesExecutor(Executor):
 
         A stream that ends while the container runs is opened again; the lines
         already yielded are recognised by their stamps (and, for lines stamped
-        alike, their count) and skipped.
+        alike, their count) and skipped. If the log read again begins after the
+        last line yielded, the kubelet rotated that line away, and maybe lines
+        after it: a ``system`` gap line stands before the first line it still has.
         """
         last_ns: int | None = None
         seen_at_last = 0  # lines yielded that are stamped last_ns
         while True:
             skip_at_last = seen_at_last
             unterminated = bytearray()
+            reopened = last_ns is not None
             try:
                 for epoch_ns, line in self._lines(handle, pod_name, unterminated):
+                    if reopened and epoch_ns is not None and last_ns is not None:
+                        reopened = False
+                        if epoch_ns > last_ns:
+                            after = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(
+                                microseconds=last_ns // 1000
+                            )
+                            yield LogLine("system", line.ts, log_gap_marker(after, line.ts))
                     if epoch_ns is not None and last_ns is not None:
                         if epoch_ns < last_ns:
                             continue

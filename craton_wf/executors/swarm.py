@@ -25,9 +25,14 @@ host), and this executor installs no firewall.
 
 A service starts as soon as it exists, so ``create`` starts it and ``start``
 has nothing left to do. Logs are the service's (the engine gathers them from
-whichever node ran the task): its follow stream does not end when the task
-does, so the log is read again every half second from the last message seen
-until the task has ended, then once more. The exit code is the task's
+the json-file log of whichever node ran the task): its follow stream does not
+end when the task does, so the log is read again every half second from the
+last message seen until the task has ended, then once more. Swarm starts the
+task's container, so there is no attach before its first byte as the docker
+executor has: the stored log is exact as long as the task's log (the daemon's
+log options on its node) keeps what was printed between two reads; what was
+rotated away meanwhile is lost, and a ``[craton] log gap`` line stands where
+(:func:`~craton_wf.executors.docker.frames_after`). The exit code is the task's
 container status. ``managed`` lists the services labelled with a run uid;
 removing one takes its task's container along (see below).
 
