@@ -502,7 +502,7 @@ def test_a_tasks_token_reads_its_hosts_sets_their_variables_and_dies_with_the_ru
             break
         time.sleep(0.05)
     env = seen[0].env
-    assert env["CRATON_URL"] == f"http://{settings.api_host}:{settings.api_port}"
+    assert env["CRATON_URL"] == f"http://host.docker.internal:{settings.api_port}"
     task_token = env["CRATON_TOKEN"]
     task = TestClient(api.app, headers={"Authorization": f"Bearer {task_token}"})
 
