@@ -175,29 +175,26 @@ def api(settings, sessions, root):  # type: ignore[no-untyped-def]
         yield client
 
 
-@pytest.fixture(scope="session")
-def busybox_image() -> str:
-    """The locally made base image (scripts/make-base-images.sh), built if missing."""
+def _base_image(image: str, which: str) -> str:
+    """``image``, one of the locally made bases (scripts/make-base-images.sh --only
+    ``which``), built if missing; the test is skipped without a Docker engine."""
     import subprocess
 
-    image = "craton/busybox:latest"
     if not have_docker():
         pytest.skip("no Docker engine")
     if subprocess.run(["docker", "image", "inspect", image], capture_output=True).returncode:
         root = Path(__file__).resolve().parent.parent
-        subprocess.run([str(root / "scripts/make-base-images.sh"), "--only", "busybox"], check=True)
+        subprocess.run([str(root / "scripts/make-base-images.sh"), "--only", which], check=True)
     return image
+
+
+@pytest.fixture(scope="session")
+def busybox_image() -> str:
+    """The busybox base: what most tests' tasks are built from (seconds to make)."""
+    return _base_image("craton/busybox:latest", "busybox")
 
 
 @pytest.fixture(scope="session")
 def python_image() -> str:
-    """The locally made Debian base with bash and python3, built if missing (a minute)."""
-    import subprocess
-
-    image = "craton/python:3"
-    if not have_docker():
-        pytest.skip("no Docker engine")
-    if subprocess.run(["docker", "image", "inspect", image], capture_output=True).returncode:
-        root = Path(__file__).resolve().parent.parent
-        subprocess.run([str(root / "scripts/make-base-images.sh"), "--only", "python"], check=True)
-    return image
+    """The Debian base with bash and python3 (a minute to make)."""
+    return _base_image("craton/python:3", "python")
