@@ -14,6 +14,7 @@
     ├── SourceError             (400) a task's source cannot be fetched or unpacked
     │   └── UnsafeSource        (400) a git URL, ref, path or archive member is refused
     ├── BuildError              a docker build or push failed
+    ├── DatabaseBusy            (503) gave up waiting for the database's lock; send it again
     ├── ExecutorError           the container runtime refused or failed
     │   └── ContainerNotFound   the container is gone
     └── LeaseLost               a runner no longer owns the run it writes about
@@ -110,6 +111,13 @@ class BuildError(CratonError):
     """The image build failed."""
 
     code = "build_failed"
+
+
+class DatabaseBusy(CratonError):
+    """The database is busy; try again shortly."""
+
+    status = 503
+    code = "database_busy"
 
 
 class ExecutorError(CratonError):

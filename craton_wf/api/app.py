@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from sqlalchemy.orm import Session, sessionmaker
 
 from craton_wf import __version__
@@ -12,8 +12,8 @@ from craton_wf.api.audit import install_audit_trail
 from craton_wf.api.errors import install_error_handlers
 from craton_wf.api.limits import BodySizeLimit
 from craton_wf.api.routes import inventory, jobs, secrets, system, tasks, users, workflows
-from craton_wf.api.write_slots import install_write_slots
-from craton_wf.db.engine import make_engine, make_session_factory, reading, trying
+from craton_wf.api.write_slots import WRITE_SLOTS, WriteSlots, write_slot
+from craton_wf.db.engine import is_sqlite, make_engine, make_session_factory, reading, trying
 from craton_wf.services import project_secrets
 from craton_wf.settings import Settings
 
@@ -43,7 +43,11 @@ def create_app(
         upload_max_bytes=settings.upload_max_bytes,
     )
     install_audit_trail(app)
-    install_write_slots(app, settings)  # outside the audit trail: its write waits for a slot too
+    app.state.write_slots = (
+        WriteSlots(WRITE_SLOTS, settings.sqlite_lock_timeout_seconds)
+        if is_sqlite(settings.database_url)
+        else None
+    )
     for module in (system, inventory, tasks, workflows, jobs, users, secrets):
-        app.include_router(module.router)
+        app.include_router(module.router, dependencies=[Depends(write_slot)])
     return app

@@ -1,9 +1,10 @@
 """The one place exceptions become HTTP answers: ``{"message", "status", "code"}``.
 
 A database that gave up waiting for a lock (SQLite's busy timeout, PostgreSQL's
-lock timeout, a broken deadlock: ``db.engine.is_busy``) answers 503 with
-``Retry-After``, code ``database_busy``: the request did nothing and may be
-sent again, which a 500 would not say.
+lock timeout, a broken deadlock: ``db.engine.is_busy``), like a request that
+waited too long for a write slot (``api.write_slots``, ``DatabaseBusy``),
+answers 503 with ``Retry-After``, code ``database_busy``: the request did
+nothing and may be sent again, which a 500 would not say.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from craton_wf.db.engine import is_busy
-from craton_wf.errors import CratonError
+from craton_wf.errors import CratonError, DatabaseBusy
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +44,8 @@ def error_response(status: int, message: str, code: str | None = None) -> JSONRe
     )
 
 
-def busy_response() -> JSONResponse:
-    """503 for a request that gave up waiting for the database's lock: send it again."""
-    response = error_response(503, "the database is busy; try again shortly", "database_busy")
+def _busy(exc: DatabaseBusy) -> JSONResponse:
+    response = error_response(exc.status, exc.message, exc.code)
     response.headers["Retry-After"] = str(RETRY_AFTER_BUSY_SECONDS)
     return response
 
@@ -61,6 +61,8 @@ def _validation_message(exc: RequestValidationError) -> str:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(CratonError)
     async def _craton(_request: Request, exc: CratonError) -> JSONResponse:
+        if isinstance(exc, DatabaseBusy):
+            return _busy(exc)
         if exc.status >= 500:
             log.error("%s: %s", type(exc).__name__, exc.message)
         return error_response(exc.status, exc.message, exc.code)
@@ -89,7 +91,7 @@ def install_error_handlers(app: FastAPI) -> None:
         if not is_busy(exc):
             return await _unexpected(request, exc)
         log.warning("database busy: %s %s: %s", request.method, request.url.path, exc.orig)
-        return busy_response()
+        return _busy(DatabaseBusy())
 
     @app.exception_handler(OverflowError)
     async def _overflow(_request: Request, exc: OverflowError) -> JSONResponse:

@@ -29,6 +29,15 @@ UPLOAD_ENVELOPE_BYTES = 1024 * 1024
 _UPLOAD_PATHS = re.compile(r"^/v1/tasks(/[0-9]+/builds)?/?$")
 
 
+def is_upload(scope: Scope) -> bool:
+    """A multipart POST to an upload route (its route reads the body itself)."""
+    return bool(
+        scope.get("method") == "POST"
+        and _UPLOAD_PATHS.match(scope.get("path", ""))
+        and (_header(scope, b"content-type") or "").startswith("multipart/form-data")
+    )
+
+
 class BodySizeLimit:
     def __init__(self, app: ASGIApp, *, max_bytes: int, upload_max_bytes: int) -> None:
         self.app = app
@@ -37,13 +46,7 @@ class BodySizeLimit:
 
     def limit_for(self, scope: Scope) -> int:
         """The upload cap for a multipart POST to an upload route; else the general one."""
-        if (
-            scope.get("method") == "POST"
-            and _UPLOAD_PATHS.match(scope.get("path", ""))
-            and (_header(scope, b"content-type") or "").startswith("multipart/form-data")
-        ):
-            return self.upload_max_bytes
-        return self.max_bytes
+        return self.upload_max_bytes if is_upload(scope) else self.max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -58,7 +58,7 @@ def test_reads_answer_while_another_connection_holds_the_write_lock(served: Serv
     assert refused.status_code == 503, refused.text
     assert refused.headers["Retry-After"] == "1"
     assert refused.json() == {
-        "message": "the database is busy; try again shortly",
+        "message": "The database is busy; try again shortly.",
         "status": 503,
         "code": "database_busy",
     }

@@ -67,7 +67,7 @@ def test_a_write_that_times_out_on_a_lock_answers_503_with_retry_after(
     assert refused.status_code == 503, refused.text
     assert refused.headers["Retry-After"] == "1"
     assert refused.json() == {
-        "message": "the database is busy; try again shortly",
+        "message": "The database is busy; try again shortly.",
         "status": 503,
         "code": "database_busy",
     }
