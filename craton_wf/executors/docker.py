@@ -203,6 +203,10 @@ def host_config_options(
         "network_mode": network if spec.network else "none",
         "auto_remove": False,
         "privileged": False,
+        # An init (the engine's docker-init) as PID 1 forwards SIGTERM and
+        # reaps: a script as PID 1 ignores signals it installs no handler
+        # for, so a cancel would wait out the whole grace period.
+        "init": True,
         # The engine's own copy of the output is bounded too (the stored log is
         # capped by the runner); rotation past it shows as a gap marker.
         "log_config": {

@@ -140,6 +140,7 @@ def service_spec(
         stop_grace_period=int(max(stop_grace_seconds, 0) * 1_000_000_000),
         tty=False,
         open_stdin=False,
+        init=True,  # as the docker executor: SIGTERM reaches the task, not a deaf PID 1
     )
     if no_new_privileges:
         container["Privileges"] = {"NoNewPrivileges": True}

@@ -231,7 +231,7 @@ def test_since_resumes_after_the_lines_already_read(executor: DockerExecutor, ru
 def test_stop_kills_a_container_that_ignores_sigterm_after_the_grace(
     executor: DockerExecutor, run: Runner
 ) -> None:
-    handle = run("exec sleep 60")  # pid 1 without a handler: SIGTERM does nothing
+    handle = run("trap '' TERM; exec sleep 60")  # the task itself ignores SIGTERM
 
     started = time.monotonic()
     executor.stop(handle, grace_seconds=1)
@@ -240,6 +240,21 @@ def test_stop_kills_a_container_that_ignores_sigterm_after_the_grace(
     assert 0.8 <= elapsed < 10
     assert executor.wait(handle, timeout=10) == 137
     executor.stop(handle, grace_seconds=1)  # already stopped: no error
+
+
+def test_a_task_without_a_signal_handler_stops_well_within_the_grace(
+    executor: DockerExecutor, run: Runner
+) -> None:
+    # As PID 1, busybox sh (and sleep) would ignore SIGTERM and wait out the
+    # grace; the engine's init forwards it instead.
+    handle = run("sleep 300")
+    time.sleep(0.5)
+
+    started = time.monotonic()
+    executor.stop(handle, grace_seconds=30)
+
+    assert time.monotonic() - started < 5
+    assert executor.wait(handle, timeout=10) == 143  # ended by SIGTERM, not killed
 
 
 def test_stop_ends_a_container_that_obeys_sigterm_at_once(

@@ -18,3 +18,7 @@ def test_an_older_engine_gets_no_field_it_would_reject() -> None:
     assert "Privileges" not in template["ContainerSpec"]
     assert template["ContainerSpec"]["CapabilityDrop"] == ["ALL"]
     assert template["ContainerSpec"]["ReadOnly"] is True
+
+
+def test_the_task_runs_under_an_init_that_forwards_sigterm() -> None:
+    assert service_spec(SPEC, None, 2)["ContainerSpec"]["Init"] is True
