@@ -14,6 +14,7 @@ connection makes the engine cancel the build.
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
@@ -147,13 +148,20 @@ class ImageBuilder:
         on_log: Callable[[str], None],
         timeout: int,
     ) -> BuiltImage:
-        """Build ``context`` as ``tag``, calling ``on_log`` with every output line."""
+        """Build ``context`` as ``tag``, calling ``on_log`` with every output line.
+
+        The platform's labels are not passed to the build: the legacy builder
+        appends one ``LABEL`` step per label, each an intermediate container
+        in the task's build log. The image is built untagged, then labelled
+        and tagged at once by committing a never-started container of it
+        with one ``LABEL`` change (no new layer; an image with neither CMD
+        nor ENTRYPOINT gets ``CMD ["true"]``, which runs never use: they
+        start the task's command).
+        """
         try:
             chunks = self.client.api.build(
                 path=str(context),
                 dockerfile=dockerfile,
-                tag=tag,
-                labels={**labels, MANAGED_LABEL: "true"},
                 rm=True,
                 forcerm=True,
                 decode=True,
@@ -167,7 +175,32 @@ class ImageBuilder:
             raise BuildError(
                 f"docker build of {tag} failed or timed out after {timeout}s: {_truncate(str(exc))}"
             ) from exc
+        if not image_id:
+            raise BuildError(f"the build of {tag} ended without an error but named no image")
+        self._label(image_id, tag, {**labels, MANAGED_LABEL: "true"})
         return self._built(tag, image_id)
+
+    def _label(self, image_id: str, tag: str, labels: dict[str, str]) -> None:
+        """Commit ``image_id`` as ``tag`` with ``labels`` added, without a build step."""
+        api = self.client.api
+        repository, _, version = tag.rpartition(":")
+        if not repository or "/" in version:
+            repository, version = tag, "latest"
+        change = "LABEL " + " ".join(f"{json.dumps(k)}={json.dumps(v)}" for k, v in labels.items())
+        container_id: str | None = None
+        try:
+            config = api.inspect_image(image_id).get("Config") or {}
+            command = None if config.get("Cmd") or config.get("Entrypoint") else ["true"]
+            container_id = api.create_container(image_id, command=command)["Id"]
+            api.commit(container_id, repository=repository, tag=version, changes=[change])
+        except docker.errors.DockerException as exc:
+            raise BuildError(f"labelling the image {tag} failed: {_docker_message(exc)}") from exc
+        finally:
+            if container_id:
+                try:
+                    api.remove_container(container_id, force=True)
+                except docker.errors.DockerException:
+                    pass  # never started; the engine's own cleanup can have it
 
     def _follow(
         self, chunks: Iterator[dict[str, Any]], on_log: Callable[[str], None], deadline: float
