@@ -346,12 +346,42 @@ def test_task_build_wait_success(router, cli) -> None:
     router.add("GET", "/v1/tasks/5/builds/12", {"id": 12, "number": 2, "status": "READY"})
     router.add("GET", "/v1/tasks/5", {**git_task, "status": "READY"})
 
-    result = cli("task-build", "hello", "--ref", "v2", "--wait")
+    result = cli("task-build", "hello", "--ref", "v2", "--wait", "--verbose")
 
     assert result.code == 0, result.err
     assert json.loads(router.sent("POST", "/v1/tasks/5/builds")[0].content) == {"ref": "v2"}
-    assert "built" in result.err
+    assert "built" in result.err.splitlines()  # --verbose: every line of the log
     assert "READY" in result.out
+
+
+def test_task_create_wait_shows_the_steps_not_the_whole_log(router, cli, tmp_path) -> None:
+    (tmp_path / "Dockerfile").write_text("FROM base\n")
+    router.add("POST", "/v1/tasks", TASK)
+    log = [
+        "Step 1/2 : FROM craton/busybox:latest",
+        " ---> 1f4044cb54f3",
+        "Step 2/2 : RUN make",
+        " ---> Running in aa72f5351430",
+        "Removing intermediate container aa72f5351430",
+        "Successfully built c7b44fa5ce56",
+    ]
+    router.add(
+        "GET",
+        "/v1/tasks/5/builds/11/logs",
+        router.ndjson([{"seq": i, "line": line} for i, line in enumerate(log, 1)]),
+    )
+    router.add("GET", "/v1/tasks/5/builds/11", {"id": 11, "number": 1, "status": "READY"})
+    router.add("GET", "/v1/tasks/5", {**TASK, "status": "READY"})
+
+    result = cli(
+        "task-create", "--name", "hello", "--location", str(tmp_path), "--command", "x", "--wait"
+    )
+
+    assert result.code == 0, result.err
+    assert "task hello: step 1/2 FROM craton/busybox:latest, 00:00:0" in result.err
+    assert "step 2/2 RUN make" in result.err
+    assert "intermediate container" not in result.err
+    assert "task hello: build 1 READY (00:00:0" in result.err
 
 
 def test_task_build_of_an_upload_task_repacks_its_location(router, cli, tmp_path) -> None:

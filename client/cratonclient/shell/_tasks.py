@@ -65,18 +65,23 @@ def _resources(args: argparse.Namespace) -> dict[str, Any] | None:
     return asked or None
 
 
-def _finish_build(ctx: Context, task: Resource, build_id: Any, wait: bool) -> int:
-    """Show the task, after waiting for its build if asked; 1 if that build failed."""
+def _finish_build(
+    ctx: Context, task: Resource, build_id: Any, wait: bool, verbose: bool = False
+) -> int:
+    """Show the task, after waiting for its build if asked; 1 if that build failed.
+
+    A failed build's log is printed (unless ``verbose`` already showed it).
+    """
     if not wait:
         ctx.out.show(task)
         return 0
-    build, tail = wait_for_build(ctx, task, build_id)
+    build, log = wait_for_build(ctx, task, build_id, verbose=verbose)
     ctx.out.show(ctx.client.tasks.get(task["id"]))
     if build.get("status") == "READY":
         return 0
-    if tail:
-        ctx.out.note(f"--- last {len(tail)} line(s) of the build log ---")
-        for line in tail:
+    if log and not verbose:
+        ctx.out.note(f"--- the build log ({len(log)} line(s)) ---")
+        for line in log:
             ctx.out.note(line)
     reason = f": {build['error']}" if build.get("error") else ""
     ctx.out.error(f"Build of task {task['name']} failed{reason}")
@@ -92,7 +97,7 @@ def do_task_create(ctx: Context, args: argparse.Namespace) -> int:
             raise CommandError(f"No such directory: {args.location}")
         task = ctx.client.tasks.create(location=args.location, **spec)
     build_id = (task.get("current_build") or {}).get("id", "latest")
-    return _finish_build(ctx, task, build_id, args.wait)
+    return _finish_build(ctx, task, build_id, args.wait, args.verbose)
 
 
 def do_task_list(ctx: Context, args: argparse.Namespace) -> None:
@@ -140,7 +145,7 @@ def do_task_build(ctx: Context, args: argparse.Namespace) -> int:
     if not args.wait:
         ctx.out.show(build)
         return 0
-    return _finish_build(ctx, task, build["id"], True)
+    return _finish_build(ctx, task, build["id"], True, args.verbose)
 
 
 def do_task_build_list(ctx: Context, args: argparse.Namespace) -> None:
@@ -225,6 +230,17 @@ def _decision_options(parser: argparse.ArgumentParser, task_help: str) -> None:
     parser.add_argument("--reason", help="recorded with the decision")
 
 
+def _wait_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--wait",
+        action="store_true",
+        help="wait for the build, showing its current step (the whole log if it fails)",
+    )
+    parser.add_argument(
+        "--verbose", action="store_true", help="with --wait: print the whole build log as it comes"
+    )
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     task_help = "task (id or name)"
 
@@ -252,7 +268,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="a local directory (uploaded) or a git URL (cloned by the server)",
     )
     _metadata_options(parser, create=True)
-    parser.add_argument("--wait", action="store_true", help="wait for the build, showing its log")
+    _wait_options(parser)
 
     parser = add_command(subparsers, "task-list", do_task_list, "List tasks.")
     parser.add_argument("--name", help="only the task with this name")
@@ -277,7 +293,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="DIR",
         help="directory to upload (uploaded tasks; default: the task's location if it exists here)",
     )
-    parser.add_argument("--wait", action="store_true", help="wait for the build, showing its log")
+    _wait_options(parser)
 
     parser = add_command(subparsers, "task-build-list", do_task_build_list, "List a task's builds.")
     parser.add_argument("task", metavar="TASK", help=task_help)

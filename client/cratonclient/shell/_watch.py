@@ -12,6 +12,7 @@ polling, fetching the log lines it missed, until the object is finished.
 
 from __future__ import annotations
 
+import re
 import time
 from collections import Counter, deque
 from collections.abc import Mapping
@@ -37,8 +38,8 @@ from ._common import Context
 
 #: Seconds between two polls of a build or a job.
 POLL_INTERVAL = 1.0
-#: Build log lines shown when a build fails.
-TAIL_LINES = 30
+#: Build log lines kept to show when a build fails.
+MAX_BUILD_LINES = 2000
 #: Host statuses of a job that are not finished yet.
 ACTIVE_HOST_STATUSES = frozenset({"PENDING", "QUEUED", "RUNNING", "CANCELLING"})
 
@@ -65,6 +66,11 @@ class StatusDisplay:
         if self._live is not None:
             self._live.stop()
 
+    @property
+    def live(self) -> bool:
+        """A display updated in place (a terminal), not one line per change."""
+        return self._live is not None
+
     def status(self, text: str) -> None:
         if text == self._last:
             return
@@ -89,21 +95,40 @@ class StatusDisplay:
 
 # -- builds ------------------------------------------------------------------------
 
+_BUILD_STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
+
+
+def elapsed(since: float) -> str:
+    """``00:12:03``: the time since ``since`` (a ``time.monotonic()``)."""
+    seconds = int(time.monotonic() - since)
+    return f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
 
 def wait_for_build(
-    ctx: Context, task: Mapping[str, Any], build_id: Id
+    ctx: Context, task: Mapping[str, Any], build_id: Id, verbose: bool = False
 ) -> tuple[Resource, list[str]]:
-    """Show the build's log until it is finished; answer the build and the log's last lines."""
+    """Wait until the build is finished; answer the build and its log (the last lines).
+
+    Only the step being built is shown (``step 2/4 RUN make, 00:00:07``);
+    ``verbose`` prints every log line as it comes instead.
+    """
     tasks = ctx.client.tasks
-    tail: deque[str] = deque(maxlen=TAIL_LINES)
+    log: deque[str] = deque(maxlen=MAX_BUILD_LINES)
     after = 0
     label = f"task {task['name']}"
+    started = time.monotonic()
+    step = ""
 
     def show(entry: Mapping[str, Any]) -> None:
-        nonlocal after
+        nonlocal after, step
         if "line" in entry:
-            tail.append(str(entry["line"]))
-            display.line(str(entry["line"]))
+            line = str(entry["line"])
+            log.append(line)
+            if verbose:
+                display.line(line)
+            elif match := _BUILD_STEP.match(line):
+                step = f"step {match[1]}/{match[2]} {match[3][:60]}"
+                display.status(f"Building {label}: {step}, {elapsed(started)}")
         after = entry.get("seq", after)
 
     with StatusDisplay(ctx.out.err) as display:
@@ -112,13 +137,17 @@ def wait_for_build(
             show(entry)
         build = tasks.get_build(task["id"], build_id)
         while build.get("status") not in BUILD_FINISHED:
-            display.status(f"Building {label}: {build.get('status')}")
+            if display.live:
+                display.status(f"Building {label}: {step or build.get('status')}, {elapsed(started)}")
             sleep()
             for entry in tasks.build_logs(task["id"], build_id, after=after):
                 show(entry)
             build = tasks.get_build(task["id"], build_id)
-        display.done(f"{label}: build {build.get('number', build.get('id'))} {build['status']}")
-    return build, list(tail)
+        display.done(
+            f"{label}: build {build.get('number', build.get('id'))} {build['status']}"
+            f" ({elapsed(started)})"
+        )
+    return build, list(log)
 
 
 # -- jobs --------------------------------------------------------------------------
