@@ -278,6 +278,31 @@ TASK = {
 }
 
 
+def test_a_ready_task_awaiting_approval_does_not_read_as_runnable(router, cli) -> None:
+    pending = {"status": "pending", "build": 1, "digest": "sha256:ab", "by": None, "at": None}
+    approved = {**pending, "status": "approved", "by": "alice"}
+    router.collection(
+        "/v1/tasks",
+        "tasks",
+        [
+            {**TASK, "status": "READY", "approval": pending},
+            {**TASK, "id": 6, "name": "audit", "status": "READY", "approval": approved},
+        ],
+    )
+
+    listed = cli("task-list")
+    shown = cli("task-show", "hello")
+    as_json = cli("task-list", "--format", "json")
+
+    assert listed.code == shown.code == as_json.code == 0, listed.err + shown.err
+    rows = {line.split("|")[2].strip(): line for line in listed.out.splitlines() if "|" in line}
+    assert "READY (awaiting approval)" in rows["hello"]
+    assert "| pending (build 1)" in rows["hello"]
+    assert "| READY " in rows["audit"] and "approved by alice (build 1)" in rows["audit"]
+    assert "READY (awaiting approval)" in shown.out
+    assert json.loads(as_json.out)[0]["status"] == "READY"  # scripts get the fields as they are
+
+
 def test_task_create_from_a_directory_uploads_it(router, cli, tmp_path: Path) -> None:
     (tmp_path / "Dockerfile").write_text("FROM busybox\n")
     router.add("POST", "/v1/tasks", TASK)

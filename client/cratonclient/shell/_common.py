@@ -156,14 +156,29 @@ def fields_to_show(
     return fields
 
 
-def print_items(ctx: Context, args: argparse.Namespace, items: Sequence[Mapping[str, Any]]) -> None:
+#: How a command shows one object in a table (JSON and YAML print it as it came).
+Readable = Callable[[Mapping[str, Any]], Mapping[str, Any]]
+
+
+def print_items(
+    ctx: Context,
+    args: argparse.Namespace,
+    items: Sequence[Mapping[str, Any]],
+    readable: Readable | None = None,
+) -> None:
+    if readable is not None and ctx.out.is_table:
+        items = [readable(item) for item in items]
     ctx.out.list(items, fields_to_show(args, items, ctx.out.is_table))
 
 
 def list_command(
-    ctx: Context, args: argparse.Namespace, manager: Manager, filters: Mapping[str, Any]
+    ctx: Context,
+    args: argparse.Namespace,
+    manager: Manager,
+    filters: Mapping[str, Any],
+    readable: Readable | None = None,
 ) -> None:
-    """Fetch as ``--all/--limit/--marker`` say, and print."""
+    """Fetch as ``--all/--limit/--marker`` say, and print (each row as ``readable`` says)."""
     sort = {"sort_keys": args.sort_key, "sort_dir": args.sort_dir}
     filters = {k: v for k, v in filters.items() if v is not None}
     next_marker = None
@@ -182,6 +197,6 @@ def list_command(
     else:
         page = manager.list_page(marker=args.marker, **sort, **filters)
         items, next_marker = page.items, page.next_marker
-    print_items(ctx, args, items)
+    print_items(ctx, args, items, readable)
     if next_marker is not None:
         ctx.out.note(f"(more {manager.noun}s: use --all, or --marker {next_marker})")

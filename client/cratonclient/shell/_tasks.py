@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+from collections.abc import Mapping
 from typing import Any
 
 from .._resource import Resource
@@ -26,7 +27,9 @@ from ._common import (
 )
 from ._watch import wait_for_build
 
-TASK_FIELDS = ("id", "name", "source_type", "status", "kind", "public", "commit")
+TASK_FIELDS = ("id", "name", "source_type", "status", "approval", "kind", "public", "commit")
+#: What a READY task's approval means for running it, when it cannot run.
+NOT_RUNNABLE = {"pending": "awaiting approval", "rejected": "rejected", "revoked": "revoked"}
 BUILD_FIELDS = ("id", "number", "status", "ref", "commit", "image", "created_at", "finished_at")
 
 
@@ -100,12 +103,40 @@ def do_task_create(ctx: Context, args: argparse.Namespace) -> int:
     return _finish_build(ctx, task, build_id, args.wait, args.verbose)
 
 
+def describe_approval(approval: Mapping[str, Any] | None) -> str | None:
+    """``approved by alice (build 2)``, ``pending (public: needs a root user's approval)``."""
+    if not approval:
+        return None
+    text = str(approval.get("status", ""))
+    if approval.get("by"):
+        text += f" by {approval['by']}"
+    if approval.get("build") is not None:
+        text += f" (build {approval['build']})"
+    if approval.get("reason"):
+        text += f": {approval['reason']}"
+    return text
+
+
+def readable_task(task: Mapping[str, Any]) -> dict[str, Any]:
+    """The task as a table shows it: a READY build still awaiting approval does not
+    read as runnable, and the approval is one line."""
+    row = dict(task)
+    approval = task.get("approval") or {}
+    if task.get("status") == "READY" and approval.get("status") in NOT_RUNNABLE:
+        row["status"] = f"READY ({NOT_RUNNABLE[approval['status']]})"
+    if "approval" in task:
+        row["approval"] = describe_approval(task.get("approval"))
+    return row
+
+
 def do_task_list(ctx: Context, args: argparse.Namespace) -> None:
-    list_command(ctx, args, ctx.client.tasks, {"name": args.name, "status": args.status})
+    filters = {"name": args.name, "status": args.status}
+    list_command(ctx, args, ctx.client.tasks, filters, readable_task)
 
 
 def do_task_show(ctx: Context, args: argparse.Namespace) -> None:
-    ctx.out.show(ctx.client.tasks.find(args.task))
+    task = ctx.client.tasks.find(args.task)
+    ctx.out.show(readable_task(task) if ctx.out.is_table else task)
 
 
 def do_task_update(ctx: Context, args: argparse.Namespace) -> None:
