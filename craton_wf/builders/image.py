@@ -14,6 +14,7 @@ connection makes the engine cancel the build.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import threading
@@ -197,10 +198,9 @@ class ImageBuilder:
             raise BuildError(f"labelling the image {tag} failed: {_docker_message(exc)}") from exc
         finally:
             if container_id:
-                try:
+                # never started; if the engine refuses now, nothing runs in it
+                with contextlib.suppress(docker.errors.DockerException):
                     api.remove_container(container_id, force=True)
-                except docker.errors.DockerException:
-                    pass  # never started; the engine's own cleanup can have it
 
     def _follow(
         self, chunks: Iterator[dict[str, Any]], on_log: Callable[[str], None], deadline: float

@@ -33,12 +33,12 @@ def host(i: int, **fields) -> dict:
 # -- errors ------------------------------------------------------------------------
 
 
-def test_not_found_prints_the_servers_message_and_exits_1(router, cli) -> None:
+def test_not_found_prints_the_servers_message_and_exits_3(router, cli) -> None:
     router.add("GET", "/v1/hosts/42", router.error(404, "Host 42 not found.", "not_found"))
 
     result = cli("host-show", "42")
 
-    assert result.code == 1
+    assert result.code == 3
     assert result.err == "ERROR: Host 42 not found.\n"
     assert result.out == ""
 
@@ -48,7 +48,7 @@ def test_unknown_name_is_an_error(router, cli) -> None:
 
     result = cli("host-show", "nope")
 
-    assert result.code == 1
+    assert result.code == 3
     assert "ERROR: No host with name or id 'nope'." in result.err
 
 
@@ -61,21 +61,42 @@ def test_unreachable_server_is_an_error(capsys) -> None:
     )
 
     err = capsys.readouterr().err
-    assert code == 1
+    assert code == 3
     assert err.startswith("ERROR: Cannot reach the craton server at http://127.0.0.1:1")
 
 
-def test_usage_errors_exit_1(cli) -> None:
+def test_usage_errors_exit_2(cli) -> None:
     result = cli("host-create", "--name", "h")
 
-    assert result.code == 1
+    assert result.code == 2
     assert "ERROR: the following arguments are required: --ip-address, --region" in result.err
+
+
+def test_an_unknown_command_suggests_the_closest(cli) -> None:
+    result = cli("hots-list")
+
+    assert result.code == 2
+    assert result.err.splitlines()[-1].startswith(
+        "ERROR: unknown command 'hots-list'; did you mean host-list"
+    )
+
+
+def test_help_lists_the_exit_statuses(cli) -> None:
+    result = cli("--help")
+
+    assert result.code == 0
+    text = " ".join(result.out.split())
+    assert (
+        "Exit status: 0 success; 1 a build or job waited for failed or was cancelled; 2 usage error"
+        in text
+    )
+    assert "3 the server refused the request" in text
 
 
 def test_missing_workflow_file_is_an_error(cli, tmp_path: Path) -> None:
     result = cli("workflow-create", "--name", "w", "--file", str(tmp_path / "nope.yaml"))
 
-    assert result.code == 1
+    assert result.code == 2
     assert result.err.startswith("ERROR: Cannot read ")
     assert "nope.yaml" in result.err
 
@@ -148,7 +169,7 @@ def test_unknown_field_is_an_error(router, cli) -> None:
 
     result = cli("host-list", "--fields", "name", "colour")
 
-    assert result.code == 1
+    assert result.code == 2
     assert "ERROR: Unknown field(s): colour." in result.err
 
 
@@ -248,7 +269,7 @@ def test_vars_set_parses_values_as_json_when_it_can(router, cli) -> None:
 def test_vars_set_rejects_a_pair_without_equals(cli) -> None:
     result = cli("host-vars-set", "3", "novalue")
 
-    assert result.code == 1
+    assert result.code == 2
     assert "ERROR: Bad variable 'novalue': expected KEY=VALUE." in result.err
 
 
@@ -510,7 +531,7 @@ def test_job_create_sends_targets_filters_and_variables(router, cli) -> None:
 def test_job_create_needs_a_target(cli) -> None:
     result = cli("job-create", "--task", "audit")
 
-    assert result.code == 1
+    assert result.code == 2
     assert result.err.startswith("ERROR: No target")
 
 

@@ -39,7 +39,7 @@ def test_an_authors_approval_is_refused_with_the_servers_message(router, cli) ->
 
     result = cli("task-approve", "4")
 
-    assert result.code == 1
+    assert result.code == 3
     assert result.err.startswith("ERROR: you asked for build 1 of task patch")
 
 
@@ -117,7 +117,7 @@ def test_a_secret_value_on_the_command_line_is_refused_and_never_echoed(words) -
         timeout=60,
     )
 
-    assert result.returncode == 1
+    assert result.returncode == 2  # a usage error
     assert result.stderr.splitlines()[-1].startswith("ERROR: ")
     assert VALUE not in result.stdout + result.stderr
     assert "Traceback" not in result.stderr
@@ -126,7 +126,7 @@ def test_a_secret_value_on_the_command_line_is_refused_and_never_echoed(words) -
 def test_options_are_never_abbreviated(router, cli) -> None:
     result = cli("secret-create", "--name", "DB_PASSWORD", "--value-f", "-")
 
-    assert result.code == 1 and "unrecognized option --value-f" in result.err
+    assert result.code == 2 and "unrecognized option --value-f" in result.err
     assert not router.requests
 
 

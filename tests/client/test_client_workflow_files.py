@@ -38,7 +38,7 @@ def test_a_hostile_workflow_file_is_an_error_and_nothing_is_sent(
 
     result = cli("workflow-create", "--name", "w", "--file", str(path))
 
-    assert result.code == 1
+    assert result.code == 2
     assert result.err.startswith("ERROR: ") and words in result.err, result.err
     assert router.requests == []
 
@@ -49,7 +49,7 @@ def test_a_huge_workflow_file_is_refused_before_it_is_parsed(router, cli, tmp_pa
 
     result = cli("workflow-create", "--name", "w", "--file", str(path))
 
-    assert result.code == 1 and "larger than 1048576 bytes" in result.err
+    assert result.code == 2 and "larger than 1048576 bytes" in result.err
     assert router.requests == []
 
 

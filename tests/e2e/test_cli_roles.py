@@ -42,10 +42,10 @@ def test_roles_and_tokens_through_the_cli(server):  # type: ignore[no-untyped-de
     try:
         assert server.json("cloud-list") == []  # reads
         refused = server.craton("cloud-create", "--name", "nope", check=False)
-        assert refused.returncode == 1
+        assert refused.returncode == 3  # the server refused
         assert refused.stderr.startswith("ERROR: POST /v1/clouds needs the admin role")
         denied = server.craton("audit-list", check=False)
-        assert denied.returncode == 1 and "needs the admin role" in denied.stderr
+        assert denied.returncode == 3 and "needs the admin role" in denied.stderr
     finally:
         server.env = saved
 
@@ -53,7 +53,7 @@ def test_roles_and_tokens_through_the_cli(server):  # type: ignore[no-untyped-de
     server.env = {**server.env, **ann}
     try:
         gone = server.craton("cloud-list", check=False)
-        assert gone.returncode == 1 and "invalid or expired token" in gone.stderr
+        assert gone.returncode == 3 and "invalid or expired token" in gone.stderr
     finally:
         server.env = saved
 
@@ -79,7 +79,7 @@ def test_secrets_through_the_cli_are_never_shown_back(server, tmp_path):  # type
     again = server.craton(
         "secret-create", "--name", "DB_PASSWORD", "--value-file", str(value), check=False
     )
-    assert again.returncode == 1 and "already exists" in again.stderr
+    assert again.returncode == 3 and "already exists" in again.stderr
     server.craton("secret-delete", "DB_PASSWORD")
     assert server.json("secret-list") == []
     events = server.json("audit-list", "--object-type", "secret")

@@ -88,10 +88,10 @@ def test_operator_path_through_the_cli(server, tmp_path, busybox_image):
 
     craton("workflow-create", "--name", "wf", "--task", "first", "--task", "second")
     unapproved = craton("job-create", "--workflow", "wf", "--region", "dc1", check=False)
-    assert unapproved.returncode == 1
+    assert unapproved.returncode == 3  # refused by the server
     assert "build 1 of task first" in unapproved.stderr and "not approved" in unapproved.stderr
     mine = craton("task-approve", "first", check=False)  # the author may not approve
-    assert mine.returncode == 1 and "another admin must approve it" in mine.stderr
+    assert mine.returncode == 3 and "another admin must approve it" in mine.stderr
     server.approve("first", "second")
     approval = server.json("task-show", "second")["approval"]
     assert approval["status"] == "approved" and approval["by"] == "approver"
@@ -151,7 +151,7 @@ def test_operator_path_through_the_cli(server, tmp_path, busybox_image):
 
 def test_cli_errors(server):
     missing = server.craton("task-show", "nope", check=False)
-    assert missing.returncode == 1 and missing.stderr.startswith("ERROR: ")
+    assert missing.returncode == 3 and missing.stderr.startswith("ERROR: ")
     no_dockerfile = server.craton(
         "task-create",
         "--name",
@@ -163,7 +163,8 @@ def test_cli_errors(server):
         "--wait",
         check=False,
     )
-    assert no_dockerfile.returncode == 1 and "ERROR" in no_dockerfile.stderr
+    assert no_dockerfile.returncode == 2  # a usage error
+    assert no_dockerfile.stderr == "ERROR: No such directory: /nonexistent/dir\n"
 
 
 def test_runner_as_its_own_process(split_server, tmp_path, busybox_image):

@@ -77,14 +77,14 @@ def test_a_lone_admin_cannot_steer_an_approved_task_through_its_environment(
             value_file(tmp_path, name, value),
             check=False,
         )
-        assert refused.returncode == 1, refused.stdout
+        assert refused.returncode == 3, refused.stdout
         assert refused.stderr.startswith(f"ERROR: secret name '{name}' is refused")
         assert value not in refused.stderr
     assert server.json("secret-list") == []
 
     # Nor may a task declare one (a task change would need a new approval anyway).
     declared = craton("task-update", "greeter", "--secret", "BASH_ENV", check=False)
-    assert declared.returncode == 1 and "BASH_ENV" in declared.stderr
+    assert declared.returncode == 3 and "BASH_ENV" in declared.stderr
     assert server.json("task-show", "greeter")["approval"]["status"] == "approved"
 
     # A workflow step may hand the task only the secrets the task declares.
@@ -98,13 +98,13 @@ def test_a_lone_admin_cannot_steer_an_approved_task_through_its_environment(
     undeclared = craton(
         "workflow-create", "--file", workflow_file(tmp_path, "sneaky", ["EXTRA"]), check=False
     )
-    assert undeclared.returncode == 1
+    assert undeclared.returncode == 3
     assert "step 'greeter'" in undeclared.stderr and "EXTRA" in undeclared.stderr
     assert "does not declare" in undeclared.stderr
     env_named = craton(
         "workflow-create", "--file", workflow_file(tmp_path, "loader", ["LD_PRELOAD"]), check=False
     )
-    assert env_named.returncode == 1 and "LD_PRELOAD" in env_named.stderr
+    assert env_named.returncode == 3 and "LD_PRELOAD" in env_named.stderr
     assert server.json("workflow-list") == []
 
     # The approved task with its declared secret runs, the value redacted from its log.

@@ -138,7 +138,9 @@ def wait_for_build(
         build = tasks.get_build(task["id"], build_id)
         while build.get("status") not in BUILD_FINISHED:
             if display.live:
-                display.status(f"Building {label}: {step or build.get('status')}, {elapsed(started)}")
+                display.status(
+                    f"Building {label}: {step or build.get('status')}, {elapsed(started)}"
+                )
             sleep()
             for entry in tasks.build_logs(task["id"], build_id, after=after):
                 show(entry)

@@ -4,11 +4,12 @@
 to the environment (``CRATON_URL``, ``OS_PROJECT_ID``, ``OS_USERNAME``,
 ``OS_PASSWORD``); ``--format`` is accepted before or after the command.
 
-Every failure ends the same way: ``ERROR: <message>`` on stderr and exit
-status 1, whether the server refused (the server's message), could not be
-reached, or the input was wrong locally (a usage error, a missing file). A
-command that waits for a build or a job also exits 1 when that build or job
-did not succeed.
+Every failure ends the same way: ``ERROR: <message>`` on stderr, and an exit
+status that says which kind of failure it was (:data:`EXIT_CODES`): 1 a build
+or job the command waited for did not succeed (failed, cancelled), 2 the
+command line or its local input is wrong (a usage error, a missing file or
+directory), 3 the server refused the request (its message: not found, not
+allowed, bad credentials...) or could not be reached.
 
 :func:`main` takes ``argv`` and, for tests, a ready ``client`` or an httpx
 ``transport``, and answers the exit status instead of exiting.
@@ -17,9 +18,12 @@ did not succeed.
 from __future__ import annotations
 
 import argparse
+import difflib
 import logging
 import os
+import re
 import sys
+import textwrap
 from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn
 
@@ -29,10 +33,25 @@ from .._client import Client
 from .._version import __version__
 from ..exceptions import ClientError
 from . import _inventory, _jobs, _tasks, _users, _workflows
-from ._common import Context
+from ._common import CommandError, Context
 from ._output import FORMATS, Output
 
 DEFAULT_URL = "http://127.0.0.1:7780"
+
+EXIT_OK = 0
+EXIT_FAILED = 1  # a build or job the command waited for failed or was cancelled
+EXIT_USAGE = 2  # the command line or its local input is wrong
+EXIT_SERVER = 3  # the server refused (auth, permission, not found...) or is unreachable
+
+#: The exit statuses, as ``craton --help`` and the README list them.
+EXIT_CODES = (
+    f"exit status: {EXIT_OK} success; {EXIT_FAILED} a build or job waited for failed or was "
+    f"cancelled; {EXIT_USAGE} usage error (command line, local file or directory); "
+    f"{EXIT_SERVER} the server refused the request (authentication, permission, not found, "
+    "invalid) or could not be reached"
+)
+
+_INVALID_CHOICE = re.compile(r"^argument (\S+): invalid choice: '([^']*)' \(choose from (.*)\)$")
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -58,7 +77,24 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
-        self.exit(1, f"ERROR: {message}\n")
+        self.exit(EXIT_USAGE, f"ERROR: {suggest_choice(message)}\n")
+
+
+def suggest_choice(message: str) -> str:
+    """argparse's "invalid choice" message, shortened to the closest choices if any."""
+    match = _INVALID_CHOICE.match(message)
+    if not match:
+        return message
+    what, word, listed = match.groups()
+    choices = re.findall(r"'([^']*)'", listed)
+    close = difflib.get_close_matches(word, choices, n=3, cutoff=0.6)
+    name = "command" if what == "<command>" else f"choice for {what}"
+    if close:
+        return f"unknown {name} '{word}'; did you mean {' or '.join(close)}?"
+    hint = (
+        " (see 'craton --help')" if what == "<command>" else f": choose from {', '.join(choices)}"
+    )
+    return f"unknown {name} '{word}'{hint}"
 
 
 def unrecognized_message(words: Sequence[str]) -> str:
@@ -78,7 +114,9 @@ def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentP
     parser = ArgumentParser(
         prog="craton",
         description="Command line of craton-wf, the Craton workflow engine.",
-        epilog="See 'craton <command> --help' for the options of a command.",
+        epilog="See 'craton <command> --help' for the options of a command.\n\n"
+        + textwrap.fill(EXIT_CODES[0].upper() + EXIT_CODES[1:] + "."),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument(
@@ -120,7 +158,7 @@ def main(
     try:
         args = build_parser(environ).parse_args(argv)
     except SystemExit as exc:  # --help, --version, usage errors
-        return exc.code if isinstance(exc.code, int) else 1
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
 
     out = Output(args.format, sys.stdout, sys.stderr)
     own_client = client is None
@@ -135,13 +173,18 @@ def main(
     log_handler = _show_library_warnings()
     try:
         return args.func(Context(client, out), args) or 0
-    except ClientError as exc:
+    except CommandError as exc:  # the command cannot run as given
         out.error(exc.message)
+        return EXIT_USAGE
+    except ClientError as exc:  # the server's refusal, or no server
+        out.error(exc.message)
+        return EXIT_SERVER
     except BrokenPipeError:  # `craton host-list | head`
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - Python flushes stdout at exit
         return 1
     except OSError as exc:  # local input: a directory to pack, a file to read
         out.error(_describe_os_error(exc))
+        return EXIT_USAGE
     except KeyboardInterrupt:
         out.note("Interrupted.")
         return 130
