@@ -46,6 +46,12 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+# Ids are never used twice: SQLite otherwise hands a deleted row's id (the
+# largest) to the next row, and a name resolved, an audit event or a link kept
+# from before would then point at another object.
+SQLITE_AUTOINCREMENT = {"sqlite_autoincrement": True}
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """Timezone-aware UTC datetimes on every backend (SQLite keeps no zone)."""
 
@@ -100,6 +106,7 @@ class Project(TimestampMixin, Base):
 
 class User(TimestampMixin, Base):
     __tablename__ = "users"
+    __table_args__ = (SQLITE_AUTOINCREMENT,)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(255), unique=True, nullable=False)
@@ -130,6 +137,7 @@ class ApiToken(Base):
     """An API token; only its SHA-256 is stored. ``job_id`` scopes task tokens."""
 
     __tablename__ = "api_tokens"
+    __table_args__ = (SQLITE_AUTOINCREMENT,)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
@@ -153,7 +161,10 @@ class ApiToken(Base):
 
 class Cloud(TimestampMixin, Base):
     __tablename__ = "clouds"
-    __table_args__ = (UniqueConstraint("project_id", "name", name="uq_clouds_project_name"),)
+    __table_args__ = (
+        UniqueConstraint("project_id", "name", name="uq_clouds_project_name"),
+        SQLITE_AUTOINCREMENT,
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     project_id: Mapped[str] = mapped_column(
@@ -166,7 +177,10 @@ class Cloud(TimestampMixin, Base):
 
 class Region(TimestampMixin, Base):
     __tablename__ = "regions"
-    __table_args__ = (UniqueConstraint("cloud_id", "name", name="uq_regions_cloud_name"),)
+    __table_args__ = (
+        UniqueConstraint("cloud_id", "name", name="uq_regions_cloud_name"),
+        SQLITE_AUTOINCREMENT,
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     project_id: Mapped[str] = mapped_column(
@@ -180,7 +194,10 @@ class Region(TimestampMixin, Base):
 
 class Cell(TimestampMixin, Base):
     __tablename__ = "cells"
-    __table_args__ = (UniqueConstraint("region_id", "name", name="uq_cells_region_name"),)
+    __table_args__ = (
+        UniqueConstraint("region_id", "name", name="uq_cells_region_name"),
+        SQLITE_AUTOINCREMENT,
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     project_id: Mapped[str] = mapped_column(
@@ -195,7 +212,10 @@ class Cell(TimestampMixin, Base):
 
 class Host(TimestampMixin, Base):
     __tablename__ = "hosts"
-    __table_args__ = (UniqueConstraint("region_id", "name", name="uq_hosts_region_name"),)
+    __table_args__ = (
+        UniqueConstraint("region_id", "name", name="uq_hosts_region_name"),
+        SQLITE_AUTOINCREMENT,
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     project_id: Mapped[str] = mapped_column(
@@ -235,7 +255,10 @@ class HostLabel(Base):
 
 class Task(TimestampMixin, Base):
     __tablename__ = "tasks"
-    __table_args__ = (UniqueConstraint("project_id", "name", name="uq_tasks_project_name"),)
+    __table_args__ = (
+        UniqueConstraint("project_id", "name", name="uq_tasks_project_name"),
+        SQLITE_AUTOINCREMENT,
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     project_id: Mapped[str] = mapped_column(
@@ -283,6 +306,7 @@ class TaskApproval(Base):
     """
 
     __tablename__ = "task_approvals"
+    __table_args__ = (SQLITE_AUTOINCREMENT,)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     task_id: Mapped[int] = mapped_column(
@@ -305,7 +329,10 @@ class Secret(TimestampMixin, Base):
     """A project's secret, encrypted (Fernet) with the service's key; never sent back."""
 
     __tablename__ = "secrets"
-    __table_args__ = (UniqueConstraint("project_id", "name", name="uq_secrets_project_name"),)
+    __table_args__ = (
+        UniqueConstraint("project_id", "name", name="uq_secrets_project_name"),
+        SQLITE_AUTOINCREMENT,
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     project_id: Mapped[str] = mapped_column(
@@ -321,6 +348,7 @@ class TaskSource(Base):
     """An uploaded source archive (tar.gz), kept so any runner can build it."""
 
     __tablename__ = "task_sources"
+    __table_args__ = (SQLITE_AUTOINCREMENT,)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"), index=True)
@@ -338,7 +366,10 @@ class LeaseMixin:
 
 class Build(LeaseMixin, Base):
     __tablename__ = "builds"
-    __table_args__ = (UniqueConstraint("task_id", "number", name="uq_builds_task_number"),)
+    __table_args__ = (
+        UniqueConstraint("task_id", "number", name="uq_builds_task_number"),
+        SQLITE_AUTOINCREMENT,
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     task_id: Mapped[int] = mapped_column(
@@ -382,7 +413,10 @@ class BuildLog(Base):
 
 class Workflow(TimestampMixin, Base):
     __tablename__ = "workflows"
-    __table_args__ = (UniqueConstraint("project_id", "name", name="uq_workflows_project_name"),)
+    __table_args__ = (
+        UniqueConstraint("project_id", "name", name="uq_workflows_project_name"),
+        SQLITE_AUTOINCREMENT,
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     project_id: Mapped[str] = mapped_column(
@@ -400,6 +434,7 @@ class WorkflowVersion(Base):
     __tablename__ = "workflow_versions"
     __table_args__ = (
         UniqueConstraint("workflow_id", "version", name="uq_workflow_versions_workflow_version"),
+        SQLITE_AUTOINCREMENT,
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -420,6 +455,7 @@ class Job(Base):
     """A workflow (or one task) over a set of hosts; snapshots steps and payloads."""
 
     __tablename__ = "jobs"
+    __table_args__ = (SQLITE_AUTOINCREMENT,)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     project_id: Mapped[str] = mapped_column(
@@ -453,7 +489,7 @@ class Job(Base):
 
 class JobHost(Base):
     __tablename__ = "job_hosts"
-    __table_args__ = (Index("ix_job_hosts_job_status", "job_id", "status"),)
+    __table_args__ = (Index("ix_job_hosts_job_status", "job_id", "status"), SQLITE_AUTOINCREMENT)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False)
@@ -474,6 +510,7 @@ class Run(LeaseMixin, Base):
     __table_args__ = (
         Index("ix_runs_status_queued", "status", "queued_at"),
         Index("ix_runs_job_status", "job_id", "status"),
+        SQLITE_AUTOINCREMENT,
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -583,6 +620,7 @@ class AuditEvent(Base):
     """Who did what to which object, when, from where, and how it ended. Append-only."""
 
     __tablename__ = "audit_events"
+    __table_args__ = (SQLITE_AUTOINCREMENT,)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     ts: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True, nullable=False)
