@@ -145,9 +145,8 @@ def _snapshot_step(
         policy.may_run_task(principal, task.name, task.kind, task.restricted_to)
     build = session.get(Build, task.ready_build_id) if task.ready_build_id else None
     if build is None or build.status != BuildStatus.READY.value or not build.image:
-        raise Conflict(
-            f"task {task.name!r} is not READY (status {task.status}): wait for its build"
-        )
+        advice = _not_ready_advice(task.status)
+        raise Conflict(f"task {task.name!r} is not READY (status {task.status}): {advice}")
     if require_approval:
         approvals.require_approved(session, task.name, build.id, build.digest, public=task.public)
     secrets = _step_environment(project_id, step, task)
@@ -166,6 +165,15 @@ def _snapshot_step(
         "secrets": sorted(secrets),
         "fingerprint": approvals.execution_fingerprint(task),  # what the approval covered
     }
+
+
+def _not_ready_advice(status: str) -> str:
+    """Waiting helps only a build that is still to finish."""
+    if status == BuildStatus.FAILED.value:
+        return "its build failed; fix the task and build it again (its build log says why)"
+    if status in (BuildStatus.PENDING.value, BuildStatus.BUILDING.value):
+        return "wait for its build"
+    return "build it"
 
 
 def _step_environment(project_id: str, step: dict[str, Any], task: Task) -> set[str]:
@@ -214,8 +222,18 @@ def _target_hosts(session: Session, project_id: str, host_refs: Any, filters: An
         for host in session.execute(stmt).scalars():
             chosen.setdefault(host.id, host)
     if not chosen:
-        raise InvalidInput("no host matches the targets of this job")
+        raise InvalidInput(f"no host matches {describe_filters(filters)}")
     return list(chosen.values())
+
+
+def describe_filters(filters: dict[str, Any]) -> str:
+    """``label=compute, region=dc1``: the filters as the user gave them (values cut at 80)."""
+
+    def shown(value: Any) -> str:
+        text = ",".join(map(str, value)) if isinstance(value, list) else str(value)
+        return text if len(text) <= 80 else text[:77] + "..."
+
+    return ", ".join(f"{key}={shown(value)}" for key, value in filters.items()) or "the filters"
 
 
 _CHUNK = 1000  # names per query, well inside every database's parameter limit

@@ -93,6 +93,45 @@ def test_help_lists_the_exit_statuses(cli) -> None:
     assert "3 the server refused the request" in text
 
 
+def test_auth_errors_name_the_settings_not_the_http_headers(router, cli) -> None:
+    required = "Authentication is required: send X-Auth-User and X-Auth-Token, or a bearer token."
+    router.add("GET", "/v1/hosts", router.error(401, required, "authentication_failed"))
+    router.add("GET", "/v1/tasks", router.error(401, "invalid or expired token"))
+
+    missing = cli("host-list")
+    expired = cli("task-list")
+
+    assert missing.code == expired.code == 3
+    assert missing.err == ("ERROR: Authentication is required: set OS_USERNAME and OS_PASSWORD.\n")
+    assert expired.err == (
+        "ERROR: invalid or expired token (check OS_USERNAME and OS_PASSWORD, "
+        "or --os-username and --os-password)\n"
+    )
+
+
+def test_a_mistyped_directory_is_no_such_directory_not_a_git_url(router, cli, tmp_path) -> None:
+    router.add("POST", "/v1/tasks", TASK)
+    typo = str(tmp_path / "pach")
+    relative = "examples/runbook/pach"
+
+    results = [
+        cli("task-create", "--name", "p", "--location", where, "--command", "x")
+        for where in (typo, relative)
+    ]
+
+    for where, result in zip((typo, relative), results, strict=True):
+        assert result.code == 2
+        assert result.err == f"ERROR: No such directory: {where}\n"
+    assert router.requests == []
+    scp = cli(
+        "task-create", "--name", "p", "--location", "git@git.example:ops/p.git", "--command", "x"
+    )
+    assert scp.code == 0, scp.err
+    assert json.loads(router.sent("POST", "/v1/tasks")[0].content)["location"] == (
+        "git@git.example:ops/p.git"
+    )
+
+
 def test_missing_workflow_file_is_an_error(cli, tmp_path: Path) -> None:
     result = cli("workflow-create", "--name", "w", "--file", str(tmp_path / "nope.yaml"))
 

@@ -6,9 +6,10 @@ import io
 import json
 import tarfile
 
-from sqlalchemy import inspect
+from sqlalchemy import inspect, update
 
 from craton_wf.db.engine import transaction
+from craton_wf.db.models import Task
 from craton_wf.executors.fake import FakeExecutor, FakeOutcome
 from craton_wf.services import inventory, scheduling
 from tests.factories import make_inventory, make_ready_task
@@ -119,10 +120,20 @@ def test_job_needs_ready_task_and_matching_hosts(api, sessions, root):
     api.post("/v1/tasks", json={"name": "pending", "location": "https://h/r", "command": "r"})
     not_ready = api.post("/v1/jobs", json={"task": "pending", "filters": {"region": "region1"}})
     assert not_ready.status_code == 409 and "not READY" in not_ready.json()["message"]
+    assert not_ready.json()["message"].endswith("wait for its build")
+    with transaction(sessions) as session:
+        session.execute(update(Task).where(Task.name == "pending").values(status="BUILD FAILED"))
+    failed = api.post("/v1/jobs", json={"task": "pending", "filters": {"region": "region1"}})
+    assert failed.status_code == 409 and "wait" not in failed.json()["message"]
+    assert "its build failed; fix the task and build it again" in failed.json()["message"]
     with transaction(sessions) as session:
         make_ready_task(session, root.project_id, "ready")
     none = api.post("/v1/jobs", json={"task": "ready", "filters": {"label": ["nope"]}})
-    assert none.status_code == 400 and "no host" in none.json()["message"]
+    assert none.status_code == 400 and none.json()["message"] == "no host matches label=nope"
+    both = api.post(
+        "/v1/jobs", json={"task": "ready", "filters": {"region": "region1", "label": "nope"}}
+    )
+    assert both.json()["message"] == "no host matches region=region1, label=nope"
     assert api.post("/v1/jobs", json={"task": "ready"}).status_code == 400
     assert api.post("/v1/jobs", json={"task": "missing", "hosts": [1]}).status_code == 404
     assert api.get("/v1/jobs").json()["jobs"] == []

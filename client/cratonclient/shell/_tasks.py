@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shlex
 from collections.abc import Mapping
 from typing import Any
@@ -68,6 +69,15 @@ def _resources(args: argparse.Namespace) -> dict[str, Any] | None:
     return asked or None
 
 
+_SCP_LIKE = re.compile(r"^[\w.-]+@[\w.-]+:")  # git@host:owner/repo.git
+
+
+def looks_like_git_url(location: str) -> bool:
+    """``https://…``, ``file://…``, ``git@host:path``; anything else given to
+    ``--location`` is a local path (a mistyped directory is not sent as a URL)."""
+    return "://" in location or bool(_SCP_LIKE.match(location))
+
+
 def _finish_build(
     ctx: Context, task: Resource, build_id: Any, wait: bool, verbose: bool = False
 ) -> int:
@@ -96,7 +106,7 @@ def do_task_create(ctx: Context, args: argparse.Namespace) -> int:
     if os.path.isdir(args.location):
         task = ctx.client.tasks.create_from_directory(args.location, **spec)
     else:
-        if args.location.startswith((".", "/", "~")) and "://" not in args.location:
+        if not looks_like_git_url(args.location):
             raise CommandError(f"No such directory: {args.location}")
         task = ctx.client.tasks.create(location=args.location, **spec)
     build_id = (task.get("current_build") or {}).get("id", "latest")

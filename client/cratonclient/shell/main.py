@@ -31,7 +31,7 @@ import httpx
 
 from .._client import Client
 from .._version import __version__
-from ..exceptions import ClientError
+from ..exceptions import ClientError, Unauthorized
 from . import _inventory, _jobs, _tasks, _users, _workflows
 from ._common import CommandError, Context
 from ._output import FORMATS, Output
@@ -177,7 +177,7 @@ def main(
         out.error(exc.message)
         return EXIT_USAGE
     except ClientError as exc:  # the server's refusal, or no server
-        out.error(exc.message)
+        out.error(describe_client_error(exc))
         return EXIT_SERVER
     except BrokenPipeError:  # `craton host-list | head`
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - Python flushes stdout at exit
@@ -193,6 +193,32 @@ def main(
         if own_client:
             client.close()
     return 1
+
+
+#: The API's auth headers, as a CLI user sets them.
+_AUTH_SETTINGS = {
+    "X-Auth-Project": "OS_PROJECT_ID",
+    "X-Auth-User": "OS_USERNAME",
+    "X-Auth-Token": "OS_PASSWORD",
+}
+_AUTH_HEADER = re.compile("|".join(map(re.escape, _AUTH_SETTINGS)), re.IGNORECASE)
+_BEARER = re.compile(r",? or a bearer token", re.IGNORECASE)
+
+
+def describe_client_error(exc: ClientError) -> str:
+    """The error as a CLI user acts on it: the server speaks of its HTTP headers
+    (``X-Auth-User``), the user sets ``OS_USERNAME`` (or ``--os-username``)."""
+    message = exc.message
+    if _AUTH_HEADER.search(message):
+        message = _AUTH_HEADER.sub(lambda m: _AUTH_SETTINGS[_canonical(m.group())], message)
+        message = _BEARER.sub("", message.replace("send ", "set "))
+    if isinstance(exc, Unauthorized) and "OS_" not in message:
+        message += " (check OS_USERNAME and OS_PASSWORD, or --os-username and --os-password)"
+    return message
+
+
+def _canonical(header: str) -> str:
+    return next(name for name in _AUTH_SETTINGS if name.lower() == header.lower())
 
 
 def _show_library_warnings() -> logging.Handler:
