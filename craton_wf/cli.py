@@ -187,10 +187,13 @@ def serve(
     import uvicorn
 
     from craton_wf.api.app import create_app
+    from craton_wf.api.operator_warnings import operator_warnings
     from craton_wf.db.engine import make_engine, make_session_factory
     from craton_wf.db.migrate import upgrade
 
     settings = _settings(ctx)
+    for warning in operator_warnings(settings):
+        logging.getLogger(__name__).warning("%s", warning)
     if run_migrations:
         upgrade(settings)
     sessions = make_session_factory(make_engine(settings))

@@ -14,6 +14,11 @@ they are.
 An async transport (``httpx.ASGITransport(app)``, for in-process tests) is
 run through :class:`cratonclient._asgi.SyncTransport`.
 
+A server warns about its configuration (e.g. approval turned off) with an
+``X-Craton-Warning`` header on every answer; each distinct warning is logged
+once per session on the ``cratonclient`` logger, which the CLI prints as a
+``WARNING:`` line.
+
 Follow streams (``follow=true``) are read with no read timeout: a build or a
 job may stay silent for minutes, and the stream ends when the server closes
 it, which is when the build or job is finished.
@@ -22,6 +27,7 @@ it, which is when the build or job is finished.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -33,6 +39,11 @@ from ._asgi import SyncTransport
 from ._version import __version__
 
 DEFAULT_TIMEOUT = 30.0
+
+#: The header of the server's warnings about its own configuration.
+WARNING_HEADER = "X-Craton-Warning"
+
+log = logging.getLogger("cratonclient")
 
 Params = Mapping[str, Any]
 
@@ -94,10 +105,19 @@ class Session:
             headers=auth_headers(project_id, username, token),
             transport=transport,
             timeout=self.timeout,
+            event_hooks={"response": [self._log_server_warnings]},
         )
+        self._warned: set[str] = set()
 
     def close(self) -> None:
         self._http.close()
+
+    def _log_server_warnings(self, response: httpx.Response) -> None:
+        """Each ``X-Craton-Warning`` of an answer, logged the first time this session sees it."""
+        for warning in response.headers.get_list(WARNING_HEADER):
+            if warning not in self._warned:
+                self._warned.add(warning)
+                log.warning("%s", warning)
 
     # -- plain requests -------------------------------------------------------
 

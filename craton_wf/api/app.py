@@ -11,6 +11,7 @@ from craton_wf import __version__
 from craton_wf.api.audit import install_audit_trail
 from craton_wf.api.errors import install_error_handlers
 from craton_wf.api.limits import BodySizeLimit
+from craton_wf.api.operator_warnings import WarningHeaders, operator_warnings
 from craton_wf.api.routes import inventory, jobs, secrets, system, tasks, users, workflows
 from craton_wf.api.write_slots import WRITE_SLOTS, WriteSlots, write_slot
 from craton_wf.db.engine import is_sqlite, make_engine, make_session_factory, reading, trying
@@ -43,6 +44,8 @@ def create_app(
         upload_max_bytes=settings.upload_max_bytes,
     )
     install_audit_trail(app)
+    # outermost: every answer says it, the body limit's 413 included
+    app.add_middleware(WarningHeaders, warnings=operator_warnings(settings))
     app.state.write_slots = (
         WriteSlots(WRITE_SLOTS, settings.sqlite_lock_timeout_seconds)
         if is_sqlite(settings.database_url)

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from craton_wf.api.deps import Authorized, CurrentUser, Db, PageDep, SettingsDep, page_links
+from craton_wf.api.operator_warnings import operator_warnings
 from craton_wf.api.schemas import RunnerRead
 from craton_wf.errors import CratonError
 from craton_wf.services import runners as runner_service
@@ -78,7 +79,12 @@ def readyz(request: Request, db: Db, settings: SettingsDep) -> Any:
     )
     return JSONResponse(
         status_code=200 if ready else 503,
-        content={"status": "ready" if ready else "not ready", "checks": checks},
+        content={
+            "status": "ready" if ready else "not ready",
+            "checks": checks,
+            # what an operator must know, whatever the readiness (approval off…)
+            "warnings": operator_warnings(settings),
+        },
     )
 
 
