@@ -9,7 +9,8 @@
 # WHEELS names a directory of wheels inside the build context (pip itself,
 # setuptools, wheel and every dependency): the install then runs offline, with
 # pip run straight from its wheel. scripts/build-service-image.sh makes one.
-# Without WHEELS the base's own pip installs from the package index.
+# Without WHEELS the base's own pip installs from the package index. Either
+# way the versions are constraints.txt's, the ones the tests pass with.
 #
 # Layers are ordered for the cache: the dependencies are installed before the
 # sources are copied, so a change of the sources only reinstalls craton-wf.
@@ -21,6 +22,7 @@ ARG WHEELS=
 # whose dependencies become the requirements. Either way the sources are not
 # in this stage, so it stays cached until the dependencies change.
 COPY ${WHEELS:-pyproject.toml} /wheels/
+COPY constraints.txt /constraints.txt
 # craton-pip: pip run from its wheel, or the base's own pip, installing into
 # the virtualenv; the virtualenv itself gets no pip.
 RUN set -eu; \
@@ -37,7 +39,8 @@ print("\n".join(p["dependencies"] + p["optional-dependencies"]["postgres"] + p["
             >/wheels/requirements.txt; \
     fi; \
     chmod +x /usr/local/bin/craton-pip; \
-    craton-pip install --no-cache-dir --disable-pip-version-check -r /wheels/requirements.txt
+    craton-pip install --no-cache-dir --disable-pip-version-check -c /constraints.txt \
+        -r /wheels/requirements.txt
 
 FROM deps AS app
 COPY pyproject.toml README.md /src/

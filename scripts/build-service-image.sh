@@ -3,15 +3,16 @@
 #
 # The dependencies are fetched on this host (`pip wheel`, which may use the
 # package index and pip's cache) into build/service-wheels inside the build
-# context; the image then installs from those wheels alone, so the build needs
-# no network and no pip in the base image. The base defaults to craton/python:3,
+# context, at the versions of constraints.txt (those the tests pass with); the
+# image then installs from those wheels alone, so the build needs no network
+# and no pip in the base image. The base defaults to craton/python:3,
 # made by scripts/make-base-images.sh when it is missing.
 #
 # Rebuilding is skipped when the image already carries the same source hash:
-# a hash of the Dockerfile, .dockerignore, pyproject.toml, README.md,
-# craton_wf/, migrations/ and the base image's id. The wheels are fetched
-# again, and the image's dependency layer rebuilt, only when the dependencies
-# in pyproject.toml changed.
+# a hash of the Dockerfile, .dockerignore, pyproject.toml, constraints.txt,
+# README.md, craton_wf/, migrations/ and the base image's id. The wheels are
+# fetched again, and the image's dependency layer rebuilt, only when the
+# dependencies in pyproject.toml or their constraints changed.
 #
 # Prints the image reference on the last line of stdout.
 #
@@ -66,7 +67,8 @@ flock 9
 source_hash="$(
     {
         echo "base $base_id"
-        find Dockerfile .dockerignore pyproject.toml README.md craton_wf migrations -type f \
+        find Dockerfile .dockerignore pyproject.toml constraints.txt README.md craton_wf migrations \
+            -type f \
             ! -path '*/__pycache__/*' ! -name '*.py[cod]' -print0 |
             LC_ALL=C sort -z | xargs -0 sha256sum
     } | sha256sum | cut -c1-32
@@ -85,16 +87,19 @@ requirements="$(python3 -c 'import tomllib
 project = tomllib.load(open("pyproject.toml", "rb"))["project"]
 extras = project["optional-dependencies"]
 print("\n".join(project["dependencies"] + extras["postgres"] + extras["kubernetes"]))')"
-if [[ ! -f "$WHEEL_DIR/requirements.txt" || "$(cat "$WHEEL_DIR/requirements.txt")" != "$requirements" ]]; then
+constraints_hash="$(sha256sum constraints.txt | cut -c1-32)"
+if [[ ! -f "$WHEEL_DIR/requirements.txt" || "$(cat "$WHEEL_DIR/requirements.txt")" != "$requirements" ||
+    "$(cat "$WHEEL_DIR/constraints.sha256" 2>/dev/null)" != "$constraints_hash" ]]; then
     log "fetching wheels into $WHEEL_DIR"
     rm -rf "$WHEEL_DIR"
     mkdir -p "$WHEEL_DIR"
     printf '%s\n' "$requirements" >"$WHEEL_DIR/requirements.txt.new"
     # pip, setuptools and wheel too: pip runs from its wheel inside the build,
     # and builds craton-wf from the sources with the other two.
-    python3 -m pip wheel -q --disable-pip-version-check -w "$WHEEL_DIR" \
+    python3 -m pip wheel -q --disable-pip-version-check -w "$WHEEL_DIR" -c constraints.txt \
         -r "$WHEEL_DIR/requirements.txt.new" pip setuptools wheel >&2 || die "pip wheel failed"
     # Written last: a half-filled directory is fetched again next time.
+    echo "$constraints_hash" >"$WHEEL_DIR/constraints.sha256"
     mv "$WHEEL_DIR/requirements.txt.new" "$WHEEL_DIR/requirements.txt"
     log "wheels ready in $(elapsed_since "$start")s"
 fi
