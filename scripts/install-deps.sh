@@ -90,13 +90,23 @@ if ! venv_works; then
     fi
 fi
 
-pip=("$VENV/bin/python" -m pip install -q --disable-pip-version-check -c constraints.txt)
-if [[ "$purpose" == test ]]; then
-    log "pip install craton-wf with its test tooling, and craton-client, into $VENV"
-    "${pip[@]}" -e '.[test]' -e ./client
+# The installs are editable: a change of the sources needs no new install, a
+# change of the dependencies or their pins does (the stamp says which it was).
+stamp="$VENV/.craton-wf-installed"
+metadata="$(cat pyproject.toml client/pyproject.toml constraints.txt | sha256sum | cut -c1-32)"
+installed="$(cat "$stamp" 2>/dev/null || true)"
+if [[ "$installed" == "test $metadata" || "$installed" == "$purpose $metadata" ]]; then
+    log "$VENV is up to date"
 else
-    log "pip install craton-wf and craton-client into $VENV"
-    "${pip[@]}" -e . -e ./client
+    pip=("$VENV/bin/python" -m pip install -q --disable-pip-version-check -c constraints.txt)
+    if [[ "$purpose" == test ]]; then
+        log "pip install craton-wf with its test tooling, and craton-client, into $VENV"
+        "${pip[@]}" -e '.[test]' -e ./client
+    else
+        log "pip install craton-wf and craton-client into $VENV"
+        "${pip[@]}" -e . -e ./client
+    fi
+    echo "$purpose $metadata" >"$stamp"
 fi
 
 log "base images"
