@@ -386,6 +386,11 @@ class JobRead(Output):
     steps: list[dict[str, Any]]
     message: str | None
     retry_of_job_id: int | None
+    created_by: int | None = None
+    # Names beside the ids, for lists: who launched it, what it runs.
+    created_by_name: str | None = None
+    workflow_name: str | None = None
+    task_name: str | None = None
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
@@ -448,6 +453,7 @@ class EventRead(Output):
     kind: str
     message: str
     run_id: int | None
+    host_name: str | None = None  # the host its run ran on
     runner_id: str | None
     data: dict[str, Any]
     created_at: datetime

@@ -25,6 +25,8 @@ from craton_wf.db.models import (
     RunDependency,
     RunLog,
     Task,
+    User,
+    Workflow,
     utcnow,
 )
 from craton_wf.domain.graph import plan_runs
@@ -478,6 +480,18 @@ def job_summary(session: Session, job: Job) -> dict[str, dict[str, int]]:
         )
     )
     return {"hosts": dict(hosts), "runs": dict(runs)}
+
+
+def job_names(session: Session, job: Job) -> dict[str, str | None]:
+    """What a job list shows instead of ids: its workflow's or task's name and its creator's."""
+    workflow = session.get(Workflow, job.workflow_id) if job.workflow_id else None
+    task = session.get(Task, job.task_id) if job.task_id else None
+    creator = session.get(User, job.created_by) if job.created_by else None
+    return {
+        "workflow_name": workflow.name if workflow else None,
+        "task_name": task.name if task else None,
+        "created_by_name": creator.name if creator else None,
+    }
 
 
 def list_job_hosts(session: Session, job: Job) -> list[JobHost]:

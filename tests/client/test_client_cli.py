@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -588,10 +589,12 @@ def test_job_create_wait_exits_by_the_jobs_outcome(router, cli, final: str, code
     router.add(
         "GET", "/v1/jobs/7/hosts", {"hosts": [{"host_id": 1, "host_name": "a", "status": final}]}
     )
+    router.add("GET", "/v1/jobs/7/runs", {"runs": []})
 
     result = cli("job-create", "--task", "audit", "--host", "a", "--wait")
 
     assert result.code == code
+    assert result.err.startswith("Job 7 PENDING.\n")  # the job's id first
     assert f"job 7 {final}: hosts 2 {final}" in result.err
     assert "Hosts" in result.out
     if code:
@@ -717,3 +720,173 @@ def test_the_client_never_imports_the_server() -> None:
         "sys.exit(any(m.split('.')[0] == 'craton_wf' for m in sys.modules))"
     )
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_job_list_names_the_workflow_the_launcher_the_hosts_and_the_duration(router, cli) -> None:
+    finished = {
+        **JOB,
+        "status": "FAILED",
+        "workflow_id": 2,
+        "workflow_version": 3,
+        "workflow_name": "host-maintenance",
+        "task_id": None,
+        "created_by": 4,
+        "created_by_name": "alice",
+        "created_at": "2026-12-04T10:00:00Z",
+        "started_at": "2026-12-04T10:00:05Z",
+        "finished_at": "2026-12-04T10:12:08Z",
+        "summary": {"hosts": {"SUCCEEDED": 2, "FAILED": 1}},
+    }
+    router.collection("/v1/jobs", "jobs", [finished])
+
+    table = cli("job-list")
+    as_json = cli("job-list", "--format", "json")
+
+    assert table.code == 0, table.err
+    header, row = [line for line in table.out.splitlines() if line.startswith("| ")][:2]
+    cells = dict(zip(header.split("|"), row.split("|"), strict=True))
+    cells = {k.strip(): v.strip() for k, v in cells.items()}
+    assert cells["workflow"] == "host-maintenance v3"
+    assert cells["created_by"] == "alice"
+    assert cells["hosts"] == "2/3 SUCCEEDED, 1 FAILED"
+    assert cells["duration"] == "00:12:03"
+    assert json.loads(as_json.out)[0]["workflow_name"] == "host-maintenance"
+
+
+def test_job_events_name_the_host(router, cli) -> None:
+    router.add(
+        "GET",
+        "/v1/jobs/7/events",
+        {
+            "events": [
+                {"id": 1, "kind": "job_created", "message": "", "run_id": None, "host_name": None},
+                {
+                    "id": 2,
+                    "kind": "run_failed",
+                    "message": "exit 2",
+                    "run_id": 9,
+                    "host_name": "web-3",
+                },
+            ],
+            "links": [],
+        },
+    )
+
+    result = cli("job-events", "7")
+
+    assert result.code == 0, result.err
+    assert "host_name" in result.out
+    assert [line for line in result.out.splitlines() if "run_failed" in line][0].count("web-3") == 1
+
+
+def test_job_cancel_of_a_finished_job_says_it_already_finished(router, cli) -> None:
+    router.add("GET", "/v1/jobs/7", {**JOB, "status": "SUCCEEDED"})
+    router.add("GET", "/v1/jobs/7/hosts", {"hosts": []})
+
+    result = cli("job-cancel", "7")
+
+    assert result.code == 0, result.err
+    assert result.err == "Job 7 already finished (SUCCEEDED): nothing to cancel.\n"
+    assert router.sent("POST", "/v1/jobs/7/cancel") == []
+
+
+def test_wait_shows_the_step_each_running_host_is_at(router, cli) -> None:
+    steps = [{"name": name} for name in ("drain", "patch", "reboot")]
+    running = {**JOB, "status": "RUNNING", "steps": steps, "started_at": "2026-12-04T10:00:00Z"}
+    states = iter([{**running, "summary": {"hosts": {"SUCCEEDED": 1, "RUNNING": 1, "PENDING": 1}}}])
+    router.add("POST", "/v1/jobs", {**JOB, "steps": steps})
+    router.add(
+        "GET",
+        "/v1/jobs/7",
+        lambda r: httpx.Response(
+            200,
+            json=next(
+                states, {**running, "status": "SUCCEEDED", "summary": {"hosts": {"SUCCEEDED": 3}}}
+            ),
+        ),
+    )
+    runs = [
+        {
+            "id": 1,
+            "job_host_id": 11,
+            "host_name": "web-1",
+            "step_index": 2,
+            "step_name": "reboot",
+            "status": "SUCCEEDED",
+        },
+        {
+            "id": 2,
+            "job_host_id": 12,
+            "host_name": "web-2",
+            "step_index": 1,
+            "step_name": "patch",
+            "status": "RUNNING",
+        },
+        {
+            "id": 3,
+            "job_host_id": 13,
+            "host_name": "web-3",
+            "step_index": 0,
+            "step_name": "drain",
+            "status": "PENDING",
+        },
+    ]
+    router.add("GET", "/v1/jobs/7/runs", {"runs": runs})
+    router.add("GET", "/v1/jobs/7/hosts", {"hosts": []})
+
+    result = cli("job-create", "--task", "audit", "--host", "a", "--wait")
+
+    assert result.code == 0, result.err
+    line = [line for line in result.err.splitlines() if "RUNNING" in line][0]
+    assert "host 2/3 web-2, step 2/3 patch, " in line
+    assert re.search(r", \d\d:\d\d:\d\d$", line)  # time since the job started
+
+
+def test_follow_reconnects_when_the_server_restarts(router, cli) -> None:
+    calls = {"logs": 0}
+    line = {"host_name": "a", "step_name": "s", "stream": "stdout"}
+
+    def logs(request: httpx.Request) -> httpx.Response:
+        calls["logs"] += 1
+        if calls["logs"] == 1:
+            return router.ndjson([{**line, "id": 1, "line": "before"}])
+        if calls["logs"] <= 3:  # the server is restarting
+            raise httpx.ConnectError("Connection refused", request=request)
+        after = int(request.url.params["after"])
+        chunk = [{**line, "id": 2, "line": "after"}] if after < 2 else []
+        return httpx.Response(200, json={"logs": chunk, "next_after": 2, "job_status": "SUCCEEDED"})
+
+    states = iter(["RUNNING"])
+    router.add("POST", "/v1/jobs", JOB)
+    router.add("GET", "/v1/jobs/7/logs", logs)
+    router.add(
+        "GET",
+        "/v1/jobs/7",
+        lambda r: httpx.Response(200, json={**JOB, "status": next(states, "SUCCEEDED")}),
+    )
+    router.add("GET", "/v1/jobs/7/hosts", {"hosts": []})
+
+    result = cli("job-create", "--task", "audit", "--host", "a", "--follow")
+
+    assert result.code == 0, result.err
+    assert result.out.splitlines()[:2] == ["[a s] before", "[a s] after"]
+    assert "Lost the server (Cannot reach the craton server" in result.err
+    assert "Reconnected." in result.err
+
+
+def test_ctrl_c_while_following_says_the_job_keeps_running(router, cli, monkeypatch) -> None:
+    router.add("POST", "/v1/jobs", JOB)
+
+    def interrupted(request: httpx.Request) -> httpx.Response:
+        raise KeyboardInterrupt
+
+    router.add("GET", "/v1/jobs/7/logs", interrupted)
+
+    result = cli("job-create", "--task", "audit", "--host", "a", "--follow")
+
+    assert result.code == 130
+    assert result.err.splitlines() == [
+        "Job 7 PENDING.",
+        "Stopped watching: job 7 keeps running. Follow it with 'craton job-logs 7 --follow', "
+        "cancel it with 'craton job-cancel 7'.",
+    ]

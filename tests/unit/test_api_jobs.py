@@ -243,8 +243,16 @@ def test_workflow_versions_and_job_keeps_its_version(api, sessions, root, start_
         "end": True,
         "job_status": "SUCCEEDED",
     }
-    kinds = [e["kind"] for e in api.get(f"/v1/jobs/{job['id']}/events").json()["events"]]
+    events = api.get(f"/v1/jobs/{job['id']}/events").json()["events"]
+    kinds = [e["kind"] for e in events]
     assert kinds[0] == "job_created" and kinds[-1] == "job_finished"
+    # a run's event names its host; the job's own events none
+    hosts = {h["host_name"] for h in api.get(f"/v1/jobs/{job['id']}/hosts").json()["hosts"]}
+    assert {e["host_name"] for e in events if e["run_id"] is not None} == hosts
+    assert {e["host_name"] for e in events if e["run_id"] is None} == {None}
+    listed = api.get("/v1/jobs").json()["jobs"][0]
+    assert (listed["workflow_name"], listed["task_name"]) == ("wf", None)
+    assert listed["created_by_name"] == "root"
     assert api.delete(f"/v1/tasks/{workflow['steps'][0]['task_id']}").status_code == 204
 
 

@@ -11,8 +11,10 @@ if the job did not succeed.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
 from typing import Any
 
+from .._jobs import JOB_FINISHED
 from ._common import (
     CommandError,
     Context,
@@ -25,10 +27,10 @@ from ._common import (
     positive_int,
     print_items,
 )
-from ._watch import follow_job_logs, print_job_log, wait_for_job
+from ._watch import elapsed_since, follow_job_logs, host_counts, print_job_log, wait_for_job
 from ._workflows import steps_table
 
-JOB_FIELDS = ("id", "name", "status", "workflow_id", "task_id", "created_at", "finished_at")
+JOB_FIELDS = ("id", "name", "status", "workflow", "hosts", "created_by", "created_at", "duration")
 JOB_HOST_FIELDS = ("host_id", "host_name", "status", "failed_step", "started_at", "finished_at")
 RUN_FIELDS = (
     "id",
@@ -42,7 +44,7 @@ RUN_FIELDS = (
     "started_at",
     "finished_at",
 )
-EVENT_FIELDS = ("id", "created_at", "kind", "message")
+EVENT_FIELDS = ("id", "created_at", "host_name", "kind", "message")
 RUNNER_FIELDS = ("id", "name", "hostname", "executor", "alive", "heartbeat_at")
 
 
@@ -75,6 +77,38 @@ def _job_body(args: argparse.Namespace) -> dict[str, Any]:
     return {k: v for k, v in body.items() if v is not None}
 
 
+def describe_hosts(job: Mapping[str, Any]) -> str | None:
+    """``3/5 SUCCEEDED, 1 FAILED, 1 RUNNING``: the hosts by status, the most common first."""
+    counts = host_counts(job)
+    if not counts:
+        return None
+    total = sum(counts.values())
+    ranked = counts.most_common()
+    first, n = ranked[0]
+    rest = "".join(f", {count} {status}" for status, count in ranked[1:])
+    return f"{n}/{total} {first}{rest}"
+
+
+def readable_job(job: Mapping[str, Any]) -> dict[str, Any]:
+    """A job list's row: what it runs, who launched it, its hosts and how long it took."""
+    row = dict(job)
+    if job.get("workflow_name"):
+        version = f" v{job['workflow_version']}" if job.get("workflow_version") else ""
+        row["workflow"] = f"{job['workflow_name']}{version}"
+    elif job.get("task_name"):
+        row["workflow"] = f"task {job['task_name']}"
+    else:  # a server that does not name them
+        row["workflow"] = (
+            f"workflow {job['workflow_id']}"
+            if job.get("workflow_id")
+            else f"task {job.get('task_id')}"
+        )
+    row["created_by"] = job.get("created_by_name") or job.get("created_by")
+    row["hosts"] = describe_hosts(job)
+    row["duration"] = elapsed_since(job.get("started_at"), job.get("finished_at"))
+    return row
+
+
 def show_job(ctx: Context, job: Any) -> None:
     """The job's properties, and in a table a row per host."""
     nested = {}
@@ -97,12 +131,26 @@ def _finished(ctx: Context, job: Any) -> int:
     return 1
 
 
+def _watch(ctx: Context, job: Any, follow: bool) -> int:
+    """Follow the job's logs or its progress until it finishes; Ctrl-C leaves it running."""
+    job_id = job["id"]
+    ctx.out.note(f"Job {job_id} {job.get('status', 'created')}.")
+    try:
+        finished = follow_job_logs(ctx, job_id) if follow else wait_for_job(ctx, job)
+    except KeyboardInterrupt:
+        ctx.out.note(
+            f"Stopped watching: job {job_id} keeps running. "
+            f"Follow it with 'craton job-logs {job_id} --follow', "
+            f"cancel it with 'craton job-cancel {job_id}'."
+        )
+        return 130
+    return _finished(ctx, finished)
+
+
 def do_job_create(ctx: Context, args: argparse.Namespace) -> int:
     job = ctx.client.jobs.create(**_job_body(args))
-    if args.follow:
-        return _finished(ctx, follow_job_logs(ctx, job["id"]))
-    if args.wait:
-        return _finished(ctx, wait_for_job(ctx, job))
+    if args.follow or args.wait:
+        return _watch(ctx, job, args.follow)
     show_job(ctx, job)
     return 0
 
@@ -114,7 +162,7 @@ def do_job_list(ctx: Context, args: argparse.Namespace) -> None:
         "workflow_id": client.workflows.resolve_id(args.workflow) if args.workflow else None,
         "task_id": client.tasks.resolve_id(args.task) if args.task else None,
     }
-    list_command(ctx, args, client.jobs, filters)
+    list_command(ctx, args, client.jobs, filters, readable_job)
 
 
 def do_job_show(ctx: Context, args: argparse.Namespace) -> None:
@@ -144,16 +192,19 @@ def do_job_logs(ctx: Context, args: argparse.Namespace) -> None:
 
 def do_job_cancel(ctx: Context, args: argparse.Namespace) -> None:
     jobs = ctx.client.jobs
-    ctx.out.show(jobs.cancel(jobs.resolve_id(args.job)))
+    job = jobs.get(jobs.resolve_id(args.job))
+    if job.get("status") in JOB_FINISHED:
+        ctx.out.note(f"Job {job['id']} already finished ({job['status']}): nothing to cancel.")
+        ctx.out.show(job)
+        return
+    ctx.out.show(jobs.cancel(job["id"]))
 
 
 def do_job_retry(ctx: Context, args: argparse.Namespace) -> int:
     jobs = ctx.client.jobs
     job = jobs.retry(jobs.resolve_id(args.job), failed_hosts=args.failed_hosts)
-    if args.follow:
-        return _finished(ctx, follow_job_logs(ctx, job["id"]))
-    if args.wait:
-        return _finished(ctx, wait_for_job(ctx, job))
+    if args.follow or args.wait:
+        return _watch(ctx, job, args.follow)
     show_job(ctx, job)
     return 0
 

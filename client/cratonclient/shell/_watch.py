@@ -7,7 +7,9 @@ happened without escape codes or a line per poll.
 
 A follow stream ends when the server says the build or job is finished. If
 it ends early (a proxy timeout, a server restart) the watcher falls back to
-polling, fetching the log lines it missed, until the object is finished.
+polling, fetching the log lines it missed, until the object is finished. A
+job's watch also outlives the server going away for a while
+(:class:`Reconnecting`): the job runs on in the runners.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ from __future__ import annotations
 import re
 import time
 from collections import Counter, deque
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 from rich.console import Console
 from rich.progress import (
@@ -34,7 +37,10 @@ from .._jobs import JOB_FINISHED
 from .._managers import Id
 from .._resource import Resource
 from .._tasks import BUILD_FINISHED
+from ..exceptions import ClientError, ConnectionFailed, HTTPError
 from ._common import Context
+
+T = TypeVar("T")
 
 #: Seconds between two polls of a build or a job.
 POLL_INTERVAL = 1.0
@@ -154,6 +160,57 @@ def wait_for_build(
 
 # -- jobs --------------------------------------------------------------------------
 
+#: How long a watch keeps trying a server that went away (a restart, a rollout).
+RECONNECT_SECONDS = 300.0
+#: Jobs with at most this many hosts show each running host's step while waited for.
+MAX_HOSTS_DETAILED = 50
+#: Server answers that mean it is restarting or behind a proxy that lost it.
+_UNAVAILABLE = frozenset({502, 503, 504})
+
+
+class Reconnecting:
+    """Keeps a watch going while the server is unreachable or restarting.
+
+    A job runs on in the runners whatever happens to the API process, so a
+    watch that lost the server says so, keeps trying for
+    :data:`RECONNECT_SECONDS`, and carries on where it was once it answers.
+    """
+
+    def __init__(self, ctx: Context, limit: float = RECONNECT_SECONDS) -> None:
+        self.ctx = ctx
+        self.limit = limit
+        self._deadline: float | None = None
+
+    def lost(self, exc: ClientError) -> None:
+        """Note the loss and wait before the next try; re-raise ``exc`` if not worth one."""
+        if isinstance(exc, HTTPError) and exc.status not in _UNAVAILABLE:
+            raise exc
+        now = time.monotonic()
+        if self._deadline is None:
+            self._deadline = now + self.limit
+            self.ctx.out.note(
+                f"Lost the server ({exc.message}); reconnecting for up to {int(self.limit)} s..."
+            )
+        elif now > self._deadline:
+            raise exc
+        sleep()
+
+    def back(self) -> None:
+        if self._deadline is not None:
+            self._deadline = None
+            self.ctx.out.note("Reconnected.")
+
+    def call(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """``func(*args, **kwargs)``, tried again while the server is away."""
+        while True:
+            try:
+                result = func(*args, **kwargs)
+            except (ConnectionFailed, HTTPError) as exc:
+                self.lost(exc)
+                continue
+            self.back()
+            return result
+
 
 def host_counts(job: Mapping[str, Any]) -> Counter[str]:
     hosts = ((job.get("summary") or {}).get("hosts")) or {}
@@ -166,16 +223,80 @@ def describe_job(job: Mapping[str, Any]) -> str:
     return f"job {job['id']} {job.get('status')}" + (f": hosts {parts}" if parts else "")
 
 
+def elapsed_since(start: Any, end: Any = None) -> str | None:
+    """``00:12:03`` from ``start`` to ``end`` (ISO times; to now without ``end``)."""
+    started = _when(start)
+    if started is None:
+        return None
+    finished = _when(end) or datetime.now(UTC)
+    seconds = max(0, int((finished - started).total_seconds()))
+    return f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def _when(value: Any) -> datetime | None:
+    if not value:
+        return None
+    when = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def current_steps(job: Mapping[str, Any], runs: Sequence[Mapping[str, Any]]) -> list[str]:
+    """``host 2/3 web-2, step 5/9 patch``: each host with a run in progress."""
+    hosts: dict[Any, str] = {}
+    for run in sorted(runs, key=lambda r: (r.get("job_host_id") or 0, r.get("id") or 0)):
+        if run.get("job_host_id") is not None:
+            hosts.setdefault(run["job_host_id"], str(run.get("host_name") or ""))
+    total_hosts = sum(host_counts(job).values()) or len(hosts)
+    total_steps = len(job.get("steps") or []) or None
+    positions = {job_host: i for i, job_host in enumerate(hosts, 1)}
+    lines = []
+    for run in runs:
+        if run.get("status") not in ("RUNNING", "CANCELLING"):
+            continue
+        where = "the job"
+        if run.get("job_host_id") in positions:
+            where = f"host {positions[run['job_host_id']]}/{total_hosts} {run.get('host_name')}"
+        step = int(run.get("step_index") or 0) + 1
+        of = f"/{total_steps}" if total_steps else ""
+        lines.append(f"{where}, step {step}{of} {run.get('step_name')}")
+    return sorted(lines)
+
+
+def _progress_text(
+    ctx: Context, job: Mapping[str, Any], detailed: bool, retry: Reconnecting
+) -> str:
+    """The job's status line; with ``detailed``, the step each running host is at."""
+    text = describe_job(job)
+    if detailed and job.get("status") not in JOB_FINISHED:
+        steps = current_steps(job, retry.call(ctx.client.jobs.runs, job["id"]))
+        if steps:
+            text += "; " + "; ".join(steps)
+    return text
+
+
 def wait_for_job(ctx: Context, job: Mapping[str, Any]) -> Resource:
-    """Show the job's host counts until it is finished; answer the finished job."""
+    """Show the job's host counts, and for a small job the step each running host is at,
+    until it is finished; answer the finished job."""
     console = ctx.out.err
-    polls = ctx.client.jobs.poll(job["id"], interval=POLL_INTERVAL, sleep=lambda _: sleep())
+    jobs = ctx.client.jobs
+    retry = Reconnecting(ctx)
+    detailed = sum(host_counts(job).values()) <= MAX_HOSTS_DETAILED
+
+    def polls() -> Iterator[Resource]:
+        while True:
+            current = retry.call(jobs.get, job["id"])
+            yield current
+            if current.get("status") in JOB_FINISHED:
+                return
+            sleep()
+
     if not console.is_terminal:
         last = ""
-        for current in polls:
-            line = describe_job(current)
-            if line != last:
-                ctx.out.note(line)
+        for current in polls():
+            line = _progress_text(ctx, current, detailed, retry)
+            if line != last:  # the time alone changing is not news in a log file
+                took = elapsed_since(current.get("started_at"), current.get("finished_at"))
+                ctx.out.note(f"{line}, {took}" if took else line)
                 last = line
         return current
     columns = (
@@ -187,11 +308,12 @@ def wait_for_job(ctx: Context, job: Mapping[str, Any]) -> Resource:
     )
     with Progress(*columns, console=console) as progress:
         bar = progress.add_task(describe_job(job), total=sum(host_counts(job).values()) or None)
-        for current in polls:
+        for current in polls():
             counts = host_counts(current)
             done = sum(n for status, n in counts.items() if status not in ACTIVE_HOST_STATUSES)
             total = sum(counts.values()) or None
-            progress.update(bar, description=describe_job(current), total=total, completed=done)
+            text = _progress_text(ctx, current, detailed, retry)
+            progress.update(bar, description=text, total=total, completed=done)
     return current
 
 
@@ -213,18 +335,36 @@ def print_job_log(ctx: Context, entry: Mapping[str, Any]) -> None:
 def follow_job_logs(
     ctx: Context, job_id: Id, host: str | None = None, step: str | None = None
 ) -> Resource:
-    """Print the job's log lines as they come until the job is finished; answer the job."""
+    """Print the job's log lines as they come until the job is finished; answer the job.
+
+    If the stream ends before the job does (a proxy's timeout, a server
+    restart), the lines are fetched by polling from the last one printed.
+    """
     jobs = ctx.client.jobs
+    retry = Reconnecting(ctx)
     after = 0
-    for entry in jobs.logs(job_id, host=host, step=step, follow=True):
-        if "line" in entry:
-            print_job_log(ctx, entry)
-        after = entry.get("id", after)
-    job = jobs.get(job_id)
-    while job.get("status") not in JOB_FINISHED:
-        sleep()
-        for entry in jobs.logs(job_id, host=host, step=step, after=after):
-            print_job_log(ctx, entry)
+    follow = True
+
+    def print_from(entries: Iterator[Resource]) -> None:
+        nonlocal after
+        for entry in entries:
+            retry.back()
+            if "line" in entry:
+                print_job_log(ctx, entry)
             after = entry.get("id", after)
-        job = jobs.get(job_id)
-    return job
+
+    while True:
+        try:
+            print_from(jobs.logs(job_id, host=host, step=step, after=after, follow=follow))
+            job = jobs.get(job_id)
+            if job.get("status") in JOB_FINISHED:
+                if not follow:  # lines written since the last page
+                    print_from(jobs.logs(job_id, host=host, step=step, after=after))
+                retry.back()
+                return job
+        except (ConnectionFailed, HTTPError) as exc:
+            retry.lost(exc)
+            follow = False
+            continue
+        follow = False
+        sleep()

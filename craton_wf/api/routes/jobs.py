@@ -33,7 +33,7 @@ from craton_wf.db.engine import in_transaction
 from craton_wf.db.models import Job
 from craton_wf.domain.states import FINAL_JOB_STATES
 from craton_wf.services import jobs as job_service
-from craton_wf.services.events import list_events
+from craton_wf.services.events import host_names_of_runs, list_events
 
 router = APIRouter(prefix="/v1", dependencies=[Authorized])
 
@@ -43,6 +43,8 @@ _FINAL_JOB = {s.value for s in FINAL_JOB_STATES}
 def job_read(session: Any, job: Job) -> JobRead:
     read = JobRead.model_validate(job)
     read.summary = job_service.job_summary(session, job)
+    for name, value in job_service.job_names(session, job).items():
+        setattr(read, name, value)
     return read
 
 
@@ -182,7 +184,11 @@ def job_events(
     with db.begin() as session:
         job = job_service.get_job(session, me.project_id, job_id)
         events = list_events(session, job.id, after, max(1, min(limit, 10_000)))
-        return {"events": [EventRead.model_validate(e) for e in events]}
+        hosts = host_names_of_runs(session, events)
+        reads = [EventRead.model_validate(e) for e in events]
+        for read in reads:
+            read.host_name = hosts.get(read.run_id) if read.run_id is not None else None
+        return {"events": reads}
 
 
 def _log_read(row: tuple[Any, str, str]) -> LogRead:
