@@ -45,6 +45,7 @@ def add_command(
     parser.add_argument(
         "--format",
         choices=FORMATS,
+        type=format_name,
         default=argparse.SUPPRESS,
         help="output format (overrides the global --format)",
     )
@@ -104,8 +105,16 @@ def add_fields_option(parser: argparse.ArgumentParser, default: Sequence[str]) -
     parser.set_defaults(default_fields=list(default))
 
 
+def format_name(text: str) -> str:
+    """An output format; ``default`` is Craton's CLI's name of the table."""
+    return "table" if text == "default" else text
+
+
 def add_list_options(parser: argparse.ArgumentParser, default_fields: Sequence[str]) -> None:
     add_fields_option(parser, default_fields)
+    # Craton's CLI's --detail: accepted so that its users' scripts run; lists
+    # here carry every field already (choose them with --fields).
+    parser.add_argument("--detail", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--sort-key", metavar="KEY", help="field(s) to sort by, comma separated")
     parser.add_argument("--sort-dir", choices=("asc", "desc"), help="sort direction")
     paging = parser.add_mutually_exclusive_group()

@@ -50,8 +50,21 @@ class InventoryKind:
 # -- shared options --------------------------------------------------------------
 
 
+def _name_option(parser: argparse.ArgumentParser, help: str, required: bool = False) -> None:
+    # -n: Craton's CLI's spelling, so that its users' scripts run unchanged.
+    parser.add_argument("--name", "-n", required=required, help=help)
+
+
+def _active_word(text: str) -> bool:
+    """Craton's ``-a true|false`` (its CLI took the value as typed)."""
+    words = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
+    if text.lower() not in words:
+        raise argparse.ArgumentTypeError(f"not true or false: {text!r}")
+    return words[text.lower()]
+
+
 def _name_note_options(parser: argparse.ArgumentParser, required: bool = True) -> None:
-    parser.add_argument("--name", required=required, help="name")
+    _name_option(parser, "name", required)
     parser.add_argument("--note", help="free-form note")
 
 
@@ -86,7 +99,7 @@ def _cloud_create_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _project_create_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--name", required=True, help="name")
+    _name_option(parser, "name", required=True)
     _var_option(parser)
 
 
@@ -100,29 +113,66 @@ def _region_create_fields(ctx: Context, args: argparse.Namespace) -> dict[str, A
     return {**_name_note_fields(ctx, args), "cloud_id": _resolve(ctx.client.clouds, args.cloud)}
 
 
+def _vars_option(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--vars",
+        nargs="+",
+        action="extend",
+        metavar="PATH:VALUE",
+        help=f"resolved variable of the {what} at a dotted path equals VALUE (JSON if it parses)",
+    )
+
+
 def _region_list_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--name", help="only the region with this name")
+    _name_option(parser, "only the region with this name")
     parser.add_argument("--cloud", help="only regions of this cloud (id or name)")
+    _vars_option(parser, "region")
 
 
 def _region_list_filters(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
-    return {"name": args.name, "cloud_id": _resolve(ctx.client.clouds, args.cloud)}
+    return {
+        "name": args.name,
+        "cloud_id": _resolve(ctx.client.clouds, args.cloud),
+        "vars": check_vars_filters(args.vars),
+    }
+
+
+def _region_update_options(parser: argparse.ArgumentParser) -> None:
+    _name_note_options(parser, required=False)
+    parser.add_argument("--cloud", help="move the region, its cells and hosts to this cloud")
+
+
+def _region_update_fields(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
+    return {**_name_note_fields(ctx, args), "cloud_id": _resolve(ctx.client.clouds, args.cloud)}
+
+
+def _cell_options(parser: argparse.ArgumentParser, create: bool) -> None:
+    _name_note_options(parser, required=create)
+    if create:
+        parser.add_argument("--region", "-r", required=True, help="region (id or name)")
+    else:
+        parser.add_argument("--region", "-r", help="move the cell and its hosts to this region")
+    parser.add_argument("--cloud", help="cloud (id or name): checked to be the region's")
 
 
 def _cell_create_options(parser: argparse.ArgumentParser) -> None:
-    _name_note_options(parser)
-    parser.add_argument("--region", required=True, help="region (id or name)")
+    _cell_options(parser, create=True)
     _var_option(parser)
 
 
-def _cell_create_fields(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
-    return {**_name_note_fields(ctx, args), "region_id": _resolve(ctx.client.regions, args.region)}
+def _cell_fields(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        **_name_note_fields(ctx, args),
+        "region_id": _resolve(ctx.client.regions, args.region),
+        "cloud_id": _resolve(ctx.client.clouds, args.cloud),
+    }
 
 
 def _cell_list_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--name", help="only the cell with this name")
-    parser.add_argument("--region", help="only cells of this region (id or name)")
+    _name_option(parser, "only the cell with this name")
+    parser.add_argument("--region", "-r", help="only cells of this region (id or name)")
     parser.add_argument("--cloud", help="only cells of this cloud (id or name)")
+    _vars_option(parser, "cell")
 
 
 def _cell_list_filters(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
@@ -130,24 +180,40 @@ def _cell_list_filters(ctx: Context, args: argparse.Namespace) -> dict[str, Any]
         "name": args.name,
         "region_id": _resolve(ctx.client.regions, args.region),
         "cloud_id": _resolve(ctx.client.clouds, args.cloud),
+        "vars": check_vars_filters(args.vars),
     }
 
 
 def _host_common_options(parser: argparse.ArgumentParser, create: bool) -> None:
-    parser.add_argument("--name", required=create, help="host name")
-    parser.add_argument("--ip-address", required=create, metavar="IP", help="address")
-    if create:
-        parser.add_argument("--region", required=True, help="region (id or name)")
-        parser.add_argument("--cloud", help="cloud (id or name; default: the region's)")
-    parser.add_argument("--cell", help="cell (id or name)")
-    parser.add_argument("--device-type", metavar="TYPE", help="device type (default: server)")
+    # The second spellings (-n, -i, --ip_address, -r, -c, -t, --type, -l,
+    # --labels, -a) are Craton's CLI's, so that its users' scripts run unchanged.
+    _name_option(parser, "host name", required=create)
+    parser.add_argument(
+        "--ip-address", "-i", "--ip_address", required=create, metavar="IP", help="address"
+    )
+    parser.add_argument(
+        "--region",
+        "-r",
+        required=create,
+        help="region (id or name)" + ("" if create else "; moves the host"),
+    )
+    parser.add_argument("--cloud", help="cloud (id or name; default: the region's)")
+    parser.add_argument("--cell", "-c", help="cell (id or name)")
+    parser.add_argument(
+        "--device-type", "-t", "--type", metavar="TYPE", help="device type (default: server)"
+    )
     parser.add_argument("--parent", metavar="HOST", help="parent host (id or name)")
     parser.add_argument("--note", help="free-form note")
     parser.add_argument(
         "--label",
+        "-l",
+        "--labels",
         action="append",
         metavar="LABEL",
         help="a label (repeatable)" + ("" if create else "; replaces all labels"),
+    )
+    parser.add_argument(
+        "-a", dest="active", type=_active_word, metavar="BOOL", help=argparse.SUPPRESS
     )
 
 
@@ -160,7 +226,7 @@ def _host_update_options(parser: argparse.ArgumentParser) -> None:
     _host_common_options(parser, create=False)
     parser.add_argument(
         "--active", action=argparse.BooleanOptionalAction, default=None, help="active or not"
-    )
+    )  # -a true|false too (_host_common_options)
 
 
 def _host_fields(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
@@ -175,19 +241,19 @@ def _host_fields(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
         "labels": args.label,
         "active": getattr(args, "active", None),
     }
-    if hasattr(args, "region"):
-        fields["region_id"] = _resolve(client.regions, args.region)
-        fields["cloud_id"] = _resolve(client.clouds, args.cloud)
+    fields["region_id"] = _resolve(client.regions, args.region)
+    fields["cloud_id"] = _resolve(client.clouds, args.cloud)
     return fields
 
 
 def _host_list_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--name", help="only the host with this name")
-    parser.add_argument("--region", help="only hosts of this region (id or name)")
-    parser.add_argument("--cell", help="only hosts of this cell (id or name)")
+    _name_option(parser, "only the host with this name")
+    parser.add_argument("--region", "-r", help="only hosts of this region (id or name)")
+    parser.add_argument("--cell", "-c", help="only hosts of this cell (id or name)")
     parser.add_argument("--cloud", help="only hosts of this cloud (id or name)")
     parser.add_argument("--label", nargs="+", action="extend", help="labels (all must match)")
     parser.add_argument("--device-type", metavar="TYPE", help="only this device type")
+    parser.add_argument("--ip-address", "--ip", metavar="IP", help="only the host at this address")
     parser.add_argument(
         "--vars",
         nargs="+",
@@ -205,6 +271,7 @@ def _host_list_filters(ctx: Context, args: argparse.Namespace) -> dict[str, Any]
         "cloud_id": _resolve(ctx.client.clouds, args.cloud),
         "label": args.label,
         "device_type": args.device_type,
+        "ip_address": args.ip_address,
         "vars": check_vars_filters(args.vars),
     }
 
@@ -216,9 +283,9 @@ KINDS = (
         list_fields=("id", "name"),
         create_options=_project_create_options,
         create_fields=_with_variables(lambda ctx, args: {"name": args.name}),
-        update_options=lambda parser: parser.add_argument("--name", help="new name"),
+        update_options=lambda parser: _name_option(parser, "new name"),
         update_fields=lambda ctx, args: {"name": args.name},
-        list_options=lambda parser: parser.add_argument("--name", help="only this name"),
+        list_options=lambda parser: _name_option(parser, "only this name"),
         list_filters=lambda ctx, args: {"name": args.name},
     ),
     InventoryKind(
@@ -229,7 +296,7 @@ KINDS = (
         create_fields=_with_variables(_name_note_fields),
         update_options=lambda parser: _name_note_options(parser, required=False),
         update_fields=_name_note_fields,
-        list_options=lambda parser: parser.add_argument("--name", help="only this name"),
+        list_options=lambda parser: _name_option(parser, "only this name"),
         list_filters=lambda ctx, args: {"name": args.name},
     ),
     InventoryKind(
@@ -238,8 +305,8 @@ KINDS = (
         list_fields=("id", "name", "cloud_id", "note"),
         create_options=_region_create_options,
         create_fields=_with_variables(_region_create_fields),
-        update_options=lambda parser: _name_note_options(parser, required=False),
-        update_fields=_name_note_fields,
+        update_options=_region_update_options,
+        update_fields=_region_update_fields,
         list_options=_region_list_options,
         list_filters=_region_list_filters,
     ),
@@ -248,9 +315,9 @@ KINDS = (
         plural="cells",
         list_fields=("id", "name", "region_id", "cloud_id", "note"),
         create_options=_cell_create_options,
-        create_fields=_with_variables(_cell_create_fields),
-        update_options=lambda parser: _name_note_options(parser, required=False),
-        update_fields=_name_note_fields,
+        create_fields=_with_variables(_cell_fields),
+        update_options=lambda parser: _cell_options(parser, create=False),
+        update_fields=_cell_fields,
         list_options=_cell_list_options,
         list_filters=_cell_list_filters,
     ),

@@ -33,7 +33,7 @@ from .._client import Client
 from .._version import __version__
 from ..exceptions import ClientError, Unauthorized
 from . import _inventory, _jobs, _tasks, _users, _workflows
-from ._common import CommandError, Context
+from ._common import CommandError, Context, format_name
 from ._output import FORMATS, Output
 
 DEFAULT_URL = "http://127.0.0.1:7780"
@@ -140,7 +140,9 @@ def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentP
         metavar="TOKEN",
         help="the user's token (env OS_PASSWORD)",
     )
-    parser.add_argument("--format", choices=FORMATS, default="table", help="output format")
+    parser.add_argument(
+        "--format", choices=FORMATS, type=format_name, default="table", help="output format"
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="<command>", required=True)
     for module in (_inventory, _tasks, _workflows, _jobs, _users):
         module.register(subparsers)
