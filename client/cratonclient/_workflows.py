@@ -25,3 +25,11 @@ class WorkflowManager(Manager):
     def versions(self, id: Id) -> list[Resource]:
         items = self._session.iter_items(self._url(id, "versions"), "versions")
         return [Resource(v) for v in items]
+
+    def validate(self, **definition: Any) -> Resource:
+        """Check ``{name?, description?, steps}`` as creating it would; nothing is written.
+
+        Answers ``{"valid": true, "name", "exists", "steps"}`` (the steps as they
+        would be stored); an invalid workflow raises the server's error.
+        """
+        return Resource(self._session.post_json(self._url("validate"), definition))

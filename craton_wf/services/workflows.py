@@ -116,6 +116,31 @@ def normalize_steps(
     return steps
 
 
+def check_workflow(
+    session: Session, project_id: str, data: dict[str, Any], me: Principal | None = None
+) -> dict[str, Any]:
+    """A workflow checked as :func:`create_workflow` checks it (its name if given, its
+    tasks, graph and secrets), written nowhere: what it would store, and whether a
+    workflow of that name exists already (an update of it, then)."""
+    name = data.get("name")
+    if name is not None:
+        name = check_name(name, "workflow")
+    steps = normalize_steps(session, project_id, data.get("steps") or [], me)
+    exists = name is not None and (
+        session.execute(
+            select(Workflow.id).where(Workflow.project_id == project_id, Workflow.name == name)
+        ).first()
+        is not None
+    )
+    return {
+        "valid": True,
+        "name": name,
+        "description": data.get("description"),
+        "exists": exists,
+        "steps": steps,
+    }
+
+
 def create_workflow(
     session: Session,
     project_id: str,

@@ -22,6 +22,7 @@ from ._common import (
     add_fields_option,
     add_list_options,
     check_vars_filters,
+    duration_seconds,
     list_command,
     parse_key_values,
     positive_int,
@@ -245,7 +246,12 @@ def _job_create_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-failures", type=int, metavar="N", help="failed hosts tolerated before stopping"
     )
-    parser.add_argument("--timeout", type=positive_int, metavar="S", help="job timeout, seconds")
+    parser.add_argument(
+        "--timeout",
+        type=duration_seconds,
+        metavar="DURATION",
+        help="job timeout: seconds, or 90s, 5m, 1h, 1h30m",
+    )
     parser.add_argument("--wait", action="store_true", help="show progress until the job finishes")
     parser.add_argument("--follow", action="store_true", help="stream the job's logs until it ends")
 

@@ -17,11 +17,13 @@ command stops with an ``ERROR:`` before anything is expanded or sent.
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Mapping
 from typing import Any
 
 import yaml
 
+from ..exceptions import HTTPError
 from ._common import (
     CommandError,
     Context,
@@ -29,6 +31,7 @@ from ._common import (
     add_fields_option,
     add_list_options,
     list_command,
+    parse_duration,
     print_items,
 )
 
@@ -36,6 +39,10 @@ WORKFLOW_FIELDS = ("id", "name", "version", "description")
 MAX_WORKFLOW_FILE_BYTES = 1024 * 1024
 MAX_YAML_ALIASES = 100
 MAX_YAML_NODES = 100_000
+#: What ``workflow-show`` prints that a file cannot set (ignored when read back).
+SHOWN_ONLY = frozenset(
+    {"id", "project_id", "version", "latest_version", "created_at", "updated_at"}
+)
 STEP_COLUMNS = ("name", "task_name", "args", "timeout", "retries", "required", "depends_on")
 
 
@@ -91,13 +98,47 @@ def load_guarded_yaml(text: str) -> Any:
         loader.dispose()
 
 
-def read_workflow_file(path: str) -> dict[str, Any]:
-    """``{name?, description?, steps}`` from a YAML or JSON file (JSON is YAML)."""
+def _read_bytes(path: str) -> bytes:
+    """At most one byte past the cap, from the file or (``-``) standard input."""
+    if path == "-":
+        stdin = getattr(sys.stdin, "buffer", None)
+        if stdin is not None:
+            return bytes(stdin.read(MAX_WORKFLOW_FILE_BYTES + 1))
+        return sys.stdin.read(MAX_WORKFLOW_FILE_BYTES + 1).encode()
     try:
         with open(path, "rb") as handle:
-            raw = handle.read(MAX_WORKFLOW_FILE_BYTES + 1)
+            return handle.read(MAX_WORKFLOW_FILE_BYTES + 1)
     except OSError as exc:
         raise CommandError(f"Cannot read {path}: {exc.strerror or exc}") from exc
+
+
+def _editable_step(step: Any, position: int, path: str) -> Any:
+    """A step as a file gives it: a shown step's ``task_name`` is its task (by name,
+    so the file works in another project), durations (``5m``) become seconds."""
+    if not isinstance(step, dict):
+        return step
+    step = dict(step)
+    if "task_name" in step:
+        task_name = step.pop("task_name")
+        if "task" not in step:
+            step["task"] = task_name
+            step.pop("task_id", None)
+    for key, whole in (("timeout", True), ("retry_delay", False)):
+        if step.get(key) is None:
+            continue
+        try:
+            seconds = parse_duration(step[key])
+        except ValueError as exc:
+            raise CommandError(f"{path}: step {position}: {key}: {exc}") from None
+        step[key] = max(1, round(seconds)) if whole else seconds
+    return step
+
+
+def read_workflow_file(path: str) -> dict[str, Any]:
+    """``{name?, description?, steps}`` from a YAML or JSON file (JSON is YAML), or from
+    standard input for ``-``; the output of ``workflow-show --format yaml|json`` is one."""
+    raw = _read_bytes(path)
+    path = "standard input" if path == "-" else path
     if len(raw) > MAX_WORKFLOW_FILE_BYTES:
         raise CommandError(f"{path} is larger than {MAX_WORKFLOW_FILE_BYTES} bytes: refused")
     try:
@@ -114,9 +155,11 @@ def read_workflow_file(path: str) -> dict[str, Any]:
         data = {"steps": data}
     if not isinstance(data, dict) or not isinstance(data.get("steps"), list):
         raise CommandError(f"{path} must hold a mapping with a 'steps' list.")
+    data = {key: value for key, value in data.items() if key not in SHOWN_ONLY}
     unknown = set(data) - {"name", "description", "steps"}
     if unknown:
         raise CommandError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}.")
+    data["steps"] = [_editable_step(s, i, path) for i, s in enumerate(data["steps"], 1)]
     return data
 
 
@@ -169,6 +212,37 @@ def do_workflow_update(ctx: Context, args: argparse.Namespace) -> None:
     show_workflow(ctx, workflows.update(workflows.resolve_id(args.workflow), **definition))
 
 
+def do_workflow_validate(ctx: Context, args: argparse.Namespace) -> int:
+    """Check a workflow file with the server (its tasks, graph, secrets); write nothing.
+
+    Exit 0 if valid, 1 with the reason if not (2: the file cannot be read).
+    """
+    definition = read_workflow_file(args.file)
+    if args.name:
+        definition["name"] = args.name
+    where = "standard input" if args.file == "-" else args.file
+    try:
+        checked = ctx.client.workflows.validate(**definition)
+    except HTTPError as exc:
+        if exc.status not in (400, 404, 409, 422):
+            raise
+        ctx.out.error(f"{where}: {exc.message}")
+        return 1
+    if not ctx.out.is_table:
+        ctx.out.raw(checked)
+        return 0
+    steps = checked.get("steps") or []
+    name = checked.get("name")
+    about = ""
+    if name:
+        about = (
+            f" (updates workflow {name})" if checked.get("exists") else f" (new workflow {name})"
+        )
+    ctx.out.note(f"{where} is valid: {len(steps)} step(s){about}.")
+    ctx.out.print_renderable(steps_table(ctx, steps))
+    return 0
+
+
 def do_workflow_delete(ctx: Context, args: argparse.Namespace) -> None:
     workflows = ctx.client.workflows
     workflow_id = workflows.resolve_id(args.workflow)
@@ -188,7 +262,10 @@ def _steps_options(parser: argparse.ArgumentParser, required: bool) -> None:
         "--task", action="append", metavar="TASK", help="a step running this task (repeatable)"
     )
     source.add_argument(
-        "--file", metavar="FILE", help="YAML or JSON file: {name?, description?, steps}"
+        "--file",
+        metavar="FILE",
+        help="YAML or JSON file: {name?, description?, steps} ('-': standard input; "
+        "workflow-show --format yaml output works); timeouts and retry delays take 90s, 5m, 1h",
     )
     parser.add_argument("--description", help="what the workflow does")
 
@@ -213,6 +290,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("workflow", metavar="WORKFLOW", help=wf_help)
     _steps_options(parser, required=False)
+
+    parser = add_command(
+        subparsers,
+        "workflow-validate",
+        do_workflow_validate,
+        "Check a workflow file with the server (tasks, graph, secrets) without writing it.",
+    )
+    parser.add_argument("file", metavar="FILE", help="YAML or JSON workflow file ('-': stdin)")
+    parser.add_argument("--name", help="the workflow's name (overrides the file's)")
 
     parser = add_command(subparsers, "workflow-delete", do_workflow_delete, "Delete a workflow.")
     parser.add_argument("workflow", metavar="WORKFLOW", help=wf_help)

@@ -50,6 +50,13 @@ def _routes(base: str) -> APIRouter:
                 "links": page_links(request, result),
             }
 
+    @sub.post(base + "/validate", name=f"validate_{base.strip('/')}")
+    def validate_workflow(body: WorkflowUpdate, db: Db, me: CurrentUser) -> dict[str, Any]:
+        """Check a workflow as creating it would, and write nothing (a lint)."""
+        data = {**body.model_dump(exclude_unset=True), "steps": _steps_input(body.steps)}
+        with db.begin() as session:
+            return workflow_service.check_workflow(session, me.project_id, data, me)
+
     @sub.post(base, status_code=201, name=f"create_{base.strip('/')}")
     def create_workflow(
         body: WorkflowCreate, request: Request, response: Response, db: Db, me: CurrentUser
