@@ -15,7 +15,10 @@ import click
 
 from craton_wf import __version__
 from craton_wf.errors import BuildError, CratonError
+from craton_wf.service_log import FORMATS, configure_logging
 from craton_wf.settings import Settings, load_settings
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 def _settings(ctx: click.Context) -> Settings:
@@ -34,14 +37,28 @@ def _fail(message: str) -> None:
     default=None,
     help="SQLAlchemy URL (default: sqlite:///craton-wf.db)",
 )
-@click.option("--log-level", default="INFO", show_default=True)
+@click.option(
+    "--log-level",
+    envvar="CRATON_WF_LOG_LEVEL",
+    type=click.Choice(LOG_LEVELS, case_sensitive=False),
+    default="INFO",
+    show_default=True,
+    help="INFO: state changes of builds, jobs and runs, and the API's access log; "
+    "WARNING: problems only",
+)
+@click.option(
+    "--log-format",
+    envvar="CRATON_WF_LOG_FORMAT",
+    type=click.Choice(FORMATS),
+    default="text",
+    show_default=True,
+    help="json: one JSON object per line (ts, level, logger, message, exc)",
+)
 @click.version_option(__version__)
 @click.pass_context
-def main(ctx: click.Context, database_url: str | None, log_level: str) -> None:
+def main(ctx: click.Context, database_url: str | None, log_level: str, log_format: str) -> None:
     """craton-wf: build tasks into images, run workflows over inventory as jobs."""
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(log_level, log_format)
     # alembic names each of its autogenerate plugins at INFO on every start; the
     # migrations it runs ("Running upgrade …") stay at the level asked for.
     logging.getLogger("alembic.runtime.plugins").setLevel(
@@ -49,7 +66,7 @@ def main(ctx: click.Context, database_url: str | None, log_level: str) -> None:
     )
     overrides: dict[str, Any] = {"database_url": database_url} if database_url else {}
     try:
-        ctx.obj = {"settings": load_settings(**overrides)}
+        ctx.obj = {"settings": load_settings(**overrides), "log_level": log_level.lower()}
     except Exception as exc:  # pydantic's ValidationError: name the bad setting
         _fail(f"invalid settings: {exc}")
 
@@ -215,8 +232,15 @@ def serve(
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: runner.request_stop() if runner else None)
     try:
+        # uvicorn's loggers (the access log among them) go through the root
+        # handler configure_logging set up, at the level asked for.
         uvicorn.run(
-            app, host=host or settings.api_host, port=port or settings.api_port, log_level="warning"
+            app,
+            host=host or settings.api_host,
+            port=port or settings.api_port,
+            log_config=None,
+            log_level=ctx.obj.get("log_level", "info"),
+            access_log=True,
         )
     finally:
         if runner is not None and not runner.stop(timeout=settings.shutdown_grace_seconds):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -11,6 +12,8 @@ from sqlalchemy.orm import Session
 from craton_wf.db.models import Build, BuildLog, Task, TaskSource, utcnow
 from craton_wf.domain.states import BuildStatus, check_transition
 from craton_wf.services.leases import check_lease, claim_one, db_now, take_lease
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,10 @@ class BuildAssignment:
 
 def _set_status(build: Build, task: Task | None, status: BuildStatus) -> None:
     check_transition(BuildStatus(build.status), status, f"build {build.id}")
+    log.info(
+        "build %s (task %s, number %s): %s -> %s",
+        build.id, build.task_id, build.number, build.status, status.value,
+    )  # fmt: skip
     build.status = status.value
     if task is not None and task.current_build_id == build.id:
         task.status = status.value

@@ -137,6 +137,7 @@ def _set_status(session: Session, run: Run, status: RunStatus, **values: Any) ->
     """Move a locked run to ``status`` (an allowed transition), with ``values``:
     staged, written with the rest of the batch's runs (:mod:`craton_wf.db.staged`)."""
     scheduling.check_run_transition(run, status)
+    scheduling.log_run_status(run, status)
     stage(session, run, status=status.value, **values)
 
 

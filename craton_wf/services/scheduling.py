@@ -18,6 +18,7 @@ Rules:
 
 from __future__ import annotations
 
+import logging
 from collections import Counter, defaultdict
 from datetime import datetime
 from typing import Any
@@ -39,6 +40,8 @@ from craton_wf.domain.states import (
 )
 from craton_wf.services.events import record_event
 from craton_wf.services.leases import lock_rows
+
+log = logging.getLogger(__name__)
 
 _FINAL_RUN_VALUES = [s.value for s in FINAL_RUN_STATES]
 _ACTIVE_RUN_VALUES = [s.value for s in ACTIVE_RUN_STATES]
@@ -65,7 +68,16 @@ def check_run_transition(run: Run, status: RunStatus) -> None:
 
 def set_run_status(run: Run, status: RunStatus) -> None:
     check_run_transition(run, status)
+    log_run_status(run, status)
     run.status = status.value
+
+
+def log_run_status(run: Run, status: RunStatus) -> None:
+    """The service log's line for a run changing state (one per change, at INFO)."""
+    log.info(
+        "run %s (job %s, step %s, attempt %s): %s -> %s",
+        run.id, run.job_id, run.step_name, run.attempt, run.status, status.value,
+    )  # fmt: skip
 
 
 def _host_status_values(status: HostStatus, now: datetime) -> dict[str, Any]:
@@ -94,6 +106,7 @@ def _set_hosts_status(
 
 def set_job_status(job: Job, status: JobStatus, now: datetime) -> None:
     check_transition(JobStatus(job.status), status, f"job {job.id}")
+    log.info("job %s: %s -> %s", job.id, job.status, status.value)
     job.status = status.value
     if status == JobStatus.RUNNING and job.started_at is None:
         job.started_at = now
