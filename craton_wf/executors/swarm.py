@@ -61,7 +61,7 @@ import docker
 import docker.errors
 import requests
 from docker.types import ContainerSpec as ServiceContainerSpec
-from docker.types import Mount, RestartPolicy, TaskTemplate
+from docker.types import DriverConfig, Mount, RestartPolicy, TaskTemplate
 from docker.utils import version_gte
 
 from craton_wf.domain.labels import PROJECT_LABEL
@@ -108,10 +108,14 @@ def service_spec(
     network: str | None,
     stop_grace_seconds: float,
     no_new_privileges: bool = False,
+    log_max_size: str = "64m",
+    log_max_files: int = 2,
 ) -> Any:
     """The task template of one run attempt: hardened, limited, restart condition none.
 
     ``no_new_privileges`` where the engine's API carries it (1.44 and later).
+    The task's container logs to json-file with the platform's rotation, as
+    the docker executor's containers do, whatever the node's default driver.
     """
     limits: dict[str, int] = {}
     if spec.limits.nano_cpus is not None:
@@ -150,6 +154,9 @@ def service_spec(
         resources={"Limits": limits} if limits else None,
         placement={"Constraints": list(spec.placement)} if spec.placement else None,
         networks=[{"Target": network}] if network else None,
+        log_driver=DriverConfig(
+            "json-file", {"max-size": log_max_size, "max-file": str(log_max_files)}
+        ),
     )
 
 
@@ -166,8 +173,12 @@ class SwarmExecutor(DockerExecutor):
         stop_grace_seconds: float = 10.0,
         registry: str | None = None,
         registry_auth: dict[str, str] | None = None,
+        log_max_size: str = "64m",
+        log_max_files: int = 2,
     ) -> None:
-        super().__init__(base_url, client=client)
+        super().__init__(
+            base_url, client=client, log_max_size=log_max_size, log_max_files=log_max_files
+        )
         self.stop_grace_seconds = stop_grace_seconds
         self.registry = registry
         self.registry_auth = registry_auth
@@ -190,6 +201,8 @@ class SwarmExecutor(DockerExecutor):
             stop_grace_seconds=settings.stop_grace_seconds,
             registry=settings.registry,
             registry_auth=auth,
+            log_max_size=settings.container_log_max_size,
+            log_max_files=settings.container_log_max_files,
         )
 
     # --- the swarm --------------------------------------------------------------------
@@ -252,6 +265,8 @@ class SwarmExecutor(DockerExecutor):
             network,
             self.stop_grace_seconds,
             no_new_privileges=version_gte(self.client.api.api_version, NO_NEW_PRIVILEGES_API),
+            log_max_size=self.log_max_size,
+            log_max_files=self.log_max_files,
         )
         with docker_errors(f"create service {name}"):
             try:

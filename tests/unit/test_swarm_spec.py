@@ -22,3 +22,11 @@ def test_an_older_engine_gets_no_field_it_would_reject() -> None:
 
 def test_the_task_runs_under_an_init_that_forwards_sigterm() -> None:
     assert service_spec(SPEC, None, 2)["ContainerSpec"]["Init"] is True
+
+
+def test_the_task_logs_to_json_file_with_the_platforms_rotation() -> None:
+    template = service_spec(SPEC, None, 2, log_max_size="1m", log_max_files=3)
+    assert template["LogDriver"] == {
+        "Name": "json-file",
+        "Options": {"max-size": "1m", "max-file": "3"},
+    }
