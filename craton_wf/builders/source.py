@@ -20,7 +20,10 @@ Sources come from users, so every step assumes hostility:
   regular files and directories, no absolute paths or ``..``, a cap on the
   number of members and on the total unpacked size (read from the headers, so
   a compression bomb is refused before it is inflated); extraction then still
-  goes through tarfile's ``data`` filter.
+  goes through tarfile's ``data`` filter. A Python without extraction filters
+  (3.11 before 3.11.4, e.g. Debian 12's 3.11.2) gets the same result written
+  by hand: only those files and directories, no owner taken from the archive,
+  no set-id or group/other write bit.
 - the build context and Dockerfile must resolve (symlinks included) inside
   the source root.
 """
@@ -63,6 +66,7 @@ class GitFailed(Exception):
         super().__init__(f"git exited with status {status}")
         self.status = status
         self.stderr = stderr
+
 
 _COMMIT_ID = re.compile(r"^[0-9a-fA-F]{7,40}$")
 _GIT_ENV = {
@@ -267,13 +271,42 @@ def unpack_archive(
         raise SourceError(f"could not unpack the archive: {exc.message}") from exc
     try:
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as archive:
-            archive.extractall(root, members=_members_to_write(archive, root), filter="data")
+            members = _members_to_write(archive, root)
+            if hasattr(tarfile, "data_filter"):
+                archive.extractall(root, members=members, filter="data")
+            else:
+                _extract_as_data(archive, members, root)
     except SourceError:
         raise
     except CratonError as exc:
         raise SourceError(f"could not unpack the archive: {exc.message}") from exc
     except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
         raise SourceError(f"could not unpack the archive: {_truncate(str(exc))}") from exc
+
+
+def _extract_as_data(archive: tarfile.TarFile, members: list[tarfile.TarInfo], root: Path) -> None:
+    """What ``extractall(filter="data")`` writes, for a Python without filters: the
+    directories and regular files ``check_archive`` let through, owned by this
+    process, modes as the filter leaves them (no set-id, no group or other write;
+    the owner may always read and write a file)."""
+    for member in members:
+        target = root / member_path(member)
+        if member.isdir():
+            target.mkdir(parents=True, exist_ok=True)
+            continue
+        if not member.isreg():  # check_archive refused every other kind already
+            raise SourceError(f"archive member {member.name!r} is not a file or directory")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        source = archive.extractfile(member)
+        if source is None:
+            raise SourceError(f"archive member {member.name!r} cannot be read")
+        with source, target.open("wb") as out:
+            while chunk := source.read(1024 * 1024):
+                out.write(chunk)
+        mode = member.mode & 0o755
+        if not mode & 0o100:
+            mode &= ~0o111
+        target.chmod(mode | 0o600)
 
 
 def _inside(path: Path, root: Path) -> bool:
