@@ -6,7 +6,8 @@
 #
 #   demo  the server and the client (SQLite and the Docker engine need nothing more)
 #   test  the test tooling too (`.[test]`: PostgreSQL driver, Kubernetes client,
-#         pytest, ruff, mypy...), and PostgreSQL and git from Debian
+#         pytest, ruff, mypy, schemathesis, playwright...), and PostgreSQL, git
+#         and chromium from Debian
 #
 # Debian's python3 refuses `pip install` outside a virtual environment
 # (externally-managed-environment), so everything goes into .venv, made with
@@ -62,6 +63,8 @@ command -v debootstrap >/dev/null 2>&1 || need_apt+=(debootstrap)
 if [[ "$purpose" == test ]]; then
     command -v git >/dev/null 2>&1 || need_apt+=(git)
     ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need_apt+=(postgresql)
+    # the browser of the /docs tests (playwright drives it; it downloads none)
+    command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 fi
 if ((${#need_apt[@]})); then
     apt_install "${need_apt[@]}"

@@ -8,6 +8,7 @@ from fastapi import Depends, FastAPI
 from sqlalchemy.orm import Session, sessionmaker
 
 from craton_wf import __version__
+from craton_wf.api import openapi
 from craton_wf.api.audit import install_audit_trail
 from craton_wf.api.errors import install_error_handlers
 from craton_wf.api.limits import BodySizeLimit
@@ -29,6 +30,9 @@ def create_app(
         title="craton-wf",
         version=__version__,
         description="Containerized task-job platform for cloud operators",
+        openapi_tags=openapi.TAGS,
+        docs_url=None,  # openapi.install_docs: pages whose assets the app serves
+        redoc_url=None,
     )
     project_secrets.cipher(settings)  # a bad secret key stops the service here, not later
     app.state.settings = settings
@@ -53,4 +57,6 @@ def create_app(
     )
     for module in (system, inventory, tasks, workflows, jobs, users, secrets):
         app.include_router(module.router, dependencies=[Depends(write_slot)])
+    openapi.install_openapi(app)
+    openapi.install_docs(app)
     return app

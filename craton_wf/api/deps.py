@@ -13,7 +13,8 @@ from __future__ import annotations
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import Depends, Header, Query, Request, Response
+from fastapi import Depends, Query, Request, Response
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -49,17 +50,45 @@ Db = Annotated[sessionmaker[Session], Depends(get_sessions)]
 ReadDb = Annotated[sessionmaker[Session], Depends(get_read_sessions)]
 
 
+# The credentials, as FastAPI's security classes so the OpenAPI document declares
+# them (api.openapi states which go together). None refuses by itself: a missing
+# or wrong credential is authenticate's AuthenticationFailed, as any other.
+AUTH_TOKEN = APIKeyHeader(
+    name="X-Auth-Token",
+    scheme_name="X-Auth-Token",
+    auto_error=False,
+    description="An API token (`craton-wf bootstrap`, `POST /v1/tokens`).",
+)
+AUTH_USER = APIKeyHeader(
+    name="X-Auth-User",
+    scheme_name="X-Auth-User",
+    auto_error=False,
+    description="Optional: the token's user, checked against it.",
+)
+AUTH_PROJECT = APIKeyHeader(
+    name="X-Auth-Project",
+    scheme_name="X-Auth-Project",
+    auto_error=False,
+    description="Optional: the project to act in (default: the token's, else the user's).",
+)
+BEARER_TOKEN = HTTPBearer(
+    scheme_name="Bearer",
+    auto_error=False,
+    description="An API token as `Authorization: Bearer <token>`.",
+)
+
+
 def get_principal(
     request: Request,
     db: ReadDb,
-    authorization: Annotated[str | None, Header()] = None,
-    x_auth_token: Annotated[str | None, Header()] = None,
-    x_auth_user: Annotated[str | None, Header()] = None,
-    x_auth_project: Annotated[str | None, Header()] = None,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER_TOKEN)],
+    x_auth_token: Annotated[str | None, Depends(AUTH_TOKEN)],
+    x_auth_user: Annotated[str | None, Depends(AUTH_USER)],
+    x_auth_project: Annotated[str | None, Depends(AUTH_PROJECT)],
 ) -> Principal:
     token = x_auth_token
-    if token is None and authorization and authorization.lower().startswith("bearer "):
-        token = authorization[7:].strip()
+    if token is None and bearer is not None:
+        token = bearer.credentials
     with db.begin() as session:
         authenticated = authenticate(
             session, token=token, user_name=x_auth_user, project_id=x_auth_project

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
 from pydantic_core import PydanticCustomError
 
 from craton_wf.domain.addresses import is_ip_address
@@ -556,3 +556,95 @@ class SecretRead(Output):
     description: str | None
     created_at: datetime
     updated_at: datetime | None
+
+
+# --- answers: errors, lists, and the bodies of the few routes without a model -------
+
+
+class ErrorRead(BaseModel):
+    """Every error's body (``api.errors``): a human message and a machine-readable code."""
+
+    message: str
+    status: int
+    code: str
+
+
+def list_answer(
+    model_name: str, key: str, item: type[BaseModel], *, links: bool = True
+) -> type[BaseModel]:
+    """The model of a list answer: ``{key: [item, ...]}``, with Craton's ``links``
+    when the list is paged."""
+    fields: dict[str, Any] = {key: (list[item], ...)}  # type: ignore[valid-type]
+    if links:
+        fields["links"] = (list[Link], ...)
+    return create_model(model_name, **fields)
+
+
+ProjectList = list_answer("ProjectList", "projects", ProjectRead)
+HostList = list_answer("HostList", "hosts", HostRead)
+TaskList = list_answer("TaskList", "tasks", TaskRead)
+BuildList = list_answer("BuildList", "builds", BuildRead)
+WorkflowList = list_answer("WorkflowList", "workflows", WorkflowRead)
+WorkflowVersionList = list_answer(
+    "WorkflowVersionList", "versions", WorkflowVersionRead, links=False
+)
+JobList = list_answer("JobList", "jobs", JobRead)
+JobHostList = list_answer("JobHostList", "hosts", JobHostRead, links=False)
+RunList = list_answer("RunList", "runs", RunRead, links=False)
+EventList = list_answer("EventList", "events", EventRead, links=False)
+RunnerList = list_answer("RunnerList", "runners", RunnerRead)
+UserList = list_answer("UserList", "users", UserRead, links=False)
+TokenList = list_answer("TokenList", "tokens", TokenRead, links=False)
+AuditEventList = list_answer("AuditEventList", "audit_events", AuditEventRead)
+SecretList = list_answer("SecretList", "secrets", SecretRead)
+
+
+class VariablesRead(BaseModel):
+    variables: dict[str, Any]
+
+
+class BuildLogPage(BaseModel):
+    logs: list[BuildLogRead]
+    status: str
+    next_after: int
+
+
+class JobLogPage(BaseModel):
+    logs: list[LogRead]
+    next_after: int
+    job_status: str
+
+
+class AnsibleGroup(BaseModel):
+    hosts: list[str]
+
+
+class AnsibleAll(AnsibleGroup):
+    children: list[str]
+
+
+class AnsibleMeta(BaseModel):
+    hostvars: dict[str, dict[str, Any]]
+
+
+class AnsibleInventory(BaseModel):
+    """Ansible's JSON inventory: ``_meta``, ``all``, and one group per region, cell, label."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    __pydantic_extra__: dict[str, AnsibleGroup]
+
+    meta: AnsibleMeta = Field(alias="_meta")
+    all: AnsibleAll
+
+
+class HealthRead(BaseModel):
+    status: str
+
+
+class ReadinessRead(BaseModel):
+    status: str = Field(description="ready | not ready")
+    checks: dict[str, Any]
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="What an operator must know whatever the readiness, e.g. approval is off",
+    )

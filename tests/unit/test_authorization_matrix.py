@@ -68,6 +68,9 @@ GIT = "https://93.184.215.14/alpha-tasks.git"
 EXPECTED: dict[tuple[str, str], tuple[str, bool]] = {
     ("GET", "/healthz"): (PUBLIC, COLLECTION),
     ("GET", "/readyz"): (PUBLIC, COLLECTION),
+    ("GET", "/docs"): (PUBLIC, COLLECTION),
+    ("GET", "/docs/oauth2-redirect"): (PUBLIC, COLLECTION),
+    ("GET", "/redoc"): (PUBLIC, COLLECTION),
     ("GET", "/v1/runners"): (VIEWER, COLLECTION),
     ("GET", "/v1/projects"): (VIEWER, COLLECTION),
     ("POST", "/v1/projects"): (ROOT, COLLECTION),

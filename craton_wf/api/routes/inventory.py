@@ -7,7 +7,9 @@ from fastapi import APIRouter, Body, Query, Request, Response
 from pydantic import BaseModel
 
 from craton_wf.api.deps import Authorized, CurrentUser, Db, PageDep, RootUser, created, page_links
+from craton_wf.api.openapi import API_ERRORS
 from craton_wf.api.schemas import (
+    AnsibleInventory,
     CellCreate,
     CellRead,
     CellUpdate,
@@ -15,21 +17,25 @@ from craton_wf.api.schemas import (
     CloudRead,
     CloudUpdate,
     HostCreate,
+    HostList,
     HostRead,
     HostUpdate,
     LabelsBody,
     ProjectCreate,
+    ProjectList,
     ProjectRead,
     ProjectUpdate,
     RegionCreate,
     RegionRead,
     RegionUpdate,
+    VariablesRead,
+    list_answer,
 )
 from craton_wf.db.models import Cell, Cloud, Host, Project
 from craton_wf.services import inventory, policy
 from craton_wf.services.common import get_owned
 
-router = APIRouter(prefix="/v1", dependencies=[Authorized])
+router = APIRouter(prefix="/v1", dependencies=[Authorized], responses=API_ERRORS)
 
 ResolvedValues = Annotated[bool, Query(alias="resolved-values")]
 
@@ -37,7 +43,7 @@ ResolvedValues = Annotated[bool, Query(alias="resolved-values")]
 # --- projects -------------------------------------------------------------------
 
 
-@router.get("/projects")
+@router.get("/projects", tags=["projects"], response_model=ProjectList)
 def list_projects(
     request: Request, db: Db, me: CurrentUser, page: PageDep, name: str | None = None
 ) -> dict[str, Any]:
@@ -49,7 +55,7 @@ def list_projects(
         }
 
 
-@router.post("/projects", status_code=201)
+@router.post("/projects", status_code=201, tags=["projects"])
 def create_project(
     body: ProjectCreate, request: Request, response: Response, db: Db, me: RootUser
 ) -> ProjectRead:
@@ -63,13 +69,13 @@ def _visible_project(session: Any, me: Any, project_id: str) -> Project:
     return inventory.visible_project(session, me.user_id, me.is_root, me.project_id, project_id)
 
 
-@router.get("/projects/{project_id}")
+@router.get("/projects/{project_id}", tags=["projects"])
 def show_project(project_id: str, db: Db, me: CurrentUser) -> ProjectRead:
     with db.begin() as session:
         return ProjectRead.model_validate(_visible_project(session, me, project_id))
 
 
-@router.put("/projects/{project_id}")
+@router.put("/projects/{project_id}", tags=["projects"])
 def update_project(project_id: str, body: ProjectUpdate, db: Db, me: CurrentUser) -> ProjectRead:
     with db.begin() as session:
         project = inventory.update_project(
@@ -78,7 +84,7 @@ def update_project(project_id: str, body: ProjectUpdate, db: Db, me: CurrentUser
         return ProjectRead.model_validate(project)
 
 
-@router.delete("/projects/{project_id}", status_code=204)
+@router.delete("/projects/{project_id}", status_code=204, tags=["projects"])
 def delete_project(project_id: str, db: Db, me: RootUser) -> Response:
     with db.begin() as session:
         session.delete(inventory.get_project(session, project_id))
@@ -139,7 +145,14 @@ def _crud(
             )
         return Response(status_code=204)
 
-    router.add_api_route(f"/{plural}", list_objects, methods=["GET"], name=f"list_{plural}")
+    router.add_api_route(
+        f"/{plural}",
+        list_objects,
+        methods=["GET"],
+        name=f"list_{plural}",
+        response_model=list_answer(f"{read_schema.__name__[:-4]}List", plural, read_schema),
+        tags=[plural],
+    )
     router.add_api_route(
         f"/{plural}",
         create_object,
@@ -147,6 +160,7 @@ def _crud(
         status_code=201,
         response_model=read_schema,
         name=f"create_{singular}",
+        tags=[plural],
     )
     router.add_api_route(
         f"/{plural}/{{object_id}}",
@@ -154,6 +168,7 @@ def _crud(
         methods=["GET"],
         response_model=read_schema,
         name=f"show_{singular}",
+        tags=[plural],
     )
     router.add_api_route(
         f"/{plural}/{{object_id}}",
@@ -161,6 +176,7 @@ def _crud(
         methods=["PUT"],
         response_model=read_schema,
         name=f"update_{singular}",
+        tags=[plural],
     )
     router.add_api_route(
         f"/{plural}/{{object_id}}",
@@ -168,6 +184,7 @@ def _crud(
         methods=["DELETE"],
         status_code=204,
         name=f"delete_{singular}",
+        tags=[plural],
     )
 
 
@@ -202,7 +219,7 @@ def _host_read(resolver: inventory.VariableResolver, host: Host, resolved: bool)
     return read
 
 
-@router.get("/hosts")
+@router.get("/hosts", tags=["hosts"], response_model=HostList)
 def list_hosts(
     request: Request,
     db: Db,
@@ -243,7 +260,7 @@ def list_hosts(
         }
 
 
-@router.post("/hosts", status_code=201)
+@router.post("/hosts", status_code=201, tags=["hosts"])
 def create_host(
     body: HostCreate, request: Request, response: Response, db: Db, me: CurrentUser
 ) -> HostRead:
@@ -253,7 +270,7 @@ def create_host(
         return _host_read(inventory.VariableResolver(session), host, False)
 
 
-@router.get("/hosts/{host_id}")
+@router.get("/hosts/{host_id}", tags=["hosts"])
 def show_host(host_id: int, db: Db, me: CurrentUser, resolved: ResolvedValues = True) -> HostRead:
     with db.begin() as session:
         host = get_owned(session, Host, me.project_id, host_id, "host")
@@ -261,7 +278,7 @@ def show_host(host_id: int, db: Db, me: CurrentUser, resolved: ResolvedValues = 
         return _host_read(inventory.VariableResolver(session), host, resolved)
 
 
-@router.put("/hosts/{host_id}")
+@router.put("/hosts/{host_id}", tags=["hosts"])
 def update_host(host_id: int, body: HostUpdate, db: Db, me: CurrentUser) -> HostRead:
     with db.begin() as session:
         host = get_owned(session, Host, me.project_id, host_id, "host")
@@ -269,7 +286,7 @@ def update_host(host_id: int, body: HostUpdate, db: Db, me: CurrentUser) -> Host
         return _host_read(inventory.VariableResolver(session), host, False)
 
 
-@router.delete("/hosts/{host_id}", status_code=204)
+@router.delete("/hosts/{host_id}", status_code=204, tags=["hosts"])
 def delete_host(host_id: int, db: Db, me: CurrentUser) -> Response:
     with db.begin() as session:
         inventory.delete_checked(
@@ -278,13 +295,13 @@ def delete_host(host_id: int, db: Db, me: CurrentUser) -> Response:
     return Response(status_code=204)
 
 
-@router.get("/hosts/{host_id}/labels")
+@router.get("/hosts/{host_id}/labels", tags=["hosts"])
 def get_labels(host_id: int, db: Db, me: CurrentUser) -> LabelsBody:
     with db.begin() as session:
         return LabelsBody(labels=get_owned(session, Host, me.project_id, host_id, "host").labels)
 
 
-@router.put("/hosts/{host_id}/labels")
+@router.put("/hosts/{host_id}/labels", tags=["hosts"])
 def set_labels(host_id: int, body: LabelsBody, db: Db, me: CurrentUser) -> LabelsBody:
     with db.begin() as session:
         host = get_owned(session, Host, me.project_id, host_id, "host")
@@ -341,10 +358,29 @@ def _variables_routes(kind: str) -> None:
         return Response(status_code=204)
 
     path = f"/{kind}/{{object_id}}/variables"
-    router.add_api_route(path, get_variables, methods=["GET"], name=f"get_{kind}_variables")
-    router.add_api_route(path, put_variables, methods=["PUT"], name=f"put_{kind}_variables")
     router.add_api_route(
-        path, delete_variables, methods=["DELETE"], status_code=204, name=f"delete_{kind}_variables"
+        path,
+        get_variables,
+        methods=["GET"],
+        name=f"get_{kind}_variables",
+        response_model=VariablesRead,
+        tags=[kind],
+    )
+    router.add_api_route(
+        path,
+        put_variables,
+        methods=["PUT"],
+        name=f"put_{kind}_variables",
+        response_model=VariablesRead,
+        tags=[kind],
+    )
+    router.add_api_route(
+        path,
+        delete_variables,
+        methods=["DELETE"],
+        status_code=204,
+        name=f"delete_{kind}_variables",
+        tags=[kind],
     )
 
 
@@ -352,7 +388,7 @@ for _kind in inventory.VARIABLE_OWNERS:
     _variables_routes(_kind)
 
 
-@router.get("/ansible-inventory")
+@router.get("/ansible-inventory", tags=["inventory"], response_model=AnsibleInventory)
 def ansible_inventory(
     db: Db,
     me: CurrentUser,

@@ -20,13 +20,19 @@ from craton_wf.api.deps import (
     created,
     page_links,
 )
+from craton_wf.api.openapi import API_ERRORS, follow_responses
 from craton_wf.api.schemas import (
+    EventList,
     EventRead,
     JobCreate,
+    JobHostList,
     JobHostRead,
+    JobList,
+    JobLogPage,
     JobRead,
     JobRetry,
     LogRead,
+    RunList,
     RunRead,
 )
 from craton_wf.db.engine import in_transaction
@@ -35,7 +41,7 @@ from craton_wf.domain.states import FINAL_JOB_STATES
 from craton_wf.services import jobs as job_service
 from craton_wf.services.events import host_names_of_runs, list_events
 
-router = APIRouter(prefix="/v1", dependencies=[Authorized])
+router = APIRouter(prefix="/v1", dependencies=[Authorized], tags=["jobs"], responses=API_ERRORS)
 
 _FINAL_JOB = {s.value for s in FINAL_JOB_STATES}
 
@@ -81,7 +87,7 @@ def create_job(
     return read
 
 
-@router.get("/jobs")
+@router.get("/jobs", response_model=JobList)
 def list_jobs(
     request: Request,
     db: Db,
@@ -150,7 +156,7 @@ def retry_job(
     return read
 
 
-@router.get("/jobs/{job_id}/hosts")
+@router.get("/jobs/{job_id}/hosts", response_model=JobHostList)
 def job_hosts(job_id: int, db: Db, me: CurrentUser) -> dict[str, Any]:
     with db.begin() as session:
         job = job_service.get_job(session, me.project_id, job_id)
@@ -161,7 +167,7 @@ def job_hosts(job_id: int, db: Db, me: CurrentUser) -> dict[str, Any]:
         }
 
 
-@router.get("/jobs/{job_id}/runs")
+@router.get("/jobs/{job_id}/runs", response_model=RunList)
 def job_runs(
     job_id: int, db: Db, me: CurrentUser, host: str | None = None, step: str | None = None
 ) -> dict[str, Any]:
@@ -177,7 +183,7 @@ def job_runs(
         return {"runs": runs}
 
 
-@router.get("/jobs/{job_id}/events")
+@router.get("/jobs/{job_id}/events", response_model=EventList)
 def job_events(
     job_id: int, db: Db, me: CurrentUser, after: int = 0, limit: int = 1000
 ) -> dict[str, Any]:
@@ -205,7 +211,11 @@ def _log_read(row: tuple[Any, str, str]) -> LogRead:
     )
 
 
-@router.get("/jobs/{job_id}/logs", response_model=None)
+@router.get(
+    "/jobs/{job_id}/logs",
+    response_model=None,
+    responses=follow_responses(JobLogPage, "a LogRead per line, then {end: true, job_status}"),
+)
 def job_logs(
     job_id: int,
     db: Db,

@@ -15,10 +15,11 @@ from craton_wf.api.deps import (
     created,
     page_links,
 )
-from craton_wf.api.schemas import SecretCreate, SecretRead, SecretUpdate
+from craton_wf.api.openapi import API_ERRORS
+from craton_wf.api.schemas import SecretCreate, SecretList, SecretRead, SecretUpdate
 from craton_wf.services import project_secrets
 
-router = APIRouter(prefix="/v1", dependencies=[Authorized])
+router = APIRouter(prefix="/v1", dependencies=[Authorized], tags=["secrets"], responses=API_ERRORS)
 
 
 @router.post("/secrets", status_code=201)
@@ -39,7 +40,7 @@ def create_secret(
         return SecretRead.model_validate(secret)
 
 
-@router.get("/secrets")
+@router.get("/secrets", response_model=SecretList)
 def list_secrets(
     request: Request, db: Db, me: CurrentUser, page: PageDep, name: str | None = None
 ) -> dict[str, Any]:

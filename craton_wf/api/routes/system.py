@@ -8,8 +8,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from craton_wf.api.deps import Authorized, CurrentUser, Db, PageDep, SettingsDep, page_links
+from craton_wf.api.openapi import API_ERRORS
 from craton_wf.api.operator_warnings import operator_warnings
-from craton_wf.api.schemas import RunnerRead
+from craton_wf.api.schemas import HealthRead, ReadinessRead, RunnerList, RunnerRead
 from craton_wf.errors import CratonError
 from craton_wf.services import runners as runner_service
 from craton_wf.settings import Settings
@@ -17,10 +18,10 @@ from craton_wf.settings import Settings
 if TYPE_CHECKING:
     from craton_wf.executors.base import Executor
 
-router = APIRouter()
+router = APIRouter(tags=["system"])
 
 
-@router.get("/healthz")
+@router.get("/healthz", response_model=HealthRead)
 def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
@@ -57,7 +58,14 @@ def _firewall_check(request: Request, settings: Settings) -> str:
         return f"error: {exc.message}"
 
 
-@router.get("/readyz", response_model=None)
+@router.get(
+    "/readyz",
+    response_model=None,
+    responses={
+        200: {"model": ReadinessRead, "description": "Ready."},
+        503: {"model": ReadinessRead, "description": "Not ready: the checks say why."},
+    },
+)
 def readyz(request: Request, db: Db, settings: SettingsDep) -> Any:
     checks: dict[str, Any] = {}
     live = 0
@@ -88,7 +96,9 @@ def readyz(request: Request, db: Db, settings: SettingsDep) -> Any:
     )
 
 
-@router.get("/v1/runners", dependencies=[Authorized])
+@router.get(
+    "/v1/runners", dependencies=[Authorized], response_model=RunnerList, responses=API_ERRORS
+)
 def list_runners(
     request: Request,
     db: Db,

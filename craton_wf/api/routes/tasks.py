@@ -26,13 +26,17 @@ from craton_wf.api.deps import (
     created,
     page_links,
 )
+from craton_wf.api.openapi import API_ERRORS, follow_responses, upload_body
 from craton_wf.api.schemas import (
     ApprovalRead,
     ApprovalRequest,
+    BuildList,
+    BuildLogPage,
     BuildLogRead,
     BuildRead,
     BuildRequest,
     TaskCreate,
+    TaskList,
     TaskRead,
     TaskUpdate,
 )
@@ -42,7 +46,7 @@ from craton_wf.services import approvals, source_rules, task_env
 from craton_wf.services import tasks as task_service
 from craton_wf.settings import Settings
 
-router = APIRouter(prefix="/v1", dependencies=[Authorized])
+router = APIRouter(prefix="/v1", dependencies=[Authorized], tags=["tasks"], responses=API_ERRORS)
 
 _FINAL_BUILD = {BuildStatus.READY.value, BuildStatus.FAILED.value}
 
@@ -113,7 +117,9 @@ async def _read_upload(
     return fields, archive
 
 
-@router.post("/tasks", status_code=201, response_model=TaskRead)
+@router.post(
+    "/tasks", status_code=201, response_model=TaskRead, openapi_extra=upload_body(TaskCreate)
+)
 async def create_task(
     request: Request, response: Response, db: Db, me: CurrentUser, settings: SettingsDep
 ) -> TaskRead:
@@ -144,7 +150,7 @@ def _wake_runner(request: Request) -> None:
         wakeup.set()
 
 
-@router.get("/tasks")
+@router.get("/tasks", response_model=TaskList)
 def list_tasks(
     request: Request,
     db: Db,
@@ -191,7 +197,12 @@ def delete_task(task_id: int, db: Db, me: CurrentUser) -> Response:
     return Response(status_code=204)
 
 
-@router.post("/tasks/{task_id}/builds", status_code=201, response_model=BuildRead)
+@router.post(
+    "/tasks/{task_id}/builds",
+    status_code=201,
+    response_model=BuildRead,
+    openapi_extra=upload_body(BuildRequest),
+)
 async def rebuild_task(
     task_id: int,
     request: Request,
@@ -222,7 +233,7 @@ async def rebuild_task(
     return read
 
 
-@router.get("/tasks/{task_id}/builds")
+@router.get("/tasks/{task_id}/builds", response_model=BuildList)
 def list_builds(
     task_id: int, request: Request, db: Db, me: CurrentUser, page: PageDep
 ) -> dict[str, Any]:
@@ -242,7 +253,11 @@ def show_build(task_id: int, build_id: str, db: Db, me: CurrentUser) -> BuildRea
         return BuildRead.model_validate(task_service.get_build(session, task, build_id))
 
 
-@router.get("/tasks/{task_id}/builds/{build_id}/logs", response_model=None)
+@router.get(
+    "/tasks/{task_id}/builds/{build_id}/logs",
+    response_model=None,
+    responses=follow_responses(BuildLogPage, "a BuildLogRead per line, then {status, end: true}"),
+)
 def build_logs(
     task_id: int,
     build_id: str,

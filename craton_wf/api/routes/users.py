@@ -9,12 +9,16 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Query, Request, Response
 
 from craton_wf.api.deps import Authorized, CurrentUser, Db, SettingsDep, created
+from craton_wf.api.openapi import API_ERRORS
 from craton_wf.api.schemas import (
+    AuditEventList,
     AuditEventRead,
     TokenCreate,
     TokenIssued,
+    TokenList,
     TokenRead,
     UserCreate,
+    UserList,
     UserRead,
     UserUpdate,
 )
@@ -23,7 +27,7 @@ from craton_wf.errors import InvalidInput
 from craton_wf.services import audit
 from craton_wf.services import users as user_service
 
-router = APIRouter(prefix="/v1", dependencies=[Authorized])
+router = APIRouter(prefix="/v1", dependencies=[Authorized], responses=API_ERRORS)
 
 
 def user_read(view: user_service.UserView) -> UserRead:
@@ -55,13 +59,13 @@ def token_read(token: ApiToken, user: str) -> TokenRead:
 # --- users --------------------------------------------------------------------------
 
 
-@router.get("/users")
+@router.get("/users", tags=["users"], response_model=UserList)
 def list_users(db: Db, me: CurrentUser) -> dict[str, Any]:
     with db.begin() as session:
         return {"users": [user_read(v) for v in user_service.list_users(session, me)]}
 
 
-@router.post("/users", status_code=201)
+@router.post("/users", status_code=201, tags=["users"])
 def create_user(
     body: UserCreate, request: Request, response: Response, db: Db, me: CurrentUser
 ) -> UserRead:
@@ -71,19 +75,19 @@ def create_user(
         return user_read(view)
 
 
-@router.get("/users/{user_id}")
+@router.get("/users/{user_id}", tags=["users"])
 def show_user(user_id: str, db: Db, me: CurrentUser) -> UserRead:
     with db.begin() as session:
         return user_read(user_service.get_user(session, me, user_id))
 
 
-@router.put("/users/{user_id}")
+@router.put("/users/{user_id}", tags=["users"])
 def update_user(user_id: str, body: UserUpdate, db: Db, me: CurrentUser) -> UserRead:
     with db.begin() as session:
         return user_read(user_service.set_role(session, me, user_id, body.role))
 
 
-@router.delete("/users/{user_id}", status_code=204)
+@router.delete("/users/{user_id}", status_code=204, tags=["users"])
 def delete_user(user_id: str, db: Db, me: CurrentUser) -> Response:
     with db.begin() as session:
         user_service.remove_user(session, me, user_id)
@@ -93,7 +97,7 @@ def delete_user(user_id: str, db: Db, me: CurrentUser) -> Response:
 # --- tokens -------------------------------------------------------------------------
 
 
-@router.post("/tokens", status_code=201)
+@router.post("/tokens", status_code=201, tags=["tokens"])
 def create_token(
     body: TokenCreate, request: Request, response: Response, db: Db, me: CurrentUser
 ) -> TokenIssued:
@@ -107,13 +111,13 @@ def create_token(
         return TokenIssued(**token_read(token, issued.user_name).model_dump(), token=issued.token)
 
 
-@router.get("/tokens")
+@router.get("/tokens", tags=["tokens"], response_model=TokenList)
 def list_tokens(db: Db, me: CurrentUser) -> dict[str, Any]:
     with db.begin() as session:
         return {"tokens": [token_read(t, u) for t, u in user_service.list_tokens(session, me)]}
 
 
-@router.delete("/tokens/{token_id}", status_code=204)
+@router.delete("/tokens/{token_id}", status_code=204, tags=["tokens"])
 def revoke_token(token_id: int, db: Db, me: CurrentUser) -> Response:
     with db.begin() as session:
         user_service.revoke_token(session, me, token_id)
@@ -123,7 +127,7 @@ def revoke_token(token_id: int, db: Db, me: CurrentUser) -> Response:
 # --- audit trail --------------------------------------------------------------------
 
 
-@router.get("/audit-events")
+@router.get("/audit-events", tags=["audit"], response_model=AuditEventList)
 def list_audit_events(
     request: Request,
     db: Db,

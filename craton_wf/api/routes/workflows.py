@@ -7,7 +7,15 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from craton_wf.api.deps import Authorized, CurrentUser, Db, PageDep, created, page_links
-from craton_wf.api.schemas import WorkflowCreate, WorkflowRead, WorkflowUpdate, WorkflowVersionRead
+from craton_wf.api.openapi import API_ERRORS
+from craton_wf.api.schemas import (
+    WorkflowCreate,
+    WorkflowList,
+    WorkflowRead,
+    WorkflowUpdate,
+    WorkflowVersionList,
+    WorkflowVersionRead,
+)
 from craton_wf.services import workflows as workflow_service
 from craton_wf.services.common import get_owned
 
@@ -36,10 +44,12 @@ def workflow_read(session: Any, workflow: Any, version: int | None = None) -> Wo
 
 
 def _routes(base: str) -> APIRouter:
-    sub = APIRouter(prefix="/v1", dependencies=[Authorized])
+    sub = APIRouter(
+        prefix="/v1", dependencies=[Authorized], tags=["workflows"], responses=API_ERRORS
+    )
     plural = "workflows"
 
-    @sub.get(base, name=f"list_{base.strip('/')}")
+    @sub.get(base, name=f"list_{base.strip('/')}", response_model=WorkflowList)
     def list_workflows(
         request: Request, db: Db, me: CurrentUser, page: PageDep, name: str | None = None
     ) -> dict[str, Any]:
@@ -104,7 +114,11 @@ def _routes(base: str) -> APIRouter:
             )
         return Response(status_code=204)
 
-    @sub.get(base + "/{workflow_id}/versions", name=f"versions_{base.strip('/')}")
+    @sub.get(
+        base + "/{workflow_id}/versions",
+        name=f"versions_{base.strip('/')}",
+        response_model=WorkflowVersionList,
+    )
     def list_versions(workflow_id: int, db: Db, me: CurrentUser) -> dict[str, Any]:
         with db.begin() as session:
             workflow = get_owned(
