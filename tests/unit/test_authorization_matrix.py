@@ -129,12 +129,14 @@ EXPECTED: dict[tuple[str, str], tuple[str, bool]] = {
     ("POST", "/v1/tasks/{task_id}/revoke"): (ADMIN, OBJECT),
     ("GET", "/v1/workflows"): (VIEWER, COLLECTION),
     ("POST", "/v1/workflows"): (ADMIN, COLLECTION),
+    ("POST", "/v1/workflows/validate"): (ADMIN, COLLECTION),
     ("GET", "/v1/workflows/{workflow_id}"): (VIEWER, OBJECT),
     ("PUT", "/v1/workflows/{workflow_id}"): (ADMIN, OBJECT),
     ("DELETE", "/v1/workflows/{workflow_id}"): (ADMIN, OBJECT),
     ("GET", "/v1/workflows/{workflow_id}/versions"): (VIEWER, OBJECT),
     ("GET", "/v1/workflow"): (VIEWER, COLLECTION),
     ("POST", "/v1/workflow"): (ADMIN, COLLECTION),
+    ("POST", "/v1/workflow/validate"): (ADMIN, COLLECTION),
     ("GET", "/v1/workflow/{workflow_id}"): (VIEWER, OBJECT),
     ("PUT", "/v1/workflow/{workflow_id}"): (ADMIN, OBJECT),
     ("DELETE", "/v1/workflow/{workflow_id}"): (ADMIN, OBJECT),
@@ -425,6 +427,9 @@ _body("PUT", "/v1/tasks/{task_id}")(lambda w: {"description": "not what it runs"
 _body("POST", "/v1/tasks/{task_id}/builds")(lambda w: {})
 _body("POST", "/v1/workflows", "/v1/workflow")(
     lambda w: {"name": unique("alpha-flow"), "steps": ["alpha-audit"]}
+)
+_body("POST", "/v1/workflows/validate", "/v1/workflow/validate")(
+    lambda w: {"steps": ["alpha-audit"]}
 )
 _body("PUT", "/v1/workflows/{workflow_id}", "/v1/workflow/{workflow_id}")(
     lambda w: {"description": "matrix"}
