@@ -603,6 +603,30 @@ class VariablesRead(BaseModel):
     variables: dict[str, Any]
 
 
+class WorkflowCheck(BaseModel):
+    """A workflow checked as creating it would, written nowhere."""
+
+    valid: bool
+    name: str | None
+    description: str | None
+    exists: bool = Field(description="a workflow of that name exists (an update of it, then)")
+    steps: list[dict[str, Any]] = Field(description="the steps as they would be stored")
+
+
+class DeviceGroups(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    hosts: list[HostRead]
+    network_devices: list[dict[str, Any]] = Field(alias="network-devices")
+
+
+class DeviceList(BaseModel):
+    """Craton's devices: hosts, and network devices (none are kept here)."""
+
+    devices: DeviceGroups
+    links: list[Link]
+
+
 class BuildLogPage(BaseModel):
     logs: list[BuildLogRead]
     status: str

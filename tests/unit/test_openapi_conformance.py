@@ -157,3 +157,30 @@ def test_every_answer_is_one_the_document_describes(api: Any, sessions: Any, roo
     assert not failures, f"{len(failures)} operations broke the document:\n\n" + "\n\n".join(
         failures
     )
+
+
+def test_every_operation_is_tagged_typed_and_secured(api: Any) -> None:
+    """What a new route must say of itself for /docs to be of use."""
+    document = api.get("/openapi.json").json()
+    untidy = []
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            label = f"{method.upper()} {path}"
+            success = next(code for code in operation["responses"] if code.startswith("2"))
+            schema = (
+                operation["responses"][success]
+                .get("content", {})
+                .get("application/json", {})
+                .get("schema", {})
+            )
+            if not operation.get("tags"):
+                untidy.append(f"{label}: no tag")
+            if success != "204" and ("$ref" not in schema and "items" not in schema):
+                untidy.append(f"{label}: {success} has no model")
+            if path.startswith("/v1/") and (
+                "security" not in operation or "401" not in operation["responses"]
+            ):
+                untidy.append(f"{label}: no security or no 401")
+    assert untidy == []
+    schemes = document["components"]["securitySchemes"]
+    assert set(schemes) == {"X-Auth-Token", "X-Auth-User", "X-Auth-Project", "Bearer"}

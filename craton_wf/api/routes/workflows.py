@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request, Response
 from craton_wf.api.deps import Authorized, CurrentUser, Db, PageDep, created, page_links
 from craton_wf.api.openapi import API_ERRORS
 from craton_wf.api.schemas import (
+    WorkflowCheck,
     WorkflowCreate,
     WorkflowList,
     WorkflowRead,
@@ -60,7 +61,7 @@ def _routes(base: str) -> APIRouter:
                 "links": page_links(request, result),
             }
 
-    @sub.post(base + "/validate", name=f"validate_{base.strip('/')}")
+    @sub.post(base + "/validate", name=f"validate_{base.strip('/')}", response_model=WorkflowCheck)
     def validate_workflow(body: WorkflowUpdate, db: Db, me: CurrentUser) -> dict[str, Any]:
         """Check a workflow as creating it would, and write nothing (a lint)."""
         data = {**body.model_dump(exclude_unset=True), "steps": _steps_input(body.steps)}
