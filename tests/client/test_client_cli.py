@@ -892,3 +892,15 @@ def test_ctrl_c_while_following_says_the_job_keeps_running(router, cli, monkeypa
         "Stopped watching: job 7 keeps running. Follow it with 'craton job-logs 7 --follow', "
         "cancel it with 'craton job-cancel 7'.",
     ]
+
+
+def test_ctrl_c_in_job_logs_follow_says_the_job_keeps_running(router, cli) -> None:
+    def interrupted(request: httpx.Request) -> httpx.Response:
+        raise KeyboardInterrupt
+
+    router.add("GET", "/v1/jobs/7/logs", interrupted)
+
+    result = cli("job-logs", "7", "--follow")
+
+    assert result.code == 130
+    assert result.err.startswith("Stopped watching: job 7 keeps running.")

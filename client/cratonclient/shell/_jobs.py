@@ -139,13 +139,17 @@ def _watch(ctx: Context, job: Any, follow: bool) -> int:
     try:
         finished = follow_job_logs(ctx, job_id) if follow else wait_for_job(ctx, job)
     except KeyboardInterrupt:
-        ctx.out.note(
-            f"Stopped watching: job {job_id} keeps running. "
-            f"Follow it with 'craton job-logs {job_id} --follow', "
-            f"cancel it with 'craton job-cancel {job_id}'."
-        )
+        _stopped_watching(ctx, job_id)
         return 130
     return _finished(ctx, finished)
+
+
+def _stopped_watching(ctx: Context, job_id: Any) -> None:
+    ctx.out.note(
+        f"Stopped watching: job {job_id} keeps running. "
+        f"Follow it with 'craton job-logs {job_id} --follow', "
+        f"cancel it with 'craton job-cancel {job_id}'."
+    )
 
 
 def do_job_create(ctx: Context, args: argparse.Namespace) -> int:
@@ -181,14 +185,19 @@ def do_job_runs(ctx: Context, args: argparse.Namespace) -> None:
     print_items(ctx, args, jobs.runs(jobs.resolve_id(args.job), host=args.host, step=args.step))
 
 
-def do_job_logs(ctx: Context, args: argparse.Namespace) -> None:
+def do_job_logs(ctx: Context, args: argparse.Namespace) -> int | None:
     jobs = ctx.client.jobs
     job_id = jobs.resolve_id(args.job)
     if args.follow:
-        follow_job_logs(ctx, job_id, host=args.host, step=args.step)
-        return
+        try:
+            follow_job_logs(ctx, job_id, host=args.host, step=args.step)
+        except KeyboardInterrupt:
+            _stopped_watching(ctx, job_id)
+            return 130
+        return None
     for entry in jobs.logs(job_id, host=args.host, step=args.step):
         print_job_log(ctx, entry)
+    return None
 
 
 def do_job_cancel(ctx: Context, args: argparse.Namespace) -> None:
