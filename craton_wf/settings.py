@@ -43,6 +43,17 @@ class Settings(BaseSettings):
         "(docker executor only)",
     )
 
+    external_url: str | None = Field(
+        default=None,
+        description="URL clients reach the API at (behind a proxy, say), for the absolute "
+        "links of lists and Location headers; default: the request's own scheme and host",
+    )
+    trust_forwarded_headers: bool = Field(
+        default=False,
+        description="Take the scheme and host of links from X-Forwarded-Proto and "
+        "X-Forwarded-Host: only behind a proxy that sets them",
+    )
+
     executor: Literal["docker", "swarm", "kubernetes", "fake"] = "docker"
     docker_base_url: str | None = Field(
         default=None, description="Docker engine URL; default: DOCKER_HOST or the local socket"

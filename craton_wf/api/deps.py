@@ -10,6 +10,7 @@ another connection writes, it is left for the token's next use.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -145,31 +146,102 @@ RootUser = Annotated[Principal, Depends(require_root)]
 
 
 def get_page_request(
+    request: Request,
     settings: SettingsDep,
     limit: Annotated[int | None, Query(ge=1)] = None,
     marker: str | None = None,
     sort_keys: str | None = None,
+    sort_key: Annotated[
+        str | None, Query(description="Craton's client's spelling of sort_keys")
+    ] = None,
     sort_dir: Annotated[str, Query(pattern="^(asc|desc)$")] = "asc",
 ) -> PageRequest:
     from craton_wf.errors import InvalidInput
 
+    reject_unknown_query(request)
     if limit is not None and limit > settings.page_max_limit:
         raise InvalidInput(f"limit must be at most {settings.page_max_limit}")
-    keys = tuple(k.strip() for k in (sort_keys or "id").split(",") if k.strip()) or ("id",)
+    wanted = sort_keys or sort_key or "id"
+    # Craton splits sort keys on commas and spaces alike.
+    keys = tuple(k for k in re.split(r"[ ,]", wanted) if k) or ("id",)
     return PageRequest(
         limit=limit or settings.page_default_limit, marker=marker, sort_keys=keys, sort_dir=sort_dir
     )
 
 
+def _query_names(dependant: Any) -> set[str]:
+    names = {param.alias for param in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
+
+
+def reject_unknown_query(request: Request) -> None:
+    """400 naming any query parameter the route does not declare.
+
+    A filter a list does not know would otherwise be ignored, and the caller
+    would take the whole list for the filtered one.
+    """
+    from craton_wf.errors import InvalidInput
+
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None:
+        return
+    known = _query_names(dependant)
+    unknown = sorted({key for key in request.query_params if key not in known})
+    if unknown:
+        raise InvalidInput(
+            f"unknown query parameter{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}; "
+            f"this list takes: {', '.join(sorted(known))}"
+        )
+
+
 PageDep = Annotated[PageRequest, Depends(get_page_request)]
+# For a route that takes no page: its query parameters checked all the same.
+KnownQuery = Annotated[None, Depends(reject_unknown_query)]
+
+
+_SCHEMES = frozenset({"http", "https"})
+_HOST = re.compile(r"^[A-Za-z0-9.-]+(:[0-9]{1,5})?$|^\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$")
+
+
+def _first_forwarded(value: str | None) -> str:
+    # A chain of proxies appends: the first value is what the client asked for.
+    return (value or "").split(",")[0].strip()
+
+
+def api_base_url(request: Request) -> str:
+    """Where clients reach the API, without a trailing slash: links are absolute.
+
+    ``external_url`` when the operator set it; else the request's own scheme
+    and host, from ``X-Forwarded-Proto``/``X-Forwarded-Host`` only when the
+    operator trusts the proxy (``trust_forwarded_headers``): a client could
+    otherwise point the links of every answer it gets elsewhere.
+    """
+    settings: Settings = request.app.state.settings
+    if settings.external_url:
+        return settings.external_url.rstrip("/")
+    base = str(request.base_url).rstrip("/")
+    if not settings.trust_forwarded_headers:
+        return base
+    scheme = _first_forwarded(request.headers.get("x-forwarded-proto")).lower()
+    host = _first_forwarded(request.headers.get("x-forwarded-host"))
+    root = request.scope.get("root_path", "").rstrip("/")
+    return (
+        f"{scheme if scheme in _SCHEMES else request.url.scheme}://"
+        f"{host if _HOST.match(host) else request.url.netloc}{root}"
+    )
 
 
 def page_links(request: Request, page: Page[Any]) -> list[dict[str, str]]:
-    """Craton's ``links``: self, and next when there may be more."""
+    """Craton's ``links``, absolute URLs: self, and next when there may be more."""
+    path, root = request.url.path, request.scope.get("root_path", "")
+    base = api_base_url(request) + (path[len(root) :] if root and path.startswith(root) else path)
     links = [
         {
             "rel": "self",
-            "href": str(request.url.path) + (f"?{request.url.query}" if request.url.query else ""),
+            "href": base + (f"?{request.url.query}" if request.url.query else ""),
         }
     ]
     if page.has_more:
@@ -177,10 +249,10 @@ def page_links(request: Request, page: Page[Any]) -> list[dict[str, str]]:
         params.append(("marker", str(page.next_marker)))
         if not any(k == "limit" for k, _ in params):
             params.append(("limit", str(len(page.items))))
-        links.append({"rel": "next", "href": f"{request.url.path}?{urlencode(params)}"})
+        links.append({"rel": "next", "href": f"{base}?{urlencode(params)}"})
     return links
 
 
 def created(response: Response, request: Request, path: str) -> None:
     """201's Location header for a new object at ``path`` (relative to /v1)."""
-    response.headers["Location"] = str(request.base_url).rstrip("/") + "/v1/" + path.lstrip("/")
+    response.headers["Location"] = api_base_url(request) + "/v1/" + path.lstrip("/")

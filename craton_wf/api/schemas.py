@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, create_model
 from pydantic_core import PydanticCustomError
 
 from craton_wf.domain.addresses import is_ip_address
@@ -39,6 +39,14 @@ def _ip_address(value: str) -> str:
 
 
 IpAddress = Annotated[Short, AfterValidator(_ip_address)]
+
+
+def _one_label(value: Any) -> Any:
+    # Craton's CLI sends its -l/--labels value as it was typed: one string.
+    return [value] if isinstance(value, str) else value
+
+
+Labels = Annotated[list[str], BeforeValidator(_one_label)]
 
 
 class Output(BaseModel):
@@ -98,7 +106,9 @@ class RegionCreate(CloudCreate):
 
 
 class RegionUpdate(CloudUpdate):
-    pass
+    cloud_id: Ref | None = Field(
+        default=None, description="moves the region, its cells and hosts to that cloud"
+    )
 
 
 class RegionRead(CloudRead):
@@ -107,10 +117,14 @@ class RegionRead(CloudRead):
 
 class CellCreate(CloudCreate):
     region_id: Ref
+    cloud_id: Ref | None = Field(default=None, description="if given, the region's cloud")
 
 
 class CellUpdate(CloudUpdate):
-    pass
+    region_id: Ref | None = Field(
+        default=None, description="moves the cell and its hosts to that region"
+    )
+    cloud_id: Ref | None = Field(default=None, description="if given, the region's cloud")
 
 
 class CellRead(RegionRead):
@@ -127,7 +141,7 @@ class HostCreate(Input):
     device_type: Short = "server"
     active: bool = True
     note: str | None = None
-    labels: list[str] | None = None
+    labels: Labels | None = None
     variables: dict[str, Any] | None = None
 
 
@@ -135,12 +149,13 @@ class HostUpdate(Input):
     name: str | None = None
     ip_address: IpAddress | None = None
     region_id: Ref | None = None
+    cloud_id: Ref | None = Field(default=None, description="if given, the region's cloud")
     cell_id: Ref | None = None
     parent_id: Ref | None = None
     device_type: Short | None = None
     active: bool | None = None
     note: str | None = None
-    labels: list[str] | None = None
+    labels: Labels | None = None
     variables: dict[str, Any] | None = None
 
 

@@ -24,7 +24,7 @@ from craton_wf.db.models import Workflow
 from craton_wf.errors import NotFound
 from craton_wf.services import inventory, jobs, policy, project_secrets, tasks, users
 from craton_wf.services.auth import Principal
-from craton_wf.services.common import get_owned
+from craton_wf.services.common import find_by_ref
 
 Params = Mapping[str, Any]
 Lookup = Callable[[Session, Principal, Params], object]
@@ -57,7 +57,7 @@ def _task(session: Session, me: Principal, params: Params) -> object:
 
 
 def _workflow(session: Session, me: Principal, params: Params) -> object:
-    return get_owned(session, Workflow, me.project_id, params["workflow_id"], "workflow")
+    return find_by_ref(session, Workflow, me.project_id, params["workflow_id"], "workflow")
 
 
 LOOKUPS: dict[tuple[str, str], Lookup] = {

@@ -7,6 +7,7 @@ project: per top-level key, the first scope that defines it wins.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -37,6 +38,21 @@ def parse_vars_filter(expression: str) -> tuple[list[str], Any]:
     except ValueError:
         value = raw
     return keys, value
+
+
+# A comma that starts another ``path:value``: Craton's clients join several
+# filters in one ``vars`` (``a:1,b.c:2``); a comma inside a JSON value does not
+# start one (``a:[1,2]``).
+_NEXT_FILTER = re.compile(r",(?=\s*[A-Za-z_][A-Za-z0-9_.-]*:)")
+
+
+def parse_vars_filters(expressions: Iterable[str]) -> list[tuple[list[str], Any]]:
+    """Every filter of the ``vars`` query parameters, each one or several joined by commas."""
+    return [
+        parse_vars_filter(part)
+        for expression in expressions
+        for part in _NEXT_FILTER.split(expression)
+    ]
 
 
 def lookup_path(variables: Mapping[str, Any], keys: list[str]) -> Any:

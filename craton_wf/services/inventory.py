@@ -8,18 +8,20 @@ scopes it has loaded, so resolving 2,000 hosts costs a handful of queries.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from craton_wf.db.models import Cell, Cloud, Host, HostLabel, Project, Region, RoleAssignment
 from craton_wf.domain.addresses import is_ip_address
-from craton_wf.domain.variables import matches_vars, parse_vars_filter, resolve_variables
+from craton_wf.domain.variables import matches_vars, parse_vars_filters, resolve_variables
 from craton_wf.errors import Conflict, Forbidden, InvalidInput, NotFound
 from craton_wf.services import policy
 from craton_wf.services.auth import Principal
-from craton_wf.services.common import check_name, find_by_ref, flush_unique, get_owned
+from craton_wf.services.common import check_name, find_by_ref, flush_unique
 from craton_wf.services.pagination import Page, PageRequest, paginate, scoped
 
 VARIABLE_OWNERS: dict[str, type] = {
@@ -30,6 +32,19 @@ VARIABLE_OWNERS: dict[str, type] = {
     "hosts": Host,
 }
 SORT_KEYS = ("id", "name", "created_at")
+
+
+@dataclass(frozen=True)
+class ScopeFilters:
+    """Filters of a list of clouds, regions or cells; ``cloud``, ``region`` by id or name."""
+
+    name: str | None = None
+    cloud: str | None = None
+    region: str | None = None
+    vars: tuple[str, ...] = ()  # ``path:value``, several joined by commas
+    resolved: bool = True  # match ``vars`` against resolved variables, as Craton does
+
+
 HOST_SORT_KEYS = ("id", "name", "ip_address", "device_type", "region_id", "cell_id", "created_at")
 
 
@@ -125,6 +140,7 @@ def create_cell(session: Session, project_id: str, data: dict[str, Any]) -> Cell
     if data.get("region_id") is None:
         raise InvalidInput("region_id is required")
     region = find_by_ref(session, Region, project_id, data["region_id"], "region")
+    _check_cloud(session, project_id, region, data.get("cloud_id"))
     cell = Cell(
         project_id=project_id,
         cloud_id=region.cloud_id,
@@ -145,6 +161,59 @@ def _resolve_cloud(session: Session, project_id: str, ref: Any) -> Cloud:
     if len(clouds) != 1:
         raise InvalidInput("cloud_id is required (the project does not have exactly one cloud)")
     return clouds[0]
+
+
+def _check_cloud(session: Session, project_id: str, region: Region, ref: Any) -> None:
+    """A cloud given beside a region (Craton's client sends both) must be the region's."""
+    if ref is None:
+        return
+    cloud = find_by_ref(session, Cloud, project_id, ref, "cloud")
+    if cloud.id != region.cloud_id:
+        raise InvalidInput(
+            f"cloud {cloud.name!r} is not the cloud of region {region.name!r}: "
+            "a region belongs to one cloud (move the region to change it)"
+        )
+
+
+def update_scope(
+    session: Session, project_id: str, obj: Any, data: dict[str, Any], what: str
+) -> Any:
+    """Update a cloud, region or cell; ``cloud_id`` moves a region, ``region_id`` a cell.
+
+    What the moved object holds moves with it, so that a host's cloud is always
+    its region's and its cell in its region: a region's cells and hosts take the
+    new cloud; a cell's hosts the new region and cloud.
+    """
+    if isinstance(obj, Region) and data.get("cloud_id") is not None:
+        cloud = find_by_ref(session, Cloud, project_id, data["cloud_id"], "cloud")
+        if cloud.id != obj.cloud_id:
+            obj.cloud_id = cloud.id
+            _move_contents(session, Cell, Cell.region_id == obj.id, {"cloud_id": cloud.id}, what)
+            _move_contents(session, Host, Host.region_id == obj.id, {"cloud_id": cloud.id}, what)
+    elif isinstance(obj, Cell):
+        region: Any = (
+            find_by_ref(session, Region, project_id, data["region_id"], "region")
+            if data.get("region_id") is not None
+            else session.get(Region, obj.region_id)
+        )
+        _check_cloud(session, project_id, region, data.get("cloud_id"))
+        if region.id != obj.region_id:
+            obj.region_id, obj.cloud_id = region.id, region.cloud_id
+            moved = {"region_id": region.id, "cloud_id": region.cloud_id}
+            _move_contents(session, Host, Host.cell_id == obj.id, moved, what)
+    return update_simple(session, obj, data, what)
+
+
+def _move_contents(
+    session: Session, model: type[Any], where: Any, values: dict[str, Any], what: str
+) -> None:
+    try:
+        with session.begin_nested():
+            session.execute(update(model).where(where).values(**values))
+    except IntegrityError as exc:
+        raise Conflict(
+            f"the {model.__tablename__} of this {what} clash by name with those where it moves"
+        ) from exc
 
 
 def update_simple(session: Session, obj: Any, data: dict[str, Any], what: str) -> Any:
@@ -180,18 +249,30 @@ def list_scoped(
     model: type,
     project_id: str,
     page: PageRequest,
-    filters: dict[str, Any],
+    filters: ScopeFilters,
 ) -> Page[Any]:
+    """Clouds, regions or cells of the project matching every given filter."""
     stmt = scoped(model, project_id)
-    for key, value in filters.items():
-        if value is None:
-            continue
-        if key in ("cloud_id", "region_id") and not hasattr(model, key):
-            continue
-        ref_model = {"cloud_id": Cloud, "region_id": Region}.get(key)
-        if ref_model is not None:
-            value = find_by_ref(session, ref_model, project_id, value, key[:-3]).id  # type: ignore[attr-defined]
-        stmt = stmt.where(getattr(model, key) == value)
+    if filters.name is not None:
+        stmt = stmt.where(model.name == filters.name)  # type: ignore[attr-defined]
+    for key, ref_model, ref in (
+        ("cloud_id", Cloud, filters.cloud),
+        ("region_id", Region, filters.region),
+    ):
+        if ref is not None:
+            found: Any = find_by_ref(session, ref_model, project_id, ref, key[:-3])
+            stmt = stmt.where(getattr(model, key) == found.id)
+    vars_filters = parse_vars_filters(filters.vars)
+    if vars_filters:
+        resolver = VariableResolver(session)
+        ids = [
+            obj.id
+            for obj in session.execute(stmt).scalars()
+            if matches_vars(
+                resolver.resolved(obj) if filters.resolved else obj.variables, vars_filters
+            )
+        ]
+        stmt = scoped(model, project_id).where(model.id.in_(ids))  # type: ignore[attr-defined]
     return paginate(session, stmt, model, page, SORT_KEYS)
 
 
@@ -202,6 +283,7 @@ def create_host(session: Session, project_id: str, data: dict[str, Any]) -> Host
     if data.get("region_id") is None:
         raise InvalidInput("region_id is required")
     region = find_by_ref(session, Region, project_id, data["region_id"], "region")
+    _check_cloud(session, project_id, region, data.get("cloud_id"))
     host = Host(project_id=project_id, region_id=region.id, cloud_id=region.cloud_id)
     _apply_host_fields(session, project_id, host, {"device_type": "server", **data})
     session.add(host)
@@ -213,6 +295,8 @@ def update_host(session: Session, project_id: str, host: Host, data: dict[str, A
     if data.get("region_id") is not None:
         region = find_by_ref(session, Region, project_id, data["region_id"], "region")
         host.region_id, host.cloud_id = region.id, region.cloud_id
+    if data.get("cloud_id") is not None:
+        _check_cloud(session, project_id, session.get(Region, host.region_id), data["cloud_id"])  # type: ignore[arg-type]
     _apply_host_fields(session, project_id, host, data)
     flush_unique(session, "host in this region", host.name)
     return host
@@ -278,15 +362,42 @@ def host_query(session: Session, project_id: str, filters: dict[str, Any]) -> Se
             stmt = stmt.where(getattr(Host, key) == filters[key])
     for label in filters.get("label") or []:
         stmt = stmt.where(Host.id.in_(select(HostLabel.host_id).where(HostLabel.label == label)))
-    vars_filters = [parse_vars_filter(expr) for expr in filters.get("vars") or []]
+    vars_filters = parse_vars_filters(filters.get("vars") or [])
     if vars_filters:
         candidates = list(session.execute(stmt).scalars())
         resolver = VariableResolver(session)
         ids = [h.id for h in candidates if matches_vars(resolver.host_variables(h), vars_filters)]
         stmt = scoped(Host, project_id).where(Host.id.in_(ids))
+    if filters.get("parent") is not None:
+        parent: Any = find_by_ref(session, Host, project_id, filters["parent"], "parent host")
+        if filters.get("descendants"):
+            stmt = stmt.where(Host.id.in_(descendant_ids(session, project_id, parent.id)))
+        else:
+            stmt = stmt.where(Host.parent_id == parent.id)
     if filters.get("ids") is not None:  # a task's token: its job's hosts only
         stmt = stmt.where(Host.id.in_(filters["ids"]))
     return stmt
+
+
+def descendant_ids(session: Session, project_id: str, host_id: int) -> list[int]:
+    """The hosts below a host: its children, theirs, and so on."""
+    children: dict[int, list[int]] = {}
+    rows = session.execute(
+        select(Host.id, Host.parent_id).where(
+            Host.project_id == project_id, Host.parent_id.is_not(None)
+        )
+    )
+    for child, parent in rows:
+        if parent is not None:
+            children.setdefault(parent, []).append(child)
+    found: list[int] = []
+    pending = list(children.get(host_id, []))
+    while pending:
+        current = pending.pop()
+        if current not in found and current != host_id:
+            found.append(current)
+            pending.extend(children.get(current, []))
+    return found
 
 
 def list_hosts(
@@ -378,7 +489,7 @@ def get_variable_owner(session: Session, project_id: str, kind: str, object_id: 
         if str(object_id) != project_id:
             raise NotFound(f"project {object_id} not found")
         return get_project(session, project_id)
-    return get_owned(session, model, project_id, object_id, kind[:-1])
+    return find_by_ref(session, model, project_id, object_id, kind[:-1])
 
 
 # --- ansible inventory ----------------------------------------------------------

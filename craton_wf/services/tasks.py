@@ -30,7 +30,7 @@ from craton_wf.domain.states import FINAL_RUN_STATES, BuildStatus
 from craton_wf.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
 from craton_wf.services import approvals, policy
 from craton_wf.services.auth import ROLES, Principal
-from craton_wf.services.common import check_name, find_by_ref, flush_unique, get_owned, id_in_range
+from craton_wf.services.common import check_name, find_by_ref, flush_unique, id_in_range
 from craton_wf.services.pagination import Page, PageRequest, paginate
 from craton_wf.services.project_secrets import check_secret_names
 
@@ -300,8 +300,9 @@ def find_runnable_task(session: Session, me: Principal, ref: Any) -> Task:
     return task
 
 
-def get_visible_task(session: Session, me: Principal, task_id: int) -> Task:
-    task = session.get(Task, task_id) if id_in_range(Task, task_id) else None
+def get_visible_task(session: Session, me: Principal, task_id: int | str) -> Task:
+    """A task the caller may see, by id or name (its project's task, else a public one)."""
+    task = _task_by_ref(session, me.project_id, task_id)
     if task is None or not policy.may_see_task(me, task):
         raise NotFound(f"task {task_id} not found")
     return task
@@ -390,5 +391,24 @@ def task_view(session: Session, task: Task) -> dict[str, Any]:
     }
 
 
-def get_owned_task(session: Session, project_id: str, task_id: int) -> Task:
-    return get_owned(session, Task, project_id, task_id, "task")
+def _task_by_ref(session: Session, project_id: str, ref: int | str) -> Task | None:
+    if isinstance(ref, int) or ref.isdigit():
+        return session.get(Task, int(ref)) if id_in_range(Task, int(ref)) else None
+    own = session.execute(
+        select(Task).where(Task.project_id == project_id, Task.name == ref)
+    ).scalar_one_or_none()
+    if own is not None:
+        return own
+    public = list(
+        session.execute(
+            select(Task).where(Task.public.is_(True), Task.name == ref).limit(2)
+        ).scalars()
+    )
+    if len(public) > 1:
+        raise InvalidInput(f"more than one public task is named {ref!r}: use its id")
+    return public[0] if public else None
+
+
+def get_owned_task(session: Session, project_id: str, task_id: int | str) -> Task:
+    """A task of the project, by id or name."""
+    return find_by_ref(session, Task, project_id, task_id, "task")

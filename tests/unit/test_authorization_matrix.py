@@ -105,6 +105,7 @@ EXPECTED: dict[tuple[str, str], tuple[str, bool]] = {
     ("PUT", "/v1/cells/{object_id}/variables"): (ADMIN, OBJECT),
     ("DELETE", "/v1/cells/{object_id}/variables"): (ADMIN, OBJECT),
     ("GET", "/v1/hosts"): (VIEWER, COLLECTION),
+    ("GET", "/v1/devices"): (VIEWER, COLLECTION),
     ("POST", "/v1/hosts"): (ADMIN, COLLECTION),
     ("GET", "/v1/hosts/{host_id}"): (VIEWER, OBJECT),
     ("PUT", "/v1/hosts/{host_id}"): (ADMIN, OBJECT),

@@ -3,10 +3,19 @@
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from pydantic import BaseModel
 
-from craton_wf.api.deps import Authorized, CurrentUser, Db, PageDep, RootUser, created, page_links
+from craton_wf.api.deps import (
+    Authorized,
+    CurrentUser,
+    Db,
+    KnownQuery,
+    PageDep,
+    RootUser,
+    created,
+    page_links,
+)
 from craton_wf.api.openapi import API_ERRORS
 from craton_wf.api.schemas import (
     AnsibleInventory,
@@ -33,11 +42,52 @@ from craton_wf.api.schemas import (
 )
 from craton_wf.db.models import Cell, Cloud, Host, Project
 from craton_wf.services import inventory, policy
-from craton_wf.services.common import get_owned
+from craton_wf.services.common import find_by_ref
 
 router = APIRouter(prefix="/v1", dependencies=[Authorized], responses=API_ERRORS)
 
 ResolvedValues = Annotated[bool, Query(alias="resolved-values")]
+VarsQuery = Annotated[
+    list[str] | None,
+    Query(description="path:value (a dotted path into the variables); several joined by commas"),
+]
+
+
+def craton_detail(
+    detail: Annotated[bool | None, Query(description="Craton's clients' flag; ignored")] = None,
+    details: Annotated[bool | None, Query(description="Craton's server's flag; ignored")] = None,
+) -> None:
+    """Craton's "detailed" lists: every list here answers with the variables already."""
+
+
+CratonDetail = Annotated[None, Depends(craton_detail)]
+
+
+def cloud_filters(name: str | None = None, vars: VarsQuery = None) -> inventory.ScopeFilters:
+    return inventory.ScopeFilters(name=name, vars=tuple(vars or ()))
+
+
+def region_filters(
+    name: str | None = None,
+    cloud_id: str | None = None,
+    vars: VarsQuery = None,
+    resolved: ResolvedValues = True,
+) -> inventory.ScopeFilters:
+    return inventory.ScopeFilters(
+        name=name, cloud=cloud_id, vars=tuple(vars or ()), resolved=resolved
+    )
+
+
+def cell_filters(
+    name: str | None = None,
+    cloud_id: str | None = None,
+    region_id: str | None = None,
+    vars: VarsQuery = None,
+    resolved: ResolvedValues = True,
+) -> inventory.ScopeFilters:
+    return inventory.ScopeFilters(
+        name=name, cloud=cloud_id, region=region_id, vars=tuple(vars or ()), resolved=resolved
+    )
 
 
 # --- projects -------------------------------------------------------------------
@@ -45,7 +95,12 @@ ResolvedValues = Annotated[bool, Query(alias="resolved-values")]
 
 @router.get("/projects", tags=["projects"], response_model=ProjectList)
 def list_projects(
-    request: Request, db: Db, me: CurrentUser, page: PageDep, name: str | None = None
+    request: Request,
+    db: Db,
+    me: CurrentUser,
+    page: PageDep,
+    _detail: CratonDetail,
+    name: str | None = None,
 ) -> dict[str, Any]:
     with db.begin() as session:
         result = inventory.list_projects(session, me.user_id, me.is_root, page, name)
@@ -101,12 +156,18 @@ def _crud(
     update_schema: type[BaseModel],
     read_schema: type[BaseModel],
     create_fn: Callable[..., Any],
-    filters: tuple[str, ...],
+    filters: Callable[..., inventory.ScopeFilters],
 ) -> None:
     singular = plural[:-1]
 
-    def list_objects(request: Request, db: Db, me: CurrentUser, page: PageDep) -> dict[str, Any]:
-        wanted = {key: request.query_params.get(key) for key in filters}
+    def list_objects(
+        request: Request,
+        db: Db,
+        me: CurrentUser,
+        page: PageDep,
+        wanted: Annotated[inventory.ScopeFilters, Depends(filters)],
+        _detail: CratonDetail,
+    ) -> dict[str, Any]:
         with db.begin() as session:
             result = inventory.list_scoped(session, model, me.project_id, page, wanted)
             return {
@@ -126,22 +187,23 @@ def _crud(
             created(response, request, f"{plural}/{obj.id}")
             return read_schema.model_validate(obj)
 
-    def show_object(object_id: int, db: Db, me: CurrentUser) -> Any:
+    def show_object(object_id: str, db: Db, me: CurrentUser) -> Any:
         with db.begin() as session:
             return read_schema.model_validate(
-                get_owned(session, model, me.project_id, object_id, singular)
+                find_by_ref(session, model, me.project_id, object_id, singular)
             )
 
-    def update_object(object_id: int, body: update_schema, db: Db, me: CurrentUser) -> Any:  # type: ignore[valid-type]
+    def update_object(object_id: str, body: update_schema, db: Db, me: CurrentUser) -> Any:  # type: ignore[valid-type]
         with db.begin() as session:
-            obj: Any = get_owned(session, model, me.project_id, object_id, singular)
-            inventory.update_simple(session, obj, body.model_dump(exclude_unset=True), singular)  # type: ignore[attr-defined]
+            obj: Any = find_by_ref(session, model, me.project_id, object_id, singular)
+            changes = body.model_dump(exclude_unset=True)  # type: ignore[attr-defined]
+            inventory.update_scope(session, me.project_id, obj, changes, singular)
             return read_schema.model_validate(obj)
 
-    def delete_object(object_id: int, db: Db, me: CurrentUser) -> Response:
+    def delete_object(object_id: str, db: Db, me: CurrentUser) -> Response:
         with db.begin() as session:
             inventory.delete_checked(
-                session, get_owned(session, model, me.project_id, object_id, singular), singular
+                session, find_by_ref(session, model, me.project_id, object_id, singular), singular
             )
         return Response(status_code=204)
 
@@ -188,7 +250,7 @@ def _crud(
     )
 
 
-_crud("clouds", Cloud, CloudCreate, CloudUpdate, CloudRead, inventory.create_cloud, ("name",))
+_crud("clouds", Cloud, CloudCreate, CloudUpdate, CloudRead, inventory.create_cloud, cloud_filters)
 _crud(
     "regions",
     inventory.Region,
@@ -196,7 +258,7 @@ _crud(
     RegionUpdate,
     RegionRead,
     inventory.create_region,
-    ("name", "cloud_id"),
+    region_filters,
 )
 _crud(
     "cells",
@@ -205,7 +267,7 @@ _crud(
     CellUpdate,
     CellRead,
     inventory.create_cell,
-    ("name", "cloud_id", "region_id"),
+    cell_filters,
 )
 
 
@@ -225,6 +287,7 @@ def list_hosts(
     db: Db,
     me: CurrentUser,
     page: PageDep,
+    _detail: CratonDetail,
     resolved: ResolvedValues = True,
     name: str | None = None,
     region_id: str | None = None,
@@ -260,6 +323,40 @@ def list_hosts(
         }
 
 
+@router.get("/devices")
+def list_devices(
+    request: Request,
+    db: Db,
+    me: CurrentUser,
+    page: PageDep,
+    _detail: CratonDetail,
+    resolved: ResolvedValues = True,
+    region_id: str | None = None,
+    cell_id: str | None = None,
+    cloud_id: str | None = None,
+    parent_id: str | None = None,
+    descendants: bool = False,
+    active: bool | None = None,
+) -> dict[str, Any]:
+    """Craton's devices: hosts, and network devices (none are kept here)."""
+    filters: dict[str, Any] = {
+        "region": region_id,
+        "cell": cell_id,
+        "cloud": cloud_id,
+        "parent": parent_id,
+        "descendants": descendants,
+        "active": active,
+    }
+    with db.begin() as session:
+        result = inventory.list_hosts(session, me.project_id, page, filters)
+        resolver = inventory.VariableResolver(session)
+        hosts = [_host_read(resolver, h, resolved) for h in result.items]
+        return {
+            "devices": {"hosts": hosts, "network-devices": []},
+            "links": page_links(request, result),
+        }
+
+
 @router.post("/hosts", status_code=201, tags=["hosts"])
 def create_host(
     body: HostCreate, request: Request, response: Response, db: Db, me: CurrentUser
@@ -271,40 +368,40 @@ def create_host(
 
 
 @router.get("/hosts/{host_id}", tags=["hosts"])
-def show_host(host_id: int, db: Db, me: CurrentUser, resolved: ResolvedValues = True) -> HostRead:
+def show_host(host_id: str, db: Db, me: CurrentUser, resolved: ResolvedValues = True) -> HostRead:
     with db.begin() as session:
-        host = get_owned(session, Host, me.project_id, host_id, "host")
+        host = find_by_ref(session, Host, me.project_id, host_id, "host")
         policy.check_host_in_scope(session, me, host.id)
         return _host_read(inventory.VariableResolver(session), host, resolved)
 
 
 @router.put("/hosts/{host_id}", tags=["hosts"])
-def update_host(host_id: int, body: HostUpdate, db: Db, me: CurrentUser) -> HostRead:
+def update_host(host_id: str, body: HostUpdate, db: Db, me: CurrentUser) -> HostRead:
     with db.begin() as session:
-        host = get_owned(session, Host, me.project_id, host_id, "host")
+        host = find_by_ref(session, Host, me.project_id, host_id, "host")
         inventory.update_host(session, me.project_id, host, body.model_dump(exclude_unset=True))
         return _host_read(inventory.VariableResolver(session), host, False)
 
 
 @router.delete("/hosts/{host_id}", status_code=204, tags=["hosts"])
-def delete_host(host_id: int, db: Db, me: CurrentUser) -> Response:
+def delete_host(host_id: str, db: Db, me: CurrentUser) -> Response:
     with db.begin() as session:
         inventory.delete_checked(
-            session, get_owned(session, Host, me.project_id, host_id, "host"), "host"
+            session, find_by_ref(session, Host, me.project_id, host_id, "host"), "host"
         )
     return Response(status_code=204)
 
 
 @router.get("/hosts/{host_id}/labels", tags=["hosts"])
-def get_labels(host_id: int, db: Db, me: CurrentUser) -> LabelsBody:
+def get_labels(host_id: str, db: Db, me: CurrentUser) -> LabelsBody:
     with db.begin() as session:
-        return LabelsBody(labels=get_owned(session, Host, me.project_id, host_id, "host").labels)
+        return LabelsBody(labels=find_by_ref(session, Host, me.project_id, host_id, "host").labels)
 
 
 @router.put("/hosts/{host_id}/labels", tags=["hosts"])
-def set_labels(host_id: int, body: LabelsBody, db: Db, me: CurrentUser) -> LabelsBody:
+def set_labels(host_id: str, body: LabelsBody, db: Db, me: CurrentUser) -> LabelsBody:
     with db.begin() as session:
-        host = get_owned(session, Host, me.project_id, host_id, "host")
+        host = find_by_ref(session, Host, me.project_id, host_id, "host")
         inventory.set_labels(host, body.labels)
         session.flush()
         return LabelsBody(labels=host.labels)
@@ -321,10 +418,8 @@ def _variable_owner(session: Any, me: Any, kind: str, object_id: Any) -> Any:
 
 
 def _variables_routes(kind: str) -> None:
-    id_type = str if kind == "projects" else int
-
     def get_variables(
-        object_id: id_type,  # type: ignore[valid-type]
+        object_id: str,  # an id, or a name (projects: the id)
         db: Db,
         me: CurrentUser,  # type: ignore[valid-type]
         resolved: ResolvedValues = True,
@@ -337,7 +432,7 @@ def _variables_routes(kind: str) -> None:
             return {"variables": values}
 
     def put_variables(
-        object_id: id_type,  # type: ignore[valid-type]
+        object_id: str,  # an id, or a name (projects: the id)
         db: Db,
         me: CurrentUser,  # type: ignore[valid-type]
         body: Annotated[dict[str, Any], Body()],
@@ -347,7 +442,7 @@ def _variables_routes(kind: str) -> None:
             return {"variables": inventory.merge_variables(obj, body)}
 
     def delete_variables(
-        object_id: id_type,  # type: ignore[valid-type]
+        object_id: str,  # an id, or a name (projects: the id)
         db: Db,
         me: CurrentUser,  # type: ignore[valid-type]
         body: Annotated[list[str], Body()],
@@ -392,11 +487,13 @@ for _kind in inventory.VARIABLE_OWNERS:
 def ansible_inventory(
     db: Db,
     me: CurrentUser,
+    _query: KnownQuery,
     region: str | None = None,
     cell: str | None = None,
+    region_id: Annotated[str | None, Query(description="Craton's name of region")] = None,
+    cell_id: Annotated[str | None, Query(description="Craton's name of cell")] = None,
     label: Annotated[list[str] | None, Query()] = None,
 ) -> dict[str, Any]:
+    filters = {"region": region_id or region, "cell": cell_id or cell, "label": label}
     with db.begin() as session:
-        return inventory.ansible_inventory(
-            session, me.project_id, {"region": region, "cell": cell, "label": label}
-        )
+        return inventory.ansible_inventory(session, me.project_id, filters)

@@ -171,14 +171,14 @@ def list_tasks(
 
 
 @router.get("/tasks/{task_id}")
-def show_task(task_id: int, db: Db, me: CurrentUser) -> TaskRead:
+def show_task(task_id: str, db: Db, me: CurrentUser) -> TaskRead:
     with db.begin() as session:
         return task_read(session, task_service.get_visible_task(session, me, task_id))
 
 
 @router.put("/tasks/{task_id}")
 def update_task(
-    task_id: int, body: TaskUpdate, db: Db, me: CurrentUser, settings: SettingsDep
+    task_id: str, body: TaskUpdate, db: Db, me: CurrentUser, settings: SettingsDep
 ) -> TaskRead:
     with db.begin() as session:
         task = task_service.get_owned_task(session, me.project_id, task_id)
@@ -189,7 +189,7 @@ def update_task(
 
 
 @router.delete("/tasks/{task_id}", status_code=204)
-def delete_task(task_id: int, db: Db, me: CurrentUser) -> Response:
+def delete_task(task_id: str, db: Db, me: CurrentUser) -> Response:
     with db.begin() as session:
         task_service.delete_task(
             session, task_service.get_owned_task(session, me.project_id, task_id)
@@ -204,7 +204,7 @@ def delete_task(task_id: int, db: Db, me: CurrentUser) -> Response:
     openapi_extra=upload_body(BuildRequest),
 )
 async def rebuild_task(
-    task_id: int,
+    task_id: str,
     request: Request,
     response: Response,
     db: Db,
@@ -235,7 +235,7 @@ async def rebuild_task(
 
 @router.get("/tasks/{task_id}/builds", response_model=BuildList)
 def list_builds(
-    task_id: int, request: Request, db: Db, me: CurrentUser, page: PageDep
+    task_id: str, request: Request, db: Db, me: CurrentUser, page: PageDep
 ) -> dict[str, Any]:
     with db.begin() as session:
         task = task_service.get_owned_task(session, me.project_id, task_id)
@@ -247,7 +247,7 @@ def list_builds(
 
 
 @router.get("/tasks/{task_id}/builds/{build_id}")
-def show_build(task_id: int, build_id: str, db: Db, me: CurrentUser) -> BuildRead:
+def show_build(task_id: str, build_id: str, db: Db, me: CurrentUser) -> BuildRead:
     with db.begin() as session:
         task = task_service.get_owned_task(session, me.project_id, task_id)
         return BuildRead.model_validate(task_service.get_build(session, task, build_id))
@@ -259,7 +259,7 @@ def show_build(task_id: int, build_id: str, db: Db, me: CurrentUser) -> BuildRea
     responses=follow_responses(BuildLogPage, "a BuildLogRead per line, then {status, end: true}"),
 )
 def build_logs(
-    task_id: int,
+    task_id: str,
     build_id: str,
     db: Db,
     me: CurrentUser,
@@ -302,7 +302,7 @@ def _follow_build(db: Db, build_id: int, after: int) -> Iterator[str]:
 # --- approvals ----------------------------------------------------------------------
 
 
-def _decide(task_id: int, body: ApprovalRequest | None, db: Any, me: Any, decision: str) -> Any:
+def _decide(task_id: str, body: ApprovalRequest | None, db: Any, me: Any, decision: str) -> Any:
     body = body or ApprovalRequest()
     with db.begin() as session:
         task = task_service.get_owned_task(session, me.project_id, task_id)
@@ -320,7 +320,7 @@ def _decide(task_id: int, body: ApprovalRequest | None, db: Any, me: Any, decisi
 
 @router.post("/tasks/{task_id}/approve")
 def approve_task(
-    task_id: int, db: Db, me: CurrentUser, body: ApprovalRequest | None = None
+    task_id: str, db: Db, me: CurrentUser, body: ApprovalRequest | None = None
 ) -> TaskRead:
     """Approve a READY build (by default the current one), naming its digest."""
     return _decide(task_id, body, db, me, approvals.APPROVED)  # type: ignore[no-any-return]
@@ -328,13 +328,13 @@ def approve_task(
 
 @router.post("/tasks/{task_id}/reject")
 def reject_task(
-    task_id: int, db: Db, me: CurrentUser, body: ApprovalRequest | None = None
+    task_id: str, db: Db, me: CurrentUser, body: ApprovalRequest | None = None
 ) -> TaskRead:
     return _decide(task_id, body, db, me, approvals.REJECTED)  # type: ignore[no-any-return]
 
 
 @router.post("/tasks/{task_id}/revoke")
 def revoke_task_approval(
-    task_id: int, db: Db, me: CurrentUser, body: ApprovalRequest | None = None
+    task_id: str, db: Db, me: CurrentUser, body: ApprovalRequest | None = None
 ) -> TaskRead:
     return _decide(task_id, body, db, me, approvals.REVOKED)  # type: ignore[no-any-return]

@@ -8,7 +8,15 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request, Response
 
-from craton_wf.api.deps import Authorized, CurrentUser, Db, SettingsDep, created
+from craton_wf.api.deps import (
+    Authorized,
+    CurrentUser,
+    Db,
+    KnownQuery,
+    SettingsDep,
+    api_base_url,
+    created,
+)
 from craton_wf.api.openapi import API_ERRORS
 from craton_wf.api.schemas import (
     AuditEventList,
@@ -60,7 +68,7 @@ def token_read(token: ApiToken, user: str) -> TokenRead:
 
 
 @router.get("/users", tags=["users"], response_model=UserList)
-def list_users(db: Db, me: CurrentUser) -> dict[str, Any]:
+def list_users(db: Db, me: CurrentUser, _query: KnownQuery) -> dict[str, Any]:
     with db.begin() as session:
         return {"users": [user_read(v) for v in user_service.list_users(session, me)]}
 
@@ -112,7 +120,7 @@ def create_token(
 
 
 @router.get("/tokens", tags=["tokens"], response_model=TokenList)
-def list_tokens(db: Db, me: CurrentUser) -> dict[str, Any]:
+def list_tokens(db: Db, me: CurrentUser, _query: KnownQuery) -> dict[str, Any]:
     with db.begin() as session:
         return {"tokens": [token_read(t, u) for t, u in user_service.list_tokens(session, me)]}
 
@@ -133,6 +141,7 @@ def list_audit_events(
     db: Db,
     me: CurrentUser,
     settings: SettingsDep,
+    _query: KnownQuery,
     limit: Annotated[int | None, Query(ge=1)] = None,
     marker: int | None = None,
     user: str | None = None,
@@ -160,11 +169,14 @@ def list_audit_events(
             since=since,
             until=until,
         )
-        links = [{"rel": "self", "href": str(request.url)}]
+        base = api_base_url(request) + request.url.path
+        links = [
+            {"rel": "self", "href": base + (f"?{request.url.query}" if request.url.query else "")}
+        ]
         if more and events:
             query = {k: v for k, v in request.query_params.items() if k != "marker"}
             query["marker"] = str(events[-1].id)
-            links.append({"rel": "next", "href": f"{request.url.path}?{urlencode(query)}"})
+            links.append({"rel": "next", "href": f"{base}?{urlencode(query)}"})
         return {
             "audit_events": [AuditEventRead.model_validate(e) for e in events],
             "links": links,

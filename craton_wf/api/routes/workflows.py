@@ -18,7 +18,7 @@ from craton_wf.api.schemas import (
     WorkflowVersionRead,
 )
 from craton_wf.services import workflows as workflow_service
-from craton_wf.services.common import get_owned
+from craton_wf.services.common import find_by_ref
 
 router = APIRouter()
 
@@ -82,34 +82,34 @@ def _routes(base: str) -> APIRouter:
 
     @sub.get(base + "/{workflow_id}", name=f"show_{base.strip('/')}")
     def show_workflow(
-        workflow_id: int, db: Db, me: CurrentUser, version: int | None = None
+        workflow_id: str, db: Db, me: CurrentUser, version: int | None = None
     ) -> WorkflowRead:
         with db.begin() as session:
-            workflow = get_owned(
+            workflow = find_by_ref(
                 session, workflow_service.Workflow, me.project_id, workflow_id, "workflow"
             )
             return workflow_read(session, workflow, version)
 
     @sub.put(base + "/{workflow_id}", name=f"update_{base.strip('/')}")
     def update_workflow(
-        workflow_id: int, body: WorkflowUpdate, db: Db, me: CurrentUser
+        workflow_id: str, body: WorkflowUpdate, db: Db, me: CurrentUser
     ) -> WorkflowRead:
         data = body.model_dump(exclude_unset=True)
         if body.steps is not None:
             data["steps"] = _steps_input(body.steps)
         with db.begin() as session:
-            workflow = get_owned(
+            workflow = find_by_ref(
                 session, workflow_service.Workflow, me.project_id, workflow_id, "workflow"
             )
             workflow_service.update_workflow(session, workflow, me.user_id, data, me)
             return workflow_read(session, workflow)
 
     @sub.delete(base + "/{workflow_id}", status_code=204, name=f"delete_{base.strip('/')}")
-    def delete_workflow(workflow_id: int, db: Db, me: CurrentUser) -> Response:
+    def delete_workflow(workflow_id: str, db: Db, me: CurrentUser) -> Response:
         with db.begin() as session:
             workflow_service.delete_workflow(
                 session,
-                get_owned(
+                find_by_ref(
                     session, workflow_service.Workflow, me.project_id, workflow_id, "workflow"
                 ),
             )
@@ -120,9 +120,9 @@ def _routes(base: str) -> APIRouter:
         name=f"versions_{base.strip('/')}",
         response_model=WorkflowVersionList,
     )
-    def list_versions(workflow_id: int, db: Db, me: CurrentUser) -> dict[str, Any]:
+    def list_versions(workflow_id: str, db: Db, me: CurrentUser) -> dict[str, Any]:
         with db.begin() as session:
-            workflow = get_owned(
+            workflow = find_by_ref(
                 session, workflow_service.Workflow, me.project_id, workflow_id, "workflow"
             )
             return {
