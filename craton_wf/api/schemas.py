@@ -9,12 +9,22 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, create_model
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    create_model,
+)
 from pydantic_core import PydanticCustomError
 
 from craton_wf.domain.addresses import is_ip_address
 
-Ref = int | str  # an id or a name
+# An id or a name; strict, so that a JSON true is neither (lax, it would be id 1).
+Ref = StrictInt | StrictStr
 
 # The largest number an integer column holds: a number past it is refused here,
 # by name, not by the database.

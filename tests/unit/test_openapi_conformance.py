@@ -56,7 +56,7 @@ CHECKS = [
 ]
 
 # A few per operation and round keep the suite's time; set more for a deeper search.
-EXAMPLES_PER_OPERATION = int(os.environ.get("CRATON_WF_FUZZ_EXAMPLES", "12"))
+EXAMPLES_PER_OPERATION = int(os.environ.get("CRATON_WF_FUZZ_EXAMPLES", "8"))
 
 
 def seed(client: Any, sessions: Any, project_id: str) -> dict[str, Any]:

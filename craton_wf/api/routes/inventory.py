@@ -25,6 +25,7 @@ from craton_wf.api.schemas import (
     CloudCreate,
     CloudRead,
     CloudUpdate,
+    DeviceList,
     HostCreate,
     HostList,
     HostRead,
@@ -323,7 +324,7 @@ def list_hosts(
         }
 
 
-@router.get("/devices")
+@router.get("/devices", tags=["hosts"], response_model=DeviceList)
 def list_devices(
     request: Request,
     db: Db,
