@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from craton_wf import __version__
 from craton_wf.api import openapi
 from craton_wf.api.audit import install_audit_trail
+from craton_wf.api.deps import reject_repeated_query
 from craton_wf.api.errors import install_error_handlers
 from craton_wf.api.limits import BodySizeLimit
 from craton_wf.api.operator_warnings import WarningHeaders, operator_warnings
@@ -56,7 +57,9 @@ def create_app(
         else None
     )
     for module in (system, inventory, tasks, workflows, jobs, users, secrets):
-        app.include_router(module.router, dependencies=[Depends(write_slot)])
+        app.include_router(
+            module.router, dependencies=[Depends(write_slot), Depends(reject_repeated_query)]
+        )
     openapi.install_openapi(app)
     openapi.install_docs(app)
     return app

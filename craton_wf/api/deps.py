@@ -11,7 +11,8 @@ another connection writes, it is left for the token's next use.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from types import UnionType
+from typing import Annotated, Any, Union, get_args, get_origin
 from urllib.parse import urlencode
 
 from fastapi import Depends, Query, Request, Response
@@ -195,6 +196,39 @@ def reject_unknown_query(request: Request) -> None:
             f"unknown query parameter{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}; "
             f"this list takes: {', '.join(sorted(known))}"
         )
+
+
+def _takes_one(annotation: Any) -> bool:
+    """Whether a query parameter of this type takes one value (not ``list[str] | None``)."""
+    members = get_args(annotation) if get_origin(annotation) in (Union, UnionType) else ()
+    return not any(
+        get_origin(member) in (list, tuple, set, frozenset) or member in (list, tuple, set)
+        for member in (*members, annotation)
+    )
+
+
+def _single_query_names(dependant: Any) -> set[str]:
+    names = {p.alias for p in dependant.query_params if _takes_one(p.field_info.annotation)}
+    for sub in dependant.dependencies:
+        names |= _single_query_names(sub)
+    return names
+
+
+def reject_repeated_query(request: Request) -> None:
+    """400 naming a query parameter given more than once where the route takes one
+    value (``?name=a&name=b``): FastAPI would read the last one and drop the rest."""
+    from craton_wf.errors import InvalidInput
+
+    dependant = getattr(request.scope.get("route"), "dependant", None)
+    if dependant is None or not request.query_params:
+        return
+    repeated = sorted(
+        name
+        for name in _single_query_names(dependant)
+        if len(request.query_params.getlist(name)) > 1
+    )
+    if repeated:
+        raise InvalidInput(f"query parameter given more than once: {', '.join(repeated)}")
 
 
 PageDep = Annotated[PageRequest, Depends(get_page_request)]

@@ -184,3 +184,11 @@ def test_every_operation_is_tagged_typed_and_secured(api: Any) -> None:
     assert untidy == []
     schemes = document["components"]["securitySchemes"]
     assert set(schemes) == {"X-Auth-Token", "X-Auth-User", "X-Auth-Project", "Bearer"}
+
+
+def test_a_query_parameter_taking_one_value_is_refused_twice(api: Any) -> None:
+    twice = api.get("/v1/hosts", params=[("name", "a"), ("name", "b")])
+    assert twice.status_code == 400
+    assert twice.json()["message"] == "query parameter given more than once: name"
+    assert api.get("/v1/hosts", params=[("label", "a"), ("label", "b")]).status_code == 200
+    assert api.get("/v1/hosts/1/variables?resolved-values=1&resolved-values=0").status_code == 400
