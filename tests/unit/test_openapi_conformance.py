@@ -192,3 +192,17 @@ def test_a_query_parameter_taking_one_value_is_refused_twice(api: Any) -> None:
     assert twice.json()["message"] == "query parameter given more than once: name"
     assert api.get("/v1/hosts", params=[("label", "a"), ("label", "b")]).status_code == 200
     assert api.get("/v1/hosts/1/variables?resolved-values=1&resolved-values=0").status_code == 400
+
+
+def test_a_method_a_path_does_not_take_is_405_with_allow(api: Any) -> None:
+    answer = api.request("TRACE", "/v1/hosts")
+    assert answer.status_code == 405
+    assert set(answer.headers["Allow"].split(", ")) == {"GET", "POST"}
+    assert answer.json()["code"] == "method_not_allowed"
+
+
+def test_audit_times_are_iso_8601(api: Any) -> None:
+    assert api.get("/v1/audit-events", params={"since": "2026-01-01T00:00:00Z"}).status_code == 200
+    refused = api.get("/v1/audit-events", params={"until": "0.5"})
+    assert refused.status_code == 422
+    assert "ISO 8601" in refused.json()["message"]

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request, Response
+from pydantic import BeforeValidator
 
 from craton_wf.api.deps import (
     Authorized,
@@ -36,6 +37,16 @@ from craton_wf.services import audit
 from craton_wf.services import users as user_service
 
 router = APIRouter(prefix="/v1", dependencies=[Authorized], responses=API_ERRORS)
+
+
+def _iso_time(value: Any) -> Any:
+    # pydantic reads a bare number as Unix time; the document and the CLI say ISO 8601
+    if not isinstance(value, str) or value.strip().replace(".", "", 1).lstrip("-").isdigit():
+        raise ValueError("an ISO 8601 time is needed, e.g. 2026-12-04T21:00:00Z")
+    return value
+
+
+IsoTime = Annotated[datetime, BeforeValidator(_iso_time)]
 
 
 def user_read(view: user_service.UserView) -> UserRead:
@@ -149,8 +160,8 @@ def list_audit_events(
     object_type: str | None = None,
     object_id: str | None = None,
     outcome: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: IsoTime | None = None,
+    until: IsoTime | None = None,
 ) -> dict[str, Any]:
     limit = limit or settings.page_default_limit
     if limit > settings.page_max_limit:
