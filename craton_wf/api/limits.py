@@ -54,7 +54,9 @@ class BodySizeLimit:
             return
         limit = self.limit_for(scope)
         declared = _header(scope, b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        if declared is not None and (
+            not (declared.isascii() and declared.isdigit()) or int(declared) > limit
+        ):
             await _refuse(send, limit, declared)
             return
         received = 0
@@ -97,7 +99,7 @@ def _header(scope: Scope, wanted: bytes) -> str | None:
 
 
 async def _refuse(send: Send, limit: int, declared: str | None) -> None:
-    if declared is not None and not declared.isdigit():
+    if declared is not None and not (declared.isascii() and declared.isdigit()):
         response = error_response(400, "the Content-Length header is not a number")
     else:
         response = error_response(413, f"the request body is over the {limit} byte limit")

@@ -60,7 +60,11 @@ def lookup_path(variables: Mapping[str, Any], keys: list[str]) -> Any:
     for key in keys:
         if isinstance(current, Mapping) and key in current:
             current = current[key]
-        elif isinstance(current, list) and key.isdigit() and int(key) < len(current):
+        elif (
+            isinstance(current, list)
+            and (key.isascii() and key.isdigit())
+            and int(key) < len(current)
+        ):
             current = current[int(key)]
         else:
             return _MISSING

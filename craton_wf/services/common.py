@@ -54,7 +54,7 @@ def find_by_ref(
     session: Session, model: type[T], project_id: str, ref: Any, what: str, **scope: Any
 ) -> T:
     """Resolve a reference that is an id or a name (unique within ``scope``)."""
-    if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
+    if isinstance(ref, int) or (isinstance(ref, str) and (ref.isascii() and ref.isdigit())):
         obj = get_owned(session, model, project_id, int(ref), what)
         for key, value in scope.items():
             if value is not None and getattr(obj, key) != value:

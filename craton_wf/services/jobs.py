@@ -251,7 +251,13 @@ def _hosts_by_ref(session: Session, project_id: str, refs: list[Any]) -> list[Ho
         if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit() and ref.isascii())
     ]
     wanted = sorted({i for i in ids if id_in_range(Host, i)})
-    names = sorted({ref for ref in refs if isinstance(ref, str) and ref and not ref.isdigit()})
+    names = sorted(
+        {
+            ref
+            for ref in refs
+            if isinstance(ref, str) and ref and not (ref.isascii() and ref.isdigit())
+        }
+    )
     by_id: dict[int, Host] = {}
     by_name: dict[str, list[Host]] = {}
     for start in range(0, len(wanted), _CHUNK):
@@ -276,7 +282,11 @@ def _hosts_by_ref(session: Session, project_id: str, refs: list[Any]) -> list[Ho
             if len(matches) > 1:
                 raise InvalidInput(f"more than one host is named {ref!r}: use its id")
             hosts.append(matches[0])
-        elif isinstance(ref, int | str) and str(ref).isdigit() and int(ref) in by_id:
+        elif (
+            isinstance(ref, int | str)
+            and (str(ref).isascii() and str(ref).isdigit())
+            and int(ref) in by_id
+        ):
             hosts.append(by_id[int(ref)])
         else:  # not found, or not a reference at all: as one lookup says it
             hosts.append(find_by_ref(session, Host, project_id, ref, "host"))
@@ -504,7 +514,7 @@ def list_job_hosts(session: Session, job: Job) -> list[JobHost]:
 
 def _job_host(session: Session, job: Job, ref: Any) -> JobHost:
     stmt = select(JobHost).where(JobHost.job_id == job.id)
-    if isinstance(ref, int) or str(ref).isdigit():
+    if isinstance(ref, int) or (str(ref).isascii() and str(ref).isdigit()):
         stmt = stmt.where((JobHost.host_id == int(ref)) | (JobHost.host_name == str(ref)))
     else:
         stmt = stmt.where(JobHost.host_name == str(ref))

@@ -280,7 +280,7 @@ def find_runnable_task(session: Session, me: Principal, ref: Any) -> Task:
     By name, the project's own task wins; a public task of another project is
     found by name only when no other public task has that name.
     """
-    if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
+    if isinstance(ref, int) or (isinstance(ref, str) and (ref.isascii() and ref.isdigit())):
         task = session.get(Task, int(ref)) if id_in_range(Task, int(ref)) else None
     else:
         task = session.execute(
@@ -357,7 +357,7 @@ def get_build(session: Session, task: Task, build_ref: Any) -> Build:
             raise NotFound(f"task {task.name!r} has no build")
         return session.get(Build, task.current_build_id)  # type: ignore[return-value]
     build = None
-    if str(build_ref).isdigit():
+    if str(build_ref).isascii() and str(build_ref).isdigit():
         build = session.get(Build, int(build_ref))
     if build is None or build.task_id != task.id:
         raise NotFound(f"build {build_ref} of task {task.name!r} not found")
@@ -392,7 +392,7 @@ def task_view(session: Session, task: Task) -> dict[str, Any]:
 
 
 def _task_by_ref(session: Session, project_id: str, ref: int | str) -> Task | None:
-    if isinstance(ref, int) or ref.isdigit():
+    if isinstance(ref, int) or (ref.isascii() and ref.isdigit()):
         return session.get(Task, int(ref)) if id_in_range(Task, int(ref)) else None
     own = session.execute(
         select(Task).where(Task.project_id == project_id, Task.name == ref)

@@ -65,8 +65,8 @@ def list_users(session: Session, me: Principal) -> list[UserView]:
 
 def get_user(session: Session, me: Principal, ref: str | int) -> UserView:
     """A user holding a role in the caller's project (root: any user); else NotFound."""
-    column = User.id if str(ref).isdigit() else User.name
-    value = int(ref) if str(ref).isdigit() else str(ref)
+    column = User.id if (str(ref).isascii() and str(ref).isdigit()) else User.name
+    value = int(ref) if (str(ref).isascii() and str(ref).isdigit()) else str(ref)
     user = session.execute(select(User).where(column == value)).scalar_one_or_none()
     role = _role_in(session, user.id, me.project_id) if user else None
     if user is None or (role is None and not me.is_root):

@@ -206,3 +206,10 @@ def test_audit_times_are_iso_8601(api: Any) -> None:
     refused = api.get("/v1/audit-events", params={"until": "0.5"})
     assert refused.status_code == 422
     assert "ISO 8601" in refused.json()["message"]
+
+
+def test_a_digit_that_is_not_ascii_is_a_name_not_an_id(api: Any) -> None:
+    # '²'.isdigit() is true, but int('²') fails: it once answered 500
+    assert api.put("/v1/workflows/²", json={}).status_code == 404
+    assert api.get("/v1/tasks/²").status_code == 404
+    assert api.get("/v1/users/²").status_code == 404

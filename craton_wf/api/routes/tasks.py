@@ -84,7 +84,7 @@ async def _read_upload(
 ) -> tuple[dict[str, Any], bytes | None]:
     """The JSON fields and, for multipart bodies, the archive bytes."""
     length = request.headers.get("content-length")
-    if length and length.isdigit() and int(length) > max_bytes + 1024 * 1024:
+    if length and (length.isascii() and length.isdigit()) and int(length) > max_bytes + 1024 * 1024:
         raise PayloadTooLarge(f"the request body is over the {max_bytes} byte limit")
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
