@@ -29,10 +29,15 @@ the json-file log of whichever node ran the task): its follow stream does not
 end when the task does, so the log is read again every half second from the
 last message seen until the task has ended, then once more. Swarm starts the
 task's container, so there is no attach before its first byte as the docker
-executor has: the stored log is exact as long as the task's log (the daemon's
-log options on its node) keeps what was printed between two reads; what was
-rotated away meanwhile is lost, and a ``[craton] log gap`` line stands where
-(:func:`~craton_wf.executors.docker.frames_after`). The exit code is the task's
+executor has: the stored log is exact as long as the task's log keeps what
+was printed between two reads. Service tasks log to json-file with the
+platform's rotation (``CRATON_WF_CONTAINER_LOG_MAX_SIZE``/``_FILES``, as the
+docker executor's containers). What was rotated away between two reads is
+lost, and a ``[craton] log gap`` line stands where
+(:func:`~craton_wf.executors.docker.frames_after`); lines rotated away before
+the first read are lost without one (the engine does not say that its log
+was cut). tests/integration/test_swarm_log_completeness.py measures it (and
+fails, as expected, against the exact guarantee). The exit code is the task's
 container status. ``managed`` lists the services labelled with a run uid;
 removing one takes its task's container along (see below).
 
