@@ -21,9 +21,9 @@ from __future__ import annotations
 import logging
 from collections import Counter, defaultdict
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import CursorResult, Select, func, select, update
 from sqlalchemy.orm import Session
 
 from craton_wf.db.bulk import one_of, set_columns
@@ -452,7 +452,7 @@ def cancel_job(session: Session, job: Job, reason: str = "cancelled by request")
         job.cancel_requested_at = now
         job.message = reason  # shown while it cancels, and leads the final message
         record_event(session, job.id, "cancel_requested", reason)
-    session.execute(
+    cancelled = session.execute(
         update(Run)
         .where(
             Run.job_id == job.id, Run.status.in_([RunStatus.PENDING.value, RunStatus.QUEUED.value])
@@ -460,6 +460,10 @@ def cancel_job(session: Session, job: Job, reason: str = "cancelled by request")
         .values(status=RunStatus.CANCELLED.value, finished_at=now, error=job.message or reason)
         .execution_options(synchronize_session="fetch")
     )
+    unstarted = cast(CursorResult[Any], cancelled).rowcount
+    if unstarted:
+        # One line for the runs cancelled together (a fleet's would be thousands).
+        log.info("job %s: %s runs not started: PENDING|QUEUED -> CANCELLED", job.id, unstarted)
     session.execute(
         update(JobHost)
         .where(JobHost.job_id == job.id, JobHost.status == HostStatus.PENDING.value)

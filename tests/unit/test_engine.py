@@ -194,7 +194,8 @@ def test_a_log_read_faster_than_it_is_stored_waits_and_loses_nothing(
             assert [seq for seq, _ in stored] == list(range(1, 401))
 
 
-def test_cancel_stops_running_and_cancels_queued(sessions, root, start_runner, wait_job):
+def test_cancel_stops_running_and_cancels_queued(sessions, root, start_runner, wait_job, caplog):
+    caplog.set_level("INFO", logger="craton_wf.services.scheduling")
     job_id = setup_job(sessions, root, ["slow", "after"], hosts=3, concurrency=1)
     start_runner(FakeExecutor(lambda spec: FakeOutcome(delay=30)))
     wait_job(job_id, states=[__import__("craton_wf.domain.states").domain.states.JobStatus.RUNNING])
@@ -211,6 +212,8 @@ def test_cancel_stops_running_and_cancels_queued(sessions, root, start_runner, w
     runs = [run for run, _ in runs_of(sessions, job_id)]
     assert sum(run.started_at is not None for run in runs) == 1
     assert {run.error for run in runs} == {"cancelled by request"}
+    # The service log has a line for the runs cancelled together, as for each other change.
+    assert f"job {job_id}: 5 runs not started: PENDING|QUEUED -> CANCELLED" in caplog.messages
 
 
 def test_temporary_failure_is_retried(sessions, root, start_runner, wait_job):
