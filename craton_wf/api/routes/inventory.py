@@ -454,30 +454,19 @@ def _variables_routes(kind: str) -> None:
         return Response(status_code=204)
 
     path = f"/{kind}/{{object_id}}/variables"
-    router.add_api_route(
-        path,
-        get_variables,
-        methods=["GET"],
-        name=f"get_{kind}_variables",
-        response_model=VariablesRead,
-        tags=[kind],
-    )
-    router.add_api_route(
-        path,
-        put_variables,
-        methods=["PUT"],
-        name=f"put_{kind}_variables",
-        response_model=VariablesRead,
-        tags=[kind],
-    )
-    router.add_api_route(
-        path,
-        delete_variables,
-        methods=["DELETE"],
-        status_code=204,
-        name=f"delete_{kind}_variables",
-        tags=[kind],
-    )
+    for method, endpoint, answer in (
+        ("GET", get_variables, {"response_model": VariablesRead}),
+        ("PUT", put_variables, {"response_model": VariablesRead}),
+        ("DELETE", delete_variables, {"status_code": 204}),
+    ):
+        router.add_api_route(
+            path,
+            endpoint,
+            methods=[method],
+            name=f"{method.lower()}_{kind}_variables",
+            tags=[kind],
+            **answer,  # type: ignore[arg-type]
+        )
 
 
 for _kind in inventory.VARIABLE_OWNERS:
