@@ -2,7 +2,8 @@
 
 ``source`` fetches a git repository or unpacks an uploaded archive into a
 scratch directory and finds the build context in it; ``image`` runs the
-docker build and reports its output line by line. These are boundary modules:
+docker build and reports its output line by line, or reuses the image of an
+earlier build with the same ``build_key``. These are boundary modules:
 the only ones (with ``executors``) that import ``git`` and ``docker``, and they
 raise only ``SourceError`` and ``BuildError`` from ``craton_wf.errors``.
 """

@@ -10,6 +10,15 @@ configured, the image is then pushed there and known by its digest.
 The timeout is both the read timeout of the HTTP stream (no output for that
 long ends the build) and a deadline checked at every line; dropping the
 connection makes the engine cancel the build.
+
+An unchanged build is not run again: every image is labelled with its build
+key (:mod:`craton_wf.builders.build_key`: context files, Dockerfile, base
+image ids, labels), and a build whose key an image on the engine already
+carries tags that image instead of calling ``docker build`` at all. A rebuild
+of an unchanged task thus yields the same image id (and, pushed again, the
+same registry digest), which is what an approval names. Even a fully cached
+``docker build`` would not: the platform's labels are committed onto the
+built image, and a commit makes a new image id every time.
 """
 
 from __future__ import annotations
@@ -29,6 +38,7 @@ import docker.errors
 import requests
 import urllib3.exceptions
 
+from craton_wf.builders.build_key import BUILD_KEY_LABEL, BUILT_AS_LABEL, build_inputs
 from craton_wf.errors import BuildError
 
 if TYPE_CHECKING:
@@ -60,6 +70,15 @@ class PushedImage:
 def _truncate(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
     text = text.strip()
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def repository_and_tag(reference: str) -> tuple[str, str]:
+    """``registry:5000/team/task:3`` -> (``registry:5000/team/task``, ``3``); tag ``latest``
+    when there is none (a colon followed by a path is a registry's port)."""
+    repository, _, tag = reference.rpartition(":")
+    if not repository or "/" in tag:
+        return reference, "latest"
+    return repository, tag
 
 
 def _docker_message(exc: Exception) -> str:
@@ -151,14 +170,79 @@ class ImageBuilder:
     ) -> BuiltImage:
         """Build ``context`` as ``tag``, calling ``on_log`` with every output line.
 
-        The platform's labels are not passed to the build: the legacy builder
-        appends one ``LABEL`` step per label, each an intermediate container
-        in the task's build log. The image is built untagged, then labelled
-        and tagged at once by committing a never-started container of it
-        with one ``LABEL`` change (no new layer; an image with neither CMD
-        nor ENTRYPOINT gets ``CMD ["true"]``, which runs never use: they
-        start the task's command).
+        When an image with this build's key is on the engine, it is tagged
+        ``tag`` and returned, with one line in the log saying so; nothing is
+        built. Otherwise the platform's labels are not passed to the build:
+        the legacy builder appends one ``LABEL`` step per label, each an
+        intermediate container in the task's build log. The image is built
+        untagged, then labelled (the build key among the labels) and tagged
+        at once by committing a never-started container of it with one
+        ``LABEL`` change (no new layer; an image with neither CMD nor
+        ENTRYPOINT gets ``CMD ["true"]``, which runs never use: they start the
+        task's command).
         """
+        key = self._build_key(context, dockerfile, labels, on_log)
+        if key and (reused := self._reuse(key, tag, on_log)):
+            return reused
+        image_id = self._docker_build(context, dockerfile, tag, on_log, timeout)
+        image_labels = {**labels, MANAGED_LABEL: "true", BUILT_AS_LABEL: tag}
+        if key:
+            image_labels[BUILD_KEY_LABEL] = key
+        self._label(image_id, tag, image_labels)
+        return self._built(tag, image_id)
+
+    def _build_key(
+        self, context: Path, dockerfile: str, labels: dict[str, str], on_log: Callable[[str], None]
+    ) -> str | None:
+        """The build's key; None (said in the log) when a base image is not on the
+        engine or is named only when the build runs."""
+        try:
+            inputs = build_inputs(context, dockerfile, labels, self._local_image_id)
+        except OSError as exc:
+            raise BuildError(f"could not read the build context: {_truncate(str(exc))}") from exc
+        if inputs is None:
+            on_log("no earlier image can be reused: a base image is missing or named at build time")
+            return None
+        return inputs.key()
+
+    def _local_image_id(self, reference: str) -> str | None:
+        try:
+            return str(self.client.api.inspect_image(reference)["Id"])
+        except docker.errors.ImageNotFound:
+            return None
+        except docker.errors.DockerException as exc:
+            raise BuildError(f"could not inspect {reference}: {_docker_message(exc)}") from exc
+
+    def _reuse(self, key: str, tag: str, on_log: Callable[[str], None]) -> BuiltImage | None:
+        """Tag the newest image carrying ``key`` as ``tag``; None when there is none."""
+        api = self.client.api
+        filters = {"label": [f"{MANAGED_LABEL}=true", f"{BUILD_KEY_LABEL}={key}"]}
+        try:
+            found = api.images(filters=filters)
+            if not found:
+                return None
+            image = max(found, key=lambda summary: summary.get("Created") or 0)
+            api.tag(image["Id"], *repository_and_tag(tag))
+        except docker.errors.ImageNotFound:
+            return None  # removed since it was listed: build it again
+        except docker.errors.DockerException as exc:
+            raise BuildError(f"could not reuse an image for {tag}: {_docker_message(exc)}") from exc
+        made_by = (image.get("Labels") or {}).get(BUILT_AS_LABEL) or "an earlier build"
+        on_log(
+            f"reused image {image['Id']} built as {made_by}: "
+            "source, Dockerfile and base images unchanged"
+        )
+        return self._built(tag, image["Id"])
+
+    def _docker_build(
+        self,
+        context: Path,
+        dockerfile: str,
+        tag: str,
+        on_log: Callable[[str], None],
+        timeout: int,
+    ) -> str:
+        """Run ``docker build`` of ``context``, untagged; the id of the image it made."""
         try:
             chunks = self.client.api.build(
                 path=str(context),
@@ -178,15 +262,12 @@ class ImageBuilder:
             ) from exc
         if not image_id:
             raise BuildError(f"the build of {tag} ended without an error but named no image")
-        self._label(image_id, tag, {**labels, MANAGED_LABEL: "true"})
-        return self._built(tag, image_id)
+        return image_id
 
     def _label(self, image_id: str, tag: str, labels: dict[str, str]) -> None:
         """Commit ``image_id`` as ``tag`` with ``labels`` added, without a build step."""
         api = self.client.api
-        repository, _, version = tag.rpartition(":")
-        if not repository or "/" in version:
-            repository, version = tag, "latest"
+        repository, version = repository_and_tag(tag)
         change = "LABEL " + " ".join(f"{json.dumps(k)}={json.dumps(v)}" for k, v in labels.items())
         container_id: str | None = None
         try:
@@ -253,9 +334,7 @@ class ImageBuilder:
         progress (not logged), one status line naming the digest, an ``aux``
         message with ``Digest``, or ``errorDetail`` when the push failed.
         """
-        repository, _, tag = image.rpartition(":")
-        if not repository or "/" in tag:
-            repository, tag = image, "latest"
+        repository, tag = repository_and_tag(image)
         remote = f"{registry.rstrip('/')}/{repository}"
         on_log(f"pushing {remote}:{tag}")
         deadline = time.monotonic() + timeout

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import docker
 import docker.errors
@@ -150,6 +152,130 @@ def test_remove_image_is_quiet_when_missing(
 
     with pytest.raises(docker.errors.ImageNotFound):
         docker_client.images.get(tag)
+
+
+# --- reusing the image of an unchanged build ------------------------------------
+
+
+@pytest.fixture
+def docker_builds(builder: ImageBuilder, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The contexts ``builder`` ran ``docker build`` on, in order."""
+    calls: list[str] = []
+    real_build = builder.client.api.build
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        calls.append(str(kwargs.get("path")))
+        return real_build(*args, **kwargs)
+
+    monkeypatch.setattr(builder.client.api, "build", counted)
+    return calls
+
+
+def make_base_image(
+    client: docker.DockerClient, reference: str, variant: str, test_labels: dict[str, str]
+) -> str:
+    """Commit busybox as ``reference`` with a label that makes each variant another image."""
+    repository, _, tag = reference.rpartition(":")
+    labels = {**test_labels, "craton.variant": variant}
+    change = "LABEL " + " ".join(f'"{name}"="{value}"' for name, value in labels.items())
+    container = client.api.create_container("craton/busybox:latest", command=["true"])
+    try:
+        image = client.api.commit(container["Id"], repository=repository, tag=tag, changes=[change])
+    finally:
+        client.api.remove_container(container["Id"], force=True)
+    return str(image["Id"])
+
+
+def test_an_unchanged_rebuild_reuses_the_image_without_building(
+    builder: ImageBuilder,
+    busybox_image: str,
+    tmp_path: Path,
+    unique_name: Callable[[str], str],
+    test_labels: dict[str, str],
+    docker_client: docker.DockerClient,
+    docker_builds: list[str],
+) -> None:
+    repository = f"craton-test/{unique_name('task')}"
+    labels = {**test_labels, "craton.task": repository, "craton.commit": "sha256:" + "1" * 64}
+    one = write_task(tmp_path / "one", busybox_image)
+    first, _ = build(builder, one, f"{repository}:1", {**labels, "craton.build": "31"})
+    # The same source unpacked again for the next build: other directory, other times.
+    again = write_task(tmp_path / "two", busybox_image)
+    os.utime(again / "hello.sh", (0, 0))
+
+    second, lines = build(builder, again, f"{repository}:2", {**labels, "craton.build": "32"})
+
+    assert second.image_id == first.image_id
+    assert second.digest == first.digest  # what an approval names
+    assert docker_builds == [str(one)]  # no docker build for the second
+    assert lines == [
+        f"reused image {first.image_id} built as {repository}:1: "
+        "source, Dockerfile and base images unchanged"
+    ]
+    image = docker_client.images.get(f"{repository}:2")
+    assert image.id == first.image_id
+    assert set(image.tags) == {f"{repository}:1", f"{repository}:2"}
+    assert image.labels["craton.build"] == "31"  # the build that made it
+    assert image.labels["craton.build-key"].startswith("sha256:")
+
+
+@pytest.mark.parametrize("change", ["source", "Dockerfile", "commit"])
+def test_a_changed_source_dockerfile_or_commit_is_built_again(
+    builder: ImageBuilder,
+    busybox_image: str,
+    tmp_path: Path,
+    unique_name: Callable[[str], str],
+    test_labels: dict[str, str],
+    docker_builds: list[str],
+    change: str,
+) -> None:
+    repository = f"craton-test/{unique_name('task')}"
+    context = write_task(tmp_path / "task", busybox_image)
+    # Another task's image of the same files is not this task's: the task is in the key.
+    labels = {**test_labels, "craton.task": repository, "craton.commit": "sha256:" + "1" * 64}
+    first, _ = build(builder, context, f"{repository}:1", labels)
+    if change == "source":
+        (context / "hello.sh").write_text('echo "changed, payload=$1"\n')
+    elif change == "Dockerfile":
+        with (context / "Dockerfile").open("a") as dockerfile:
+            dockerfile.write("ENV CHANGED=1\n")
+    else:
+        labels["craton.commit"] = "sha256:" + "2" * 64
+
+    second, lines = build(builder, context, f"{repository}:2", labels)
+
+    assert second.image_id != first.image_id
+    assert len(docker_builds) == 2
+    assert not any(line.startswith("reused image") for line in lines)
+
+
+def test_a_base_image_tagged_anew_is_built_again_then_reused(
+    builder: ImageBuilder,
+    busybox_image: str,
+    tmp_path: Path,
+    unique_name: Callable[[str], str],
+    test_labels: dict[str, str],
+    docker_client: docker.DockerClient,
+    docker_builds: list[str],
+) -> None:
+    base = f"craton-test/{unique_name('base')}:1"
+    make_base_image(docker_client, base, "1", test_labels)
+    context = write_task(tmp_path / "task", base)
+    repository = f"craton-test/{unique_name('task')}"
+    first, _ = build(builder, context, f"{repository}:1", test_labels)
+
+    make_base_image(docker_client, base, "2", test_labels)  # same name, another image
+    second, lines = build(builder, context, f"{repository}:2", test_labels)
+    third, again = build(builder, context, f"{repository}:3", test_labels)
+
+    assert second.image_id != first.image_id
+    assert len(docker_builds) == 2
+    assert f"Step 1/4 : FROM {base}" in lines
+    assert third.image_id == second.image_id
+    assert again == [
+        f"reused image {second.image_id} built as {repository}:2: "
+        "source, Dockerfile and base images unchanged"
+    ]
 
 
 # --- git -------------------------------------------------------------------------
