@@ -22,10 +22,10 @@ from craton_wf.db.engine import make_engine, make_session_factory, transaction
 from craton_wf.db.migrate import upgrade
 from craton_wf.db.models import Job, User, utcnow
 from craton_wf.domain.states import FINAL_JOB_STATES
+from craton_wf.engine import builds as build_service
 from craton_wf.executors import make_executor
 from craton_wf.runner.worker import Runner
 from craton_wf.services import approvals, inventory
-from craton_wf.services import builds as build_service
 from craton_wf.services import jobs as job_service
 from craton_wf.services import tasks as task_service
 from craton_wf.services import workflows as workflow_service

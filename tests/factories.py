@@ -8,10 +8,10 @@ from sqlalchemy.orm import Session
 
 from craton_wf.db.models import Build, Task, TaskApproval
 from craton_wf.domain.states import BuildStatus
-from craton_wf.services import builds as build_service
+from craton_wf.engine import builds as build_service
+from craton_wf.engine.leases import take_lease
 from craton_wf.services import inventory
 from craton_wf.services import tasks as task_service
-from craton_wf.services.leases import take_lease
 
 
 def make_inventory(

@@ -1,9 +1,9 @@
 """The labels every container (swarm service, Kubernetes Job) of a run carries.
 
-Set when a run is claimed (``services.runs``); read back to adopt a container
+Set when a run is claimed (``engine.claims``); read back to adopt a container
 (``runner.execution``: ours only if its run uid is this run's), to list the
 platform's containers (``Executor.managed`` selects by the run uid) and to
-judge which of them may be swept (``services.sweeping``).
+judge which of them may be swept (``engine.sweeping``).
 """
 
 from __future__ import annotations

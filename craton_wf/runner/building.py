@@ -18,10 +18,10 @@ from craton_wf.builders.image import ImageBuilder
 from craton_wf.builders.source import fetch_git, redact_url, resolve_context, unpack_archive
 from craton_wf.db.engine import transaction
 from craton_wf.db.models import utcnow
+from craton_wf.engine import builds as build_service
+from craton_wf.engine.builds import BuildAssignment
 from craton_wf.errors import BuildError, CratonError, LeaseLost
-from craton_wf.services import builds as build_service
 from craton_wf.services import source_rules
-from craton_wf.services.builds import BuildAssignment
 from craton_wf.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -25,13 +25,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from craton_wf.db.engine import retrying
 from craton_wf.db.models import utcnow
 from craton_wf.domain.labels import RUN_UID_LABEL
+from craton_wf.engine import claims, recording, task_env
+from craton_wf.engine.claims import RunAssignment
+from craton_wf.engine.recording import LogBatch, LogRecord
 from craton_wf.errors import CratonError, ExecutorError, LeaseLost, NameTaken
 from craton_wf.executors.base import ContainerSpec, ContainerState, Executor, Handle
 from craton_wf.runner.resume import resume_lines
 from craton_wf.runner.threads import Outcome, ReusedThreads
-from craton_wf.services import runs as run_service
-from craton_wf.services import task_env
-from craton_wf.services.runs import LogBatch, LogRecord, RunAssignment
 from craton_wf.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -96,9 +96,9 @@ class RunExecution:
         commit while the log is read: the run's next write is queued behind it."""
         args = (self.a.run_id, self.owner, self.a.epoch, handle.id)
         if self.recorder is None or self.abandoned.is_set():
-            self._tx(run_service.mark_started, *args)
+            self._tx(claims.mark_started, *args)
         else:
-            self.started = self.recorder.submit(run_service.mark_started, *args)
+            self.started = self.recorder.submit(claims.mark_started, *args)
 
     def _check_started(self, block: bool = False) -> None:
         """Raise what recording "started" raised, once it is known (a lost lease).
@@ -251,7 +251,7 @@ class RunExecution:
             os.kill(os.getpid(), signal.SIGKILL)
 
     def _finish(self, **outcome: Any) -> None:
-        self._tx(run_service.finish_run, self.a.run_id, self.owner, self.a.epoch, **outcome)
+        self._tx(recording.finish_run, self.a.run_id, self.owner, self.a.epoch, **outcome)
 
     def _pump_logs(self, handle: Handle) -> LogBatch | None:
         """Store the container's log as it comes, to its end.
@@ -265,7 +265,7 @@ class RunExecution:
         since = self.a.last_log_ts
 
         def stored_form(text: str) -> str:
-            return run_service.stored_form(
+            return recording.stored_form(
                 text, self.prepared.redact, self.settings.log_line_max_bytes
             )
 
@@ -333,7 +333,7 @@ class RunExecution:
                 and (len(batch) >= FLUSH_LINES or now - last_flush >= FLUSH_SECONDS)
             ):
                 appended = self._tx(
-                    run_service.append_logs,
+                    recording.append_logs,
                     self.a.run_id,
                     self.owner,
                     self.a.epoch,

@@ -14,7 +14,7 @@ records them together:
   goes on, except for "started", which it leaves to commit while it reads the
   container's log (its next write is queued behind it);
 - finished runs are recorded with ``settle=False`` and their jobs are moved on
-  once per batch (``runs.settle_finished``);
+  once per batch (``recording.settle_finished``);
 - the batch's runs are locked first, with one query in id order, so two
   runners' batches lock rows in the same order (runs, then hosts, then jobs);
 - if any write of a batch fails, the batch is rolled back and each write is
@@ -35,9 +35,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from craton_wf.db.engine import retrying
 from craton_wf.db.models import Run
+from craton_wf.engine import recording
+from craton_wf.engine.leases import lock_rows
 from craton_wf.runner.threads import Outcome
-from craton_wf.services import runs as run_service
-from craton_wf.services.leases import lock_rows
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ class _Write:
 
     @property
     def finishes(self) -> bool:
-        return self.fn is run_service.finish_run
+        return self.fn is recording.finish_run
 
 
 class Recorder:
@@ -86,8 +86,8 @@ class Recorder:
         return self.submit(fn, run_id, *args, **kwargs).result()
 
     def finish(self, run_id: int, owner: str, epoch: int, **outcome: Any) -> Any:
-        """Record a run's outcome (as ``runs.finish_run``)."""
-        return self.record(run_service.finish_run, run_id, owner, epoch, **outcome)
+        """Record a run's outcome (as ``recording.finish_run``)."""
+        return self.record(recording.finish_run, run_id, owner, epoch, **outcome)
 
     def _loop(self) -> None:
         while True:
@@ -129,7 +129,7 @@ def _apply_all(session: Session, batch: list[_Write]) -> list[Any]:
     runs = lock_rows(session, Run, [write.run_id for write in batch])
     # The jobs the outcomes read, loaded now with one query: loading them
     # between the writes would also write what the writes before had staged.
-    run_service.load_jobs(
+    recording.load_jobs(
         session, {runs[w.run_id].job_id for w in batch if w.finishes and w.run_id in runs}
     )
     results: dict[int, Any] = {}
@@ -140,5 +140,5 @@ def _apply_all(session: Session, batch: list[_Write]) -> list[Any]:
             results[index] = write.fn(session, *write.args, settle=False, **write.kwargs)
         else:
             results[index] = write.fn(session, *write.args, **write.kwargs)
-    run_service.settle_finished(session)
+    recording.settle_finished(session)
     return [results[index] for index in range(len(batch))]

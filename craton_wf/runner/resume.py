@@ -39,8 +39,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from craton_wf.domain.logmarks import log_gap_marker
+from craton_wf.engine.claims import StoredStream
+from craton_wf.engine.recording import LogRecord
 from craton_wf.executors.base import LogLine
-from craton_wf.services.runs import LogRecord, StoredStream
 
 HELD_LINES_MAX = 200_000  # a search that holds more gives up: the tail is called gone
 

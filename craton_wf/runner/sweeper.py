@@ -5,7 +5,7 @@ container leaves the container behind. Every runner sweeps at its start and
 then every ``sweep_seconds`` (see :class:`~craton_wf.runner.worker.Runner`):
 it lists the containers carrying the run labels, whoever made them, and
 removes those the database says no run needs
-(:func:`craton_wf.services.sweeping.removable_containers`). Several runners
+(:func:`craton_wf.engine.sweeping.removable_containers`). Several runners
 may sweep at once: removing a container already gone is no error.
 """
 
@@ -17,9 +17,9 @@ import threading
 from sqlalchemy.orm import Session, sessionmaker
 
 from craton_wf.db.engine import transaction
+from craton_wf.engine import sweeping
 from craton_wf.errors import ExecutorError
 from craton_wf.executors.base import Executor, Handle
-from craton_wf.services import sweeping
 
 log = logging.getLogger(__name__)
 

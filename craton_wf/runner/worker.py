@@ -27,16 +27,16 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from craton_wf.db.engine import transaction
-from craton_wf.db.models import Build, Run, RunnerRecord, utcnow
+from craton_wf.db.models import Build, Run
+from craton_wf.engine import builds as build_service
+from craton_wf.engine import claims, scheduling
+from craton_wf.engine.leases import expire_leases, renew_leases
+from craton_wf.engine.runners import record_heartbeat, record_stop, register_runner
 from craton_wf.errors import CratonError
 from craton_wf.executors.base import Executor
 from craton_wf.runner.execution import ActiveRun, RunExecution
 from craton_wf.runner.recorder import Recorder
 from craton_wf.runner.sweeper import sweep_containers
-from craton_wf.services import builds as build_service
-from craton_wf.services import jobs as job_service
-from craton_wf.services import runs as run_service
-from craton_wf.services.leases import expire_leases, renew_leases
 from craton_wf.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -120,9 +120,7 @@ class Runner:
             with transaction(self.sessions) as session:
                 expire_leases(session, Run, self.id, left_runs)
                 expire_leases(session, Build, self.id, left_builds)
-                record = session.get(RunnerRecord, self.id)
-                if record is not None:
-                    record.stopped_at = utcnow()
+                record_stop(session, self.id)
         except Exception:  # stopping must not fail on a database outage
             log.exception("could not record the runner's stop")
         if left_runs or left_builds:
@@ -193,7 +191,7 @@ class Runner:
                     self._slot_freed.clear()
                     continue
             with transaction(self.sessions) as session:
-                assignments = run_service.claim_runs(
+                assignments = claims.claim_runs(
                     session, self.id, self.settings.lease_seconds, free, self.settings
                 )
             for assignment in assignments:
@@ -259,15 +257,13 @@ class Runner:
         if not active:
             return
         with transaction(self.sessions) as session:
-            verdicts = run_service.runs_to_stop(session, self.id, list(active))
+            verdicts = claims.runs_to_stop(session, self.id, list(active))
             for run_id, reason in verdicts.items():
                 if reason == "job_timeout" and active[run_id].stop_reason is None:
-                    job = job_service.get_job(
-                        session,
-                        active[run_id].assignment.project_id,
-                        active[run_id].assignment.job_id,
+                    job = scheduling.lock_job(session, active[run_id].assignment.job_id)
+                    scheduling.cancel_job(
+                        session, job, f"job timed out after {job.timeout_seconds}s"
                     )
-                    job_service.cancel(session, job, f"job timed out after {job.timeout_seconds}s")
         for run_id, reason in verdicts.items():
             run = active[run_id]
             if run.stop_reason is not None:
@@ -289,9 +285,7 @@ class Runner:
         with transaction(self.sessions) as session:
             renew_leases(session, Run, self.id, run_ids, self.settings.lease_seconds)
             renew_leases(session, Build, self.id, build_ids, self.settings.lease_seconds)
-            record = session.get(RunnerRecord, self.id)
-            if record is not None:
-                record.heartbeat_at = utcnow()
+            record_heartbeat(session, self.id)
 
     # --- sweeping ---------------------------------------------------------------------
 
@@ -321,12 +315,4 @@ class Runner:
 
     def _register(self) -> None:
         with transaction(self.sessions) as session:
-            session.add(
-                RunnerRecord(
-                    id=self.id,
-                    name=self.name,
-                    hostname=socket.gethostname(),
-                    pid=os.getpid(),
-                    executor=self.executor.name,
-                )
-            )
+            register_runner(session, self.id, self.name, self.executor.name)

@@ -7,18 +7,14 @@ bearer token, and optionally the project it acts in (``X-Auth-Project``).
 
 from __future__ import annotations
 
-import hashlib
-import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from craton_wf.db.models import ApiToken, Project, RoleAssignment, User, utcnow
-from craton_wf.db.pending import insert_later
-from craton_wf.domain.redaction import TOKEN_PREFIX  # tokens have a form logs are redacted of
+from craton_wf.engine.tokens import hash_token, token_values
 from craton_wf.errors import AuthenticationFailed, Conflict
 
 ROLES = ("viewer", "auditor", "operator", "admin")
@@ -44,10 +40,6 @@ class IssuedToken:
     expires_at: datetime | None
 
 
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 def issue_token(
     session: Session,
     user: User,
@@ -71,56 +63,10 @@ def new_token(
     ttl: timedelta | None = None,
 ) -> tuple[ApiToken, str]:
     """A new token's row (added, not yet flushed: no id) and the token itself."""
-    token, values = _token_values(user, name=name, project_id=project_id, ttl=ttl)
+    token, values = token_values(user, name=name, project_id=project_id, ttl=ttl)
     row = ApiToken(**values)
     session.add(row)
     return row, token
-
-
-def new_run_token(
-    session: Session,
-    user: User,
-    *,
-    name: str,
-    project_id: str,
-    job_id: int,
-    run_id: int,
-    ttl: timedelta,
-) -> str:
-    """A token bound to one run attempt (a task's ``CRATON_TOKEN``), inserted
-    with the commit: a runner's claim issues one for each run it claims, and
-    nothing reads them back in that transaction."""
-    token, values = _token_values(
-        user, name=name, project_id=project_id, job_id=job_id, run_id=run_id, ttl=ttl
-    )
-    insert_later(session, ApiToken, [values])
-    return token
-
-
-def _token_values(
-    user: User,
-    *,
-    name: str,
-    project_id: str | None,
-    job_id: int | None = None,
-    run_id: int | None = None,
-    ttl: timedelta | None,
-) -> tuple[str, dict[str, Any]]:
-    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    now = utcnow()
-    return token, {
-        "user_id": user.id,
-        "name": name,
-        "token_hash": hash_token(token),
-        "prefix": token[:10],
-        "project_id": project_id,
-        "job_id": job_id,
-        "run_id": run_id,
-        "created_at": now,
-        "expires_at": now + ttl if ttl else None,
-        "revoked_at": None,
-        "last_used_at": None,
-    }
 
 
 @dataclass(frozen=True)

@@ -1,46 +1,15 @@
-"""The append-only history of each job.
+"""Reading the append-only history of each job.
 
-Events are written with one statement per transaction, right before it
-commits, in the order they were recorded (:mod:`craton_wf.db.pending`): a
-runner's batch records several per run.
+The engine writes the events (:mod:`craton_wf.engine.events`); the API lists
+them here.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from craton_wf.db.models import JobEvent, JobHost, Run, utcnow
-from craton_wf.db.pending import insert_later
-
-
-def record_event(
-    session: Session,
-    job_id: int,
-    kind: str,
-    message: str = "",
-    *,
-    run_id: int | None = None,
-    runner_id: str | None = None,
-    **data: Any,
-) -> None:
-    insert_later(
-        session,
-        JobEvent,
-        [
-            {
-                "job_id": job_id,
-                "run_id": run_id,
-                "kind": kind,
-                "message": message,
-                "runner_id": runner_id,
-                "data": data,
-                "created_at": utcnow(),
-            }
-        ],
-    )
+from craton_wf.db.models import JobEvent, JobHost, Run
 
 
 def list_events(session: Session, job_id: int, after: int = 0, limit: int = 1000) -> list[JobEvent]:

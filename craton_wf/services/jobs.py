@@ -38,12 +38,13 @@ from craton_wf.domain.states import (
     JobStatus,
     RunStatus,
 )
+from craton_wf.engine import scheduling
+from craton_wf.engine.events import record_event
 from craton_wf.errors import Conflict, InvalidInput, NotFound
-from craton_wf.services import approvals, policy, project_secrets, scheduling
+from craton_wf.services import approvals, policy, project_secrets
 from craton_wf.services import tasks as task_service
 from craton_wf.services.auth import Principal
 from craton_wf.services.common import find_by_ref, get_owned, id_in_range
-from craton_wf.services.events import record_event
 from craton_wf.services.inventory import VariableResolver, host_query
 from craton_wf.services.pagination import Page, PageRequest, paginate, scoped
 from craton_wf.services.workflows import get_version, get_workflow, normalize_steps

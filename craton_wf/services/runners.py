@@ -1,15 +1,18 @@
-"""Runners as the API sees them: registered processes and whether they are alive."""
+"""Runners as the API sees them: registered processes and whether they are alive.
+
+The registry is written by the runners themselves (:mod:`craton_wf.engine.runners`).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, func, not_, select, text
+from sqlalchemy import func, not_, select, text
 from sqlalchemy.orm import Session
 
 from craton_wf.db.models import RunnerRecord
-from craton_wf.services.leases import db_now
+from craton_wf.engine import runners as registry
+from craton_wf.engine.leases import db_now
 from craton_wf.services.pagination import Page, PageRequest, paginate
 
 
@@ -26,21 +29,6 @@ class RunnerView:
 RUNNER_SORT_KEYS = ("id", "name", "hostname", "started_at", "heartbeat_at")
 
 
-def _alive(lease_seconds: float, now: datetime) -> ColumnElement[bool]:
-    """Alive, as SQL: not stopped, and heard from within a lease (as :func:`_is_alive`)."""
-    return and_(
-        RunnerRecord.stopped_at.is_(None),
-        RunnerRecord.heartbeat_at > now - timedelta(seconds=lease_seconds),
-    )
-
-
-def _is_alive(record: RunnerRecord, lease_seconds: float, now: datetime) -> bool:
-    """Alive, of a loaded row (as :func:`_alive`)."""
-    return record.stopped_at is None and record.heartbeat_at > now - timedelta(
-        seconds=lease_seconds
-    )
-
-
 def list_runners(
     session: Session, lease_seconds: float, page: PageRequest, alive: bool | None = None
 ) -> Page[RunnerView]:
@@ -49,10 +37,11 @@ def list_runners(
     now = db_now(session)
     stmt = select(RunnerRecord)
     if alive is not None:
-        stmt = stmt.where(_alive(lease_seconds, now) if alive else not_(_alive(lease_seconds, now)))
+        live = registry.alive(lease_seconds, now)
+        stmt = stmt.where(live if alive else not_(live))
     found = paginate(session, stmt, RunnerRecord, page, RUNNER_SORT_KEYS)
     return Page(
-        items=[RunnerView(r, _is_alive(r, lease_seconds, now)) for r in found.items],
+        items=[RunnerView(r, registry.is_alive(r, lease_seconds, now)) for r in found.items],
         has_more=found.has_more,
     )
 
@@ -60,7 +49,9 @@ def list_runners(
 def count_live(session: Session, lease_seconds: float) -> int:
     """How many runners are alive (a count, however many ever registered)."""
     return session.execute(
-        select(func.count()).select_from(RunnerRecord).where(_alive(lease_seconds, db_now(session)))
+        select(func.count())
+        .select_from(RunnerRecord)
+        .where(registry.alive(lease_seconds, db_now(session)))
     ).scalar_one()
 
 

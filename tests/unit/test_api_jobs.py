@@ -10,8 +10,9 @@ from sqlalchemy import inspect, update
 
 from craton_wf.db.engine import transaction
 from craton_wf.db.models import Task
+from craton_wf.engine import scheduling
 from craton_wf.executors.fake import FakeExecutor, FakeOutcome
-from craton_wf.services import inventory, scheduling
+from craton_wf.services import inventory
 from tests.factories import make_inventory, make_ready_task
 
 

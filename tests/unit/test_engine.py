@@ -30,9 +30,7 @@ def setup_job(sessions, root, steps, hosts=3, host_vars=None, **job):  # type: i
             name = step["task"] if isinstance(step, dict) else step
             # A step hands its task only secrets the task declares.
             secrets = step.get("secrets", []) if isinstance(step, dict) else []
-            make_ready_task(
-                session, root.project_id, name, command=f"/bin/{name}", secrets=secrets
-            )
+            make_ready_task(session, root.project_id, name, command=f"/bin/{name}", secrets=secrets)
         workflow_service.create_workflow(
             session, root.project_id, None, {"name": "wf", "steps": steps}
         )
@@ -195,7 +193,7 @@ def test_a_log_read_faster_than_it_is_stored_waits_and_loses_nothing(
 
 
 def test_cancel_stops_running_and_cancels_queued(sessions, root, start_runner, wait_job, caplog):
-    caplog.set_level("INFO", logger="craton_wf.services.scheduling")
+    caplog.set_level("INFO", logger="craton_wf.engine.scheduling")
     job_id = setup_job(sessions, root, ["slow", "after"], hosts=3, concurrency=1)
     start_runner(FakeExecutor(lambda spec: FakeOutcome(delay=30)))
     wait_job(job_id, states=[__import__("craton_wf.domain.states").domain.states.JobStatus.RUNNING])
@@ -433,7 +431,8 @@ def test_a_secret_that_does_not_decrypt_fails_the_run_and_says_why(
 
 
 def test_events_are_written_in_order_with_their_transaction_or_not_at_all(sessions, root):
-    from craton_wf.services.events import list_events, record_event
+    from craton_wf.engine.events import record_event
+    from craton_wf.services.events import list_events
 
     job_id = setup_job(sessions, root, ["noop"], hosts=1)
     with transaction(sessions) as session:
@@ -455,7 +454,8 @@ def test_events_are_written_in_order_with_their_transaction_or_not_at_all(sessio
 
 
 def test_rows_held_for_the_commit_are_dropped_by_a_rollback_of_the_same_session(sessions, root):
-    from craton_wf.services.events import list_events, record_event
+    from craton_wf.engine.events import record_event
+    from craton_wf.services.events import list_events
 
     job_id = setup_job(sessions, root, ["noop"], hosts=1)
     with transaction(sessions) as session:
@@ -472,12 +472,12 @@ def test_rows_held_for_the_commit_are_dropped_by_a_rollback_of_the_same_session(
 
 
 def test_log_lines_are_stored_with_their_transaction_or_not_at_all(sessions, root):
-    from craton_wf.services import runs as run_service
-    from craton_wf.services.runs import LogBatch, LogRecord
+    from craton_wf.engine import claims, recording
+    from craton_wf.engine.recording import LogBatch, LogRecord
 
     job_id = setup_job(sessions, root, ["noop"], hosts=1)
     with transaction(sessions) as session:
-        claimed = run_service.claim_next_run(session, "r1", 60)
+        claimed = claims.claim_next_run(session, "r1", 60)
     assert claimed is not None and claimed.job_id == job_id
 
     def batch(first: int, *texts: str) -> LogBatch:
@@ -488,16 +488,16 @@ def test_log_lines_are_stored_with_their_transaction_or_not_at_all(sessions, roo
 
     try:
         with transaction(sessions) as session:
-            run_service.append_logs(session, claimed.run_id, "r1", claimed.epoch, batch(1, "lost"))
+            recording.append_logs(session, claimed.run_id, "r1", claimed.epoch, batch(1, "lost"))
             raise RuntimeError("rolled back")
     except RuntimeError:
         pass
     with transaction(sessions) as session:
-        appended = run_service.append_logs(
+        appended = recording.append_logs(
             session, claimed.run_id, "r1", claimed.epoch, batch(1, "a", "b")
         )
         # A second write of the same transaction goes on from the first one's lines.
-        run_service.append_logs(session, claimed.run_id, "r1", claimed.epoch, batch(3, "c"))
+        recording.append_logs(session, claimed.run_id, "r1", claimed.epoch, batch(3, "c"))
     assert appended.next_seq == 3
     with transaction(sessions) as session:
         stored = session.execute(
@@ -544,23 +544,23 @@ def test_a_start_left_to_commit_lands_before_the_outcome_queued_behind_it(sessio
     not waited for, then the outcome; a lost lease on the first refuses both."""
     import pytest
 
+    from craton_wf.engine import claims
     from craton_wf.errors import LeaseLost
     from craton_wf.runner.recorder import Recorder
-    from craton_wf.services import runs as run_service
     from craton_wf.services.events import list_events
 
     job_id = setup_job(sessions, root, ["noop"], hosts=2, concurrency=2)
     with transaction(sessions) as session:
-        first, second = run_service.claim_runs(session, "runner-a", 30, 2)
+        first, second = claims.claim_runs(session, "runner-a", 30, 2)
     recorder = Recorder(sessions, threading.Event())
     started = recorder.submit(
-        run_service.mark_started, first.run_id, "runner-a", first.epoch, "container-1"
+        claims.mark_started, first.run_id, "runner-a", first.epoch, "container-1"
     )
     status = recorder.finish(first.run_id, "runner-a", first.epoch, exit_code=0)
     assert started.done() and started.exception() is None
     assert status.value == "SUCCEEDED"
     stale = recorder.submit(
-        run_service.mark_started, second.run_id, "runner-a", second.epoch + 1, "container-2"
+        claims.mark_started, second.run_id, "runner-a", second.epoch + 1, "container-2"
     )
     with pytest.raises(LeaseLost):
         recorder.finish(second.run_id, "runner-a", second.epoch + 1, exit_code=0)

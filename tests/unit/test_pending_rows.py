@@ -12,8 +12,8 @@ from sqlalchemy.exc import IntegrityError
 
 from craton_wf.db.engine import is_transient, retrying, transaction
 from craton_wf.db.models import JobEvent, Run, RunLog
-from craton_wf.db.pending import insert_later
-from craton_wf.services.events import record_event
+from craton_wf.engine._pending import insert_later
+from craton_wf.engine.events import record_event
 from tests.conftest import POSTGRES_URL
 from tests.unit.test_engine import setup_job
 

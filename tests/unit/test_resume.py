@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from craton_wf.engine.claims import StoredStream
 from craton_wf.executors.base import LogLine
 from craton_wf.runner.resume import resume_lines
-from craton_wf.services.runs import StoredStream
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -1,4 +1,4 @@
-"""Column values staged on loaded rows (db.staged): written with one statement
+"""Column values staged on loaded rows (engine._staged): written with one statement
 per table before the transaction's next statement or its commit, never by a
 transaction that rolls back; what is read back is what was staged."""
 
@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from craton_wf.db.engine import transaction
 from craton_wf.db.models import Run
-from craton_wf.db.staged import stage, write_staged
+from craton_wf.engine._staged import stage, write_staged
 from tests.unit.test_engine import setup_job
 
 WHEN = datetime(2026, 12, 3, 4, 5, 6, 789012, tzinfo=UTC)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from craton_wf.domain.task_network import task_api_url, url_port
+from craton_wf.engine.task_env import api_url
 from craton_wf.errors import ExecutorError
 from craton_wf.executors.base import ContainerSpec
 from craton_wf.executors.docker import host_config_options
 from craton_wf.executors.tasknet import TaskNetworkOptions, project_network_name
-from craton_wf.services.task_env import api_url
 
 
 def test_craton_url_is_the_gateway_name_unless_a_public_url_is_set(settings) -> None:  # type: ignore[no-untyped-def]

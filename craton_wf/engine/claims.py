@@ -1,7 +1,11 @@
-"""What a runner does to runs: claim, start, store logs, finish.
+"""What a runner does to take runs on: claim them, mark them started, give them back.
 
+A claim takes a run's lease (:mod:`craton_wf.engine.leases`) and hands the
+runner a :class:`RunAssignment`: everything needed to start the run's
+container, or to adopt the container of a runner whose lease expired. What
+the run's container then does is recorded by :mod:`craton_wf.engine.recording`.
 Every call is one short transaction owned by the runner, checked against the
-run's lease (:mod:`craton_wf.services.leases`).
+run's lease.
 """
 
 from __future__ import annotations
@@ -16,8 +20,6 @@ from sqlalchemy.orm import Session
 
 from craton_wf.db.bulk import one_of
 from craton_wf.db.models import Job, JobHost, Run, RunDependency, RunLog, utcnow
-from craton_wf.db.pending import insert_later
-from craton_wf.db.staged import stage
 from craton_wf.domain.labels import (
     ATTEMPT_LABEL,
     HOST_LABEL,
@@ -27,23 +29,13 @@ from craton_wf.domain.labels import (
     RUN_UID_LABEL,
     STEP_LABEL,
 )
-from craton_wf.domain.logmarks import is_gap_marker, log_cap_marker
-from craton_wf.domain.outputs import TEMPORARY_FAILURE_EXIT_CODE, parse_output_line
 from craton_wf.domain.payload import build_payload, encode_payload
-from craton_wf.domain.redaction import redact
-from craton_wf.domain.states import FINAL_RUN_STATES, JobStatus, RunStatus
+from craton_wf.domain.states import JobStatus, RunStatus
+from craton_wf.engine import scheduling
+from craton_wf.engine.events import record_event
+from craton_wf.engine.leases import check_lease, claim_many, db_clock, db_now, take_lease
+from craton_wf.engine.task_env import RunPreparation, run_environment
 from craton_wf.errors import CratonError
-from craton_wf.services import scheduling
-from craton_wf.services.events import record_event
-from craton_wf.services.leases import (
-    check_lease,
-    claim_many,
-    db_clock,
-    db_now,
-    lock_row,
-    take_lease,
-)
-from craton_wf.services.task_env import RunPreparation, revoke_run_tokens, run_environment
 from craton_wf.settings import Settings
 
 RESUME_CHECK_LINES = 20  # stored lines at each end of a stream a takeover compares
@@ -90,55 +82,9 @@ class RunAssignment:
     prepared: RunPreparation | None = None
 
 
-@dataclass(frozen=True)
-class LogRecord:
-    stream: str
-    ts: datetime
-    text: str
-
-
-@dataclass(frozen=True)
-class LogBatch:
-    """Log lines to store (:func:`append_logs`, or with the outcome: :func:`finish_run`).
-
-    They are stored as ``first_seq``, ``first_seq + 1``…; ``redact_values`` are
-    the run's secret values, and a run stores at most ``max_run_bytes``.
-    """
-
-    lines: list[LogRecord]
-    first_seq: int
-    max_line_bytes: int
-    redact_values: tuple[str, ...] = ()
-    max_run_bytes: int | None = None
-
-
-@dataclass(frozen=True)
-class LogAppend:
-    """What :func:`append_logs` did: the next sequence number, and whether the run's log is full."""
-
-    next_seq: int
-    capped: bool = False
-
-
-def stored_form(text: str, redact_values: tuple[str, ...], max_line_bytes: int) -> str:
-    """A line of output as :func:`append_logs` stores it: redacted, cut to the limit."""
-    line = redact(text, redact_values)
-    if len(line.encode()) > max_line_bytes:
-        line = line.encode()[:max_line_bytes].decode(errors="ignore") + " [line truncated]"
-    return line
-
-
 def container_name(run: Run, attempt: int | None = None) -> str:
     """Deterministic per attempt, and unique across databases sharing one runtime."""
     return f"craton-run-{run.id}-{run.attempt if attempt is None else attempt}-{run.uid}"
-
-
-def _set_status(session: Session, run: Run, status: RunStatus, **values: Any) -> None:
-    """Move a locked run to ``status`` (an allowed transition), with ``values``:
-    staged, written with the rest of the batch's runs (:mod:`craton_wf.db.staged`)."""
-    scheduling.check_run_transition(run, status)
-    scheduling.log_run_status(run, status)
-    stage(session, run, status=status.value, **values)
 
 
 def claim_next_run(session: Session, owner: str, lease_seconds: float) -> RunAssignment | None:
@@ -221,13 +167,6 @@ def claim_runs(
     ]
 
 
-def load_jobs(session: Session, job_ids: set[int]) -> None:
-    """Load these jobs into the session with one query; later ``session.get``
-    calls find them there (a runner's sessions hold what they load: db.engine)."""
-    if job_ids:
-        session.execute(select(Job).where(one_of(session, Job.id, sorted(job_ids)))).scalars().all()
-
-
 def _job(session: Session, job_id: int) -> Job:
     job = session.get(Job, job_id)
     assert job is not None
@@ -269,7 +208,7 @@ def _claim(session: Session, run: Run, owner: str, lease_seconds: float, now: da
     take_lease(session, run, owner, lease_seconds, now)
     if run.status == RunStatus.QUEUED.value:
         attempt = run.attempt + 1
-        _set_status(
+        scheduling.stage_run_status(
             session,
             run,
             RunStatus.STARTING,
@@ -406,7 +345,7 @@ def mark_started(
         return run.deadline
     now = db_now(session)
     deadline = now + timedelta(seconds=run.timeout_seconds) if run.timeout_seconds else None
-    _set_status(
+    scheduling.stage_run_status(
         session,
         run,
         RunStatus.RUNNING,
@@ -424,194 +363,6 @@ def mark_started(
         container=run.container_name,
     )
     return run.deadline
-
-
-def append_logs(session: Session, run_id: int, owner: str, epoch: int, logs: LogBatch) -> LogAppend:
-    """Store the batch's lines; returns the next sequence number.
-
-    Stored lines (and the outputs parsed from them) carry ``[redacted]`` in
-    place of the run's secret values and of any API token.
-
-    A run stores at most ``max_run_bytes`` of output: the line that would go
-    past it is replaced by a visible ``system`` marker, and later lines are
-    dropped (``capped`` tells the runner it may stop sending them).
-
-    Idempotent: lines whose sequence numbers are already stored (a retried batch
-    whose first commit did reach the database) are skipped, not stored twice.
-    """
-    return _append(session, check_lease(session, Run, run_id, owner, epoch), logs)
-
-
-def _append(session: Session, run: Run, logs: LogBatch) -> LogAppend:
-    lines, redact_values, max_run_bytes = logs.lines, logs.redact_values, logs.max_run_bytes
-    max_line_bytes = logs.max_line_bytes
-    if run.log_seq >= logs.first_seq:
-        lines = lines[run.log_seq - logs.first_seq + 1 :]
-    outputs = dict(run.outputs or {})
-    seq = run.log_seq
-    stored_bytes = run.log_bytes or 0
-    capped = max_run_bytes is not None and stored_bytes >= max_run_bytes
-    gaps = 0
-    rows: list[dict[str, Any]] = []
-    for record in lines:
-        if capped:
-            break
-        seq += 1
-        line = redact(record.text, redact_values)  # API tokens even with no values
-        text = line
-        if len(text.encode()) > max_line_bytes:
-            text = text.encode()[:max_line_bytes].decode(errors="ignore") + " [line truncated]"
-        stream = record.stream
-        size = len(text.encode())
-        if max_run_bytes is not None and stored_bytes + size > max_run_bytes:
-            # Full: this line becomes the marker, and nothing more goes in.
-            capped, stored_bytes = True, max_run_bytes
-            stream, text = "system", log_cap_marker(max_run_bytes)
-        else:
-            stored_bytes += size
-        gaps += is_gap_marker(stream, text)
-        rows.append(
-            {
-                "run_id": run.id,
-                "job_id": run.job_id,
-                "seq": seq,
-                "ts": record.ts,
-                "stream": stream,
-                "line": text,
-            }
-        )
-        if capped:
-            break
-        if record.stream == "stdout":
-            published = parse_output_line(line)
-            if published:
-                outputs.update(published)
-    insert_later(session, RunLog, rows)  # with the commit, all runs' lines in one insert
-    flags = _completeness(session, run, gaps, capped, max_run_bytes)
-    if outputs != run.outputs:
-        stage(session, run, log_seq=seq, log_bytes=stored_bytes, outputs=outputs, **flags)
-    else:
-        stage(session, run, log_seq=seq, log_bytes=stored_bytes, **flags)
-    return LogAppend(next_seq=seq + 1, capped=capped)
-
-
-def _completeness(
-    session: Session, run: Run, gaps: int, capped: bool, max_run_bytes: int | None
-) -> dict[str, bool]:
-    """The log flags this batch sets on the run, each told once to the job's events."""
-    flags: dict[str, bool] = {}
-    if gaps and not run.log_gap:
-        flags["log_gap"] = True
-        record_event(
-            session,
-            run.job_id,
-            "run_log_gap",
-            f"{run.step_name} attempt {run.attempt}: lines of its output are missing "
-            "from its stored log, where a log gap line stands",
-            run_id=run.id,
-        )
-    if capped and not run.log_capped:
-        flags["log_capped"] = True
-        record_event(
-            session,
-            run.job_id,
-            "run_log_capped",
-            f"{run.step_name} attempt {run.attempt}: its output reached the cap of "
-            f"{max_run_bytes} bytes; the rest is not stored",
-            run_id=run.id,
-            max_bytes=max_run_bytes,
-        )
-    return flags
-
-
-def finish_run(
-    session: Session,
-    run_id: int,
-    owner: str,
-    epoch: int,
-    *,
-    exit_code: int | None,
-    error: str | None = None,
-    timed_out: bool = False,
-    cancelled: bool = False,
-    lost: bool = False,
-    settle: bool = True,
-    last_lines: LogBatch | None = None,
-) -> RunStatus:
-    """Record the outcome of an attempt and let the engine move the job on.
-
-    ``last_lines`` are the attempt's log lines not stored yet, stored first, in
-    the same transaction (a short run's whole log and its outcome cost one write).
-
-    A temporary failure (exit 75) or a lost container (gone before its exit code
-    was read) is retried while the step has attempts left. ``settle=False``
-    leaves the rest to one :func:`settle_finished` call, which moves on the
-    jobs of many runs finished in one transaction, once each.
-    """
-    run = lock_row(session, Run, run_id)
-    if run is not None and run.lease_epoch == epoch and run.lease_owner is None:
-        return RunStatus(run.status)  # a retry of a finish that did commit
-    run = check_lease(session, Run, run_id, owner, epoch, row=run)
-    if last_lines is not None:
-        _append(session, run, last_lines)
-    session.info.setdefault("finished_runs", []).append(run)
-    # Not locked: the job-wide part of scheduling locks it (settle_job); the
-    # run's own part locks only the rows it changes.
-    job = session.get(Job, run.job_id)
-    assert job is not None
-    now = db_now(session)
-    # Past its stored deadline and not a success: a timeout, whoever stopped it
-    # (a runner that adopts a container its dead owner's supervisor had stopped).
-    timed_out = timed_out or (
-        exit_code != 0 and run.deadline is not None and now >= run.deadline and not lost
-    )
-    if cancelled or job.status == JobStatus.CANCELLING.value:
-        status = RunStatus.CANCELLED
-        # Why: the job's cancel reason ("job timed out after 60s", "cancelled by request").
-        error = error or job.message or "cancelled"
-    elif timed_out:
-        status = RunStatus.TIMED_OUT
-        error = error or f"timed out after {run.timeout_seconds}s"
-    elif exit_code == 0 and error is None:
-        status = RunStatus.SUCCEEDED
-    elif (lost or exit_code == TEMPORARY_FAILURE_EXIT_CODE) and run.attempt < run.max_attempts:
-        status = RunStatus.QUEUED
-        error = error or ("container lost" if lost else "temporary failure (exit 75)")
-    else:
-        status = RunStatus.FAILED
-        error = error or f"exit code {exit_code}"
-    outcome: dict[str, Any] = {
-        "exit_code": exit_code,
-        "error": error,
-        "lease_owner": None,
-        "lease_expires_at": None,
-    }
-    if status == RunStatus.QUEUED:
-        delay = float(job.steps[run.step_index].get("retry_delay", 5.0))
-        queued_at = now + timedelta(seconds=delay * run.attempt)
-        _set_status(session, run, status, queued_at=queued_at, finished_at=None, **outcome)
-        record_event(
-            session,
-            job.id,
-            "run_retrying",
-            f"{run.step_name}: {error}; attempt {run.attempt + 1} in {delay * run.attempt:.0f}s",
-            run_id=run.id,
-            runner_id=owner,
-        )
-    else:
-        _set_status(session, run, status, finished_at=now, **outcome)
-        record_event(
-            session,
-            job.id,
-            f"run_{status.value.lower()}",
-            f"{run.step_name}: {error or 'ok'}",
-            run_id=run.id,
-            runner_id=owner,
-            exit_code=exit_code,
-        )
-    if settle:
-        settle_finished(session)
-    return status
 
 
 def release_run(session: Session, run_id: int, owner: str, epoch: int, error: str) -> None:
@@ -643,29 +394,3 @@ def runs_to_stop(session: Session, owner: str, run_ids: list[int]) -> dict[int, 
         elif job_deadline is not None and job_deadline <= now:
             verdict[run_id] = "job_timeout"
     return verdict
-
-
-def settle_finished(session: Session) -> None:
-    """After :func:`finish_run` calls of this transaction: revoke the attempts'
-    tokens, propagate the final runs through their jobs' graphs, and move each
-    job on once.
-
-    Rows are locked in one order everywhere: the runs (by the finishes), then
-    their hosts (all jobs), then the jobs, by id.
-    """
-    runs: list[Run] = session.info.pop("finished_runs", [])
-    if not runs:
-        return
-    revoke_run_tokens(session, [run.id for run in runs])  # CRATON_TOKEN dies with the attempt
-    by_job: dict[int, list[Run]] = {}
-    for run in runs:
-        by_job.setdefault(run.job_id, [])
-        if RunStatus(run.status) in FINAL_RUN_STATES:
-            by_job[run.job_id].append(run)
-    for job_id, finals in sorted(by_job.items()):
-        if finals:
-            job = session.get(Job, job_id)
-            assert job is not None
-            scheduling.after_runs_finished(session, job, finals)
-    for job_id in sorted(by_job):
-        scheduling.settle_job(session, scheduling.lock_job(session, job_id))

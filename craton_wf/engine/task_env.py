@@ -3,12 +3,12 @@
 Made by the runner right before it creates a run's container
 (:func:`prepare_run`), in one transaction checked against the run's lease:
 
-- the secrets the step names, decrypted (:mod:`services.project_secrets`),
+- the secrets the step names, decrypted (:mod:`craton_wf.engine.run_secrets`),
   never under a name that steers how the container's programs start
   (:mod:`craton_wf.domain.environment`);
 - ``CRATON_URL`` and ``CRATON_TOKEN``: an API token of the job's creator,
   bound to the job and to this run attempt. Its principal carries the job id,
-  and :mod:`services.policy` lets it only read the job's hosts and set their
+  and :mod:`craton_wf.services.policy` lets it only read the job's hosts and set their
   variables. It expires after ``task_token_ttl_seconds`` and is revoked when
   the attempt finishes (:func:`revoke_run_tokens`, called by ``finish_run``);
 - the container's resource limits: the defaults, raised where the task asked,
@@ -32,9 +32,9 @@ from craton_wf.db.bulk import one_of
 from craton_wf.db.models import ApiToken, Job, Run, User, utcnow
 from craton_wf.domain.resources import Limits, ResourcePolicy, container_limits
 from craton_wf.domain.task_network import task_api_url
-from craton_wf.services import project_secrets
-from craton_wf.services.auth import new_run_token
-from craton_wf.services.leases import check_lease
+from craton_wf.engine import run_secrets
+from craton_wf.engine.leases import check_lease
+from craton_wf.engine.tokens import new_run_token
 from craton_wf.settings import Settings
 
 
@@ -86,9 +86,9 @@ def run_environment(
     step: dict[str, Any] = job.steps[run.step_index]
     # The names were checked when the job was made; again here, for jobs stored
     # before a name was refused (RefusedEnvironmentName fails the run, saying why).
-    names = project_secrets.check_secret_names(step.get("secrets") or [])
-    secrets = project_secrets.secret_values(
-        session, project_secrets.cipher(settings), job.project_id, names
+    names = run_secrets.check_secret_names(step.get("secrets") or [])
+    secrets = run_secrets.secret_values(
+        session, run_secrets.cipher(settings), job.project_id, names
     )
     env = dict(secrets)
     env["CRATON_URL"] = api_url(settings)

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from craton_wf.db.models import Build, BuildLog, Task, TaskSource, utcnow
 from craton_wf.domain.states import BuildStatus, check_transition
-from craton_wf.services.leases import check_lease, claim_one, db_now, take_lease
+from craton_wf.engine.leases import check_lease, claim_one, db_now, take_lease
 
 log = logging.getLogger(__name__)
 

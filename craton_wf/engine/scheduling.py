@@ -38,8 +38,9 @@ from craton_wf.domain.states import (
     RunStatus,
     check_transition,
 )
-from craton_wf.services.events import record_event
-from craton_wf.services.leases import lock_rows
+from craton_wf.engine._staged import stage
+from craton_wf.engine.events import record_event
+from craton_wf.engine.leases import lock_rows
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,14 @@ def set_run_status(run: Run, status: RunStatus) -> None:
     check_run_transition(run, status)
     log_run_status(run, status)
     run.status = status.value
+
+
+def stage_run_status(session: Session, run: Run, status: RunStatus, **values: Any) -> None:
+    """Move a locked run to ``status`` (an allowed transition), with ``values``:
+    staged, written with the rest of the batch's runs (:mod:`craton_wf.engine._staged`)."""
+    check_run_transition(run, status)
+    log_run_status(run, status)
+    stage(session, run, status=status.value, **values)
 
 
 def log_run_status(run: Run, status: RunStatus) -> None:

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from craton_wf.db.bulk import one_of
 from craton_wf.db.models import utcnow
-from craton_wf.db.staged import stage
+from craton_wf.engine._staged import stage
 from craton_wf.errors import LeaseLost
 
 T = TypeVar("T")

@@ -1,0 +1,30 @@
+"""The engine: everything a runner writes to the database.
+
+Below the API's use cases (:mod:`craton_wf.services`, which may call in here)
+and above the domain and storage; it never imports the services, the API or
+the runner. Each call takes a session whose transaction the caller owns.
+
+- :mod:`~craton_wf.engine.claims`: claim queued runs (or take over those of a
+  runner whose lease expired), mark them started, give them back;
+- :mod:`~craton_wf.engine.recording`: store a run's log lines and its outcome,
+  and move the finished runs' jobs on;
+- :mod:`~craton_wf.engine.scheduling`: the job's graph — what runs next, when
+  a host or a job is done, cancelling;
+- :mod:`~craton_wf.engine.leases`: the database clock, ``SKIP LOCKED`` claims,
+  lease renewal and the fencing check every write makes;
+- :mod:`~craton_wf.engine.builds`: claim a task's build, store its log, record
+  its image;
+- :mod:`~craton_wf.engine.sweeping`: which containers left behind may be
+  removed;
+- :mod:`~craton_wf.engine.runners`: the runner registry (registration,
+  heartbeat, stop, who is alive);
+- :mod:`~craton_wf.engine.task_env`: a run container's environment, limits
+  and scoped token; :mod:`~craton_wf.engine.run_secrets` decrypts the
+  secrets it names, :mod:`~craton_wf.engine.tokens` makes the token;
+- :mod:`~craton_wf.engine.events`: the job's append-only event history.
+
+Two stores are private to the engine: :mod:`~craton_wf.engine._pending`
+(rows inserted with the commit, one statement per table) and
+:mod:`~craton_wf.engine._staged` (column values of locked rows, written
+together before the next statement).
+"""
