@@ -24,6 +24,7 @@ so a rebuild that made a new image (an approval no longer holding) shows.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gzip
 import io
 import statistics
@@ -33,6 +34,7 @@ import time
 from pathlib import Path
 
 import docker
+import docker.errors
 
 from bench.harness import IMAGE, Platform, ensure_image, make_platform, report
 from craton_wf.builders.image import ImageBuilder
@@ -199,8 +201,20 @@ def main() -> int:
         )
     finally:
         platform.stop()
+        remove_images(client, [f"craton-bench/{platform.project_id[:8]}-*", baseline_tag])
         client.close()
     return 0
+
+
+def remove_images(client: docker.APIClient, references: list[str]) -> None:
+    """Untag this run's images (here and as pushed): those no tag holds any more go,
+    the build cache they come from stays."""
+    for reference in references:
+        for pattern in (reference, f"*/{reference}"):
+            for image in client.images(filters={"reference": pattern}):
+                for tag in image.get("RepoTags") or []:
+                    with contextlib.suppress(docker.errors.APIError):
+                        client.remove_image(tag)
 
 
 if __name__ == "__main__":
