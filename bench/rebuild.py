@@ -31,6 +31,7 @@ import statistics
 import tarfile
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import docker
@@ -158,7 +159,7 @@ def main() -> int:
     platform = make_platform(args.database_url, image_prefix="craton-bench", registry=args.registry)
     client = docker.APIClient()
     directory = write_task_directory(Path(tempfile.mkdtemp(prefix="craton-bench-task-")))
-    baseline_tag = f"craton-bench/baseline-{directory.parent.name[-8:].lower()}:1"
+    baseline_tag = f"craton-bench/baseline-{uuid.uuid4().hex[:8]}:1"
     try:
         with transaction(platform.sessions) as session:
             task = task_service.create_task(
