@@ -1,7 +1,10 @@
 """Approving exactly the code that runs.
 
-An approval names one build of a task and that build's image digest: a new
-build (a new commit) needs a new approval. The author of a build (who asked
+An approval names one build of a task and that build's image digest, and
+holds for the digest: a rebuild that changes nothing reuses the image
+(:mod:`craton_wf.builders.build_key`), gets the same digest and keeps the
+decisions about it; a new commit, Dockerfile or base image gives a new digest,
+which needs a new approval. The author of a build (who asked
 for it) cannot approve it; a public task's builds need a root user's approval,
 since they run in every project. Rejections and revocations are recorded the
 same way, and the newest decision about a build is the one that holds.
@@ -83,12 +86,13 @@ def revoke_for_change(
     return row
 
 
-def _changed_by(session: Session, build_id: int, user_id: int) -> bool:
+def _changed_by(session: Session, build: Build, user_id: int) -> bool:
     return (
         session.execute(
             select(TaskApproval.id)
             .where(
-                TaskApproval.build_id == build_id,
+                TaskApproval.task_id == build.task_id,
+                TaskApproval.digest == build.digest,
                 TaskApproval.user_id == user_id,
                 TaskApproval.decision == REVOKED,
                 TaskApproval.reason.like(f"{TASK_CHANGED}:%"),
@@ -109,10 +113,13 @@ class ApprovalState:
     reason: str | None
 
 
-def latest_decision(session: Session, build_id: int) -> TaskApproval | None:
+def latest_decision(session: Session, build: Build) -> TaskApproval | None:
+    """The newest decision about ``build``'s digest, made on any build of its task."""
+    if not build.digest:
+        return None
     return session.execute(
         select(TaskApproval)
-        .where(TaskApproval.build_id == build_id)
+        .where(TaskApproval.task_id == build.task_id, TaskApproval.digest == build.digest)
         .order_by(TaskApproval.id.desc())
         .limit(1)
     ).scalar_one_or_none()
@@ -123,8 +130,8 @@ def state_of(session: Session, task: Task) -> ApprovalState:
     build = session.get(Build, task.ready_build_id) if task.ready_build_id else None
     if build is None:
         return ApprovalState("pending", None, None, None, None, None)
-    decision = latest_decision(session, build.id)
-    if decision is None or decision.digest != build.digest:
+    decision = latest_decision(session, build)
+    if decision is None:
         return ApprovalState("pending", build.number, build.digest, None, None, None)
     if decision.decision == APPROVED and task.public and not decision.by_root:
         reason = "public: needs a root user's approval"
@@ -181,13 +188,13 @@ def decide(
             f"you asked for build {build.number} of task {task.name}: another admin must approve it"
         )
     if decision == APPROVED and (
-        task.execution_changed_by == me.user_id or _changed_by(session, build.id, me.user_id)
+        task.execution_changed_by == me.user_id or _changed_by(session, build, me.user_id)
     ):
         raise Forbidden(
             f"you changed what build {build.number} of task {task.name} runs: "
             "another admin must approve it"
         )
-    latest = latest_decision(session, build.id)
+    latest = latest_decision(session, build)
     if decision == REVOKED and (latest is None or latest.decision != APPROVED):
         raise Conflict(f"build {build.number} of task {task.name} is not approved")
     if (
@@ -220,15 +227,15 @@ def require_approved(
     A public task's build counts as approved only by a root user (a task made
     public after an admin approved it needs root's approval again).
     """
-    decision = latest_decision(session, build_id)
-    if decision is not None and decision.decision == APPROVED and decision.digest == digest:
+    build = session.get(Build, build_id)
+    decision = None if build is None or build.digest != digest else latest_decision(session, build)
+    if decision is not None and decision.decision == APPROVED:
         if public and not decision.by_root:
             raise Conflict(
                 f"task {task_name} is public: its build needs a root user's approval, "
                 f"not only {decision.user_name}'s"
             )
         return
-    build = session.get(Build, build_id)
     number = build.number if build else "?"
     state = "not approved" if decision is None else decision.decision
     raise Conflict(

@@ -106,11 +106,6 @@ def test_a_rebuild_after_a_new_upload_builds_again(sessions, root, building_runn
 
 
 @pytest.mark.parametrize("building_runner", ["local"], indirect=True)
-@pytest.mark.xfail(
-    strict=True,
-    reason="an approval names a build and its digest (services.approvals.latest_decision "
-    "looks decisions up by build): the same digest rebuilt needs approving again",
-)
 def test_an_unchanged_rebuild_keeps_the_approval_of_its_digest(sessions, root, building_runner):  # type: ignore[no-untyped-def]
     runner, _registry = building_runner
     task_id = upload_task(sessions, root, "approved", task_files("approved"))

@@ -141,6 +141,39 @@ def test_a_build_runs_only_once_another_admin_approved_its_digest(api, users, se
     assert ("task.approve", "op", "failure") in decisions
 
 
+def test_a_decision_holds_for_its_digest_whichever_build_has_it(api, users, sessions, root):
+    """An unchanged rebuild reuses the image: same digest, same decisions about it."""
+    author, approver = users("author2", "admin"), users("approver2", "admin")
+    hosts = hosts_of(sessions, root.project_id)
+    task = author.post("/v1/tasks", json={"name": "steady", **GIT_TASK}).json()
+    built(sessions, task["id"], DIGEST_1)
+    assert approver.post(f"/v1/tasks/{task['id']}/approve").status_code == 200
+
+    # Build 2 has build 1's digest: it is approved, and a job runs it.
+    assert author.post(f"/v1/tasks/{task['id']}/builds", json={}).status_code == 201
+    built(sessions, task["id"], DIGEST_1)
+    shown = author.get(f"/v1/tasks/{task['id']}").json()["approval"]
+    assert (shown["status"], shown["build"], shown["by"]) == ("approved", 2, "approver2")
+    job = author.post("/v1/jobs", json={"task": "steady", "hosts": hosts})
+    assert job.status_code == 201, job.text
+
+    # Revoked on build 2, the digest is revoked on every build that has it.
+    assert approver.post(f"/v1/tasks/{task['id']}/revoke").status_code == 200
+    assert author.post(f"/v1/tasks/{task['id']}/builds", json={}).status_code == 201
+    built(sessions, task["id"], DIGEST_1)
+    assert author.get(f"/v1/tasks/{task['id']}").json()["approval"]["status"] == "revoked"
+    refused = author.post("/v1/jobs", json={"task": "steady", "hosts": hosts})
+    assert refused.status_code == 409 and "revoked" in refused.json()["message"]
+
+    # Whoever changed what the digest runs may not approve it on a later build either.
+    changed = approver.put(f"/v1/tasks/{task['id']}", json={"command": "other"})
+    assert changed.status_code == 200, changed.text
+    assert author.post(f"/v1/tasks/{task['id']}/builds", json={}).status_code == 201
+    built(sessions, task["id"], DIGEST_1)
+    mine = approver.post(f"/v1/tasks/{task['id']}/approve")
+    assert mine.status_code == 403, mine.text
+
+
 def test_a_public_task_needs_roots_approval_and_runs_in_other_projects_on_their_hosts(
     api, users, sessions, root
 ):
