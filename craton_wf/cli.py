@@ -66,7 +66,12 @@ def main(ctx: click.Context, database_url: str | None, log_level: str, log_forma
     )
     overrides: dict[str, Any] = {"database_url": database_url} if database_url else {}
     try:
-        ctx.obj = {"settings": load_settings(**overrides), "log_level": log_level.lower()}
+        ctx.obj = {
+            "settings": load_settings(**overrides),
+            "log_level": log_level.lower(),
+            "log_format": log_format,
+            "database_url": database_url,
+        }
     except Exception as exc:  # pydantic's ValidationError: name the bad setting
         _fail(f"invalid settings: {exc}")
 
@@ -190,6 +195,12 @@ def _make_runner(settings: Settings, sessions: Any, wakeup: threading.Event | No
 @click.option("--host", default=None, help="Address to listen on (default 127.0.0.1)")
 @click.option("--port", type=int, default=None, help="Port (default 7780)")
 @click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="API worker processes (default: CRATON_WF_WORKERS, else the CPU count)",
+)
+@click.option(
     "--with-runner/--no-runner",
     default=True,
     show_default=True,
@@ -198,17 +209,28 @@ def _make_runner(settings: Settings, sessions: Any, wakeup: threading.Event | No
 @click.option("--migrate/--no-migrate", "run_migrations", default=True, show_default=True)
 @click.pass_context
 def serve(
-    ctx: click.Context, host: str | None, port: int | None, with_runner: bool, run_migrations: bool
+    ctx: click.Context,
+    host: str | None,
+    port: int | None,
+    workers: int | None,
+    with_runner: bool,
+    run_migrations: bool,
 ) -> None:
-    """Serve the API (and, by default, one runner in the same process)."""
+    """Serve the API (and, by default, one runner in the same process).
+
+    With several workers (``api.workers``) the API runs in that many child
+    processes and the runner in this one, which supervises them.
+    """
     import uvicorn
 
     from craton_wf.api.app import create_app
     from craton_wf.api.operator_warnings import operator_warnings
+    from craton_wf.api.workers import WakeupListener, export_for_workers
     from craton_wf.db.engine import make_engine, make_session_factory
     from craton_wf.db.migrate import upgrade
 
     settings = _settings(ctx)
+    workers = workers or settings.workers
     for warning in operator_warnings(settings):
         logging.getLogger(__name__).warning("%s", warning)
     if run_migrations:
@@ -223,6 +245,27 @@ def serve(
             _fail(exc.message)
             return
         runner.start()
+    listen = {
+        "host": host or settings.api_host,
+        "port": port or settings.api_port,
+        "log_config": None,  # uvicorn's loggers go through configure_logging's root handler
+        "log_level": ctx.obj.get("log_level", "info"),
+        "access_log": True,
+    }
+    if workers > 1:
+        # uvicorn's supervisor takes SIGTERM and SIGINT itself: it stops the
+        # workers and returns, and the runner below hands its work over.
+        export_for_workers(ctx.obj.get("database_url"), ctx.obj["log_level"], ctx.obj["log_format"])
+        wakeups = WakeupListener(wakeup)
+        if with_runner:
+            wakeups.start()
+        try:
+            uvicorn.run("craton_wf.api.workers:worker_app", factory=True, workers=workers, **listen)
+        finally:
+            wakeups.close()
+            if runner is not None and not runner.stop(timeout=settings.shutdown_grace_seconds):
+                os._exit(0)
+        return
     app = create_app(settings, sessions, wakeup if with_runner else None)
     _tune_gc()
     # uvicorn stops serving on SIGTERM or SIGINT, then raises the signal again
@@ -232,16 +275,7 @@ def serve(
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: runner.request_stop() if runner else None)
     try:
-        # uvicorn's loggers (the access log among them) go through the root
-        # handler configure_logging set up, at the level asked for.
-        uvicorn.run(
-            app,
-            host=host or settings.api_host,
-            port=port or settings.api_port,
-            log_config=None,
-            log_level=ctx.obj.get("log_level", "info"),
-            access_log=True,
-        )
+        uvicorn.run(app, **listen)  # type: ignore[arg-type]
     finally:
         if runner is not None and not runner.stop(timeout=settings.shutdown_grace_seconds):
             os._exit(0)

@@ -6,6 +6,7 @@ once and pass the object down to every factory.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -36,6 +37,12 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default=Path(".craton-wf"), description="Scratch space for builds")
     api_host: str = "127.0.0.1"
     api_port: int = 7780
+    workers: int = Field(
+        default_factory=lambda: os.cpu_count() or 1,
+        ge=1,
+        description="API worker processes of `serve` (default: the CPU count); its one "
+        "runner runs in the parent process",
+    )
     public_url: str | None = Field(
         default=None,
         description="URL tasks use to reach the API (CRATON_URL in containers); default: "

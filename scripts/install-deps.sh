@@ -65,6 +65,8 @@ if [[ "$purpose" == test ]]; then
     ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need_apt+=(postgresql)
     # the browser of the /docs tests (playwright drives it; it downloads none)
     command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+    # the HTTP load generator of bench.host_pages (C: it leaves the cores to the server)
+    command -v wrk >/dev/null 2>&1 || need_apt+=(wrk)
 fi
 if ((${#need_apt[@]})); then
     apt_install "${need_apt[@]}"

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import threading
+from typing import Protocol
 
 from fastapi import Depends, FastAPI
 from sqlalchemy.orm import Session, sessionmaker
 
 from craton_wf import __version__
 from craton_wf.api import openapi
-from craton_wf.api.audit import install_audit_trail
+from craton_wf.api.audit import AuditTrail
 from craton_wf.api.deps import reject_repeated_query
 from craton_wf.api.errors import install_error_handlers
 from craton_wf.api.limits import BodySizeLimit
@@ -21,10 +21,17 @@ from craton_wf.services import project_secrets
 from craton_wf.settings import Settings
 
 
+class Wakeup(Protocol):
+    """What wakes the embedded runner: its ``threading.Event``, or in a worker process
+    the signal to the parent's (``api.workers``)."""
+
+    def set(self) -> None: ...
+
+
 def create_app(
     settings: Settings,
     sessions: sessionmaker[Session] | None = None,
-    wakeup: threading.Event | None = None,
+    wakeup: Wakeup | None = None,
 ) -> FastAPI:
     """The API. ``wakeup`` is set whenever new work is queued (the embedded runner waits on it)."""
     app = FastAPI(
@@ -48,7 +55,7 @@ def create_app(
         max_bytes=settings.request_max_bytes,
         upload_max_bytes=settings.upload_max_bytes,
     )
-    install_audit_trail(app)
+    app.add_middleware(AuditTrail)
     # outermost: every answer says it, the body limit's 413 included
     app.add_middleware(WarningHeaders, warnings=operator_warnings(settings))
     app.state.write_slots = (

@@ -1,32 +1,56 @@
-"""Dependencies of the routes: the session factory, the caller, list parameters, links.
+"""Dependencies of the routes: the request's session, the caller, list parameters, links.
 
-A request's sessions only read unless its method changes state: a GET or HEAD
-route's transactions, and every request's authentication and authorization,
-never take SQLite's write lock (``db.engine``), so reads go on while a runner or
-another request writes. A token's last use, the one thing authentication
-writes, goes in a transaction of its own that does not wait for the lock: when
-another connection writes, it is left for the token's next use.
+A request has one session and one transaction (:func:`request_session`):
+authentication, authorization, the route and, for a call that changes state,
+its audit event (``api.audit``) all run in it, and it is committed when the
+route has returned, before the answer is sent, so a client never sees an
+answer whose work was not committed (a commit the database refuses answers
+503 or 500 like any other error). A GET or HEAD request's transaction only
+reads: it never takes SQLite's write lock (``db.engine``), so reads go on
+while a runner or another request writes.
+
+A token's last use, the one thing a read's authentication would write, goes
+in a transaction of its own that does not wait for the lock: when another
+connection writes, it is left for the token's next use. In the request's
+transaction it would make every read a write (SQLite's lock, and on
+PostgreSQL a lock on the token's row that every request of that token would
+queue behind), and a note that may be skipped would fail requests.
+
+What cannot be one transaction says so where it is: log streams read in a
+short transaction per poll (``ReadSessionmaker``), as one open for a whole
+stream would hold back the database; task uploads write in a transaction of
+their own after reading the body, so that no lock is held while a slow
+client sends it.
 """
 
 from __future__ import annotations
 
+import logging
 import re
+import time
+from collections.abc import Callable, Iterator
 from types import UnionType
-from typing import Annotated, Any, Union, get_args, get_origin
+from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
 from urllib.parse import urlencode
 
 from fastapi import Depends, Query, Request, Response
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.exc import OperationalError
+from pydantic_core import to_json
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from craton_wf.api import scope
-from craton_wf.db.engine import is_busy
+from craton_wf.api.audit import is_audited, mark_recorded, record_call
+from craton_wf.api.limits import reads_body_itself
+from craton_wf.db.engine import is_busy, is_conflict
 from craton_wf.errors import Forbidden
 from craton_wf.services import policy
 from craton_wf.services.auth import Principal, authenticate, note_token_use
 from craton_wf.services.pagination import Page, PageRequest
 from craton_wf.settings import Settings
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def get_settings(request: Request) -> Settings:
@@ -36,20 +60,73 @@ def get_settings(request: Request) -> Settings:
 READING_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-def get_sessions(request: Request) -> sessionmaker[Session]:
-    """The route's sessions: read transactions for a method that changes nothing."""
-    if request.method in READING_METHODS:
-        return request.app.state.read_sessions
-    return request.app.state.sessions
+def request_session(request: Request, response: Response) -> Iterator[Session]:
+    """The request's one session, in one transaction, committed when the route has
+    returned (a dependency of ``"function"`` scope: before the answer is sent).
+
+    A GET or HEAD request's transaction only reads (on SQLite it takes no write
+    lock), as does a task upload's, whose route writes in a transaction of its
+    own once it has read the body (``limits.reads_body_itself``). A
+    state-changing call under ``/v1/`` that succeeded has its audit event
+    written in this transaction, so the event and the change commit together;
+    a refused or failed one is rolled back and recorded by ``api.audit`` in a
+    transaction of its own. Runners are woken once the work
+    they are woken for is committed (:func:`wake_runner`).
+    """
+    state = request.app.state
+    writes = request.method not in READING_METHODS and not reads_body_itself(request.scope)
+    session: Session = (state.sessions if writes else state.read_sessions)()
+    try:
+        yield session
+        if writes and is_audited(request.url.path):
+            route = request.scope.get("route")
+            status = response.status_code or getattr(route, "status_code", None) or 200
+            record_call(session, request, status, response.headers.get("location"))
+        session.commit()
+    finally:
+        session.close()  # rolls back what was not committed
+    if writes:
+        mark_recorded(request)
+    if getattr(request.state, "wake_runner", False) and state.wakeup is not None:
+        state.wakeup.set()
 
 
-def get_read_sessions(request: Request) -> sessionmaker[Session]:
+def again_on_conflict(session: Session, work: Callable[[], T], attempts: int = 3) -> T:
+    """``work()`` in the request's transaction, run again in a new one when the
+    database broke a deadlock with it (``db.engine.is_conflict``): for calls that
+    lock rows runners lock too, in another order (cancelling a job locks the
+    job, then its runs; a runner's claim locks a run, then its job)."""
+    for attempt in range(1, attempts):
+        try:
+            return work()
+        except DBAPIError as exc:
+            if not is_conflict(exc):
+                raise
+            session.rollback()
+            log.info("transaction rolled back to break a deadlock; attempt %d", attempt + 1)
+            time.sleep(0.05 * attempt)
+    return work()
+
+
+def wake_runner(request: Request) -> None:
+    """Wake the embedded runner once this request's transaction is committed (new work)."""
+    request.state.wake_runner = True
+
+
+def get_read_sessionmaker(request: Request) -> sessionmaker[Session]:
+    """Read-only sessions, for a route that reads in several short transactions (a stream)."""
     return request.app.state.read_sessions
 
 
+def get_sessionmaker(request: Request) -> sessionmaker[Session]:
+    """Write sessions, for a route that writes after its request's transaction (an upload)."""
+    return request.app.state.sessions
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-Db = Annotated[sessionmaker[Session], Depends(get_sessions)]
-ReadDb = Annotated[sessionmaker[Session], Depends(get_read_sessions)]
+SessionDep = Annotated[Session, Depends(request_session, scope="function")]
+ReadSessionmaker = Annotated[sessionmaker[Session], Depends(get_read_sessionmaker)]
+WriteSessionmaker = Annotated[sessionmaker[Session], Depends(get_sessionmaker)]
 
 
 # The credentials, as FastAPI's security classes so the OpenAPI document declares
@@ -82,7 +159,7 @@ BEARER_TOKEN = HTTPBearer(
 
 def get_principal(
     request: Request,
-    db: ReadDb,
+    session: SessionDep,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER_TOKEN)],
     x_auth_token: Annotated[str | None, Depends(AUTH_TOKEN)],
     x_auth_user: Annotated[str | None, Depends(AUTH_USER)],
@@ -91,10 +168,9 @@ def get_principal(
     token = x_auth_token
     if token is None and bearer is not None:
         token = bearer.credentials
-    with db.begin() as session:
-        authenticated = authenticate(
-            session, token=token, user_name=x_auth_user, project_id=x_auth_project
-        )
+    authenticated = authenticate(
+        session, token=token, user_name=x_auth_user, project_id=x_auth_project
+    )
     if authenticated.stale_token_id is not None:
         _note_token_use(request.app.state.try_sessions, authenticated.stale_token_id)
     request.state.principal = authenticated.principal  # for the audit trail
@@ -113,7 +189,7 @@ def _note_token_use(try_sessions: sessionmaker[Session], token_id: int) -> None:
 CurrentUser = Annotated[Principal, Depends(get_principal)]
 
 
-def authorize_route(request: Request, me: CurrentUser, db: ReadDb) -> Principal:
+def authorize_route(request: Request, me: CurrentUser, session: SessionDep) -> Principal:
     """The route's own rule (services.policy.ROUTE_RULES), checked before the route runs.
 
     A route naming a project is judged by the caller's role there
@@ -122,15 +198,14 @@ def authorize_route(request: Request, me: CurrentUser, db: ReadDb) -> Principal:
     """
     route = getattr(request.scope.get("route"), "path", request.url.path)
     params = request.path_params
-    with db.begin() as session:
-        judged = me
-        if "project_id" in params:
-            judged = policy.in_project(session, me, params["project_id"])
-        try:
-            policy.authorize(judged, request.method, route)
-        except Forbidden:
-            scope.require_named_objects(session, me, route, params)
-            raise
+    judged = me
+    if "project_id" in params:
+        judged = policy.in_project(session, me, params["project_id"])
+    try:
+        policy.authorize(judged, request.method, route)
+    except Forbidden:
+        scope.require_named_objects(session, me, route, params)
+        raise
     return me
 
 
@@ -285,6 +360,14 @@ def page_links(request: Request, page: Page[Any]) -> list[dict[str, str]]:
             params.append(("limit", str(len(page.items))))
         links.append({"rel": "next", "href": f"{base}?{urlencode(params)}"})
     return links
+
+
+def json_answer(content: Any) -> Response:
+    """``content`` (dicts, lists, datetimes…) as JSON in one call to pydantic's
+    serializer, as a route's ``response_model`` would write it, without building
+    and validating a model object per item first: for answers of many items
+    (a page of hosts) whose route keeps ``response_model`` for the OpenAPI document."""
+    return Response(content=to_json(content), media_type="application/json")
 
 
 def created(response: Response, request: Request, path: str) -> None:

@@ -27,6 +27,7 @@ from craton_wf.api.errors import error_response
 
 UPLOAD_ENVELOPE_BYTES = 1024 * 1024
 _UPLOAD_PATHS = re.compile(r"^/v1/tasks(/[0-9]+/builds)?/?$")
+_BODY_READING_PATHS = re.compile(r"^/v1/tasks(/[^/]+/builds)?/?$")  # a task by id or name
 
 
 def is_upload(scope: Scope) -> bool:
@@ -36,6 +37,12 @@ def is_upload(scope: Scope) -> bool:
         and _UPLOAD_PATHS.match(scope.get("path", ""))
         and (_header(scope, b"content-type") or "").startswith("multipart/form-data")
     )
+
+
+def reads_body_itself(scope: Scope) -> bool:
+    """A POST to an upload route, JSON or multipart: its route reads the body
+    (after authentication) and writes in a transaction of its own."""
+    return bool(scope.get("method") == "POST" and _BODY_READING_PATHS.match(scope.get("path", "")))
 
 
 class BodySizeLimit:

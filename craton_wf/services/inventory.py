@@ -3,6 +3,14 @@
 Hosts resolve their variables host → parent host(s) → cell → region → cloud →
 project (Craton's rule, first found wins). :class:`VariableResolver` caches the
 scopes it has loaded, so resolving 2,000 hosts costs a handful of queries.
+
+A page of hosts (:func:`host_page`, ``GET /v1/hosts`` at fleet scale) is
+built from plain rows, not ORM objects, in a fixed number of queries whatever
+its size: the marker and the page (``services.pagination``), the page's
+labels, the scopes its variables resolve through (every cell, region, cloud
+and the project the page names, in one query), and, when some of its hosts
+have parents, every ancestor host (one recursive query). Its hosts are plain dicts, ready to
+serialize, with the fields of ``api.schemas.HostRead``.
 """
 
 from __future__ import annotations
@@ -11,9 +19,20 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import (
+    Connection,
+    Row,
+    Select,
+    String,
+    Subquery,
+    func,
+    literal,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from craton_wf.db.models import Cell, Cloud, Host, HostLabel, Project, Region, RoleAssignment
 from craton_wf.domain.addresses import is_ip_address
@@ -22,7 +41,14 @@ from craton_wf.errors import Conflict, Forbidden, InvalidInput, NotFound
 from craton_wf.services import policy
 from craton_wf.services.auth import Principal
 from craton_wf.services.common import check_name, find_by_ref, flush_unique
-from craton_wf.services.pagination import Page, PageRequest, paginate, scoped
+from craton_wf.services.pagination import (
+    Page,
+    PageRequest,
+    page_statement,
+    paginate,
+    rows_page,
+    scoped,
+)
 
 VARIABLE_OWNERS: dict[str, type] = {
     "projects": Project,
@@ -400,10 +426,122 @@ def descendant_ids(session: Session, project_id: str, host_id: int) -> list[int]
     return found
 
 
-def list_hosts(
-    session: Session, project_id: str, page: PageRequest, filters: dict[str, Any]
-) -> Page[Host]:
-    return paginate(session, host_query(session, project_id, filters), Host, page, HOST_SORT_KEYS)
+# HostRead's fields before labels and variables, in its order (the JSON's).
+HOST_FIELDS = (
+    "id",
+    "project_id",
+    "cloud_id",
+    "region_id",
+    "cell_id",
+    "parent_id",
+    "name",
+    "ip_address",
+    "device_type",
+    "active",
+    "note",
+)
+
+
+def host_page(
+    session: Session, project_id: str, page: PageRequest, filters: dict[str, Any], resolved: bool
+) -> Page[dict[str, Any]]:
+    """A page of hosts as dicts (``HostRead``'s fields), labels and (resolved)
+    variables loaded for the whole page at once.
+
+    The queries that load them select from the page's own statement rather than
+    list its ids: their text, and so their compiled form in SQLAlchemy's cache,
+    is the same for every page, and they carry no parameter per host.
+    """
+    stmt = host_query(session, project_id, filters).with_only_columns(*Host.__table__.columns)
+    statement = page_statement(session, stmt, Host, page, HOST_SORT_KEYS)
+    connection = session.connection()
+    rows = rows_page(list(connection.execute(statement).all()), page)
+    if not rows.items:
+        return Page(items=[], has_more=False)
+    on_page = statement.subquery("page")
+    labels: dict[int, list[str]] = {row.id: [] for row in rows.items}
+    found = connection.execute(
+        select(HostLabel.host_id, HostLabel.label)
+        .where(HostLabel.host_id.in_(select(on_page.c.id)))
+        .order_by(HostLabel.host_id, HostLabel.label)
+    )
+    for host_id, label in found:
+        if host_id in labels:  # not the one row past the page
+            labels[host_id].append(label)
+    chains = _variable_chains(connection, project_id, rows.items, on_page) if resolved else {}
+    hosts = []
+    for row in rows.items:
+        host = {field: getattr(row, field) for field in HOST_FIELDS}
+        host["labels"] = labels[row.id]
+        host["variables"] = resolve_variables(chains[row.id]) if resolved else row.variables
+        host["created_at"], host["updated_at"] = row.created_at, row.updated_at
+        hosts.append(host)
+    return Page(items=hosts, has_more=rows.has_more)
+
+
+_SCOPE_KEYS = ((Cell, "cell_id"), (Region, "region_id"), (Cloud, "cloud_id"))
+
+
+def _variable_chains(
+    connection: Connection, project_id: str, rows: list[Row[Any]], on_page: Subquery
+) -> dict[int, list[dict[str, Any] | None]]:
+    """Each host's variables and those of its scopes, most specific first: one
+    query for every ancestor host (none when no host has a parent), one for the
+    cells, regions and clouds of the page, and its project."""
+    parents: dict[int, Row[Any]] = {}
+    if any(row.parent_id is not None for row in rows):
+        first = (
+            select(Host.id, Host.parent_id)
+            .where(Host.id.in_(select(on_page.c.parent_id)), Host.project_id == project_id)
+            .cte("ancestors", recursive=True)
+        )
+        above = aliased(Host)
+        ancestors = first.union(  # UNION, not ALL: a loop of parents ends
+            select(above.id, above.parent_id).join(first, above.id == first.c.parent_id)
+        )
+        found = connection.execute(
+            select(Host.id, Host.parent_id, Host.variables).join(
+                ancestors, Host.id == ancestors.c.id
+            )
+        )
+        parents = {parent.id: parent for parent in found}
+    scopes = {
+        (kind, key): variables
+        for kind, key, variables in connection.execute(
+            union_all(
+                *(
+                    select(
+                        literal(model.__tablename__), model.id.cast(String), model.variables
+                    ).where(model.id.in_(select(getattr(on_page.c, key))))
+                    for model, key in (
+                        (Cell, "cell_id"),
+                        (Region, "region_id"),
+                        (Cloud, "cloud_id"),
+                    )
+                ),
+                select(literal("projects"), Project.id, Project.variables).where(
+                    Project.id == project_id
+                ),
+            )
+        )
+    }
+    chains = {}
+    for row in rows:
+        chain = [row.variables]
+        seen = {row.id}
+        parent = parents.get(row.parent_id) if row.parent_id is not None else None
+        while parent is not None and parent.id not in seen:
+            chain.append(parent.variables)
+            seen.add(parent.id)
+            parent = parents.get(parent.parent_id) if parent.parent_id is not None else None
+        chain += [
+            scopes.get(("cells", str(row.cell_id))),
+            scopes.get(("regions", str(row.region_id))),
+            scopes.get(("clouds", str(row.cloud_id))),
+            scopes.get(("projects", row.project_id)),
+        ]
+        chains[row.id] = chain
+    return chains
 
 
 # --- variables ------------------------------------------------------------------

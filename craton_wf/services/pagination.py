@@ -3,6 +3,13 @@
 The marker is the id of the last object of the previous page; the page
 continues after that object's position in the requested order, so pages stay
 stable while rows are inserted. ``id`` is always the final tie-breaker.
+
+A page costs two queries whatever its size: the marker's sort values, then the
+page (one row more than asked for, to know whether another page follows).
+:func:`paginate` answers ORM objects; :func:`page_statement` is the page of a
+statement that selects columns, for lists that build their answer from plain
+rows and load what goes with them by selecting from the page
+(``services.inventory.host_page``).
 """
 
 from __future__ import annotations
@@ -11,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Select, and_, or_, select
+from sqlalchemy import Row, Select, and_, or_, select
 from sqlalchemy.orm import Session
 
 from craton_wf.errors import InvalidInput
@@ -34,7 +41,10 @@ class Page(Generic[T]):
 
     @property
     def next_marker(self) -> Any:
-        return getattr(self.items[-1], "id", None) if self.has_more and self.items else None
+        if not (self.has_more and self.items):
+            return None
+        last = self.items[-1]
+        return last["id"] if isinstance(last, dict) else getattr(last, "id", None)
 
 
 def paginate(
@@ -44,6 +54,40 @@ def paginate(
     request: PageRequest,
     allowed_sort_keys: Sequence[str],
 ) -> Page[T]:
+    """A page of the ORM objects ``stmt`` selects."""
+    page = _keyset(session, stmt, model, request, allowed_sort_keys, entities=True)
+    rows = list(session.execute(page).scalars())
+    return Page(items=rows[: request.limit], has_more=len(rows) > request.limit)
+
+
+def page_statement(
+    session: Session,
+    stmt: Select[Any],
+    model: type[Any],
+    request: PageRequest,
+    allowed_sort_keys: Sequence[str],
+) -> Select[Any]:
+    """The page of ``stmt``, which selects columns of ``model`` (its sort keys among
+    them, by their names), as a statement: one row more than the page, which says
+    whether another follows (:func:`rows_page`). Other queries may select from it
+    (``page_statement(…).subquery()``) rather than list the page's ids."""
+    return _keyset(session, stmt, model, request, allowed_sort_keys, entities=False)
+
+
+def rows_page(rows: list[Row[Any]], request: PageRequest) -> Page[Row[Any]]:
+    return Page(items=rows[: request.limit], has_more=len(rows) > request.limit)
+
+
+def _keyset(
+    session: Session,
+    stmt: Select[Any],
+    model: type[Any],
+    request: PageRequest,
+    allowed_sort_keys: Sequence[str],
+    *,
+    entities: bool,
+) -> Select[Any]:
+    """``stmt`` ordered, after the marker, limited to one row more than the page."""
     for key in request.sort_keys:
         if key not in allowed_sort_keys:
             raise InvalidInput(
@@ -56,9 +100,8 @@ def paginate(
     descending = request.sort_dir == "desc"
 
     if request.marker is not None:
-        marker_row = session.execute(
-            stmt.where(model.id == _coerce_marker(model, request.marker))  # type: ignore[attr-defined]
-        ).scalar_one_or_none()
+        found = session.execute(stmt.where(model.id == _coerce_marker(model, request.marker)))
+        marker_row = found.scalar_one_or_none() if entities else found.one_or_none()
         if marker_row is None:
             raise InvalidInput(f"marker {request.marker!r} does not name an object of this list")
         values = [getattr(marker_row, key) for key in keys]
@@ -70,8 +113,7 @@ def paginate(
         stmt = stmt.where(or_(*clauses))
 
     order = [column.desc() if descending else column.asc() for column in columns]
-    rows = list(session.execute(stmt.order_by(*order).limit(request.limit + 1)).scalars())
-    return Page(items=rows[: request.limit], has_more=len(rows) > request.limit)
+    return stmt.order_by(*order).limit(request.limit + 1)
 
 
 def _coerce_marker(model: type[Any], marker: str) -> Any:

@@ -9,11 +9,12 @@ from pydantic import BaseModel
 from craton_wf.api.deps import (
     Authorized,
     CurrentUser,
-    Db,
     KnownQuery,
     PageDep,
     RootUser,
+    SessionDep,
     created,
+    json_answer,
     page_links,
 )
 from craton_wf.api.openapi import API_ERRORS
@@ -97,28 +98,26 @@ def cell_filters(
 @router.get("/projects", tags=["projects"], response_model=ProjectList)
 def list_projects(
     request: Request,
-    db: Db,
+    session: SessionDep,
     me: CurrentUser,
     page: PageDep,
     _detail: CratonDetail,
     name: str | None = None,
 ) -> dict[str, Any]:
-    with db.begin() as session:
-        result = inventory.list_projects(session, me.user_id, me.is_root, page, name)
-        return {
-            "projects": [ProjectRead.model_validate(p) for p in result.items],
-            "links": page_links(request, result),
-        }
+    result = inventory.list_projects(session, me.user_id, me.is_root, page, name)
+    return {
+        "projects": [ProjectRead.model_validate(p) for p in result.items],
+        "links": page_links(request, result),
+    }
 
 
 @router.post("/projects", status_code=201, tags=["projects"])
 def create_project(
-    body: ProjectCreate, request: Request, response: Response, db: Db, me: RootUser
+    body: ProjectCreate, request: Request, response: Response, session: SessionDep, me: RootUser
 ) -> ProjectRead:
-    with db.begin() as session:
-        project = inventory.create_project(session, body.name, body.variables)
-        created(response, request, f"projects/{project.id}")
-        return ProjectRead.model_validate(project)
+    project = inventory.create_project(session, body.name, body.variables)
+    created(response, request, f"projects/{project.id}")
+    return ProjectRead.model_validate(project)
 
 
 def _visible_project(session: Any, me: Any, project_id: str) -> Project:
@@ -126,24 +125,21 @@ def _visible_project(session: Any, me: Any, project_id: str) -> Project:
 
 
 @router.get("/projects/{project_id}", tags=["projects"])
-def show_project(project_id: str, db: Db, me: CurrentUser) -> ProjectRead:
-    with db.begin() as session:
-        return ProjectRead.model_validate(_visible_project(session, me, project_id))
+def show_project(project_id: str, session: SessionDep, me: CurrentUser) -> ProjectRead:
+    return ProjectRead.model_validate(_visible_project(session, me, project_id))
 
 
 @router.put("/projects/{project_id}", tags=["projects"])
-def update_project(project_id: str, body: ProjectUpdate, db: Db, me: CurrentUser) -> ProjectRead:
-    with db.begin() as session:
-        project = inventory.update_project(
-            session, me, project_id, body.model_dump(exclude_unset=True)
-        )
-        return ProjectRead.model_validate(project)
+def update_project(
+    project_id: str, body: ProjectUpdate, session: SessionDep, me: CurrentUser
+) -> ProjectRead:
+    project = inventory.update_project(session, me, project_id, body.model_dump(exclude_unset=True))
+    return ProjectRead.model_validate(project)
 
 
 @router.delete("/projects/{project_id}", status_code=204, tags=["projects"])
-def delete_project(project_id: str, db: Db, me: RootUser) -> Response:
-    with db.begin() as session:
-        session.delete(inventory.get_project(session, project_id))
+def delete_project(project_id: str, session: SessionDep, me: RootUser) -> Response:
+    session.delete(inventory.get_project(session, project_id))
     return Response(status_code=204)
 
 
@@ -163,49 +159,49 @@ def _crud(
 
     def list_objects(
         request: Request,
-        db: Db,
+        session: SessionDep,
         me: CurrentUser,
         page: PageDep,
         wanted: Annotated[inventory.ScopeFilters, Depends(filters)],
         _detail: CratonDetail,
     ) -> dict[str, Any]:
-        with db.begin() as session:
-            result = inventory.list_scoped(session, model, me.project_id, page, wanted)
-            return {
-                plural: [read_schema.model_validate(o) for o in result.items],
-                "links": page_links(request, result),
-            }
+        result = inventory.list_scoped(session, model, me.project_id, page, wanted)
+        return {
+            plural: [read_schema.model_validate(o) for o in result.items],
+            "links": page_links(request, result),
+        }
 
     def create_object(
         body: create_schema,  # type: ignore[valid-type]
         request: Request,
         response: Response,
-        db: Db,
+        session: SessionDep,
         me: CurrentUser,
     ) -> Any:
-        with db.begin() as session:
-            obj = create_fn(session, me.project_id, body.model_dump(exclude_unset=True))  # type: ignore[attr-defined]
-            created(response, request, f"{plural}/{obj.id}")
-            return read_schema.model_validate(obj)
+        obj = create_fn(session, me.project_id, body.model_dump(exclude_unset=True))  # type: ignore[attr-defined]
+        created(response, request, f"{plural}/{obj.id}")
+        return read_schema.model_validate(obj)
 
-    def show_object(object_id: str, db: Db, me: CurrentUser) -> Any:
-        with db.begin() as session:
-            return read_schema.model_validate(
-                find_by_ref(session, model, me.project_id, object_id, singular)
-            )
+    def show_object(object_id: str, session: SessionDep, me: CurrentUser) -> Any:
+        return read_schema.model_validate(
+            find_by_ref(session, model, me.project_id, object_id, singular)
+        )
 
-    def update_object(object_id: str, body: update_schema, db: Db, me: CurrentUser) -> Any:  # type: ignore[valid-type]
-        with db.begin() as session:
-            obj: Any = find_by_ref(session, model, me.project_id, object_id, singular)
-            changes = body.model_dump(exclude_unset=True)  # type: ignore[attr-defined]
-            inventory.update_scope(session, me.project_id, obj, changes, singular)
-            return read_schema.model_validate(obj)
+    def update_object(
+        object_id: str,
+        body: update_schema,  # type: ignore[valid-type]
+        session: SessionDep,
+        me: CurrentUser,
+    ) -> Any:
+        obj: Any = find_by_ref(session, model, me.project_id, object_id, singular)
+        changes = body.model_dump(exclude_unset=True)  # type: ignore[attr-defined]
+        inventory.update_scope(session, me.project_id, obj, changes, singular)
+        return read_schema.model_validate(obj)
 
-    def delete_object(object_id: str, db: Db, me: CurrentUser) -> Response:
-        with db.begin() as session:
-            inventory.delete_checked(
-                session, find_by_ref(session, model, me.project_id, object_id, singular), singular
-            )
+    def delete_object(object_id: str, session: SessionDep, me: CurrentUser) -> Response:
+        inventory.delete_checked(
+            session, find_by_ref(session, model, me.project_id, object_id, singular), singular
+        )
         return Response(status_code=204)
 
     router.add_api_route(
@@ -285,7 +281,7 @@ def _host_read(resolver: inventory.VariableResolver, host: Host, resolved: bool)
 @router.get("/hosts", tags=["hosts"], response_model=HostList)
 def list_hosts(
     request: Request,
-    db: Db,
+    session: SessionDep,
     me: CurrentUser,
     page: PageDep,
     _detail: CratonDetail,
@@ -301,7 +297,9 @@ def list_hosts(
     active: bool | None = None,
     label: Annotated[list[str] | None, Query()] = None,
     vars: Annotated[list[str] | None, Query()] = None,
-) -> dict[str, Any]:
+) -> Response:
+    """Hosts, paged: built from plain rows and serialized in one call (``json_answer``),
+    in a fixed number of queries whatever the page's size (``inventory.host_page``)."""
     filters: dict[str, Any] = {
         "name": name,
         "region": region_id or region,
@@ -313,21 +311,16 @@ def list_hosts(
         "label": label,
         "vars": vars,
     }
-    with db.begin() as session:
-        if me.job_id is not None:  # a task's token: only its job's hosts
-            filters["ids"] = sorted(policy.job_host_ids(session, me.job_id))
-        result = inventory.list_hosts(session, me.project_id, page, filters)
-        resolver = inventory.VariableResolver(session)
-        return {
-            "hosts": [_host_read(resolver, h, resolved) for h in result.items],
-            "links": page_links(request, result),
-        }
+    if me.job_id is not None:  # a task's token: only its job's hosts
+        filters["ids"] = sorted(policy.job_host_ids(session, me.job_id))
+    result = inventory.host_page(session, me.project_id, page, filters, resolved)
+    return json_answer({"hosts": result.items, "links": page_links(request, result)})
 
 
 @router.get("/devices", tags=["hosts"], response_model=DeviceList)
 def list_devices(
     request: Request,
-    db: Db,
+    session: SessionDep,
     me: CurrentUser,
     page: PageDep,
     _detail: CratonDetail,
@@ -338,7 +331,7 @@ def list_devices(
     parent_id: str | None = None,
     descendants: bool = False,
     active: bool | None = None,
-) -> dict[str, Any]:
+) -> Response:
     """Craton's devices: hosts, and network devices (none are kept here)."""
     filters: dict[str, Any] = {
         "region": region_id,
@@ -348,64 +341,59 @@ def list_devices(
         "descendants": descendants,
         "active": active,
     }
-    with db.begin() as session:
-        result = inventory.list_hosts(session, me.project_id, page, filters)
-        resolver = inventory.VariableResolver(session)
-        hosts = [_host_read(resolver, h, resolved) for h in result.items]
-        return {
-            "devices": {"hosts": hosts, "network-devices": []},
+    result = inventory.host_page(session, me.project_id, page, filters, resolved)
+    return json_answer(
+        {
+            "devices": {"hosts": result.items, "network-devices": []},
             "links": page_links(request, result),
         }
+    )
 
 
 @router.post("/hosts", status_code=201, tags=["hosts"])
 def create_host(
-    body: HostCreate, request: Request, response: Response, db: Db, me: CurrentUser
+    body: HostCreate, request: Request, response: Response, session: SessionDep, me: CurrentUser
 ) -> HostRead:
-    with db.begin() as session:
-        host = inventory.create_host(session, me.project_id, body.model_dump(exclude_unset=True))
-        created(response, request, f"hosts/{host.id}")
-        return _host_read(inventory.VariableResolver(session), host, False)
+    host = inventory.create_host(session, me.project_id, body.model_dump(exclude_unset=True))
+    created(response, request, f"hosts/{host.id}")
+    return _host_read(inventory.VariableResolver(session), host, False)
 
 
 @router.get("/hosts/{host_id}", tags=["hosts"])
-def show_host(host_id: str, db: Db, me: CurrentUser, resolved: ResolvedValues = True) -> HostRead:
-    with db.begin() as session:
-        host = find_by_ref(session, Host, me.project_id, host_id, "host")
-        policy.check_host_in_scope(session, me, host.id)
-        return _host_read(inventory.VariableResolver(session), host, resolved)
+def show_host(
+    host_id: str, session: SessionDep, me: CurrentUser, resolved: ResolvedValues = True
+) -> HostRead:
+    host = find_by_ref(session, Host, me.project_id, host_id, "host")
+    policy.check_host_in_scope(session, me, host.id)
+    return _host_read(inventory.VariableResolver(session), host, resolved)
 
 
 @router.put("/hosts/{host_id}", tags=["hosts"])
-def update_host(host_id: str, body: HostUpdate, db: Db, me: CurrentUser) -> HostRead:
-    with db.begin() as session:
-        host = find_by_ref(session, Host, me.project_id, host_id, "host")
-        inventory.update_host(session, me.project_id, host, body.model_dump(exclude_unset=True))
-        return _host_read(inventory.VariableResolver(session), host, False)
+def update_host(host_id: str, body: HostUpdate, session: SessionDep, me: CurrentUser) -> HostRead:
+    host = find_by_ref(session, Host, me.project_id, host_id, "host")
+    inventory.update_host(session, me.project_id, host, body.model_dump(exclude_unset=True))
+    return _host_read(inventory.VariableResolver(session), host, False)
 
 
 @router.delete("/hosts/{host_id}", status_code=204, tags=["hosts"])
-def delete_host(host_id: str, db: Db, me: CurrentUser) -> Response:
-    with db.begin() as session:
-        inventory.delete_checked(
-            session, find_by_ref(session, Host, me.project_id, host_id, "host"), "host"
-        )
+def delete_host(host_id: str, session: SessionDep, me: CurrentUser) -> Response:
+    inventory.delete_checked(
+        session, find_by_ref(session, Host, me.project_id, host_id, "host"), "host"
+    )
     return Response(status_code=204)
 
 
 @router.get("/hosts/{host_id}/labels", tags=["hosts"])
-def get_labels(host_id: str, db: Db, me: CurrentUser) -> LabelsBody:
-    with db.begin() as session:
-        return LabelsBody(labels=find_by_ref(session, Host, me.project_id, host_id, "host").labels)
+def get_labels(host_id: str, session: SessionDep, me: CurrentUser) -> LabelsBody:
+    return LabelsBody(labels=find_by_ref(session, Host, me.project_id, host_id, "host").labels)
 
 
 @router.put("/hosts/{host_id}/labels", tags=["hosts"])
-def set_labels(host_id: str, body: LabelsBody, db: Db, me: CurrentUser) -> LabelsBody:
-    with db.begin() as session:
-        host = find_by_ref(session, Host, me.project_id, host_id, "host")
-        inventory.set_labels(host, body.labels)
-        session.flush()
-        return LabelsBody(labels=host.labels)
+def set_labels(host_id: str, body: LabelsBody, session: SessionDep, me: CurrentUser) -> LabelsBody:
+    host = find_by_ref(session, Host, me.project_id, host_id, "host")
+    inventory.set_labels(host, body.labels)
+    session.flush()
+    return LabelsBody(labels=host.labels)
 
 
 # --- variables of every inventory object ---------------------------------------
@@ -421,36 +409,31 @@ def _variable_owner(session: Any, me: Any, kind: str, object_id: Any) -> Any:
 def _variables_routes(kind: str) -> None:
     def get_variables(
         object_id: str,  # an id, or a name (projects: the id)
-        db: Db,
+        session: SessionDep,
         me: CurrentUser,  # type: ignore[valid-type]
         resolved: ResolvedValues = True,
     ) -> dict[str, Any]:
-        with db.begin() as session:
-            obj = _variable_owner(session, me, kind, object_id)
-            values = (
-                inventory.VariableResolver(session).resolved(obj) if resolved else obj.variables
-            )
-            return {"variables": values}
+        obj = _variable_owner(session, me, kind, object_id)
+        values = inventory.VariableResolver(session).resolved(obj) if resolved else obj.variables
+        return {"variables": values}
 
     def put_variables(
         object_id: str,  # an id, or a name (projects: the id)
-        db: Db,
+        session: SessionDep,
         me: CurrentUser,  # type: ignore[valid-type]
         body: Annotated[dict[str, Any], Body()],
     ) -> dict[str, Any]:
-        with db.begin() as session:
-            obj = _variable_owner(session, me, kind, object_id)
-            return {"variables": inventory.merge_variables(obj, body)}
+        obj = _variable_owner(session, me, kind, object_id)
+        return {"variables": inventory.merge_variables(obj, body)}
 
     def delete_variables(
         object_id: str,  # an id, or a name (projects: the id)
-        db: Db,
+        session: SessionDep,
         me: CurrentUser,  # type: ignore[valid-type]
         body: Annotated[list[str], Body()],
     ) -> Response:
-        with db.begin() as session:
-            obj = _variable_owner(session, me, kind, object_id)
-            inventory.delete_variables(obj, body)
+        obj = _variable_owner(session, me, kind, object_id)
+        inventory.delete_variables(obj, body)
         return Response(status_code=204)
 
     path = f"/{kind}/{{object_id}}/variables"
@@ -475,7 +458,7 @@ for _kind in inventory.VARIABLE_OWNERS:
 
 @router.get("/ansible-inventory", tags=["inventory"], response_model=AnsibleInventory)
 def ansible_inventory(
-    db: Db,
+    session: SessionDep,
     me: CurrentUser,
     _query: KnownQuery,
     region: str | None = None,
@@ -485,5 +468,4 @@ def ansible_inventory(
     label: Annotated[list[str] | None, Query()] = None,
 ) -> dict[str, Any]:
     filters = {"region": region_id or region, "cell": cell_id or cell, "label": label}
-    with db.begin() as session:
-        return inventory.ansible_inventory(session, me.project_id, filters)
+    return inventory.ansible_inventory(session, me.project_id, filters)

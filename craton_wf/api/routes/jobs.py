@@ -9,16 +9,19 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from craton_wf.api.deps import (
     Authorized,
     CurrentUser,
-    Db,
     PageDep,
+    ReadSessionmaker,
+    SessionDep,
     SettingsDep,
+    again_on_conflict,
     created,
     page_links,
+    wake_runner,
 )
 from craton_wf.api.openapi import API_ERRORS, follow_responses
 from craton_wf.api.schemas import (
@@ -35,7 +38,6 @@ from craton_wf.api.schemas import (
     RunList,
     RunRead,
 )
-from craton_wf.db.engine import in_transaction
 from craton_wf.db.models import Job
 from craton_wf.domain.states import FINAL_JOB_STATES
 from craton_wf.services import jobs as job_service
@@ -54,77 +56,67 @@ def job_read(session: Any, job: Job) -> JobRead:
     return read
 
 
-def _wake_runner(request: Request) -> None:
-    wakeup = getattr(request.app.state, "wakeup", None)
-    if wakeup is not None:
-        wakeup.set()
-
-
 @router.post("/jobs", status_code=201)
 def create_job(
     body: JobCreate,
     request: Request,
     response: Response,
-    db: Db,
+    session: SessionDep,
     me: CurrentUser,
     settings: SettingsDep,
 ) -> JobRead:
     data = body.model_dump(exclude_unset=True)
     if body.filters is not None:
         data["filters"] = body.filters.model_dump(exclude_none=True)
-    with db.begin() as session:
-        job = job_service.create_job(
-            session,
-            me.project_id,
-            me.user_id,
-            data,
-            principal=me,
-            require_approval=settings.require_approval,
-        )
-        created(response, request, f"jobs/{job.id}")
-        read = job_read(session, job)
-    _wake_runner(request)
+    job = job_service.create_job(
+        session,
+        me.project_id,
+        me.user_id,
+        data,
+        principal=me,
+        require_approval=settings.require_approval,
+    )
+    created(response, request, f"jobs/{job.id}")
+    read = job_read(session, job)
+    wake_runner(request)
     return read
 
 
 @router.get("/jobs", response_model=JobList)
 def list_jobs(
     request: Request,
-    db: Db,
+    session: SessionDep,
     me: CurrentUser,
     page: PageDep,
     status: str | None = None,
     workflow_id: int | None = None,
     task_id: int | None = None,
 ) -> dict[str, Any]:
-    with db.begin() as session:
-        result = job_service.list_jobs(
-            session,
-            me.project_id,
-            page,
-            {"status": status, "workflow_id": workflow_id, "task_id": task_id},
-        )
-        return {
-            "jobs": [job_read(session, j) for j in result.items],
-            "links": page_links(request, result),
-        }
+    result = job_service.list_jobs(
+        session,
+        me.project_id,
+        page,
+        {"status": status, "workflow_id": workflow_id, "task_id": task_id},
+    )
+    return {
+        "jobs": [job_read(session, j) for j in result.items],
+        "links": page_links(request, result),
+    }
 
 
 @router.get("/jobs/{job_id}")
-def show_job(job_id: int, db: Db, me: CurrentUser) -> JobRead:
-    with db.begin() as session:
-        return job_read(session, job_service.get_job(session, me.project_id, job_id))
+def show_job(job_id: int, session: SessionDep, me: CurrentUser) -> JobRead:
+    return job_read(session, job_service.get_job(session, me.project_id, job_id))
 
 
 @router.post("/jobs/{job_id}/cancel", status_code=202)
-def cancel_job(job_id: int, request: Request, db: Db, me: CurrentUser) -> JobRead:
-
-    def cancel(session: Session) -> JobRead:
+def cancel_job(job_id: int, request: Request, session: SessionDep, me: CurrentUser) -> JobRead:
+    def cancel() -> JobRead:
         job = job_service.cancel(session, job_service.get_job(session, me.project_id, job_id))
         return job_read(session, job)
 
-    read = in_transaction(db, cancel)
-    _wake_runner(request)
+    read = again_on_conflict(session, cancel)
+    wake_runner(request)
     return read
 
 
@@ -133,68 +125,66 @@ def retry_job(
     job_id: int,
     request: Request,
     response: Response,
-    db: Db,
+    session: SessionDep,
     me: CurrentUser,
     settings: SettingsDep,
     body: JobRetry | None = None,
 ) -> JobRead:
     failed_only = body.failed_hosts if body else False
-    with db.begin() as session:
-        old = job_service.get_job(session, me.project_id, job_id)
-        job = job_service.retry_job(
-            session,
-            me.project_id,
-            me.user_id,
-            old,
-            failed_only,
-            require_approval=settings.require_approval,
-            principal=me,
-        )
-        created(response, request, f"jobs/{job.id}")
-        read = job_read(session, job)
-    _wake_runner(request)
+    old = job_service.get_job(session, me.project_id, job_id)
+    job = job_service.retry_job(
+        session,
+        me.project_id,
+        me.user_id,
+        old,
+        failed_only,
+        require_approval=settings.require_approval,
+        principal=me,
+    )
+    created(response, request, f"jobs/{job.id}")
+    read = job_read(session, job)
+    wake_runner(request)
     return read
 
 
 @router.get("/jobs/{job_id}/hosts", response_model=JobHostList)
-def job_hosts(job_id: int, db: Db, me: CurrentUser) -> dict[str, Any]:
-    with db.begin() as session:
-        job = job_service.get_job(session, me.project_id, job_id)
-        return {
-            "hosts": [
-                JobHostRead.model_validate(h) for h in job_service.list_job_hosts(session, job)
-            ]
-        }
+def job_hosts(job_id: int, session: SessionDep, me: CurrentUser) -> dict[str, Any]:
+    job = job_service.get_job(session, me.project_id, job_id)
+    return {
+        "hosts": [JobHostRead.model_validate(h) for h in job_service.list_job_hosts(session, job)]
+    }
 
 
 @router.get("/jobs/{job_id}/runs", response_model=RunList)
 def job_runs(
-    job_id: int, db: Db, me: CurrentUser, host: str | None = None, step: str | None = None
+    job_id: int,
+    session: SessionDep,
+    me: CurrentUser,
+    host: str | None = None,
+    step: str | None = None,
 ) -> dict[str, Any]:
-    with db.begin() as session:
-        job = job_service.get_job(session, me.project_id, job_id)
-        runs = []
-        for run, job_host, deps in job_service.list_runs(session, job, host, step):
-            read = RunRead.model_validate(run)
-            read.host_id = job_host.host_id if job_host else None
-            read.host_name = job_host.host_name if job_host else None
-            read.depends_on = deps
-            runs.append(read)
-        return {"runs": runs}
+    job = job_service.get_job(session, me.project_id, job_id)
+    runs = []
+    for run, job_host, deps in job_service.list_runs(session, job, host, step):
+        read = RunRead.model_validate(run)
+        read.host_id = job_host.host_id if job_host else None
+        read.host_name = job_host.host_name if job_host else None
+        read.depends_on = deps
+        runs.append(read)
+    return {"runs": runs}
 
 
 @router.get("/jobs/{job_id}/events", response_model=EventList)
 def job_events(
-    job_id: int, db: Db, me: CurrentUser, after: int = 0, limit: int = 1000
+    job_id: int, session: SessionDep, me: CurrentUser, after: int = 0, limit: int = 1000
 ) -> dict[str, Any]:
-    with db.begin() as session:
-        job = job_service.get_job(session, me.project_id, job_id)
-        events = list_events(session, job.id, after, max(1, min(limit, 10_000)))
-        hosts = host_names_of_runs(session, events)
-        reads = [EventRead.model_validate(e) for e in events]
-        for read in reads:
-            read.host_name = hosts.get(read.run_id) if read.run_id is not None else None
-        return {"events": reads}
+    job = job_service.get_job(session, me.project_id, job_id)
+    events = list_events(session, job.id, after, max(1, min(limit, 10_000)))
+    hosts = host_names_of_runs(session, events)
+    reads = [EventRead.model_validate(e) for e in events]
+    for read in reads:
+        read.host_name = hosts.get(read.run_id) if read.run_id is not None else None
+    return {"events": reads}
 
 
 def _log_read(row: tuple[Any, str, str]) -> LogRead:
@@ -218,7 +208,8 @@ def _log_read(row: tuple[Any, str, str]) -> LogRead:
 )
 def job_logs(
     job_id: int,
-    db: Db,
+    session: SessionDep,
+    sessions: ReadSessionmaker,
     me: CurrentUser,
     host: str | None = None,
     step: str | None = None,
@@ -229,25 +220,30 @@ def job_logs(
 ) -> Any:
     limit = max(1, min(limit, 10_000))
     filters: dict[str, Any] = {"host": host, "step": step, "run_id": run}
-    with db.begin() as session:
-        job = job_service.get_job(session, me.project_id, job_id)
-        if not follow:
-            rows = job_service.read_logs(session, job, after=after, limit=limit, **filters)
-            return {
-                "logs": [_log_read(r) for r in rows],
-                "next_after": rows[-1][0].id if rows else after,
-                "job_status": job.status,
-            }
+    job = job_service.get_job(session, me.project_id, job_id)
+    if not follow:
+        rows = job_service.read_logs(session, job, after=after, limit=limit, **filters)
+        return {
+            "logs": [_log_read(r) for r in rows],
+            "next_after": rows[-1][0].id if rows else after,
+            "job_status": job.status,
+        }
     return StreamingResponse(
-        _follow(db, job.id, me.project_id, after, filters), media_type="application/x-ndjson"
+        _follow(sessions, job.id, me.project_id, after, filters), media_type="application/x-ndjson"
     )
 
 
 def _follow(
-    db: Db, job_id: int, project_id: str, after: int, filters: dict[str, Any]
+    sessions: sessionmaker[Session],
+    job_id: int,
+    project_id: str,
+    after: int,
+    filters: dict[str, Any],
 ) -> Iterator[str]:
+    """A short read transaction per poll: one open for the whole stream would
+    hold back the database (PostgreSQL's vacuum, SQLite's checkpoints)."""
     while True:
-        with db.begin() as session:
+        with sessions.begin() as session:
             job = job_service.get_job(session, project_id, job_id)
             status = job.status
             rows = job_service.read_logs(session, job, after=after, limit=1000, **filters)

@@ -9,8 +9,8 @@ from fastapi import APIRouter, Request, Response
 from craton_wf.api.deps import (
     Authorized,
     CurrentUser,
-    Db,
     PageDep,
+    SessionDep,
     SettingsDep,
     created,
     page_links,
@@ -27,57 +27,50 @@ def create_secret(
     body: SecretCreate,
     request: Request,
     response: Response,
-    db: Db,
+    session: SessionDep,
     me: CurrentUser,
     settings: SettingsDep,
 ) -> SecretRead:
     fernet = project_secrets.cipher(settings)
-    with db.begin() as session:
-        secret = project_secrets.create_secret(
-            session, fernet, me.project_id, me.user_id, body.model_dump()
-        )
-        created(response, request, f"secrets/{secret.id}")
-        return SecretRead.model_validate(secret)
+    secret = project_secrets.create_secret(
+        session, fernet, me.project_id, me.user_id, body.model_dump()
+    )
+    created(response, request, f"secrets/{secret.id}")
+    return SecretRead.model_validate(secret)
 
 
 @router.get("/secrets", response_model=SecretList)
 def list_secrets(
-    request: Request, db: Db, me: CurrentUser, page: PageDep, name: str | None = None
+    request: Request, session: SessionDep, me: CurrentUser, page: PageDep, name: str | None = None
 ) -> dict[str, Any]:
-    with db.begin() as session:
-        if name is not None:
-            found = [project_secrets.get_secret(session, me.project_id, name)]
-            return {"secrets": [SecretRead.model_validate(s) for s in found], "links": []}
-        result = project_secrets.list_secrets(session, me.project_id, page)
-        return {
-            "secrets": [SecretRead.model_validate(s) for s in result.items],
-            "links": page_links(request, result),
-        }
+    if name is not None:
+        found = [project_secrets.get_secret(session, me.project_id, name)]
+        return {"secrets": [SecretRead.model_validate(s) for s in found], "links": []}
+    result = project_secrets.list_secrets(session, me.project_id, page)
+    return {
+        "secrets": [SecretRead.model_validate(s) for s in result.items],
+        "links": page_links(request, result),
+    }
 
 
 @router.get("/secrets/{secret_id}")
-def show_secret(secret_id: str, db: Db, me: CurrentUser) -> SecretRead:
-    with db.begin() as session:
-        return SecretRead.model_validate(
-            project_secrets.get_secret(session, me.project_id, secret_id)
-        )
+def show_secret(secret_id: str, session: SessionDep, me: CurrentUser) -> SecretRead:
+    return SecretRead.model_validate(project_secrets.get_secret(session, me.project_id, secret_id))
 
 
 @router.put("/secrets/{secret_id}")
 def update_secret(
-    secret_id: str, body: SecretUpdate, db: Db, me: CurrentUser, settings: SettingsDep
+    secret_id: str, body: SecretUpdate, session: SessionDep, me: CurrentUser, settings: SettingsDep
 ) -> SecretRead:
     fernet = project_secrets.cipher(settings)
-    with db.begin() as session:
-        secret = project_secrets.get_secret(session, me.project_id, secret_id)
-        project_secrets.update_secret(session, fernet, secret, body.model_dump(exclude_unset=True))
-        return SecretRead.model_validate(secret)
+    secret = project_secrets.get_secret(session, me.project_id, secret_id)
+    project_secrets.update_secret(session, fernet, secret, body.model_dump(exclude_unset=True))
+    return SecretRead.model_validate(secret)
 
 
 @router.delete("/secrets/{secret_id}", status_code=204)
-def delete_secret(secret_id: str, db: Db, me: CurrentUser) -> Response:
-    with db.begin() as session:
-        project_secrets.delete_secret(
-            session, project_secrets.get_secret(session, me.project_id, secret_id)
-        )
+def delete_secret(secret_id: str, session: SessionDep, me: CurrentUser) -> Response:
+    project_secrets.delete_secret(
+        session, project_secrets.get_secret(session, me.project_id, secret_id)
+    )
     return Response(status_code=204)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from craton_wf.api.deps import Authorized, CurrentUser, Db, PageDep, SettingsDep, page_links
+from craton_wf.api.deps import Authorized, CurrentUser, PageDep, SessionDep, SettingsDep, page_links
 from craton_wf.api.openapi import API_ERRORS
 from craton_wf.api.operator_warnings import operator_warnings
 from craton_wf.api.schemas import HealthRead, ReadinessRead, RunnerList, RunnerRead
@@ -66,16 +66,16 @@ def _firewall_check(request: Request, settings: Settings) -> str:
         503: {"model": ReadinessRead, "description": "Not ready: the checks say why."},
     },
 )
-def readyz(request: Request, db: Db, settings: SettingsDep) -> Any:
+def readyz(request: Request, session: SessionDep, settings: SettingsDep) -> Any:
     checks: dict[str, Any] = {}
     live = 0
     try:
-        with db.begin() as session:
-            runner_service.ping_database(session)
-            live = runner_service.count_live(session, settings.lease_seconds)
+        runner_service.ping_database(session)
+        live = runner_service.count_live(session, settings.lease_seconds)
         checks["database"] = "ok"
         checks["runners"] = live
     except Exception as exc:  # readiness reports, it does not raise
+        session.rollback()
         checks["database"] = f"error: {type(exc).__name__}"
     checks["executor"] = {"name": settings.executor, "status": _executor_check(request, settings)}
     checks["task_network_firewall"] = _firewall_check(request, settings)
@@ -101,7 +101,7 @@ def readyz(request: Request, db: Db, settings: SettingsDep) -> Any:
 )
 def list_runners(
     request: Request,
-    db: Db,
+    session: SessionDep,
     me: CurrentUser,
     settings: SettingsDep,
     page: PageDep,
@@ -109,11 +109,10 @@ def list_runners(
 ) -> dict[str, Any]:
     """Registered runners, paged and sorted as every list; ``alive=true`` for the
     live ones only, ``false`` for those stopped or silent past a lease."""
-    with db.begin() as session:
-        found = runner_service.list_runners(session, settings.lease_seconds, page, alive)
-        runners = []
-        for view in found.items:
-            read = RunnerRead.model_validate(view.record)
-            read.alive = view.alive
-            runners.append(read)
-        return {"runners": runners, "links": page_links(request, found)}
+    found = runner_service.list_runners(session, settings.lease_seconds, page, alive)
+    runners = []
+    for view in found.items:
+        read = RunnerRead.model_validate(view.record)
+        read.alive = view.alive
+        runners.append(read)
+    return {"runners": runners, "links": page_links(request, found)}

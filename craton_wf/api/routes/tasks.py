@@ -16,15 +16,20 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ValidationError
+from sqlalchemy.orm import Session, sessionmaker
 
+from craton_wf.api.audit import mark_recorded, record_call
 from craton_wf.api.deps import (
     Authorized,
     CurrentUser,
-    Db,
     PageDep,
+    ReadSessionmaker,
+    SessionDep,
     SettingsDep,
+    WriteSessionmaker,
     created,
     page_links,
+    wake_runner,
 )
 from craton_wf.api.openapi import API_ERRORS, follow_responses, upload_body
 from craton_wf.api.schemas import (
@@ -122,12 +127,17 @@ async def _read_upload(
     "/tasks", status_code=201, response_model=TaskRead, openapi_extra=upload_body(TaskCreate)
 )
 async def create_task(
-    request: Request, response: Response, db: Db, me: CurrentUser, settings: SettingsDep
+    request: Request,
+    response: Response,
+    sessions: WriteSessionmaker,
+    me: CurrentUser,
+    settings: SettingsDep,
 ) -> TaskRead:
+    """Written in a transaction of its own once the body is read (``api.deps``)."""
     fields, archive = await _read_upload(request, settings.upload_max_bytes, TaskCreate)
 
     def create() -> TaskRead:
-        with db.begin() as session:
+        with sessions.begin() as session:
             task = task_service.create_task(
                 session,
                 me.project_id,
@@ -138,23 +148,20 @@ async def create_task(
                 task_rules(settings),
             )
             created(response, request, f"tasks/{task.id}")
-            return task_read(session, task)
+            record_call(session, request, 201, response.headers["location"])
+            read = task_read(session, task)
+        mark_recorded(request)
+        return read
 
     read = await run_in_threadpool(create)
-    _wake_runner(request)
+    wake_runner(request)
     return read
-
-
-def _wake_runner(request: Request) -> None:
-    wakeup = getattr(request.app.state, "wakeup", None)
-    if wakeup is not None:
-        wakeup.set()
 
 
 @router.get("/tasks", response_model=TaskList)
 def list_tasks(
     request: Request,
-    db: Db,
+    session: SessionDep,
     me: CurrentUser,
     page: PageDep,
     name: str | None = None,
@@ -163,38 +170,32 @@ def list_tasks(
     public: bool | None = None,
 ) -> dict[str, Any]:
     filters = {"name": name, "status": status, "kind": kind, "public": public}
-    with db.begin() as session:
-        result = task_service.list_tasks(session, me, page, filters)
-        return {
-            "tasks": [task_read(session, t) for t in result.items],
-            "links": page_links(request, result),
-        }
+    result = task_service.list_tasks(session, me, page, filters)
+    return {
+        "tasks": [task_read(session, t) for t in result.items],
+        "links": page_links(request, result),
+    }
 
 
 @router.get("/tasks/{task_id}")
-def show_task(task_id: str, db: Db, me: CurrentUser) -> TaskRead:
-    with db.begin() as session:
-        return task_read(session, task_service.get_visible_task(session, me, task_id))
+def show_task(task_id: str, session: SessionDep, me: CurrentUser) -> TaskRead:
+    return task_read(session, task_service.get_visible_task(session, me, task_id))
 
 
 @router.put("/tasks/{task_id}")
 def update_task(
-    task_id: str, body: TaskUpdate, db: Db, me: CurrentUser, settings: SettingsDep
+    task_id: str, body: TaskUpdate, session: SessionDep, me: CurrentUser, settings: SettingsDep
 ) -> TaskRead:
-    with db.begin() as session:
-        task = task_service.get_owned_task(session, me.project_id, task_id)
-        task_service.update_task(
-            session, task, body.model_dump(exclude_unset=True), task_rules(settings), me
-        )
-        return task_read(session, task)
+    task = task_service.get_owned_task(session, me.project_id, task_id)
+    task_service.update_task(
+        session, task, body.model_dump(exclude_unset=True), task_rules(settings), me
+    )
+    return task_read(session, task)
 
 
 @router.delete("/tasks/{task_id}", status_code=204)
-def delete_task(task_id: str, db: Db, me: CurrentUser) -> Response:
-    with db.begin() as session:
-        task_service.delete_task(
-            session, task_service.get_owned_task(session, me.project_id, task_id)
-        )
+def delete_task(task_id: str, session: SessionDep, me: CurrentUser) -> Response:
+    task_service.delete_task(session, task_service.get_owned_task(session, me.project_id, task_id))
     return Response(status_code=204)
 
 
@@ -208,14 +209,15 @@ async def rebuild_task(
     task_id: str,
     request: Request,
     response: Response,
-    db: Db,
+    sessions: WriteSessionmaker,
     me: CurrentUser,
     settings: SettingsDep,
 ) -> BuildRead:
+    """Written in a transaction of its own once the body is read (``api.deps``)."""
     fields, archive = await _read_upload(request, settings.upload_max_bytes, BuildRequest)
 
     def build() -> BuildRead:
-        with db.begin() as session:
+        with sessions.begin() as session:
             task = task_service.get_owned_task(session, me.project_id, task_id)
             new = task_service.request_build(
                 session,
@@ -227,31 +229,32 @@ async def rebuild_task(
                 rules=task_rules(settings),
             )
             created(response, request, f"tasks/{task.id}/builds/{new.id}")
-            return BuildRead.model_validate(new)
+            record_call(session, request, 201, response.headers["location"])
+            read = BuildRead.model_validate(new)
+        mark_recorded(request)
+        return read
 
     read = await run_in_threadpool(build)
-    _wake_runner(request)
+    wake_runner(request)
     return read
 
 
 @router.get("/tasks/{task_id}/builds", response_model=BuildList)
 def list_builds(
-    task_id: str, request: Request, db: Db, me: CurrentUser, page: PageDep
+    task_id: str, request: Request, session: SessionDep, me: CurrentUser, page: PageDep
 ) -> dict[str, Any]:
-    with db.begin() as session:
-        task = task_service.get_owned_task(session, me.project_id, task_id)
-        result = task_service.list_builds(session, task, page)
-        return {
-            "builds": [BuildRead.model_validate(b) for b in result.items],
-            "links": page_links(request, result),
-        }
+    task = task_service.get_owned_task(session, me.project_id, task_id)
+    result = task_service.list_builds(session, task, page)
+    return {
+        "builds": [BuildRead.model_validate(b) for b in result.items],
+        "links": page_links(request, result),
+    }
 
 
 @router.get("/tasks/{task_id}/builds/{build_id}")
-def show_build(task_id: str, build_id: str, db: Db, me: CurrentUser) -> BuildRead:
-    with db.begin() as session:
-        task = task_service.get_owned_task(session, me.project_id, task_id)
-        return BuildRead.model_validate(task_service.get_build(session, task, build_id))
+def show_build(task_id: str, build_id: str, session: SessionDep, me: CurrentUser) -> BuildRead:
+    task = task_service.get_owned_task(session, me.project_id, task_id)
+    return BuildRead.model_validate(task_service.get_build(session, task, build_id))
 
 
 @router.get(
@@ -262,29 +265,32 @@ def show_build(task_id: str, build_id: str, db: Db, me: CurrentUser) -> BuildRea
 def build_logs(
     task_id: str,
     build_id: str,
-    db: Db,
+    session: SessionDep,
+    sessions: ReadSessionmaker,
     me: CurrentUser,
     after: int = 0,
     limit: int = 1000,
     follow: bool = False,
 ) -> Any:
     limit = max(1, min(limit, 10_000))
-    with db.begin() as session:
-        task = task_service.get_owned_task(session, me.project_id, task_id)
-        build = task_service.get_build(session, task, build_id)
-        if not follow:
-            lines = task_service.read_build_logs(session, build, after, limit)
-            return {
-                "logs": [BuildLogRead.model_validate(x) for x in lines],
-                "status": build.status,
-                "next_after": lines[-1].seq if lines else after,
-            }
-    return StreamingResponse(_follow_build(db, build.id, after), media_type="application/x-ndjson")
+    task = task_service.get_owned_task(session, me.project_id, task_id)
+    build = task_service.get_build(session, task, build_id)
+    if not follow:
+        lines = task_service.read_build_logs(session, build, after, limit)
+        return {
+            "logs": [BuildLogRead.model_validate(x) for x in lines],
+            "status": build.status,
+            "next_after": lines[-1].seq if lines else after,
+        }
+    return StreamingResponse(
+        _follow_build(sessions, build.id, after), media_type="application/x-ndjson"
+    )
 
 
-def _follow_build(db: Db, build_id: int, after: int) -> Iterator[str]:
+def _follow_build(sessions: sessionmaker[Session], build_id: int, after: int) -> Iterator[str]:
+    """A short read transaction per poll, as ``jobs._follow``."""
     while True:
-        with db.begin() as session:
+        with sessions.begin() as session:
             build = task_service.find_build(session, build_id)
             if build is None:
                 return
@@ -303,39 +309,40 @@ def _follow_build(db: Db, build_id: int, after: int) -> Iterator[str]:
 # --- approvals ----------------------------------------------------------------------
 
 
-def _decide(task_id: str, body: ApprovalRequest | None, db: Any, me: Any, decision: str) -> Any:
+def _decide(
+    task_id: str, body: ApprovalRequest | None, session: Session, me: Any, decision: str
+) -> Any:
     body = body or ApprovalRequest()
-    with db.begin() as session:
-        task = task_service.get_owned_task(session, me.project_id, task_id)
-        approvals.decide(
-            session,
-            me,
-            task,
-            decision,
-            build_number=body.build,
-            digest=body.digest,
-            reason=body.reason,
-        )
-        return task_read(session, task)
+    task = task_service.get_owned_task(session, me.project_id, task_id)
+    approvals.decide(
+        session,
+        me,
+        task,
+        decision,
+        build_number=body.build,
+        digest=body.digest,
+        reason=body.reason,
+    )
+    return task_read(session, task)
 
 
 @router.post("/tasks/{task_id}/approve")
 def approve_task(
-    task_id: str, db: Db, me: CurrentUser, body: ApprovalRequest | None = None
+    task_id: str, session: SessionDep, me: CurrentUser, body: ApprovalRequest | None = None
 ) -> TaskRead:
     """Approve a READY build (by default the current one), naming its digest."""
-    return _decide(task_id, body, db, me, approvals.APPROVED)  # type: ignore[no-any-return]
+    return _decide(task_id, body, session, me, approvals.APPROVED)  # type: ignore[no-any-return]
 
 
 @router.post("/tasks/{task_id}/reject")
 def reject_task(
-    task_id: str, db: Db, me: CurrentUser, body: ApprovalRequest | None = None
+    task_id: str, session: SessionDep, me: CurrentUser, body: ApprovalRequest | None = None
 ) -> TaskRead:
-    return _decide(task_id, body, db, me, approvals.REJECTED)  # type: ignore[no-any-return]
+    return _decide(task_id, body, session, me, approvals.REJECTED)  # type: ignore[no-any-return]
 
 
 @router.post("/tasks/{task_id}/revoke")
 def revoke_task_approval(
-    task_id: str, db: Db, me: CurrentUser, body: ApprovalRequest | None = None
+    task_id: str, session: SessionDep, me: CurrentUser, body: ApprovalRequest | None = None
 ) -> TaskRead:
-    return _decide(task_id, body, db, me, approvals.REVOKED)  # type: ignore[no-any-return]
+    return _decide(task_id, body, session, me, approvals.REVOKED)  # type: ignore[no-any-return]

@@ -12,8 +12,8 @@ from pydantic import BeforeValidator
 from craton_wf.api.deps import (
     Authorized,
     CurrentUser,
-    Db,
     KnownQuery,
+    SessionDep,
     SettingsDep,
     api_base_url,
     created,
@@ -79,37 +79,32 @@ def token_read(token: ApiToken, user: str) -> TokenRead:
 
 
 @router.get("/users", tags=["users"], response_model=UserList)
-def list_users(db: Db, me: CurrentUser, _query: KnownQuery) -> dict[str, Any]:
-    with db.begin() as session:
-        return {"users": [user_read(v) for v in user_service.list_users(session, me)]}
+def list_users(session: SessionDep, me: CurrentUser, _query: KnownQuery) -> dict[str, Any]:
+    return {"users": [user_read(v) for v in user_service.list_users(session, me)]}
 
 
 @router.post("/users", status_code=201, tags=["users"])
 def create_user(
-    body: UserCreate, request: Request, response: Response, db: Db, me: CurrentUser
+    body: UserCreate, request: Request, response: Response, session: SessionDep, me: CurrentUser
 ) -> UserRead:
-    with db.begin() as session:
-        view = user_service.create_user(session, me, body.name, body.role)
-        created(response, request, f"users/{view.user.id}")
-        return user_read(view)
+    view = user_service.create_user(session, me, body.name, body.role)
+    created(response, request, f"users/{view.user.id}")
+    return user_read(view)
 
 
 @router.get("/users/{user_id}", tags=["users"])
-def show_user(user_id: str, db: Db, me: CurrentUser) -> UserRead:
-    with db.begin() as session:
-        return user_read(user_service.get_user(session, me, user_id))
+def show_user(user_id: str, session: SessionDep, me: CurrentUser) -> UserRead:
+    return user_read(user_service.get_user(session, me, user_id))
 
 
 @router.put("/users/{user_id}", tags=["users"])
-def update_user(user_id: str, body: UserUpdate, db: Db, me: CurrentUser) -> UserRead:
-    with db.begin() as session:
-        return user_read(user_service.set_role(session, me, user_id, body.role))
+def update_user(user_id: str, body: UserUpdate, session: SessionDep, me: CurrentUser) -> UserRead:
+    return user_read(user_service.set_role(session, me, user_id, body.role))
 
 
 @router.delete("/users/{user_id}", status_code=204, tags=["users"])
-def delete_user(user_id: str, db: Db, me: CurrentUser) -> Response:
-    with db.begin() as session:
-        user_service.remove_user(session, me, user_id)
+def delete_user(user_id: str, session: SessionDep, me: CurrentUser) -> Response:
+    user_service.remove_user(session, me, user_id)
     return Response(status_code=204)
 
 
@@ -118,28 +113,25 @@ def delete_user(user_id: str, db: Db, me: CurrentUser) -> Response:
 
 @router.post("/tokens", status_code=201, tags=["tokens"])
 def create_token(
-    body: TokenCreate, request: Request, response: Response, db: Db, me: CurrentUser
+    body: TokenCreate, request: Request, response: Response, session: SessionDep, me: CurrentUser
 ) -> TokenIssued:
-    with db.begin() as session:
-        issued = user_service.create_token(
-            session, me, name=body.name, user_ref=body.user, ttl_seconds=body.expires_in
-        )
-        token = session.get(ApiToken, issued.id)
-        assert token is not None
-        created(response, request, f"tokens/{issued.id}")
-        return TokenIssued(**token_read(token, issued.user_name).model_dump(), token=issued.token)
+    issued = user_service.create_token(
+        session, me, name=body.name, user_ref=body.user, ttl_seconds=body.expires_in
+    )
+    token = session.get(ApiToken, issued.id)
+    assert token is not None
+    created(response, request, f"tokens/{issued.id}")
+    return TokenIssued(**token_read(token, issued.user_name).model_dump(), token=issued.token)
 
 
 @router.get("/tokens", tags=["tokens"], response_model=TokenList)
-def list_tokens(db: Db, me: CurrentUser, _query: KnownQuery) -> dict[str, Any]:
-    with db.begin() as session:
-        return {"tokens": [token_read(t, u) for t, u in user_service.list_tokens(session, me)]}
+def list_tokens(session: SessionDep, me: CurrentUser, _query: KnownQuery) -> dict[str, Any]:
+    return {"tokens": [token_read(t, u) for t, u in user_service.list_tokens(session, me)]}
 
 
 @router.delete("/tokens/{token_id}", status_code=204, tags=["tokens"])
-def revoke_token(token_id: int, db: Db, me: CurrentUser) -> Response:
-    with db.begin() as session:
-        user_service.revoke_token(session, me, token_id)
+def revoke_token(token_id: int, session: SessionDep, me: CurrentUser) -> Response:
+    user_service.revoke_token(session, me, token_id)
     return Response(status_code=204)
 
 
@@ -149,7 +141,7 @@ def revoke_token(token_id: int, db: Db, me: CurrentUser) -> Response:
 @router.get("/audit-events", tags=["audit"], response_model=AuditEventList)
 def list_audit_events(
     request: Request,
-    db: Db,
+    session: SessionDep,
     me: CurrentUser,
     settings: SettingsDep,
     _query: KnownQuery,
@@ -166,29 +158,26 @@ def list_audit_events(
     limit = limit or settings.page_default_limit
     if limit > settings.page_max_limit:
         raise InvalidInput(f"limit must be at most {settings.page_max_limit}")
-    with db.begin() as session:
-        events, more = audit.list_events(
-            session,
-            me,
-            limit=limit,
-            marker=marker,
-            user=user,
-            action=action,
-            object_type=object_type,
-            object_id=object_id,
-            outcome=outcome,
-            since=since,
-            until=until,
-        )
-        base = api_base_url(request) + request.url.path
-        links = [
-            {"rel": "self", "href": base + (f"?{request.url.query}" if request.url.query else "")}
-        ]
-        if more and events:
-            query = {k: v for k, v in request.query_params.items() if k != "marker"}
-            query["marker"] = str(events[-1].id)
-            links.append({"rel": "next", "href": f"{base}?{urlencode(query)}"})
-        return {
-            "audit_events": [AuditEventRead.model_validate(e) for e in events],
-            "links": links,
-        }
+    events, more = audit.list_events(
+        session,
+        me,
+        limit=limit,
+        marker=marker,
+        user=user,
+        action=action,
+        object_type=object_type,
+        object_id=object_id,
+        outcome=outcome,
+        since=since,
+        until=until,
+    )
+    base = api_base_url(request) + request.url.path
+    links = [{"rel": "self", "href": base + (f"?{request.url.query}" if request.url.query else "")}]
+    if more and events:
+        query = {k: v for k, v in request.query_params.items() if k != "marker"}
+        query["marker"] = str(events[-1].id)
+        links.append({"rel": "next", "href": f"{base}?{urlencode(query)}"})
+    return {
+        "audit_events": [AuditEventRead.model_validate(e) for e in events],
+        "links": links,
+    }

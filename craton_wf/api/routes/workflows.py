@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from craton_wf.api.deps import Authorized, CurrentUser, Db, PageDep, created, page_links
+from craton_wf.api.deps import Authorized, CurrentUser, PageDep, SessionDep, created, page_links
 from craton_wf.api.openapi import API_ERRORS
 from craton_wf.api.schemas import (
     WorkflowCheck,
@@ -52,67 +52,67 @@ def _routes(base: str) -> APIRouter:
 
     @sub.get(base, name=f"list_{base.strip('/')}", response_model=WorkflowList)
     def list_workflows(
-        request: Request, db: Db, me: CurrentUser, page: PageDep, name: str | None = None
+        request: Request,
+        session: SessionDep,
+        me: CurrentUser,
+        page: PageDep,
+        name: str | None = None,
     ) -> dict[str, Any]:
-        with db.begin() as session:
-            result = workflow_service.list_workflows(session, me.project_id, page, {"name": name})
-            return {
-                plural: [workflow_read(session, w) for w in result.items],
-                "links": page_links(request, result),
-            }
+        result = workflow_service.list_workflows(session, me.project_id, page, {"name": name})
+        return {
+            plural: [workflow_read(session, w) for w in result.items],
+            "links": page_links(request, result),
+        }
 
     @sub.post(base + "/validate", name=f"validate_{base.strip('/')}", response_model=WorkflowCheck)
-    def validate_workflow(body: WorkflowUpdate, db: Db, me: CurrentUser) -> dict[str, Any]:
+    def validate_workflow(
+        body: WorkflowUpdate, session: SessionDep, me: CurrentUser
+    ) -> dict[str, Any]:
         """Check a workflow as creating it would, and write nothing (a lint)."""
         data = {**body.model_dump(exclude_unset=True), "steps": _steps_input(body.steps)}
-        with db.begin() as session:
-            return workflow_service.check_workflow(session, me.project_id, data, me)
+        return workflow_service.check_workflow(session, me.project_id, data, me)
 
     @sub.post(base, status_code=201, name=f"create_{base.strip('/')}")
     def create_workflow(
-        body: WorkflowCreate, request: Request, response: Response, db: Db, me: CurrentUser
+        body: WorkflowCreate,
+        request: Request,
+        response: Response,
+        session: SessionDep,
+        me: CurrentUser,
     ) -> WorkflowRead:
         data = {**body.model_dump(exclude_unset=True), "steps": _steps_input(body.steps)}
-        with db.begin() as session:
-            workflow = workflow_service.create_workflow(
-                session, me.project_id, me.user_id, data, me
-            )
-            created(response, request, f"{plural}/{workflow.id}")
-            return workflow_read(session, workflow)
+        workflow = workflow_service.create_workflow(session, me.project_id, me.user_id, data, me)
+        created(response, request, f"{plural}/{workflow.id}")
+        return workflow_read(session, workflow)
 
     @sub.get(base + "/{workflow_id}", name=f"show_{base.strip('/')}")
     def show_workflow(
-        workflow_id: str, db: Db, me: CurrentUser, version: int | None = None
+        workflow_id: str, session: SessionDep, me: CurrentUser, version: int | None = None
     ) -> WorkflowRead:
-        with db.begin() as session:
-            workflow = find_by_ref(
-                session, workflow_service.Workflow, me.project_id, workflow_id, "workflow"
-            )
-            return workflow_read(session, workflow, version)
+        workflow = find_by_ref(
+            session, workflow_service.Workflow, me.project_id, workflow_id, "workflow"
+        )
+        return workflow_read(session, workflow, version)
 
     @sub.put(base + "/{workflow_id}", name=f"update_{base.strip('/')}")
     def update_workflow(
-        workflow_id: str, body: WorkflowUpdate, db: Db, me: CurrentUser
+        workflow_id: str, body: WorkflowUpdate, session: SessionDep, me: CurrentUser
     ) -> WorkflowRead:
         data = body.model_dump(exclude_unset=True)
         if body.steps is not None:
             data["steps"] = _steps_input(body.steps)
-        with db.begin() as session:
-            workflow = find_by_ref(
-                session, workflow_service.Workflow, me.project_id, workflow_id, "workflow"
-            )
-            workflow_service.update_workflow(session, workflow, me.user_id, data, me)
-            return workflow_read(session, workflow)
+        workflow = find_by_ref(
+            session, workflow_service.Workflow, me.project_id, workflow_id, "workflow"
+        )
+        workflow_service.update_workflow(session, workflow, me.user_id, data, me)
+        return workflow_read(session, workflow)
 
     @sub.delete(base + "/{workflow_id}", status_code=204, name=f"delete_{base.strip('/')}")
-    def delete_workflow(workflow_id: str, db: Db, me: CurrentUser) -> Response:
-        with db.begin() as session:
-            workflow_service.delete_workflow(
-                session,
-                find_by_ref(
-                    session, workflow_service.Workflow, me.project_id, workflow_id, "workflow"
-                ),
-            )
+    def delete_workflow(workflow_id: str, session: SessionDep, me: CurrentUser) -> Response:
+        workflow_service.delete_workflow(
+            session,
+            find_by_ref(session, workflow_service.Workflow, me.project_id, workflow_id, "workflow"),
+        )
         return Response(status_code=204)
 
     @sub.get(
@@ -120,17 +120,16 @@ def _routes(base: str) -> APIRouter:
         name=f"versions_{base.strip('/')}",
         response_model=WorkflowVersionList,
     )
-    def list_versions(workflow_id: str, db: Db, me: CurrentUser) -> dict[str, Any]:
-        with db.begin() as session:
-            workflow = find_by_ref(
-                session, workflow_service.Workflow, me.project_id, workflow_id, "workflow"
-            )
-            return {
-                "versions": [
-                    WorkflowVersionRead.model_validate(v)
-                    for v in workflow_service.list_versions(session, workflow)
-                ]
-            }
+    def list_versions(workflow_id: str, session: SessionDep, me: CurrentUser) -> dict[str, Any]:
+        workflow = find_by_ref(
+            session, workflow_service.Workflow, me.project_id, workflow_id, "workflow"
+        )
+        return {
+            "versions": [
+                WorkflowVersionRead.model_validate(v)
+                for v in workflow_service.list_versions(session, workflow)
+            ]
+        }
 
     return sub
 
