@@ -29,6 +29,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from craton_wf.domain.labels import RUN_UID_LABEL  # the label ``managed`` selects by
+from craton_wf.domain.loglines import LineBlock
 from craton_wf.domain.resources import Limits
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "ContainerState",
     "Executor",
     "Handle",
+    "LineBlock",
     "Limits",
     "LogLine",
 ]
@@ -120,6 +122,23 @@ class Executor(abc.ABC):
         ``system`` gap line (:func:`craton_wf.domain.logmarks.log_gap_marker`).
         ``since`` skips lines stamped at or before it.
         """
+
+    def log_blocks(self, handle: Handle, since: datetime | None = None) -> Iterator[LineBlock]:
+        """:meth:`logs` in blocks: consecutive lines of one stream, read together.
+
+        How the runner reads a log it has nothing of yet. Here each line is a
+        block of its own; an executor that reads output in large pieces (the
+        Docker executor's attach) yields a block per piece, and spares the
+        runner an object per line. Closing the iterator closes the log.
+        """
+        lines = self.logs(handle, since)
+        try:
+            for line in lines:
+                yield LineBlock(line.stream, line.ts, [line.text], line.live)
+        finally:
+            close = getattr(lines, "close", None)
+            if close is not None:
+                close()
 
     @abc.abstractmethod
     def wait(self, handle: Handle, timeout: float | None = None) -> int | None:

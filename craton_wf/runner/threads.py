@@ -8,7 +8,8 @@ does; kept, a runner holds at most as many as it ever read logs at once.
 Daemon threads: a reader blocked on a container that outlives the runner does
 not hold up the process's exit.
 
-What a thread hands back is an :class:`Outcome`, waited for on a bare lock.
+What a thread hands back is an :class:`Outcome`, waited for on a bare lock;
+what it hands over as it goes (a log's blocks of lines), a :class:`WeighedQueue`.
 """
 
 from __future__ import annotations
@@ -16,10 +17,13 @@ from __future__ import annotations
 import itertools
 import queue
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
+
+FULL_QUEUE_WAIT_SECONDS = 0.005
 
 
 class Outcome(Generic[T]):
@@ -107,3 +111,43 @@ class ReusedThreads:
                 outcome.set_exception(exc)
             with self._lock:
                 self._idle += 1
+
+
+class WeighedQueue(Generic[T]):
+    """A queue from one thread to another, bounded by the weight of what it holds.
+
+    A log reader hands over blocks of any number of lines: bounded by their
+    lines (each item's weight), not by the number of blocks, the queue holds
+    the reader back once the writer is that far behind, whatever the blocks'
+    sizes. The items go through a ``SimpleQueue`` (C, no Python lock per
+    item); the weight is two counts, each kept by one side, so neither takes
+    a lock, and a full queue is waited out a few milliseconds at a time.
+    :meth:`close` (the writer is gone) lets a waiting reader go.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._items: queue.SimpleQueue[tuple[T, int]] = queue.SimpleQueue()
+        self._put = 0  # weight put in so far: the putting thread's count
+        self._taken = 0  # weight taken out so far: the getting thread's count
+        self._closed = False
+
+    def put(self, item: T, weight: int = 0) -> bool:
+        """Add ``item``, waiting while the queue is full; False once it is closed."""
+        while self._put - self._taken >= self.capacity and not self._closed:
+            time.sleep(FULL_QUEUE_WAIT_SECONDS)
+        if self._closed:
+            return False
+        self._put += weight
+        self._items.put((item, weight))
+        return True
+
+    def get(self, timeout: float) -> T:
+        """The oldest item; ``queue.Empty`` when none came within ``timeout`` seconds."""
+        item, weight = self._items.get(timeout=timeout)
+        self._taken += weight
+        return item
+
+    def close(self) -> None:
+        """Take nothing more: a waiting and every later :meth:`put` returns False."""
+        self._closed = True

@@ -1,13 +1,14 @@
 """The log readers' threads: reused when idle, never queued behind a blocked one;
-and the outcomes threads hand back."""
+and the outcomes and queues threads hand over."""
 
 from __future__ import annotations
 
+import queue
 import threading
 
 import pytest
 
-from craton_wf.runner.threads import Outcome, ReusedThreads
+from craton_wf.runner.threads import Outcome, ReusedThreads, WeighedQueue
 
 
 def test_an_idle_thread_is_reused_and_a_blocked_one_holds_back_nothing() -> None:
@@ -67,3 +68,27 @@ def test_an_outcome_that_failed_raises_what_was_raised() -> None:
     assert outcome.exception() is error
     with pytest.raises(ValueError, match="no"):
         outcome.result()
+
+
+def test_a_weighed_queue_holds_the_putter_back_by_weight_until_taken_or_closed() -> None:
+    lines: WeighedQueue[str] = WeighedQueue(capacity=1000)
+    assert lines.put("block of 600", 600)
+    assert lines.put("block of 600 more", 600)  # under the capacity when put
+    third = Outcome[bool]()
+    putter = threading.Thread(target=lambda: third.set_result(lines.put("third", 10)))
+    putter.start()
+    assert not third.wait(0.1)  # 1200 lines waiting: held back
+    assert lines.get(timeout=1) == "block of 600"
+    assert third.result(timeout=5) is True  # 600 waiting: let go
+    assert [lines.get(timeout=1), lines.get(timeout=1)] == ["block of 600 more", "third"]
+    with pytest.raises(queue.Empty):
+        lines.get(timeout=0.01)
+
+    lines.put("big", 5000)
+    stuck = Outcome[bool]()
+    putter = threading.Thread(target=lambda: stuck.set_result(lines.put("more", 1)))
+    putter.start()
+    assert not stuck.wait(0.05)
+    lines.close()  # the taker is gone: the putter is let go, empty-handed
+    assert stuck.result(timeout=5) is False
+    assert lines.put("after", 0) is False
