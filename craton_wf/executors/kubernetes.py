@@ -15,11 +15,18 @@ This module drives the Job through the official client:
   line is reported as ``stdout``. The log is read from its start and lines
   stamped at or before ``since`` are skipped: the client has no ``sinceTime``
   and ``sinceSeconds`` would depend on the clocks of runner and node agreeing.
-  If the follow stream ends while the container still runs, the log is read
-  again after the last line seen; lines the kubelet rotated away meanwhile are
-  lost, and a ``[craton] log gap`` line stands where. When the pod cannot start (its image cannot
-  be pulled, its configuration is invalid) or the Job ends before its pod
-  ran, one ``system`` line says why and the log ends.
+  If the follow stream ends before the log does (while the container still
+  runs, or before its last line: one line read from the log's end says), the
+  log is read again and the lines already yielded are skipped; if it now
+  begins after the last line yielded, the kubelet rotated lines away
+  meanwhile, and a ``[craton] log gap`` line stands there (how many is not
+  known: the kubelet says nothing of rotated files). Within one stream the
+  kubelet reads the log's files in turn, but a stream more than a whole file
+  (``containerLogMaxSize``) behind the container goes on with the current
+  file and skips those between, which no reader can see: the log is exact
+  while its reader keeps within a file of the output. When the pod cannot
+  start (its image cannot be pulled, its configuration is invalid) or the
+  Job ends before its pod ran, one ``system`` line says why and the log ends.
 - ``wait`` reads the exit code from the pod's container status
   (``terminated.exitCode``), watching the Job's pods between reads. A Job
   that failed for exceeding ``activeDeadlineSeconds`` reports 124 (what
@@ -617,14 +624,17 @@ class KubernetesExecutor(Executor):
     def _follow(self, handle: Handle, pod_name: str, since: datetime | None) -> Iterator[LogLine]:
         """Each line of the pod's log once, following it until the container ended.
 
-        A stream that ends while the container runs is opened again; the lines
-        already yielded are recognised by their stamps (and, for lines stamped
-        alike, their count) and skipped. If the log read again begins after the
-        last line yielded, the kubelet rotated that line away, and maybe lines
-        after it: a ``system`` gap line stands before the first line it still has.
+        A stream that ends while the container runs, or that ended before the
+        log's last line (it broke, and the container ended meanwhile), is opened
+        again; the lines already yielded are recognised by their stamps (and,
+        for lines stamped alike, their count) and skipped. If the log read again
+        begins after the last line yielded, the kubelet rotated that line away,
+        and maybe lines after it: a ``system`` gap line stands before the first
+        line it still has.
         """
         last_ns: int | None = None
         seen_at_last = 0  # lines yielded that are stamped last_ns
+        read_after_end = False
         while True:
             skip_at_last = seen_at_last
             unterminated = bytearray()
@@ -653,12 +663,48 @@ class KubernetesExecutor(Executor):
                 return  # the pod is gone, and its log with it
             pod = self._read_pod(pod_name)
             if pod is None or _terminated(pod) is not None:
+                seen_ns = parse_log_line(bytes(unterminated))[0] if unterminated else last_ns
+                if (
+                    pod is not None
+                    and not read_after_end
+                    and self._log_ends_after(handle, pod_name, seen_ns)
+                ):
+                    read_after_end = True  # the stream broke before the container ended
+                    continue
                 if unterminated:  # the container's last words, without a newline
                     _, line = self._line(bytes(unterminated))
                     if since is None or line.ts > since:
                         yield line
                 return
             time.sleep(LOG_REOPEN_SECONDS)
+
+    def _log_ends_after(self, handle: Handle, pod_name: str, seen_ns: int | None) -> bool:
+        """Whether the pod's log has a last line stamped after ``seen_ns`` (one line read)."""
+        try:
+            with kubernetes_errors(f"read the log of pod {pod_name} of Job {handle.name}"):
+                response = self._open_log(pod_name, tail_lines=1, _request_timeout=REQUEST_TIMEOUT)
+                try:
+                    _raise_for_status(response)
+                    last = response.data
+                finally:
+                    response.release_conn()
+        except ContainerNotFound:
+            return False
+        if not last:
+            return False
+        epoch_ns = parse_log_line(last)[0]
+        return epoch_ns is not None and (seen_ns is None or epoch_ns > seen_ns)
+
+    def _open_log(self, pod_name: str, **query: Any) -> Any:
+        """The raw answer (its body not read yet) to ``GET …/log?timestamps`` and ``query``."""
+        return self.core.read_namespaced_pod_log(
+            pod_name,
+            self.namespace,
+            container=CONTAINER_NAME,
+            timestamps=True,
+            _preload_content=False,
+            **query,
+        )
 
     def _read_pod(self, pod_name: str) -> Any:
         try:
@@ -675,14 +721,7 @@ class KubernetesExecutor(Executor):
         """One pass over the pod's log; what follows the last newline stays in ``unterminated``."""
         with kubernetes_errors(f"read the log of pod {pod_name} of Job {handle.name}"):
             # A follow stream lasts as long as the container runs: no read timeout.
-            response: Any = self.core.read_namespaced_pod_log(
-                pod_name,
-                self.namespace,
-                container=CONTAINER_NAME,
-                follow=True,
-                timestamps=True,
-                _preload_content=False,
-            )
+            response = self._open_log(pod_name, follow=True)
             try:
                 _raise_for_status(response)
                 for chunk in response.stream(amt=None, decode_content=True):

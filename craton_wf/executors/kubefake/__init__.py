@@ -25,6 +25,13 @@ deletion timestamp) until its pods are gone, Background deletes them after
 the Job, and Orphan (the API's default for Jobs) leaves them. An image whose
 name contains one of ``missing_images`` never pulls (``ErrImagePull``).
 
+Container logs rotate as the kubelet rotates them when ``log_max_bytes`` is
+set (its ``containerLogMaxSize``): a read opened sees the current file only,
+and a follow stream that has read its file to the end goes on with the file
+current then, skipping any rotated away meanwhile. ``cut_log_streams`` ends
+every open stream and ``log_streams_stalled`` holds them, as a kubelet or
+API server restarting would.
+
 v1 Secrets are kept too (create, get, list, delete; ``stringData`` merged into
 ``data``); the garbage collector deletes a Secret whose owners (Jobs, by
 name and uid) are all gone, and the kubelet resolves ``secretKeyRef``

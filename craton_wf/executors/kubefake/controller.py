@@ -10,6 +10,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -28,22 +29,45 @@ from craton_wf.executors.kubefake.shell import Killed, Process, run_shell
 Program = Callable[[Process], int]
 TICK_SECONDS = 0.02
 LOG_ENTRY_BYTES = 16 * 1024  # the runtime splits longer lines into partial entries
+# Entries a log stream reads from its file at a time: a stream whose reader is
+# slow falls behind the file, as the kubelet's does, blocked on its writes.
+LOG_CHUNK_ENTRIES = 256
 _NAME_LETTERS = "bcdfghjklmnpqrstvwxz2456789"
 
 
 class FakeContainer:
-    """One running container: the :class:`Process` its program sees."""
+    """One running container: the :class:`Process` its program sees.
 
-    def __init__(self, cluster: Controller, args: list[str], env: dict[str, str], user: int):
+    Its log is a list of files, as the kubelet keeps it: ``log`` holds every
+    entry written, ``files`` where each file begins in it, the last one being
+    the current file. With ``log_max_bytes`` (the kubelet's
+    ``containerLogMaxSize``, counted in output bytes: the entries' stamps and
+    stream names are left out) an entry that would make the current file
+    larger begins a new one, and the files before it are rotated away: a read
+    opened from then on sees the current file only. Their entries are kept,
+    as the open file of a stream still reading one keeps it on disk.
+    """
+
+    def __init__(
+        self,
+        cluster: Controller,
+        args: list[str],
+        env: dict[str, str],
+        user: int,
+        log_max_bytes: int | None = None,
+    ):
         self.cluster = cluster
         self.args = args
         self.env = env
         self.user = user
+        self.log_max_bytes = log_max_bytes
         self.trap: str | None = None
         self.log: list[tuple[int, bytes]] = []  # (epoch ns, entry) as the runtime keeps them
+        self.files: list[int] = [0]  # where each log file begins in ``log``; the last is current
         self.killed = False
         self.finished = False
         self._term = False
+        self._file_bytes = 0  # output in the current file
 
     def write(self, data: bytes) -> None:
         with self.cluster.changed:
@@ -51,8 +75,20 @@ class FakeContainer:
                 raise Killed
             for line in data.splitlines(keepends=True):
                 for at in range(0, len(line), LOG_ENTRY_BYTES):
-                    self.log.append((time.time_ns(), line[at : at + LOG_ENTRY_BYTES]))
+                    self._append(line[at : at + LOG_ENTRY_BYTES])
             self.cluster.changed.notify_all()
+
+    def _append(self, entry: bytes) -> None:
+        limit = self.log_max_bytes
+        if limit is not None and self._file_bytes and self._file_bytes + len(entry) > limit:
+            self.files.append(len(self.log))  # rotated: a new current file
+            self._file_bytes = 0
+        self.log.append((time.time_ns(), entry))
+        self._file_bytes += len(entry)
+
+    def file_end(self, file: int) -> int:
+        """Where ``file`` ends in ``log``: the next file's start, or the log's end."""
+        return self.files[file + 1] if file + 1 < len(self.files) else len(self.log)
 
     def sleep(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
@@ -101,10 +137,12 @@ class Controller:
         program: Program = run_shell,
         pod_start_seconds: float = 0.05,
         missing_images: tuple[str, ...] = ("no-such-image",),
+        log_max_bytes: int | None = None,
     ) -> None:
         self.program = program
         self.pod_start_seconds = pod_start_seconds
         self.missing_images = missing_images
+        self.log_max_bytes = log_max_bytes
         self.created: list[dict[str, Any]] = []  # every Job POSTed, as received
         self.created_secrets: list[dict[str, Any]] = []  # every Secret POSTed, as received
         self.requests: list[tuple[str, str]] = []  # (method, path) of every call
@@ -116,6 +154,26 @@ class Controller:
         self._pods: dict[tuple[str, str], PodRuntime] = {}
         self._jobs: dict[tuple[str, str], JobRuntime] = {}
         self._closing = False
+        self._log_streams_cut = 0  # how many times every open log stream was cut
+        self._log_streams_stalled = False
+
+    def cut_log_streams(self) -> None:
+        """End every log stream open now, as a kubelet or API server restarting does."""
+        with self.changed:
+            self._log_streams_cut += 1
+            self.changed.notify_all()
+
+    @contextmanager
+    def log_streams_stalled(self) -> Iterator[None]:
+        """Log streams (open or opened meanwhile) send nothing until the block ends."""
+        with self.changed:
+            self._log_streams_stalled = True
+        try:
+            yield
+        finally:
+            with self.changed:
+                self._log_streams_stalled = False
+                self.changed.notify_all()
 
     def objects(self, kind: str, namespace: str | None = None) -> list[dict[str, Any]]:
         """Copies of the Jobs (``jobs``), pods (``pods``) or Secrets (``secrets``) there are."""
@@ -384,6 +442,7 @@ class Controller:
             list(container.get("command") or []) + list(container.get("args") or []),
             env,
             user,
+            self.log_max_bytes,
         )
         runtime.container = process
         status.update(
@@ -536,17 +595,40 @@ class Controller:
         since_ns: int,
         tail: int | None,
     ) -> Iterator[bytes]:
-        sent = 0
-        if tail is not None:
-            with self.changed:
+        """A read of the container's log, as the kubelet serves it.
+
+        The read opens the current file and reads it to its end; following, it
+        then waits for more, and once the file it reads was rotated and read
+        to its end, it opens the current file, whichever that is by then: the
+        files in between (rotated away while it was still reading an older
+        one) are skipped, without a trace in the stream.
+        """
+        with self.changed:
+            file = len(container.files) - 1
+            sent = container.files[file]
+            cuts = self._log_streams_cut
+            if tail is not None:
                 log = container.log
-                starts = [i for i in range(len(log)) if i == 0 or log[i - 1][1].endswith(b"\n")]
-                sent = len(log) if tail == 0 else starts[-tail] if tail <= len(starts) else 0
+                starts = [
+                    i for i in range(sent, len(log)) if i == sent or log[i - 1][1].endswith(b"\n")
+                ]
+                sent = len(log) if tail == 0 else starts[-tail] if tail <= len(starts) else sent
         at_line_start = True
         while True:
             with self.changed:
-                entries = container.log[sent:]
+                if self._log_streams_cut != cuts:
+                    return
+                if self._log_streams_stalled:
+                    self.changed.wait(0.25)
+                    continue
+                end = min(container.file_end(file), sent + LOG_CHUNK_ENTRIES)
+                entries = container.log[sent:end]
                 sent += len(entries)
+                rotated = file + 1 < len(container.files)
+                if not entries and follow and rotated:
+                    file = len(container.files) - 1
+                    sent, at_line_start = container.files[file], True
+                    continue
                 ended = (
                     container.finished
                     or container.killed
