@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import Row, Select, Table, func, select, update
 from sqlalchemy.orm import Session
 
 from craton_wf.db.bulk import one_of
@@ -68,6 +68,23 @@ def claim_many(session: Session, stmt: Select[Any], model: type, limit: int) -> 
     if session.get_bind().dialect.name == "postgresql":
         stmt = stmt.with_for_update(skip_locked=True, of=model, key_share=True)
     return _rows_and_clock(session, stmt.limit(limit))
+
+
+def claim_rows(session: Session, stmt: Select[Any], table: Table, limit: int) -> list[Row[Any]]:
+    """As :func:`claim_many` for a statement on tables (rows, not objects):
+    up to ``limit`` of its rows, only ``table``'s locked (``FOR NO KEY
+    UPDATE``), rows other claimers hold skipped. On PostgreSQL it also reads
+    the database's clock (:func:`db_now`), as one more column of every row."""
+    stmt = stmt.limit(limit)
+    if session.get_bind().dialect.name != "postgresql":
+        return list(session.execute(stmt).all())
+    stmt = stmt.with_for_update(skip_locked=True, of=table, key_share=True)
+    if "db_now" in session.info:
+        return list(session.execute(stmt).all())
+    rows = list(session.execute(stmt.add_columns(func.statement_timestamp())).all())
+    if rows:
+        session.info["db_now"] = rows[0][-1]
+    return rows
 
 
 def _rows_and_clock(session: Session, stmt: Select[Any]) -> list[Any]:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import update
 from sqlalchemy.orm import Session
@@ -80,8 +80,39 @@ def prepare_run(
     return run_environment(session, run, job, settings, issue=issue)
 
 
+class AttemptFacts(Protocol):
+    """What :func:`run_environment` reads of a run (a row, or a claim's facts)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def step_index(self) -> int: ...
+    @property
+    def attempt(self) -> int: ...
+    @property
+    def timeout_seconds(self) -> int | None: ...
+
+
+class JobFacts(Protocol):
+    """What :func:`run_environment` reads of a job (a row, or a claim's facts)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def project_id(self) -> str: ...
+    @property
+    def steps(self) -> list[dict[str, Any]]: ...
+    @property
+    def created_by(self) -> int | None: ...
+
+
 def run_environment(
-    session: Session, run: Run, job: Job, settings: Settings, *, issue: bool = True
+    session: Session,
+    run: AttemptFacts,
+    job: JobFacts,
+    settings: Settings,
+    *,
+    issue: bool = True,
 ) -> RunPreparation:
     step: dict[str, Any] = job.steps[run.step_index]
     # The names were checked when the job was made; again here, for jobs stored

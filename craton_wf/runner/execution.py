@@ -4,8 +4,17 @@ Logs are read on a thread of their own (kept for the next run:
 runner.threads) into a queue and written in batches (every quarter second or
 500 lines), so a silent container does not hold back the lines it already
 printed, and a chatty one does not cost a transaction per line; the lines
-read when the log ends are stored with the outcome. The container is removed
-only after its logs and exit code are committed.
+read when the log ends are stored with the outcome.
+
+Between one step's container exiting and the next one starting, only what
+the next one needs is done: the outcome is committed (which queues the next
+step), the run's slot is given back (which wakes the claim), and only then is
+the container removed, so removing it — as long as a container start — runs
+beside the next claim and start instead of before them. The container is
+still removed only after its logs and exit code are committed. A freshly
+claimed attempt has a container name no container has yet, so it is created
+without looking for one first; a name taken all the same (the attempt's
+container made meanwhile) is found and adopted then.
 """
 
 from __future__ import annotations
@@ -127,8 +136,9 @@ class RunExecution:
         )
 
     def run(self) -> None:
+        finished: Handle | None = None
         try:
-            self._run()
+            finished = self._run()
         except LeaseLost as exc:
             log.warning("run %s: %s; leaving its container alone", self.a.run_id, exc)
         except Exception:  # a runner thread must never die silently
@@ -136,11 +146,21 @@ class RunExecution:
             self._finish(exit_code=None, error="internal runner error; see the runner's log")
         finally:
             self.on_finished()
+        if finished is not None and self.settings.remove_containers:
+            self._remove(finished)
 
-    def _run(self) -> None:
+    def _remove(self, handle: Handle) -> None:
+        try:
+            self.executor.remove(handle)
+        except ExecutorError as exc:
+            log.warning("could not remove %s: %s", handle.name, exc)
+
+    def _run(self) -> Handle | None:
+        """Drive the container to its recorded outcome; the container, once its
+        outcome is committed (to be removed), else None."""
         handle = self._container()
         if handle is None:
-            return
+            return None
         self.active.handle = handle
         self._mark_started(handle)
         if self.settings.fault_point == "after_start":
@@ -159,11 +179,7 @@ class RunExecution:
             cancelled=reason == "cancel",
             last_lines=last_lines,
         )
-        if self.settings.remove_containers:
-            try:
-                self.executor.remove(handle)
-            except ExecutorError as exc:
-                log.warning("could not remove %s: %s", handle.name, exc)
+        return handle
 
     def _wait(self, handle: Handle) -> int | None:
         """The exit code (the log ended, so the container is exiting); None after a minute."""
@@ -182,7 +198,8 @@ class RunExecution:
         None when the run was finished here instead (container lost or refused).
         """
         try:
-            handle = self.executor.find(self.a.container_name)
+            fresh = self.a.adopted_from is None and not self.a.was_started
+            handle = None if fresh else self.executor.find(self.a.container_name)
             if handle is not None and not self._is_ours(handle):
                 return None
             if handle is None and self.a.was_started:
