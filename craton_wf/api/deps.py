@@ -28,12 +28,13 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from types import UnionType
 from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
 from urllib.parse import urlencode
 
 from fastapi import Depends, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from pydantic_core import to_json
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -53,14 +54,17 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
 READING_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
+# Dependencies that only look at the request are ``async def``: FastAPI runs a
+# plain ``def`` one in a worker thread, a round trip per dependency and request.
 
-def request_session(request: Request, response: Response) -> Iterator[Session]:
+
+async def request_session(request: Request, response: Response) -> AsyncIterator[Session]:
     """The request's one session, in one transaction, committed when the route has
     returned (a dependency of ``"function"`` scope: before the answer is sent).
 
@@ -70,14 +74,32 @@ def request_session(request: Request, response: Response) -> Iterator[Session]:
     state-changing call under ``/v1/`` that succeeded has its audit event
     written in this transaction, so the event and the change commit together;
     a refused or failed one is rolled back and recorded by ``api.audit`` in a
-    transaction of its own. Runners are woken once the work
-    they are woken for is committed (:func:`wake_runner`).
+    transaction of its own. Runners are woken once the work they are woken for
+    is committed (:func:`wake_runner`).
+
+    Making the session touches no database (its connection is taken by its
+    first statement, in a route's or a dependency's thread), so this runs on
+    the event loop, and only ending the transaction goes to a thread.
     """
     state = request.app.state
     writes = request.method not in READING_METHODS and not reads_body_itself(request.scope)
     session: Session = (state.sessions if writes else state.read_sessions)()
     try:
         yield session
+    except BaseException:
+        # Here, not in a thread: an error's rollback is short, and a cancelled
+        # request could not wait for a thread.
+        session.close()
+        raise
+    await run_in_threadpool(_commit, session, request, response, writes)
+    if writes:
+        mark_recorded(request)
+    if getattr(request.state, "wake_runner", False) and state.wakeup is not None:
+        state.wakeup.set()
+
+
+def _commit(session: Session, request: Request, response: Response, writes: bool) -> None:
+    try:
         if writes and is_audited(request.url.path):
             route = request.scope.get("route")
             status = response.status_code or getattr(route, "status_code", None) or 200
@@ -85,10 +107,6 @@ def request_session(request: Request, response: Response) -> Iterator[Session]:
         session.commit()
     finally:
         session.close()  # rolls back what was not committed
-    if writes:
-        mark_recorded(request)
-    if getattr(request.state, "wake_runner", False) and state.wakeup is not None:
-        state.wakeup.set()
 
 
 def again_on_conflict(session: Session, work: Callable[[], T], attempts: int = 3) -> T:
@@ -113,12 +131,12 @@ def wake_runner(request: Request) -> None:
     request.state.wake_runner = True
 
 
-def get_read_sessionmaker(request: Request) -> sessionmaker[Session]:
+async def get_read_sessionmaker(request: Request) -> sessionmaker[Session]:
     """Read-only sessions, for a route that reads in several short transactions (a stream)."""
     return request.app.state.read_sessions
 
 
-def get_sessionmaker(request: Request) -> sessionmaker[Session]:
+async def get_sessionmaker(request: Request) -> sessionmaker[Session]:
     """Write sessions, for a route that writes after its request's transaction (an upload)."""
     return request.app.state.sessions
 
@@ -212,7 +230,7 @@ def authorize_route(request: Request, me: CurrentUser, session: SessionDep) -> P
 Authorized = Depends(authorize_route)
 
 
-def require_root(me: CurrentUser) -> Principal:
+async def require_root(me: CurrentUser) -> Principal:
     if not me.is_root:
         raise Forbidden("only a root user may do this")
     return me
@@ -221,7 +239,7 @@ def require_root(me: CurrentUser) -> Principal:
 RootUser = Annotated[Principal, Depends(require_root)]
 
 
-def get_page_request(
+async def get_page_request(
     request: Request,
     settings: SettingsDep,
     limit: Annotated[int | None, Query(ge=1)] = None,
@@ -289,7 +307,7 @@ def _single_query_names(dependant: Any) -> set[str]:
     return names
 
 
-def reject_repeated_query(request: Request) -> None:
+async def reject_repeated_query(request: Request) -> None:
     """400 naming a query parameter given more than once where the route takes one
     value (``?name=a&name=b``): FastAPI would read the last one and drop the rest."""
     from craton_wf.errors import InvalidInput
@@ -307,8 +325,14 @@ def reject_repeated_query(request: Request) -> None:
 
 
 PageDep = Annotated[PageRequest, Depends(get_page_request)]
+
+
 # For a route that takes no page: its query parameters checked all the same.
-KnownQuery = Annotated[None, Depends(reject_unknown_query)]
+async def known_query(request: Request) -> None:
+    reject_unknown_query(request)
+
+
+KnownQuery = Annotated[None, Depends(known_query)]
 
 
 _SCHEMES = frozenset({"http", "https"})

@@ -9,8 +9,10 @@ built from plain rows, not ORM objects, in a fixed number of queries whatever
 its size: the marker and the page (``services.pagination``), the page's
 labels, the scopes its variables resolve through (every cell, region, cloud
 and the project the page names, in one query), and, when some of its hosts
-have parents, every ancestor host (one recursive query). Its hosts are plain dicts, ready to
-serialize, with the fields of ``api.schemas.HostRead``.
+have parents, every ancestor host (one recursive query). Each of these takes
+the page's ids as one expanding parameter of a statement built once. Its
+hosts are plain dicts, ready to serialize, with the fields of
+``api.schemas.HostRead``.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from sqlalchemy import (
     Row,
     Select,
     String,
-    Subquery,
+    bindparam,
     func,
     literal,
     select,
@@ -44,9 +46,8 @@ from craton_wf.services.common import check_name, find_by_ref, flush_unique
 from craton_wf.services.pagination import (
     Page,
     PageRequest,
-    page_statement,
     paginate,
-    rows_page,
+    paginate_rows,
     scoped,
 )
 
@@ -442,36 +443,71 @@ HOST_FIELDS = (
 )
 
 
+# The queries of a page's labels, ancestors and scopes: built once, each taking
+# the page's ids as one expanding parameter, so SQLAlchemy compiles each once
+# and a page costs no per-value expression building.
+_PAGE_COLUMNS = [Host.__table__.c[name] for name in (*HOST_FIELDS, "variables")] + [
+    Host.created_at,
+    Host.updated_at,
+]
+_PAGE_LABELS = (
+    select(HostLabel.host_id, HostLabel.label)
+    .where(HostLabel.host_id.in_(bindparam("hosts", expanding=True)))
+    .order_by(HostLabel.host_id, HostLabel.label)
+)
+
+
+def _ancestors_query() -> Select[Any]:
+    first = (
+        select(Host.id, Host.parent_id)
+        .where(
+            Host.id.in_(bindparam("parents", expanding=True)),
+            Host.project_id == bindparam("project"),
+        )
+        .cte("ancestors", recursive=True)
+    )
+    above = aliased(Host)
+    ancestors = first.union(  # UNION, not ALL: a loop of parents ends
+        select(above.id, above.parent_id).join(first, above.id == first.c.parent_id)
+    )
+    return select(Host.id, Host.parent_id, Host.variables).join(
+        ancestors, Host.id == ancestors.c.id
+    )
+
+
+_PAGE_ANCESTORS = _ancestors_query()
+_SCOPE_KEYS = ((Cell, "cell_id"), (Region, "region_id"), (Cloud, "cloud_id"))
+_PAGE_SCOPES = union_all(
+    *(
+        select(literal(model.__tablename__), model.id.cast(String), model.variables).where(
+            model.id.in_(bindparam(key, expanding=True))
+        )
+        for model, key in _SCOPE_KEYS
+    ),
+    select(literal("projects"), Project.id, Project.variables).where(
+        Project.id == bindparam("project")
+    ),
+)
+
+
 def host_page(
     session: Session, project_id: str, page: PageRequest, filters: dict[str, Any], resolved: bool
 ) -> Page[dict[str, Any]]:
     """A page of hosts as dicts (``HostRead``'s fields), labels and (resolved)
-    variables loaded for the whole page at once.
-
-    The queries that load them select from the page's own statement rather than
-    list its ids: their text, and so their compiled form in SQLAlchemy's cache,
-    is the same for every page, and they carry no parameter per host.
-    """
-    stmt = host_query(session, project_id, filters).with_only_columns(*Host.__table__.columns)
-    statement = page_statement(session, stmt, Host, page, HOST_SORT_KEYS)
+    variables loaded for the whole page at once, with Core statements on the
+    session's connection (rows, not ORM objects)."""
+    stmt = host_query(session, project_id, filters).with_only_columns(*_PAGE_COLUMNS)
+    rows = paginate_rows(session, stmt, Host, page, HOST_SORT_KEYS)
     connection = session.connection()
-    rows = rows_page(list(connection.execute(statement).all()), page)
     if not rows.items:
         return Page(items=[], has_more=False)
-    on_page = statement.subquery("page")
     labels: dict[int, list[str]] = {row.id: [] for row in rows.items}
-    found = connection.execute(
-        select(HostLabel.host_id, HostLabel.label)
-        .where(HostLabel.host_id.in_(select(on_page.c.id)))
-        .order_by(HostLabel.host_id, HostLabel.label)
-    )
-    for host_id, label in found:
-        if host_id in labels:  # not the one row past the page
-            labels[host_id].append(label)
-    chains = _variable_chains(connection, project_id, rows.items, on_page) if resolved else {}
+    for host_id, label in connection.execute(_PAGE_LABELS, {"hosts": list(labels)}):
+        labels[host_id].append(label)
+    chains = _variable_chains(connection, project_id, rows.items) if resolved else {}
     hosts = []
     for row in rows.items:
-        host = {field: getattr(row, field) for field in HOST_FIELDS}
+        host = dict(zip(HOST_FIELDS, row, strict=False))  # the first columns, in its order
         host["labels"] = labels[row.id]
         host["variables"] = resolve_variables(chains[row.id]) if resolved else row.variables
         host["created_at"], host["updated_at"] = row.created_at, row.updated_at
@@ -479,51 +515,23 @@ def host_page(
     return Page(items=hosts, has_more=rows.has_more)
 
 
-_SCOPE_KEYS = ((Cell, "cell_id"), (Region, "region_id"), (Cloud, "cloud_id"))
-
-
 def _variable_chains(
-    connection: Connection, project_id: str, rows: list[Row[Any]], on_page: Subquery
+    connection: Connection, project_id: str, rows: list[Row[Any]]
 ) -> dict[int, list[dict[str, Any] | None]]:
     """Each host's variables and those of its scopes, most specific first: one
     query for every ancestor host (none when no host has a parent), one for the
     cells, regions and clouds of the page, and its project."""
     parents: dict[int, Row[Any]] = {}
-    if any(row.parent_id is not None for row in rows):
-        first = (
-            select(Host.id, Host.parent_id)
-            .where(Host.id.in_(select(on_page.c.parent_id)), Host.project_id == project_id)
-            .cte("ancestors", recursive=True)
-        )
-        above = aliased(Host)
-        ancestors = first.union(  # UNION, not ALL: a loop of parents ends
-            select(above.id, above.parent_id).join(first, above.id == first.c.parent_id)
-        )
+    wanted = {row.parent_id for row in rows if row.parent_id is not None}
+    if wanted:
         found = connection.execute(
-            select(Host.id, Host.parent_id, Host.variables).join(
-                ancestors, Host.id == ancestors.c.id
-            )
+            _PAGE_ANCESTORS, {"parents": sorted(wanted), "project": project_id}
         )
         parents = {parent.id: parent for parent in found}
+    ids = {key: sorted({getattr(row, key) for row in rows} - {None}) for _, key in _SCOPE_KEYS}
     scopes = {
         (kind, key): variables
-        for kind, key, variables in connection.execute(
-            union_all(
-                *(
-                    select(
-                        literal(model.__tablename__), model.id.cast(String), model.variables
-                    ).where(model.id.in_(select(getattr(on_page.c, key))))
-                    for model, key in (
-                        (Cell, "cell_id"),
-                        (Region, "region_id"),
-                        (Cloud, "cloud_id"),
-                    )
-                ),
-                select(literal("projects"), Project.id, Project.variables).where(
-                    Project.id == project_id
-                ),
-            )
-        )
+        for kind, key, variables in connection.execute(_PAGE_SCOPES, {**ids, "project": project_id})
     }
     chains = {}
     for row in rows:

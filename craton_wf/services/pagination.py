@@ -6,10 +6,9 @@ stable while rows are inserted. ``id`` is always the final tie-breaker.
 
 A page costs two queries whatever its size: the marker's sort values, then the
 page (one row more than asked for, to know whether another page follows).
-:func:`paginate` answers ORM objects; :func:`page_statement` is the page of a
-statement that selects columns, for lists that build their answer from plain
-rows and load what goes with them by selecting from the page
-(``services.inventory.host_page``).
+:func:`paginate` answers ORM objects; :func:`paginate_rows` answers the rows of
+a statement that selects columns, for lists that build their answer from plain
+rows (``services.inventory.host_page``).
 """
 
 from __future__ import annotations
@@ -60,22 +59,18 @@ def paginate(
     return Page(items=rows[: request.limit], has_more=len(rows) > request.limit)
 
 
-def page_statement(
+def paginate_rows(
     session: Session,
     stmt: Select[Any],
     model: type[Any],
     request: PageRequest,
     allowed_sort_keys: Sequence[str],
-) -> Select[Any]:
-    """The page of ``stmt``, which selects columns of ``model`` (its sort keys among
-    them, by their names), as a statement: one row more than the page, which says
-    whether another follows (:func:`rows_page`). Other queries may select from it
-    (``page_statement(…).subquery()``) rather than list the page's ids."""
-    return _keyset(session, stmt, model, request, allowed_sort_keys, entities=False)
-
-
-def rows_page(rows: list[Row[Any]], request: PageRequest) -> Page[Row[Any]]:
-    return Page(items=rows[: request.limit], has_more=len(rows) > request.limit)
+) -> Page[Row[Any]]:
+    """A page of the rows of ``stmt``, which selects columns of ``model`` (its sort
+    keys among them, by their names), run as Core on the session's connection."""
+    page = _keyset(session, stmt, model, request, allowed_sort_keys, entities=False)
+    rows = session.connection().execute(page).all()
+    return Page(items=list(rows[: request.limit]), has_more=len(rows) > request.limit)
 
 
 def _keyset(

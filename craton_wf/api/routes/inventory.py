@@ -1,6 +1,6 @@
 """Projects, clouds, regions, cells, hosts, variables, labels, Ansible inventory."""
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
@@ -55,7 +55,7 @@ VarsQuery = Annotated[
 ]
 
 
-def craton_detail(
+async def craton_detail(
     detail: Annotated[bool | None, Query(description="Craton's clients' flag; ignored")] = None,
     details: Annotated[bool | None, Query(description="Craton's server's flag; ignored")] = None,
 ) -> None:
@@ -65,11 +65,11 @@ def craton_detail(
 CratonDetail = Annotated[None, Depends(craton_detail)]
 
 
-def cloud_filters(name: str | None = None, vars: VarsQuery = None) -> inventory.ScopeFilters:
+async def cloud_filters(name: str | None = None, vars: VarsQuery = None) -> inventory.ScopeFilters:
     return inventory.ScopeFilters(name=name, vars=tuple(vars or ()))
 
 
-def region_filters(
+async def region_filters(
     name: str | None = None,
     cloud_id: str | None = None,
     vars: VarsQuery = None,
@@ -80,7 +80,7 @@ def region_filters(
     )
 
 
-def cell_filters(
+async def cell_filters(
     name: str | None = None,
     cloud_id: str | None = None,
     region_id: str | None = None,
@@ -153,7 +153,7 @@ def _crud(
     update_schema: type[BaseModel],
     read_schema: type[BaseModel],
     create_fn: Callable[..., Any],
-    filters: Callable[..., inventory.ScopeFilters],
+    filters: Callable[..., Awaitable[inventory.ScopeFilters]],
 ) -> None:
     singular = plural[:-1]
 
