@@ -70,7 +70,7 @@ def test_an_unreachable_cluster_is_refused_at_start(tmp_path: Path) -> None:
 def test_a_cluster_runner_without_a_docker_engine_to_build_with_is_refused(
     tmp_path: Path,
 ) -> None:
-    from craton_wf.executors.kubefake import FakeKubernetes
+    from tests.kubefake import FakeKubernetes
 
     run_cli(tmp_path, "migrate")
     with FakeKubernetes() as cluster:

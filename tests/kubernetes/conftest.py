@@ -1,6 +1,6 @@
 """Fixtures for the Kubernetes executor: the fake API server, or a real cluster.
 
-By default every test talks to :class:`~craton_wf.executors.kubefake.FakeKubernetes`
+By default every test talks to :class:`~tests.kubefake.FakeKubernetes`
 over HTTP with the official client, and every Job manifest the executor
 POSTs is validated against the Kubernetes JSON schemas (strict: no unknown
 fields) when the test ends. With ``CRATON_WF_TEST_KUBECONFIG`` set the same
@@ -22,8 +22,8 @@ import kubernetes.client
 import pytest
 
 from craton_wf.executors.base import ContainerSpec, Handle
-from craton_wf.executors.kubefake import FakeKubernetes
 from craton_wf.executors.kubernetes import KubernetesExecutor
+from tests.kubefake import FakeKubernetes
 
 REAL_KUBECONFIG = os.environ.get("CRATON_WF_TEST_KUBECONFIG") or None
 REAL_NAMESPACE = os.environ.get("CRATON_WF_TEST_KUBE_NAMESPACE") or None

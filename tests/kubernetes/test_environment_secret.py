@@ -12,8 +12,8 @@ from kubernetes.client.exceptions import ApiException
 
 from craton_wf.errors import ContainerNotFound, ExecutorError
 from craton_wf.executors.base import ContainerSpec, LogLine
-from craton_wf.executors.kubefake import FakeKubernetes
 from craton_wf.executors.kubernetes import KubernetesExecutor
+from tests.kubefake import FakeKubernetes
 from tests.kubernetes.conftest import make_executor
 
 ENV = {

@@ -16,7 +16,6 @@ import pytest
 
 from craton_wf.errors import ContainerNotFound, ExecutorError
 from craton_wf.executors.base import ContainerSpec, ContainerState, Limits, LogLine
-from craton_wf.executors.kubefake import FakeKubernetes
 from craton_wf.executors.kubemanifest import JobOptions, job_name
 from craton_wf.executors.kubernetes import (
     DEADLINE_EXIT_CODE,
@@ -24,6 +23,7 @@ from craton_wf.executors.kubernetes import (
     NO_EXIT_CODE,
     KubernetesExecutor,
 )
+from tests.kubefake import FakeKubernetes
 from tests.kubernetes.conftest import Runner, make_executor
 
 pytestmark = pytest.mark.timeout(180)

@@ -18,7 +18,6 @@ from craton_wf.api.app import create_app
 from craton_wf.db.engine import transaction
 from craton_wf.db.models import JobHost, Run, RunLog
 from craton_wf.executors import make_executor
-from craton_wf.executors.kubefake import FakeKubernetes
 from craton_wf.executors.kubernetes import KubernetesExecutor
 from craton_wf.runner.worker import Runner
 from craton_wf.services import jobs as job_service
@@ -26,6 +25,7 @@ from craton_wf.services import workflows as workflow_service
 from craton_wf.settings import Settings
 from tests.factories import make_inventory, make_ready_task
 from tests.integration.test_platform import wait_job
+from tests.kubefake import FakeKubernetes
 from tests.kubernetes.conftest import IMAGE
 from tests.kubernetes.conftest import make_executor as make_test_executor
 

@@ -38,12 +38,12 @@ from sqlalchemy import func, select
 from craton_wf.db.engine import transaction
 from craton_wf.db.models import RunLog
 from craton_wf.executors.base import LogLine
-from craton_wf.executors.kubefake import FakeContainer, FakeKubernetes
-from craton_wf.executors.kubefake.shell import Process
 from craton_wf.runner.worker import Runner
 from craton_wf.settings import Settings
 from tests.integration.test_durability import Runners, stored_lines, the_run, wait_job
 from tests.integration.test_log_completeness import event_kinds, figures, gap_lines, numbers_of
+from tests.kubefake import FakeContainer, FakeKubernetes
+from tests.kubefake.shell import Process
 from tests.kubernetes.conftest import make_executor, validate_manifest
 from tests.kubernetes.test_kubernetes_platform import _job_on_the_cluster, write_kubeconfig
 

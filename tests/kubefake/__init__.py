@@ -13,7 +13,7 @@ logs with ``follow``, ``timestamps``, ``sinceTime``, ``sinceSeconds`` and
 Behind it a small Job controller and kubelet: a Job that is not suspended
 gets one pod named ``<job>-<5 letters>``, labelled ``job-name`` and
 ``controller-uid`` and owned by the Job; the pod starts shortly after and its
-container runs ``program`` (by default :func:`~craton_wf.executors.kubefake.shell.run_shell`,
+container runs ``program`` (by default :func:`~tests.kubefake.shell.run_shell`,
 which interprets the container's ``sh -c`` script) in a thread. Its output is
 stamped per line with nanosecond RFC 3339 stamps; its exit code becomes the
 container's ``terminated.exitCode``, and the Job becomes Complete or, past
@@ -46,7 +46,7 @@ controller and the kubelet), ``protocol`` (errors, selectors, patches,
 checks), ``server`` (HTTP), ``shell`` (what containers run).
 """
 
-from craton_wf.executors.kubefake.cluster import FakeKubernetes
-from craton_wf.executors.kubefake.controller import FakeContainer, Program
+from tests.kubefake.cluster import FakeKubernetes
+from tests.kubefake.controller import FakeContainer, Program
 
 __all__ = ["FakeContainer", "FakeKubernetes", "Program"]

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from http.server import ThreadingHTTPServer
 from typing import Any
 
-from craton_wf.executors.kubefake.controller import Controller, JobRuntime
-from craton_wf.executors.kubefake.protocol import (
+from tests.kubefake.controller import Controller, JobRuntime
+from tests.kubefake.protocol import (
     VERSION,
     ApiError,
     delete_options,
@@ -29,7 +29,7 @@ from craton_wf.executors.kubefake.protocol import (
     validate_job,
     validate_secret,
 )
-from craton_wf.executors.kubefake.server import Handler, Stream
+from tests.kubefake.server import Handler, Stream
 
 _JOBS = re.compile(r"^/apis/batch/v1/namespaces/([^/]+)/jobs(?:/([^/]+))?$")
 _PODS = re.compile(r"^/api/v1/namespaces/([^/]+)/pods(?:/([^/]+)(/log)?)?$")

@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from craton_wf.executors.kubefake.protocol import ApiError
+from tests.kubefake.protocol import ApiError
 
 
 @dataclass

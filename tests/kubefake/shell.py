@@ -2,7 +2,7 @@
 
 Tests describe what a container does as a ``sh -c`` script, so the same test
 runs against a real cluster (with a busybox image) and against
-:mod:`craton_wf.executors.kubefake`. This interprets the part of ``sh`` those
+:mod:`tests.kubefake`. This interprets the part of ``sh`` those
 scripts use: quoting, ``$1`` / ``$NAME`` / ``${NAME}`` expansion, ``;``,
 newlines, ``&&``, ``||``, ``while``/``for`` loops, output redirection to
 stderr or ``/dev/null``, and the commands ``echo``, ``printf``, ``sleep``,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from craton_wf.executors.kubefake.protocol import (
+from tests.kubefake.protocol import (
     grace_of,
     job_condition,
     not_found,
@@ -24,7 +24,7 @@ from craton_wf.executors.kubefake.protocol import (
     rfc3339_nano,
     utcnow,
 )
-from craton_wf.executors.kubefake.shell import Killed, Process, run_shell
+from tests.kubefake.shell import Killed, Process, run_shell
 
 Program = Callable[[Process], int]
 TICK_SECONDS = 0.02
