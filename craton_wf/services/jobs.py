@@ -12,10 +12,9 @@ from collections import Counter
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Row, func, select
 from sqlalchemy.orm import Session, undefer
 
-from craton_wf.db.bulk import one_of
 from craton_wf.db.models import (
     Build,
     Host,
@@ -29,15 +28,13 @@ from craton_wf.db.models import (
     Workflow,
     utcnow,
 )
-from craton_wf.domain.graph import plan_runs
-from craton_wf.domain.payload import host_snapshot
 from craton_wf.domain.states import (
     FINAL_JOB_STATES,
     BuildStatus,
     HostStatus,
     JobStatus,
-    RunStatus,
 )
+from craton_wf.domain.variables import matches_vars, parse_vars_filters
 from craton_wf.engine import scheduling
 from craton_wf.engine.events import record_event
 from craton_wf.errors import Conflict, InvalidInput, NotFound
@@ -45,7 +42,14 @@ from craton_wf.services import approvals, policy, project_secrets
 from craton_wf.services import tasks as task_service
 from craton_wf.services.auth import Principal
 from craton_wf.services.common import find_by_ref, get_owned, id_in_range
-from craton_wf.services.inventory import VariableResolver, host_query
+from craton_wf.services.inventory import host_query
+from craton_wf.services.job_graph import (
+    HOST_COLUMNS,
+    FleetVariables,
+    load_hosts,
+    refresh_statistics,
+    store_graph,
+)
 from craton_wf.services.pagination import Page, PageRequest, paginate, scoped
 from craton_wf.services.workflows import get_version, get_workflow, normalize_steps
 
@@ -131,6 +135,12 @@ def create_job(
     return job
 
 
+def _create_graph(session: Session, job: Job, steps: list[dict], hosts: list[Row[Any]]) -> None:
+    store_graph(session, job, steps, hosts)
+    runs = len(hosts) * sum(1 for step in steps if not step.get("once"))
+    refresh_statistics(session, {"job_hosts": len(hosts), "runs": runs})
+
+
 def _snapshot_step(
     session: Session,
     project_id: str,
@@ -194,12 +204,16 @@ def _step_environment(project_id: str, step: dict[str, Any], task: Task) -> set[
     return secrets
 
 
-def _target_hosts(session: Session, project_id: str, host_refs: Any, filters: Any) -> list[Host]:
+def _target_hosts(
+    session: Session, project_id: str, host_refs: Any, filters: Any
+) -> list[Row[Any]]:
+    """The hosts named (in the order given), then those the filters match (by
+    name), each once, as :data:`~craton_wf.services.job_graph.HOST_COLUMNS`."""
     if not host_refs and not filters:
         raise InvalidInput("name the target hosts: hosts, or filters (region, cell, label, vars)")
     if host_refs is not None and not isinstance(host_refs, list):
         raise InvalidInput("hosts must be a list of host ids or names")
-    chosen: dict[int, Host] = {}
+    chosen: dict[int, Row[Any]] = {}
     for host in _hosts_by_ref(session, project_id, host_refs or []):
         chosen.setdefault(host.id, host)
     if filters:
@@ -221,8 +235,19 @@ def _target_hosts(session: Session, project_id: str, host_refs: Any, filters: An
         for key in ("label", "vars"):
             if isinstance(normalized.get(key), str):
                 normalized[key] = [normalized[key]]
-        stmt = host_query(session, project_id, normalized).order_by(Host.name, Host.id)
-        for host in session.execute(stmt).scalars():
+        # vars match resolved variables: resolved here for the whole fleet at
+        # once, rather than host by host as a host list does
+        vars_filters = parse_vars_filters(normalized.pop("vars", None) or [])
+        stmt = (
+            host_query(session, project_id, normalized)
+            .with_only_columns(*HOST_COLUMNS)
+            .order_by(Host.name, Host.id)
+        )
+        matching = list(session.connection().execute(stmt))
+        if vars_filters:
+            fleet = FleetVariables(session, project_id, matching)
+            matching = [h for h in matching if matches_vars(fleet.variables(h), vars_filters)]
+        for host in matching:
             chosen.setdefault(host.id, host)
     if not chosen:
         raise InvalidInput(f"no host matches {describe_filters(filters)}")
@@ -242,7 +267,7 @@ def describe_filters(filters: dict[str, Any]) -> str:
 _CHUNK = 1000  # names per query, well inside every database's parameter limit
 
 
-def _hosts_by_ref(session: Session, project_id: str, refs: list[Any]) -> list[Host]:
+def _hosts_by_ref(session: Session, project_id: str, refs: list[Any]) -> list[Row[Any]]:
     """The hosts named by ``refs`` (ids or names, as :func:`find_by_ref` takes
     them), in order, asked for with a query per thousand rather than one each:
     a job over a fleet lists thousands. The first bad reference is the error."""
@@ -259,22 +284,14 @@ def _hosts_by_ref(session: Session, project_id: str, refs: list[Any]) -> list[Ho
             if isinstance(ref, str) and ref and not (ref.isascii() and ref.isdigit())
         }
     )
-    by_id: dict[int, Host] = {}
-    by_name: dict[str, list[Host]] = {}
-    for start in range(0, len(wanted), _CHUNK):
-        for host in session.execute(
-            select(Host).where(
-                Host.project_id == project_id,
-                one_of(session, Host.id, wanted[start : start + _CHUNK]),
-            )
-        ).scalars():
-            by_id[host.id] = host
+    by_id = {host.id: host for host in load_hosts(session, project_id, wanted)}
+    by_name: dict[str, list[Row[Any]]] = {}
     for start in range(0, len(names), _CHUNK):
-        for host in session.execute(
-            select(Host)
+        for host in session.connection().execute(
+            select(*HOST_COLUMNS)
             .where(Host.project_id == project_id, Host.name.in_(names[start : start + _CHUNK]))
             .order_by(Host.id)
-        ).scalars():
+        ):
             by_name.setdefault(host.name, []).append(host)
     hosts = []
     for ref in refs:
@@ -290,70 +307,9 @@ def _hosts_by_ref(session: Session, project_id: str, refs: list[Any]) -> list[Ho
         ):
             hosts.append(by_id[int(ref)])
         else:  # not found, or not a reference at all: as one lookup says it
-            hosts.append(find_by_ref(session, Host, project_id, ref, "host"))
+            found = find_by_ref(session, Host, project_id, ref, "host")
+            hosts.extend(load_hosts(session, project_id, [found.id]))
     return hosts
-
-
-def _create_graph(session: Session, job: Job, steps: list[dict], hosts: list[Host]) -> None:
-    resolver = VariableResolver(session)
-    job_hosts = []
-    for position, host in enumerate(hosts):
-        snapshot = host_snapshot(
-            {
-                "id": host.id,
-                "name": host.name,
-                "ip_address": host.ip_address,
-                "device_type": host.device_type,
-                "active": host.active,
-                "labels": host.labels,
-                "parent_id": host.parent_id,
-            },
-            resolver.host_variables(host),
-            resolver.names(host),
-        )
-        job_hosts.append(
-            JobHost(
-                job_id=job.id,
-                host_id=host.id,
-                host_name=host.name,
-                position=position,
-                status=HostStatus.PENDING.value,
-                host=snapshot,
-            )
-        )
-    session.add_all(job_hosts)
-    session.flush()
-    runs: dict[tuple[str, int | None], Run] = {}
-    planned = plan_runs(steps, len(hosts))
-    for node in planned:
-        step = steps[node.step_index]
-        run = Run(
-            job_id=job.id,
-            job_host_id=job_hosts[node.host_position].id
-            if node.host_position is not None
-            else None,
-            project_id=job.project_id,
-            step_index=node.step_index,
-            step_name=step["name"],
-            task_id=step["task_id"],
-            build_id=step["build_id"],
-            image=step["image"],
-            command=step["command"],
-            args=step.get("args") or {},
-            required=step.get("required", True),
-            status=RunStatus.PENDING.value,
-            max_attempts=1 + int(step.get("retries") or 0),
-            timeout_seconds=step.get("timeout"),
-        )
-        runs[node.key] = run
-    session.add_all(runs.values())
-    session.flush()
-    session.add_all(
-        RunDependency(run_id=runs[node.key].id, depends_on_id=runs[dep].id)
-        for node in planned
-        for dep in node.depends_on
-    )
-    session.flush()
 
 
 def retry_job(
@@ -379,18 +335,18 @@ def retry_job(
     for step in old.steps:
         _check_retry_step(session, old, step, principal, require_approval)
     wanted = [
-        h.host_id
-        for h in list_job_hosts(session, old)
-        if h.host_id is not None and (not failed_only or h.status == HostStatus.FAILED.value)
+        host_id
+        for host_id, status in session.execute(
+            select(JobHost.host_id, JobHost.status)
+            .where(JobHost.job_id == old.id)
+            .order_by(JobHost.position)
+        )
+        if host_id is not None and (not failed_only or status == HostStatus.FAILED.value)
     ]
     if not wanted:
         what = "no failed host" if failed_only else "no host left in the inventory"
         raise InvalidInput(f"job {old.id} has {what} to retry")
-    hosts = [
-        h
-        for h in (session.get(Host, host_id) for host_id in wanted)
-        if h is not None and h.project_id == project_id
-    ]
+    hosts = load_hosts(session, project_id, wanted)
     job = Job(
         project_id=project_id,
         name=old.name,
