@@ -24,22 +24,33 @@ only at ``CRATON_WF_PUBLIC_URL`` (the node a task runs on is not the API's
 host), and this executor installs no firewall.
 
 A service starts as soon as it exists, so ``create`` starts it and ``start``
-has nothing left to do. Logs are the service's (the engine gathers them from
-the json-file log of whichever node ran the task): its follow stream does not
-end when the task does, so the log is read again every half second from the
-last message seen until the task has ended, then once more. Swarm starts the
-task's container, so there is no attach before its first byte as the docker
-executor has: the stored log is exact as long as the task's log keeps what
-was printed between two reads. Service tasks log to json-file with the
-platform's rotation (``CRATON_WF_CONTAINER_LOG_MAX_SIZE``/``_FILES``, as the
-docker executor's containers). What was rotated away between two reads is
-lost, and a ``[craton] log gap`` line stands where
-(:func:`~craton_wf.executors.docker.frames_after`); lines rotated away before
-the first read are lost without one (the engine does not say that its log
-was cut). tests/integration/test_swarm_log_completeness.py measures it (and
-fails, as expected, against the exact guarantee). The exit code is the task's
-container status. ``managed`` lists the services labelled with a run uid;
-removing one takes its task's container along (see below).
+has nothing left to do. Service tasks log to json-file with the platform's
+rotation (``CRATON_WF_CONTAINER_LOG_MAX_SIZE``/``_FILES``, as the docker
+executor's containers).
+
+Logs, when the task runs on this executor's engine (always on a single-node
+swarm): its container's output, read as the docker executor reads its own
+(:mod:`craton_wf.executors.container_output`), so that while a runner reads
+it the stored log is exactly what the container printed, whatever the
+rotation. ``create`` watches the engine's events from before the service
+exists and attaches to the container as the engine makes it; if swarm
+started it before the attach was in place, it is paused and what it logged
+until then is read first (:mod:`craton_wf.executors.swarm_task_output`,
+which says how that is told, and when a gap line stands at the start). A run
+taken over from a runner that died is read like the docker executor's: the
+container paused, its log replayed, attached, unpaused.
+
+Logs, when the task runs on another node: the service's log (the engine
+gathers it from that node's json-file log), as nothing else can be read
+from here. Its follow stream does not end when the task does, so the log is
+read again every half second from the last message seen until the task has
+ended, then once more. What was rotated away between two reads is lost, and
+a ``[craton] log gap`` line stands where
+(:func:`~craton_wf.executors.container_output.frames_after`); lines rotated
+away before the first read are lost without one (the engine does not say
+that its log was cut). The exit code is the task's container status.
+``managed`` lists the services labelled with a run uid; removing one takes
+its task's container along (see below).
 
 Stopping and removing: Docker before 24 leaves the task's container behind
 when a replicated-job service is removed, running or not (moby/moby#44312).
@@ -72,17 +83,20 @@ from docker.utils import version_gte
 from craton_wf.domain.labels import PROJECT_LABEL
 from craton_wf.errors import ContainerNotFound, ExecutorError, NameTaken
 from craton_wf.executors.base import RUN_UID_LABEL, ContainerSpec, ContainerState, Handle, LogLine
-from craton_wf.executors.docker import (
-    MANAGED_LABEL,
-    USER,
-    DockerExecutor,
+from craton_wf.executors.container_output import (
+    ContainerOutput,
     Frame,
-    _frame_stamp_ns,
-    _truncate,
-    container_name,
-    docker_errors,
-    frames_after,
-    iter_frames,
+    LogRereads,
+    Output,
+    raise_for_log_status,
+    since_param,
+)
+from craton_wf.executors.docker import MANAGED_LABEL, USER, DockerExecutor, container_name
+from craton_wf.executors.engine_errors import docker_errors
+from craton_wf.executors.swarm_task_output import (
+    ENDED_TASK_STATES,
+    JsonFileRotation,
+    TaskContainerWatch,
 )
 from craton_wf.executors.tasknet import (
     NETWORK_PREFIX,
@@ -95,7 +109,6 @@ if TYPE_CHECKING:
 
 LOG_POLL_SECONDS = 0.5
 TMPFS_BYTES = 64 * 1024 * 1024
-ENDED_TASK_STATES = {"complete", "failed", "rejected", "shutdown", "orphaned", "remove"}
 NO_EXIT_CODE = 125  # the task ended without running its command (e.g. its image was missing)
 STOPPED_EXIT_CODE = 143  # the service was removed by stop(): its container got SIGTERM
 ISOLATED_PREFIX = "craton-isolated-"
@@ -192,6 +205,8 @@ class SwarmExecutor(DockerExecutor):
         self._lock = threading.Lock()
         self._logged_in = False
         self._node_id: str | None = None
+        # Watches for the containers of the services ``create`` made, by service id.
+        self._watches: dict[str, TaskContainerWatch] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SwarmExecutor:
@@ -273,18 +288,34 @@ class SwarmExecutor(DockerExecutor):
             log_max_size=self.log_max_size,
             log_max_files=self.log_max_files,
         )
-        with docker_errors(f"create service {name}"):
-            try:
-                created = self.client.api.create_service(
-                    template,
-                    name=name,
-                    labels=labels,
-                    mode={"ReplicatedJob": {"MaxConcurrent": 1, "TotalCompletions": 1}},
-                )
-            except docker.errors.APIError as exc:
-                if exc.status_code == 409:
-                    raise NameTaken(f"service name {name} is already taken") from exc
-                raise
+        # Subscribed before the service exists: its task's container is attached
+        # the moment the engine makes it, if it makes it (swarm_task_output).
+        watch = TaskContainerWatch(
+            self.client.api,
+            name,
+            JsonFileRotation(self.log_max_size, self.log_max_files),
+            self._task,
+            self._this_node,
+        )
+        try:
+            with docker_errors(f"create service {name}"):
+                try:
+                    created = self.client.api.create_service(
+                        template,
+                        name=name,
+                        labels=labels,
+                        mode={"ReplicatedJob": {"MaxConcurrent": 1, "TotalCompletions": 1}},
+                    )
+                except docker.errors.APIError as exc:
+                    if exc.status_code == 409:
+                        raise NameTaken(f"service name {name} is already taken") from exc
+                    raise
+        except BaseException:
+            watch.cancel()
+            raise
+        with self._lock:
+            self._watches[created["ID"]] = watch
+        watch.begin(created["ID"])
         return Handle(id=created["ID"], name=name, state=ContainerState.RUNNING, labels=labels)
 
     def find(self, name: str) -> Handle | None:
@@ -374,32 +405,51 @@ class SwarmExecutor(DockerExecutor):
 
     # --- logs -------------------------------------------------------------------------
 
-    def _output(self, handle: Handle, since_ns: int | None) -> Iterator[Frame | LogLine]:
-        """The service's log: its task's container is swarm's to start, never attached."""
-        return self._messages(handle, since_ns)
+    def _output(self, handle: Handle, since_ns: int | None) -> Iterator[Output]:
+        """The output of the service's task: its container's, if it runs on this
+        engine, else the service's log. A service that ``stop`` removed ends it."""
+        try:
+            yield from self._task_output(handle, since_ns)
+        except ContainerNotFound:
+            if handle.id not in self._stopped:
+                raise
 
-    def _messages(self, handle: Handle, since_ns: int | None) -> Iterator[Frame | LogLine]:
+    def _task_output(self, handle: Handle, since_ns: int | None) -> Iterator[Output]:
+        with self._lock:  # left in place until it ends, so that ``remove`` can end it
+            watch = self._watches.get(handle.id)
+        if watch is not None:  # made by this executor: its watch found the container, or not
+            found = watch.result()
+            with self._lock:
+                self._watches.pop(handle.id, None)
+            if found is not None:
+                try:
+                    yield from found.items()
+                finally:
+                    found.close()
+                return
+        else:  # made elsewhere (a run taken over): the container, paused and replayed
+            container = self._local_container(handle)
+            if container is not None:
+                output = ContainerOutput(self.client.api, container, handle.name)
+                if since_ns is None:
+                    yield from output.replayed_then_live()
+                else:
+                    yield from output.messages(since_ns)
+                return
+        yield from self._service_messages(handle, since_ns)
+
+    def _service_messages(self, handle: Handle, since_ns: int | None) -> Iterator[Frame | LogLine]:
         """Each log message of the service once, until its task ended; a gap line
         where messages were rotated away between two reads (:func:`frames_after`)."""
-        last: Frame | None = None
+        reads = LogRereads(since_ns)
         while True:
             try:
                 ended = self._exit_code_if_exited(handle) is not None
             except ContainerNotFound:
                 return
-            opened_from = since_ns
-            last_ns = None if last is None else _frame_stamp_ns(last[1])
-            if last_ns is not None:  # a second back: stamps of stdout and stderr may cross
-                opened_from = last_ns - 1_000_000_000
             try:
-                with self._log_stream(handle, opened_from, follow=False) as response:
-                    frames: Iterator[Frame | LogLine] = iter_frames(response.raw)
-                    if last is not None:
-                        frames = frames_after(iter_frames(response.raw), last)
-                    for frame in frames:
-                        if not isinstance(frame, LogLine):
-                            last = frame
-                        yield frame
+                with self._service_log_stream(handle, reads.opened_from()) as response:
+                    yield from reads.frames(response.raw)
             except ContainerNotFound:
                 if handle.id in self._stopped:
                     return
@@ -409,27 +459,18 @@ class SwarmExecutor(DockerExecutor):
             time.sleep(LOG_POLL_SECONDS)
 
     @contextmanager
-    def _log_stream(
-        self, handle: Handle, since_ns: int | None, follow: bool, tail: int | None = None
+    def _service_log_stream(
+        self, handle: Handle, since_ns: int | None
     ) -> Iterator[requests.Response]:
         api = self.client.api
         params: dict[str, Any] = {"stdout": 1, "stderr": 1, "timestamps": 1}
-        if follow:
-            params["follow"] = 1
         if since_ns is not None:
-            seconds, nanos = divmod(max(since_ns, 0), 1_000_000_000)
-            params["since"] = f"{seconds}.{nanos:09d}"
+            params["since"] = since_param(since_ns)
         url = f"{api.base_url}/v{api.api_version}/services/{quote(handle.id, safe='')}/logs"
         with docker_errors(f"read the logs of service {handle.name}"):
             response = api.get(url, params=params, stream=True, timeout=60)
             try:
-                if response.status_code == 404:
-                    raise ContainerNotFound(f"service {handle.name} is gone")
-                if response.status_code >= 400:
-                    raise ExecutorError(
-                        f"could not read the logs of service {handle.name}: "
-                        f"{response.status_code}: {_truncate(response.text)}"
-                    )
+                raise_for_log_status(response, f"service {handle.name}")
                 yield response
             finally:
                 response.close()
@@ -460,11 +501,15 @@ class SwarmExecutor(DockerExecutor):
             if time.monotonic() >= deadline:
                 break
             time.sleep(0.2)
+        container = (task.get("Status", {}).get("ContainerStatus") or {}).get("ContainerID")
+        return container if container and task.get("NodeID") == self._this_node() else None
+
+    def _this_node(self) -> str:
+        """The swarm node id of this executor's engine."""
         if self._node_id is None:
             with docker_errors("ask the engine for its swarm node"):
                 self._node_id = self.client.info()["Swarm"].get("NodeID") or ""
-        container = (task.get("Status", {}).get("ContainerStatus") or {}).get("ContainerID")
-        return container if container and task.get("NodeID") == self._node_id else None
+        return self._node_id
 
     def stop(self, handle: Handle, grace_seconds: float = 10.0) -> None:
         """SIGTERM, SIGKILL after the grace period, and the service removed."""
@@ -477,6 +522,10 @@ class SwarmExecutor(DockerExecutor):
         self.remove(handle)
 
     def remove(self, handle: Handle) -> None:
+        with self._lock:
+            watch = self._watches.pop(handle.id, None)
+        if watch is not None:  # its log was never read: let the container go
+            watch.cancel()
         container = self._local_container(handle)
         try:
             with docker_errors(f"remove service {handle.name}"):
@@ -487,3 +536,10 @@ class SwarmExecutor(DockerExecutor):
             action = f"remove the container of service {handle.name}"
             with contextlib.suppress(ContainerNotFound), docker_errors(action):
                 self.client.api.remove_container(container, force=True, v=True)
+
+    def close(self) -> None:
+        with self._lock:
+            watches, self._watches = list(self._watches.values()), {}
+        for watch in watches:
+            watch.cancel()
+        super().close()

@@ -231,7 +231,9 @@ def test_since_resumes_after_the_lines_already_read(executor: DockerExecutor, ru
 def test_stop_kills_a_container_that_ignores_sigterm_after_the_grace(
     executor: DockerExecutor, run: Runner
 ) -> None:
-    handle = run("trap '' TERM; exec sleep 60")  # the task itself ignores SIGTERM
+    handle = run("trap '' TERM; echo ignoring; exec sleep 60")  # the task ignores SIGTERM
+    # Stopped once the trap is set: a SIGTERM before it would end the task at once.
+    assert next(iter(executor.logs(handle))).text == "ignoring"
 
     started = time.monotonic()
     executor.stop(handle, grace_seconds=1)

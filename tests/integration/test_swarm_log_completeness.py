@@ -36,20 +36,24 @@ project = test_swarm.project
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(300)]
 
-# The swarm executor reads the service's log, polled every half second: with a
-# 1 MiB rotation a fast task's output rotates away between two reads, and the
-# start of the log is lost without a gap line (seen: the first stored number
-# was 196,540 of 700,000). Attaching to the task's container when it runs on
-# the runner's engine is what these tests wait for.
-SERVICE_LOG_LOSES_LINES = pytest.mark.xfail(
-    reason="swarm reads the service log between rotations; the task's container is not attached",
-    strict=True,
-)
+
+def show_how_it_was_read(runner_log: str) -> None:
+    """The executor's account of how it found the task's container (``pytest -s``)."""
+    for line in runner_log.splitlines():
+        if "swarm_task_output" in line:
+            print(f"[swarm read] {line.split('swarm_task_output', 1)[1].strip()}")
 
 
 def assert_whole_or_one_gap_where_lost(logs, printed: int) -> None:  # type: ignore[no-untyped-def]
     """Every number once, in order; or one gap line, with the numbers before it
-    a whole start and those after it whole to the end, none twice."""
+    a whole start and those after it whole to the end, none twice.
+
+    Where lines really were lost, numbers are missing at the gap. A gap line
+    at the very start may also be followed by number 1: when swarm started
+    the container before the attach was in place, the engine's log, rotated
+    as many times as it keeps files, cannot tell whether it still has the
+    start; the line then says lines *may* be missing.
+    """
     numbers = numbers_of(logs)
     gaps = gap_lines(logs)
     if not gaps:
@@ -59,10 +63,13 @@ def assert_whole_or_one_gap_where_lost(logs, printed: int) -> None:  # type: ign
     before, after = numbers_of(logs[: gaps[0]]), numbers_of(logs[gaps[0] :])
     assert before == list(range(1, len(before) + 1))
     assert after and after == list(range(after[0], printed + 1))
-    assert after[0] > len(before) + 1  # lines really were lost there
+    if "may be missing" in logs[gaps[0]].line:
+        assert gaps[0] == 0 and not before  # only at the start
+        print(f"\n[start gap] lines missing: {after[0] - 1}")
+    else:
+        assert after[0] > len(before) + 1  # lines really were lost there
 
 
-@SERVICE_LOG_LOSES_LINES
 def test_fast_output_with_1MiB_rotation_is_stored_whole(
     sessions, project, swarm_runners, shipped_image, docker_client
 ):  # type: ignore[no-untyped-def]
@@ -80,6 +87,7 @@ def test_fast_output_with_1MiB_rotation_is_stored_whole(
     }
     logs = stored_lines(sessions, run.id)
     figures(numbers_of(logs), lines).show(f"swarm, {lines} lines, 1 MiB rotation")
+    show_how_it_was_read(swarm_runners.log("one"))
     assert [log.seq for log in logs] == list(range(1, len(logs) + 1))
     assert_whole_or_one_gap_where_lost(logs, lines)
     assert [log.line for log in logs if log.stream == "stderr"] == ["done"]
@@ -87,7 +95,6 @@ def test_fast_output_with_1MiB_rotation_is_stored_whole(
     assert not run.log_capped
 
 
-@SERVICE_LOG_LOSES_LINES
 def test_a_slow_start_then_fast_output_is_stored_whole(
     sessions, project, swarm_runners, shipped_image
 ):  # type: ignore[no-untyped-def]
@@ -102,5 +109,6 @@ def test_a_slow_start_then_fast_output_is_stored_whole(
     logs = stored_lines(sessions, run.id)
     numbers = numbers_of(logs)
     figures(numbers, lines).show(f"swarm, sleep 2 then {lines} lines, 1 MiB rotation")
+    show_how_it_was_read(swarm_runners.log("one"))
     assert numbers == list(range(1, lines + 1))
     assert not gap_lines(logs) and not run.log_gap

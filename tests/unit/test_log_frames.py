@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from craton_wf.executors.base import LogLine
-from craton_wf.executors.docker import LineAssembler, frames_after
+from craton_wf.executors.container_output import LineAssembler, frames_after
 
 
 def frame(second: float, text: str, stream: str = "stdout") -> tuple[str, bytes]:
