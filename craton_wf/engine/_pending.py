@@ -6,7 +6,9 @@ the rows go in with ``COPY``, which costs the client about a quarter of
 what an ``executemany`` of the same rows does; elsewhere with one
 multi-row insert. Rows go in the order they were added, tables in the
 order they were first used; every row they name already has its id. A
-rolled-back transaction inserts nothing.
+rolled-back transaction inserts nothing. A run's log lines wait in a store
+of their own, made for millions of them (:mod:`craton_wf.engine._log_lines`),
+inserted at the same point.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from typing import Any
 from sqlalchemy import Connection, Table, event, insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
+
+from craton_wf.engine._log_lines import forget_pending_lines, insert_pending_lines
 
 _KEY = "pending_rows"
 
@@ -32,6 +36,7 @@ def insert_later(session: Session, model: type, rows: list[dict[str, Any]]) -> N
 
 @event.listens_for(Session, "before_commit")
 def _insert_pending(session: Session) -> None:
+    insert_pending_lines(session)
     pending = session.info.pop(_KEY, None)
     if not pending:
         return
@@ -45,6 +50,7 @@ def _insert_pending(session: Session) -> None:
 
 @event.listens_for(Session, "after_rollback")
 def _forget_pending(session: Session) -> None:
+    forget_pending_lines(session)
     session.info.pop(_KEY, None)
 
 

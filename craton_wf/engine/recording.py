@@ -7,10 +7,16 @@ batches (:func:`append_logs`) and the exit with the last of them
 names the run's lease owner and epoch and is refused when the lease was lost
 (:mod:`craton_wf.engine.leases`), so batching many runs' writes in one
 transaction (:mod:`craton_wf.runner.recorder`) changes nothing about fencing.
+
+Lines come one by one (:class:`LogRecord`) or in blocks (:class:`LineBlock`:
+consecutive lines of one stream, as a container's output is read) and are
+stored block by block (:mod:`craton_wf.domain.loglines`), inserted with the
+transaction's commit (:mod:`craton_wf.engine._log_lines`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,13 +25,22 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from craton_wf.db.bulk import one_of
-from craton_wf.db.models import Job, Run, RunLog
+from craton_wf.db.models import Job, Run
+from craton_wf.domain.loglines import (
+    LineBlock,
+    cut_lines,
+    lines_within,
+    published_outputs,
+    redacted_lines,
+    stored_line,
+    text_bytes,
+)
 from craton_wf.domain.logmarks import is_gap_marker, log_cap_marker
-from craton_wf.domain.outputs import TEMPORARY_FAILURE_EXIT_CODE, parse_output_line
-from craton_wf.domain.redaction import redact
+from craton_wf.domain.outputs import TEMPORARY_FAILURE_EXIT_CODE
+from craton_wf.domain.redaction import redaction_needles
 from craton_wf.domain.states import FINAL_RUN_STATES, JobStatus, RunStatus
 from craton_wf.engine import scheduling
-from craton_wf.engine._pending import insert_later
+from craton_wf.engine._log_lines import LineSegment, insert_lines_later
 from craton_wf.engine._staged import stage
 from craton_wf.engine.events import record_event
 from craton_wf.engine.leases import check_lease, db_now, lock_row
@@ -47,11 +62,41 @@ class LogBatch:
     the run's secret values, and a run stores at most ``max_run_bytes``.
     """
 
-    lines: list[LogRecord]
+    lines: Sequence[LogRecord | LineBlock]  # lines one by one, or blocks of them
     first_seq: int
     max_line_bytes: int
     redact_values: tuple[str, ...] = ()
     max_run_bytes: int | None = None
+    # Renew the run's lease by this much (append_logs): a run whose lines are
+    # being written is alive, and its row, locked by one batch after another,
+    # is what a heartbeat skips (leases.renew_leases).
+    lease_seconds: float | None = None
+
+    def blocks_after(self, stored_seq: int) -> list[LineBlock]:
+        """The batch's lines in blocks, consecutive lines of one stream and stamp
+        together, without those numbered ``stored_seq`` or less (stored by an
+        earlier try of this batch)."""
+        blocks: list[LineBlock] = []
+        for item in self.lines:
+            stream, ts = item.stream, item.ts
+            lines = item.lines if isinstance(item, LineBlock) else [item.text]
+            if blocks and blocks[-1].stream == stream and blocks[-1].ts == ts:
+                blocks[-1].lines.extend(lines)  # one stamp and stream: one block
+            else:
+                blocks.append(LineBlock(stream, ts, list(lines)))
+        skip = stored_seq - self.first_seq + 1
+        while skip > 0 and blocks:
+            first = blocks[0]
+            if len(first.lines) > skip:
+                blocks[0] = LineBlock(first.stream, first.ts, first.lines[skip:], first.live)
+                break
+            skip -= len(first.lines)
+            blocks.pop(0)
+        return blocks
+
+    @property
+    def line_count(self) -> int:
+        return sum(len(item.lines) if isinstance(item, LineBlock) else 1 for item in self.lines)
 
 
 @dataclass(frozen=True)
@@ -64,10 +109,7 @@ class LogAppend:
 
 def stored_form(text: str, redact_values: tuple[str, ...], max_line_bytes: int) -> str:
     """A line of output as :func:`append_logs` stores it: redacted, cut to the limit."""
-    line = redact(text, redact_values)
-    if len(line.encode()) > max_line_bytes:
-        line = line.encode()[:max_line_bytes].decode(errors="ignore") + " [line truncated]"
-    return line
+    return stored_line(text, redact_values, max_line_bytes)
 
 
 def load_jobs(session: Session, job_ids: set[int]) -> None:
@@ -89,55 +131,55 @@ def append_logs(session: Session, run_id: int, owner: str, epoch: int, logs: Log
 
     Idempotent: lines whose sequence numbers are already stored (a retried batch
     whose first commit did reach the database) are skipped, not stored twice.
+
+    With ``lease_seconds`` the run's lease is renewed, as a heartbeat renews it:
+    a heartbeat skips rows other transactions hold, and a run printing as fast
+    as it can has its row held by one batch of lines after another.
     """
-    return _append(session, check_lease(session, Run, run_id, owner, epoch), logs)
+    run = check_lease(session, Run, run_id, owner, epoch)
+    if logs.lease_seconds is not None:
+        expires = db_now(session) + timedelta(seconds=logs.lease_seconds)
+        stage(session, run, lease_expires_at=expires)
+    return _append(session, run, logs)
 
 
 def _append(session: Session, run: Run, logs: LogBatch) -> LogAppend:
-    lines, redact_values, max_run_bytes = logs.lines, logs.redact_values, logs.max_run_bytes
-    max_line_bytes = logs.max_line_bytes
-    if run.log_seq >= logs.first_seq:
-        lines = lines[run.log_seq - logs.first_seq + 1 :]
+    max_run_bytes = logs.max_run_bytes
+    needles = redaction_needles(logs.redact_values)  # API tokens are redacted even with none
     outputs = dict(run.outputs or {})
     seq = run.log_seq
     stored_bytes = run.log_bytes or 0
     capped = max_run_bytes is not None and stored_bytes >= max_run_bytes
     gaps = 0
-    rows: list[dict[str, Any]] = []
-    for record in lines:
+    for block in logs.blocks_after(run.log_seq):
         if capped:
             break
-        seq += 1
-        line = redact(record.text, redact_values)  # API tokens even with no values
-        text = line
-        if len(text.encode()) > max_line_bytes:
-            text = text.encode()[:max_line_bytes].decode(errors="ignore") + " [line truncated]"
-        stream = record.stream
-        size = len(text.encode())
+        redacted = redacted_lines(block.lines, needles)
+        lines = cut_lines(redacted, logs.max_line_bytes)
+        size = text_bytes(lines)
         if max_run_bytes is not None and stored_bytes + size > max_run_bytes:
-            # Full: this line becomes the marker, and nothing more goes in.
-            capped, stored_bytes = True, max_run_bytes
-            stream, text = "system", log_cap_marker(max_run_bytes)
+            # Full: the line that would go past becomes the marker, and nothing
+            # more goes in.
+            kept = lines_within(lines, max_run_bytes - stored_bytes)
+            redacted, lines, capped = redacted[:kept], lines[:kept], True
+        insert_lines_later(
+            session, LineSegment(run.id, run.job_id, seq + 1, block.ts, block.stream, lines)
+        )
+        seq += len(lines)
+        if block.stream == "system":
+            gaps += sum(is_gap_marker(block.stream, line) for line in lines)
+        elif block.stream == "stdout":
+            outputs.update(published_outputs(redacted))
+        if capped:
+            assert max_run_bytes is not None
+            seq += 1
+            marker = [log_cap_marker(max_run_bytes)]
+            insert_lines_later(
+                session, LineSegment(run.id, run.job_id, seq, block.ts, "system", marker)
+            )
+            stored_bytes = max_run_bytes
         else:
             stored_bytes += size
-        gaps += is_gap_marker(stream, text)
-        rows.append(
-            {
-                "run_id": run.id,
-                "job_id": run.job_id,
-                "seq": seq,
-                "ts": record.ts,
-                "stream": stream,
-                "line": text,
-            }
-        )
-        if capped:
-            break
-        if record.stream == "stdout":
-            published = parse_output_line(line)
-            if published:
-                outputs.update(published)
-    insert_later(session, RunLog, rows)  # with the commit, all runs' lines in one insert
     flags = _completeness(session, run, gaps, capped, max_run_bytes)
     if outputs != run.outputs:
         stage(session, run, log_seq=seq, log_bytes=stored_bytes, outputs=outputs, **flags)

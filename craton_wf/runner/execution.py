@@ -2,9 +2,15 @@
 
 Logs are read on a thread of their own (kept for the next run:
 runner.threads) into a queue and written in batches (every quarter second or
-500 lines), so a silent container does not hold back the lines it already
+20,000 lines), so a silent container does not hold back the lines it already
 printed, and a chatty one does not cost a transaction per line; the lines
-read when the log ends are stored with the outcome.
+read when the log ends are stored with the outcome. Lines come in blocks as
+the executor read them (:meth:`Executor.log_blocks`), not one object each, and
+one batch is written while the next is gathered: the reader waits only when
+a batch is still being written once the next is full, or when the queue
+holds :data:`LINES_QUEUED` lines (the runner's memory stays bounded). A run
+taken over with lines stored already is read line by line, to find where
+they end (:mod:`craton_wf.runner.resume`).
 
 Between one step's container exiting and the next one starting, only what
 the next one needs is done: the outcome is committed (which queues the next
@@ -25,8 +31,8 @@ import queue
 import signal
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -36,18 +42,18 @@ from craton_wf.db.models import utcnow
 from craton_wf.domain.labels import RUN_UID_LABEL
 from craton_wf.engine import claims, recording, task_env
 from craton_wf.engine.claims import RunAssignment
-from craton_wf.engine.recording import LogBatch, LogRecord
+from craton_wf.engine.recording import LogAppend, LogBatch, LogRecord
 from craton_wf.errors import CratonError, ExecutorError, LeaseLost, NameTaken
-from craton_wf.executors.base import ContainerSpec, ContainerState, Executor, Handle
+from craton_wf.executors.base import ContainerSpec, ContainerState, Executor, Handle, LineBlock
 from craton_wf.runner.resume import resume_lines
-from craton_wf.runner.threads import Outcome, ReusedThreads
+from craton_wf.runner.threads import Outcome, ReusedThreads, WeighedQueue
 from craton_wf.settings import Settings
 
 log = logging.getLogger(__name__)
 
 FLUSH_SECONDS = 0.25
-FLUSH_LINES = 500
-LINES_QUEUED = 10_000  # read ahead of what is stored, at most
+FLUSH_LINES = 20_000
+LINES_QUEUED = 20_000  # read ahead of what is stored, at most
 _END = object()
 _READERS = ReusedThreads("runner-logs")  # every run's log reader, threads kept for reuse
 
@@ -276,9 +282,7 @@ class RunExecution:
         The lines read since the last flush when the log ends are returned, not
         stored: they go with the run's outcome, in one write.
         """
-        lines: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        gone = False  # set when this loop stops reading the queue
-
+        lines: WeighedQueue[Any] = WeighedQueue(LINES_QUEUED)
         since = self.a.last_log_ts
 
         def stored_form(text: str) -> str:
@@ -289,16 +293,18 @@ class RunExecution:
         def read() -> None:
             # Everything the runtime still has: where the stored lines end is
             # found by counting them (runner.resume), not by stamps.
-            stream = self.executor.logs(handle)
+            stream: Any
+            if self.a.stored:
+                stream = self.executor.logs(handle)
+                items: Iterator[LogRecord | LineBlock] = resume_lines(
+                    stream, self.a.stored, stored_form, since
+                )
+            else:
+                stream = items = self.executor.log_blocks(handle)
             try:
-                for record in resume_lines(stream, self.a.stored, stored_form, since):
-                    while lines.qsize() >= LINES_QUEUED:  # the writes are behind: hold the stream
-                        if gone:
-                            return
-                        time.sleep(0.01)
-                    if gone:
-                        return
-                    lines.put(record)
+                for item in items:
+                    if not lines.put(item, _line_count(item)):
+                        return  # the writer is gone
             except CratonError as exc:
                 lines.put(exc)
             finally:
@@ -312,19 +318,22 @@ class RunExecution:
         if self.a.adopted_from:
             note = f"[craton] runner {self.owner} took this run over from {self.a.adopted_from}"
             note += f"; log resumes after {since.isoformat()}" if since else "; no log stored yet"
-            lines.put(LogRecord("system", utcnow(), note))
+            lines.put(LogRecord("system", utcnow(), note), 1)
         reader = _READERS.submit(read)
         try:
             batch = self._store_lines(lines)
         finally:
-            gone = True
+            lines.close()
         reader.wait(timeout=5)
         return self._log_batch(batch) if batch else None
 
-    def _store_lines(self, lines: queue.SimpleQueue[Any]) -> list[LogRecord]:
+    def _store_lines(self, lines: WeighedQueue[Any]) -> list[LogRecord | LineBlock]:
         """Store the lines that come through ``lines``, a batch every quarter
-        second or 500 lines, to the log's end; the lines not yet stored then."""
-        batch: list[LogRecord] = []
+        second or :data:`FLUSH_LINES` lines, to the log's end; the lines not yet
+        stored then. A batch is written while the next is gathered."""
+        batch: list[LogRecord | LineBlock] = []
+        batch_lines = 0
+        writing: Outcome[LogAppend] | None = None  # the batch being written
         last_flush = time.monotonic()
         done = False
         # The run's log is full: read on to the end, store nothing, so the
@@ -343,27 +352,41 @@ class RunExecution:
                 log.warning("run %s: log stream broke: %s", self.a.run_id, item)
             elif item is not None and not capped:
                 batch.append(item)
+                batch_lines += _line_count(item)
             now = time.monotonic()
             if (
                 batch
                 and not done
-                and (len(batch) >= FLUSH_LINES or now - last_flush >= FLUSH_SECONDS)
+                and (batch_lines >= FLUSH_LINES or now - last_flush >= FLUSH_SECONDS)
             ):
-                appended = self._tx(
-                    recording.append_logs,
-                    self.a.run_id,
-                    self.owner,
-                    self.a.epoch,
-                    self._log_batch(batch),
-                )
-                self.next_seq = appended.next_seq
-                capped = appended.capped
-                batch = []
+                capped = self._written(writing) or capped
+                writing = None if capped else self._write(batch)
+                self.next_seq += batch_lines
+                batch, batch_lines = [], 0
                 last_flush = now
-                self._fault("mid_logs")
-        return batch
+        capped = self._written(writing) or capped
+        return [] if capped else batch
 
-    def _log_batch(self, lines: list[LogRecord]) -> LogBatch:
+    def _write(self, batch: list[LogRecord | LineBlock]) -> Outcome[LogAppend]:
+        """Start writing ``batch`` (numbered from ``next_seq``); its outcome."""
+        logs = replace(self._log_batch(batch), lease_seconds=self.settings.lease_seconds)
+        args = (self.a.run_id, self.owner, self.a.epoch, logs)
+        if self.recorder is not None:
+            return self.recorder.submit(recording.append_logs, *args)
+        written: Outcome[LogAppend] = Outcome()
+        written.set_result(self._tx(recording.append_logs, *args))
+        return written
+
+    def _written(self, writing: Outcome[LogAppend] | None) -> bool:
+        """Wait for the batch being written; whether the run's log is full now."""
+        if writing is None:
+            return False
+        appended = writing.result()  # raises what writing raised (a lost lease)
+        self._check_started()
+        self._fault("mid_logs")
+        return appended.capped
+
+    def _log_batch(self, lines: list[LogRecord | LineBlock]) -> LogBatch:
         """``lines``, to be stored after those stored so far."""
         return LogBatch(
             lines,
@@ -372,3 +395,10 @@ class RunExecution:
             redact_values=self.prepared.redact,
             max_run_bytes=self.settings.run_log_max_bytes,
         )
+
+
+def _line_count(item: Any) -> int:
+    """How many lines a queued item holds (a block, a record, or an end)."""
+    if isinstance(item, LineBlock):
+        return len(item.lines)
+    return 1 if isinstance(item, LogRecord) else 0

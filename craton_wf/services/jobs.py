@@ -9,8 +9,8 @@ a job that exists.
 from __future__ import annotations
 
 from collections import Counter
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, NamedTuple
 
 from sqlalchemy import Row, func, select
 from sqlalchemy.orm import Session, undefer
@@ -504,6 +504,17 @@ def list_runs(
     return [(run, job_host, deps.get(run.id, [])) for run, job_host in rows]
 
 
+class StoredLine(NamedTuple):
+    """A stored log line as read back: its row's columns, no ORM object."""
+
+    id: int
+    run_id: int
+    seq: int
+    ts: datetime
+    stream: str
+    line: str
+
+
 def read_logs(
     session: Session,
     job: Job,
@@ -512,11 +523,28 @@ def read_logs(
     step: str | None = None,
     run_id: int | None = None,
     after: int = 0,
+    from_seq: int | None = None,
     limit: int = 1000,
-) -> list[tuple[RunLog, str, str]]:
-    """Log lines of the job in storage order, with host and step names."""
+) -> list[tuple[StoredLine, str, str]]:
+    """Log lines of the job in storage order, with host and step names.
+
+    Pages are keyed on the last line's id (``after``); with ``run_id``, a page
+    may also start at a line number of that run (``from_seq``, from 1). A
+    run's lines are numbered in the order they were stored, so its pages are
+    read along its (run, number) index; a job's, along its (job, id) one.
+    Lines are read as plain rows: a page of 10,000 costs no ORM object each.
+    """
     stmt = (
-        select(RunLog, JobHost.host_name, Run.step_name)
+        select(
+            RunLog.id,
+            RunLog.run_id,
+            RunLog.seq,
+            RunLog.ts,
+            RunLog.stream,
+            RunLog.line,
+            JobHost.host_name,
+            Run.step_name,
+        )
         .join(Run, Run.id == RunLog.run_id)
         .outerjoin(JobHost, JobHost.id == Run.job_host_id)
         .where(RunLog.job_id == job.id, RunLog.id > after)
@@ -525,10 +553,14 @@ def read_logs(
         stmt = stmt.where(Run.job_host_id == _job_host(session, job, host).id)
     if step is not None:
         stmt = stmt.where(Run.step_name == step)
+    order = RunLog.id
     if run_id is not None:
         stmt = stmt.where(RunLog.run_id == run_id)
-    rows = session.execute(stmt.order_by(RunLog.id).limit(limit)).all()
-    return [(log, host_name or "(job)", step_name) for log, host_name, step_name in rows]
+        order = RunLog.seq
+        if from_seq is not None:
+            stmt = stmt.where(RunLog.seq >= from_seq)
+    rows = session.execute(stmt.order_by(order).limit(limit))
+    return [(StoredLine(*row[:6]), row[6] or "(job)", row[7]) for row in rows]
 
 
 def cancel(session: Session, job: Job, reason: str = "cancelled by request") -> Job:
