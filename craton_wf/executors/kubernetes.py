@@ -15,9 +15,11 @@ This module drives the Job through the official client:
   line is reported as ``stdout``. The log is read from its start and lines
   stamped at or before ``since`` are skipped: the client has no ``sinceTime``
   and ``sinceSeconds`` would depend on the clocks of runner and node agreeing.
-  If the follow stream ends before the log does (while the container still
-  runs, or before its last line: one line read from the log's end says), the
-  log is read again and the lines already yielded are skipped; if it now
+  If the follow stream ends or breaks before the log does (while the
+  container still runs, or before its last line: one line read from the
+  log's end says), the log is read again and the lines already yielded are
+  skipped (after ten reads in a row that broke or were answered 5xx without
+  a line, a gap line says from where the log is missing); if it now
   begins after the last line yielded, the kubelet rotated lines away
   meanwhile, and a ``[craton] log gap`` line stands there (how many is not
   known: the kubelet says nothing of rotated files). Within one stream the
@@ -109,6 +111,7 @@ MAX_MESSAGE_CHARS = 2000
 MAX_LINE_BYTES = 1024 * 1024
 WATCH_SECONDS = 5.0
 LOG_REOPEN_SECONDS = 0.5
+LOG_READ_ATTEMPTS = 10  # reads of a log in a row that may fail (no line) before giving up
 STOP_MARGIN_SECONDS = 30.0
 REQUEST_TIMEOUT = (10.0, 60.0)  # connect, read: every call but the follow streams
 SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
@@ -188,6 +191,19 @@ def parse_log_line(raw: bytes) -> tuple[int | None, datetime, bytes]:
     nanos = int((fraction or "0").ljust(9, "0"))
     epoch_ns = int(whole.timestamp()) * 1_000_000_000 + nanos
     return epoch_ns, whole + timedelta(microseconds=nanos // 1000), raw[match.end() :]
+
+
+def _stamp_of_ns(epoch_ns: int) -> datetime:
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=epoch_ns // 1000)
+
+
+def _transient(exc: ExecutorError) -> bool:
+    """Whether a read may go through if made again: the connection failed or
+    broke, or the API server or kubelet answered 5xx."""
+    cause = exc.__cause__
+    if isinstance(cause, ApiException):
+        return (cause.status or 0) >= 500
+    return isinstance(cause, urllib3.exceptions.HTTPError | OSError)
 
 
 def _condition(job: Any, kind: str) -> Any:
@@ -624,9 +640,9 @@ class KubernetesExecutor(Executor):
     def _follow(self, handle: Handle, pod_name: str, since: datetime | None) -> Iterator[LogLine]:
         """Each line of the pod's log once, following it until the container ended.
 
-        A stream that ends while the container runs, or that ended before the
-        log's last line (it broke, and the container ended meanwhile), is opened
-        again; the lines already yielded are recognised by their stamps (and,
+        A stream that ends or breaks while the container runs, or that ended
+        before the log's last line (and the container ended meanwhile), is
+        opened again; the lines already yielded are recognised by their stamps (and,
         for lines stamped alike, their count) and skipped. If the log read again
         begins after the last line yielded, the kubelet rotated that line away,
         and maybe lines after it: a ``system`` gap line stands before the first
@@ -635,6 +651,7 @@ class KubernetesExecutor(Executor):
         last_ns: int | None = None
         seen_at_last = 0  # lines yielded that are stamped last_ns
         read_after_end = False
+        failures = 0  # reads in a row that failed before a line came
         while True:
             skip_at_last = seen_at_last
             unterminated = bytearray()
@@ -644,10 +661,9 @@ class KubernetesExecutor(Executor):
                     if reopened and epoch_ns is not None and last_ns is not None:
                         reopened = False
                         if epoch_ns > last_ns:
-                            after = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(
-                                microseconds=last_ns // 1000
-                            )
+                            after = _stamp_of_ns(last_ns)
                             yield LogLine("system", line.ts, log_gap_marker(after, line.ts))
+                    failures = 0
                     if epoch_ns is not None and last_ns is not None:
                         if epoch_ns < last_ns:
                             continue
@@ -661,6 +677,16 @@ class KubernetesExecutor(Executor):
                         yield line
             except ContainerNotFound:
                 return  # the pod is gone, and its log with it
+            except ExecutorError as exc:
+                failures += 1
+                if not _transient(exc):
+                    raise
+                if failures >= LOG_READ_ATTEMPTS:  # what the container prints now is lost
+                    read_to = None if last_ns is None else _stamp_of_ns(last_ns)
+                    yield LogLine("system", datetime.now(UTC), log_gap_marker(read_to, None))
+                    raise
+                time.sleep(LOG_REOPEN_SECONDS)
+                continue  # the connection broke, or the kubelet did not answer: again
             pod = self._read_pod(pod_name)
             if pod is None or _terminated(pod) is not None:
                 seen_ns = parse_log_line(bytes(unterminated))[0] if unterminated else last_ns

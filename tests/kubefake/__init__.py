@@ -29,7 +29,8 @@ Container logs rotate as the kubelet rotates them when ``log_max_bytes`` is
 set (its ``containerLogMaxSize``): a read opened sees the current file only,
 and a follow stream that has read its file to the end goes on with the file
 current then, skipping any rotated away meanwhile. ``cut_log_streams`` ends
-every open stream and ``log_streams_stalled`` holds them, as a kubelet or
+every open stream (or drops its connection) and ``log_streams_stalled``
+holds them, as a kubelet or
 API server restarting would.
 
 v1 Secrets are kept too (create, get, list, delete; ``stringData`` merged into

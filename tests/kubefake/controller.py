@@ -16,6 +16,7 @@ from datetime import timedelta
 from typing import Any
 
 from tests.kubefake.protocol import (
+    ConnectionDropped,
     grace_of,
     job_condition,
     not_found,
@@ -154,13 +155,14 @@ class Controller:
         self._pods: dict[tuple[str, str], PodRuntime] = {}
         self._jobs: dict[tuple[str, str], JobRuntime] = {}
         self._closing = False
-        self._log_streams_cut = 0  # how many times every open log stream was cut
+        self._log_stream_cuts: list[bool] = []  # each cut of the open log streams: abrupt?
         self._log_streams_stalled = False
 
-    def cut_log_streams(self) -> None:
-        """End every log stream open now, as a kubelet or API server restarting does."""
+    def cut_log_streams(self, abruptly: bool = False) -> None:
+        """End every log stream open now, as a kubelet or API server restarting does:
+        as a finished answer, or ``abruptly``, the connection dropped mid-answer."""
         with self.changed:
-            self._log_streams_cut += 1
+            self._log_stream_cuts.append(abruptly)
             self.changed.notify_all()
 
     @contextmanager
@@ -606,7 +608,7 @@ class Controller:
         with self.changed:
             file = len(container.files) - 1
             sent = container.files[file]
-            cuts = self._log_streams_cut
+            cuts = len(self._log_stream_cuts)
             if tail is not None:
                 log = container.log
                 starts = [
@@ -616,7 +618,9 @@ class Controller:
         at_line_start = True
         while True:
             with self.changed:
-                if self._log_streams_cut != cuts:
+                if len(self._log_stream_cuts) != cuts:
+                    if any(self._log_stream_cuts[cuts:]):
+                        raise ConnectionDropped
                     return
                 if self._log_streams_stalled:
                     self.changed.wait(0.25)

@@ -36,6 +36,10 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+class ConnectionDropped(Exception):
+    """Raised by a streamed answer: the server drops the connection, the answer unfinished."""
+
+
 class ApiError(Exception):
     def __init__(self, code: int, reason: str, message: str, **details: Any) -> None:
         super().__init__(message)

@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from tests.kubefake.protocol import ApiError
+from tests.kubefake.protocol import ApiError, ConnectionDropped
 
 
 @dataclass
@@ -80,6 +80,8 @@ class Handler(BaseHTTPRequestHandler):
                     self.wfile.flush()
             self.wfile.write(b"0\r\n\r\n")
             self.wfile.flush()
+        except ConnectionDropped:
+            self.close_connection = True  # no last chunk: the client sees the answer cut
         finally:
             close = getattr(stream.chunks, "close", None)
             if close is not None:

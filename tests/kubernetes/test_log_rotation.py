@@ -37,12 +37,14 @@ from sqlalchemy import func, select
 
 from craton_wf.db.engine import transaction
 from craton_wf.db.models import RunLog
+from craton_wf.errors import ExecutorError
 from craton_wf.executors.base import LogLine
 from craton_wf.runner.worker import Runner
 from craton_wf.settings import Settings
 from tests.integration.test_durability import Runners, stored_lines, the_run, wait_job
 from tests.integration.test_log_completeness import event_kinds, figures, gap_lines, numbers_of
 from tests.kubefake import FakeContainer, FakeKubernetes
+from tests.kubefake.protocol import ConnectionDropped
 from tests.kubefake.shell import Process
 from tests.kubernetes.conftest import make_executor, validate_manifest
 from tests.kubernetes.test_kubernetes_platform import _job_on_the_cluster, write_kubeconfig
@@ -150,14 +152,18 @@ def test_a_runner_that_keeps_up_stores_every_line_across_rotations(
     assert not run.log_gap
 
 
-@pytest.mark.parametrize("container", ["runs on", "has ended"])
+@pytest.mark.parametrize(
+    ("container", "abruptly"),
+    [("runs on", False), ("has ended", False), ("runs on", True)],
+    ids=["ends-container-runs-on", "ends-container-has-ended", "drops-container-runs-on"],
+)
 def test_a_stream_broken_while_the_log_rotates_is_read_again_with_one_gap_and_no_repeat(
-    settings: Settings, sessions: Any, root: Any, container: str
+    settings: Settings, sessions: Any, root: Any, container: str, abruptly: bool
 ) -> None:
-    """The stream breaks once 200 lines are stored, and 2,800 lines rotate through
-    the log before the executor reads it again: while the container runs on (to print
-    1,000 more), or once it has ended. The log read again begins after the last line
-    the executor had: lines were lost there."""
+    """The stream ends (or its connection drops) once 200 lines are stored, and 2,800
+    lines rotate through the log before the executor reads it again: while the
+    container runs on (to print 1,000 more), or once it has ended. The log read again
+    begins after the last line the executor had: lines were lost there."""
     phases = [(range(1, 201), 0.002), (range(201, 3001), 0.0)]
     if container == "runs on":
         phases.append((range(3001, 4001), 0.002))
@@ -166,7 +172,7 @@ def test_a_stream_broken_while_the_log_rotates_is_read_again_with_one_gap_and_no
     def break_the_stream_then_print(job_id: int) -> None:
         wait_for(lambda: stored_numbers(sessions, job_id) >= 200)
         if container == "runs on":
-            fake.cut_log_streams()
+            fake.cut_log_streams(abruptly)
             program.gates[1].set()
             program.gates[2].set()
             return
@@ -179,7 +185,8 @@ def test_a_stream_broken_while_the_log_rotates_is_read_again_with_one_gap_and_no
         job, run = run_with_a_runner(fake, settings, sessions, root, break_the_stream_then_print)
     logs = stored_lines(sessions, run.id)
     numbers = numbers_of(logs)
-    figures(numbers, program.printed).show(f"stream broken, the container {container}")
+    how = "dropped" if abruptly else "ended"
+    figures(numbers, program.printed).show(f"stream {how}, the container {container}")
 
     assert job.status == "SUCCEEDED", (run.status, run.error)
     (gap,) = gap_lines(logs)
@@ -269,3 +276,35 @@ def test_what_the_kubelet_skips_inside_one_stream_is_not_seen(make_spec: Any) ->
     assert shown.missing > 0  # files skipped: this fake rotates as the kubelet does
     if not [line for line in read if line.stream == "system" and "log gap" in line.text]:
         pytest.xfail(f"{shown.missing} lines skipped inside one stream, without a gap line")
+
+
+def test_a_log_that_cannot_be_read_again_ends_with_a_gap_line_then_the_error(
+    make_spec: Any,
+) -> None:
+    """The connection of the stream drops, and so does every read after it: the
+    executor reads again ten times, then says from where the log is missing."""
+    program = NumberedOutput((range(1, 3), 0.0), (range(3, 5), 0.0))
+    with rotating_cluster(program) as fake:
+        executor = make_executor(fake)
+        handle = executor.create(make_spec("numbered"))
+        executor.start(handle)
+        lines: Iterator[LogLine] = executor.logs(handle)
+        read = [next(lines), next(lines)]
+
+        def dropped(*args: Any, **kwargs: Any) -> Iterator[bytes]:
+            raise ConnectionDropped
+            yield b""  # a generator, as the kubelet's stream is
+
+        fake._log_chunks = dropped  # type: ignore[method-assign]
+        fake.cut_log_streams(abruptly=True)
+        program.gates[1].set()
+        with pytest.raises(ExecutorError, match="no answer from the API server"):
+            for line in lines:
+                read.append(line)
+        executor.remove(handle)
+        executor.close()
+    assert [line.text.split()[0] for line in read[:2]] == ["1", "2"]
+    (gap,) = read[2:]
+    assert gap.stream == "system"
+    assert gap.text.startswith("[craton] log gap: an unknown number of lines")
+    assert f"after {read[1].ts.isoformat()}" in gap.text
