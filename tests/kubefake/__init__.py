@@ -30,8 +30,9 @@ set (its ``containerLogMaxSize``): a read opened sees the current file only,
 and a follow stream that has read its file to the end goes on with the file
 current then, skipping any rotated away meanwhile. ``cut_log_streams`` ends
 every open stream (or drops its connection) and ``log_streams_stalled``
-holds them, as a kubelet or
-API server restarting would.
+holds them, as a kubelet or API server restarting would.
+
+It lives in ``tests/``: a test fake, not part of the shipped package.
 
 v1 Secrets are kept too (create, get, list, delete; ``stringData`` merged into
 ``data``); the garbage collector deletes a Secret whose owners (Jobs, by
