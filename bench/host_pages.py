@@ -11,7 +11,10 @@ serve`` (fake executor, embedded runner) on that database, and drives it with
 ``wrk``: ``--clients`` connections walking the pages in marker order, each
 request sending the token. In the same run, the same load goes to ``/healthz``
 of the same server (the same middleware, no authentication, no query): the
-ratio between the two is what a page costs beyond the platform's floor.
+ratio between the two is what a page costs beyond the platform's floor. The
+CPU that serve's processes (and PostgreSQL's backends of the benchmark's
+database) spent per answer is read from ``/proc``: on a shared machine it
+says what a page costs when the latencies say mostly how busy the cores were.
 
 ``wrk`` is C (``apt-get install wrk``), so the clients take little of the
 cores the server needs; latencies are closed-loop, so on a machine with few
@@ -22,6 +25,8 @@ after a warm-up, and the median (by requests/s) counts. It asserts nothing.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import json
 import os
 import re
@@ -37,8 +42,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-from sqlalchemy import insert, select, text
+from sqlalchemy import create_engine, insert, select, text
 
+from bench.dispatch import process_seconds
 from bench.harness import fresh_database
 from craton_wf.db.engine import make_engine, make_session_factory, transaction
 from craton_wf.db.models import Host, HostLabel
@@ -81,6 +87,8 @@ class Load:
     p99_ms: float
     non_2xx: int
     socket_errors: int
+    server_cpu: float = 0.0  # CPU seconds of serve's processes meanwhile
+    database_cpu: float = 0.0  # and of PostgreSQL's backends of its database
 
     @property
     def per_second(self) -> float:
@@ -91,7 +99,9 @@ class Load:
         errors += f", {self.socket_errors} socket errors" if self.socket_errors else ""
         return (
             f"p50 {self.p50_ms:7.1f} ms  p99 {self.p99_ms:7.1f} ms  "
-            f"{self.per_second:7.1f} req/s{errors}"
+            f"{self.per_second:7.1f} req/s  CPU per answer: serve "
+            f"{self.server_cpu / self.requests * 1000:.2f} ms, PostgreSQL "
+            f"{self.database_cpu / self.requests * 1000:.2f} ms{errors}"
         )
 
 
@@ -275,6 +285,68 @@ def drive(server: Server, paths: Path, clients: int, seconds: float, authenticat
     return Load(requests, micros / 1e6, p50 / 1000, p99 / 1000, non_2xx, socket_errors)
 
 
+def server_processes(pid: int) -> list[int]:
+    """``pid`` and its descendants (serve's workers)."""
+    found, pending = [], [pid]
+    while pending:
+        current = pending.pop()
+        found.append(current)
+        try:
+            with open(f"/proc/{current}/task/{current}/children") as children:
+                pending += [int(child) for child in children.read().split()]
+        except FileNotFoundError:
+            continue
+    return found
+
+
+def database_backends(database_url: str) -> list[int]:
+    """PostgreSQL's backends connected to the benchmark's own database; none on SQLite."""
+    if database_url.startswith("sqlite"):
+        return []
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            return list(
+                connection.execute(
+                    text(
+                        "SELECT pid FROM pg_stat_activity"
+                        " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    )
+                ).scalars()
+            )
+    finally:
+        engine.dispose()
+
+
+def cpu_seconds(pids: list[int]) -> dict[int, float]:
+    seconds = {}
+    for pid in pids:
+        with contextlib.suppress(FileNotFoundError):
+            seconds[pid] = process_seconds(pid)
+    return seconds
+
+
+def spent(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds between two readings (a process new since ``before`` counts whole)."""
+    return sum(value - before.get(pid, 0.0) for pid, value in after.items())
+
+
+def measured(
+    server: Server, database_url: str, paths: Path, clients: int, seconds: float, auth: bool
+) -> Load:
+    """:func:`drive`, with the CPU that serve's processes and the database spent meanwhile."""
+    serve_before = cpu_seconds(server_processes(server.process.pid))
+    database_before = cpu_seconds(database_backends(database_url))
+    load = drive(server, paths, clients, seconds, auth)
+    serve_after = cpu_seconds(server_processes(server.process.pid))
+    database_after = cpu_seconds(database_backends(database_url))
+    return dataclasses.replace(
+        load,
+        server_cpu=spent(serve_before, serve_after),
+        database_cpu=spent(database_before, database_after),
+    )
+
+
 def median(loads: list[Load]) -> Load:
     middle = statistics.median_low([load.per_second for load in loads])
     return next(load for load in loads if load.per_second == middle)
@@ -315,10 +387,9 @@ def main() -> int:
         drive(server, paths, args.clients, 3, authenticated=True)  # warm-up
         pages, floor = [], []
         for _ in range(args.repeat):
-            pages.append(drive(server, paths, args.clients, args.seconds, authenticated=True))
-            floor.append(
-                drive(server, paths.with_name("healthz"), args.clients, args.seconds, False)
-            )
+            pages.append(measured(server, url, paths, args.clients, args.seconds, True))
+            healthz = paths.with_name("healthz")
+            floor.append(measured(server, url, healthz, args.clients, args.seconds, False))
     finally:
         server.stop()
     backend = "SQLite" if url.startswith("sqlite") else "PostgreSQL"
