@@ -59,7 +59,7 @@ import requests
 
 from craton_wf.domain.logmarks import log_gap_marker
 from craton_wf.errors import ContainerNotFound, ExecutorError
-from craton_wf.executors.base import ContainerState, LogLine
+from craton_wf.executors.base import ContainerState, LineBlock, LogLine
 from craton_wf.executors.engine_errors import docker_errors, truncate
 
 log = logging.getLogger(__name__)
@@ -308,6 +308,14 @@ class LineAssembler:
     ) -> Iterator[LogLine]:
         """The lines ``message`` completes; ``ts`` stamps an attach's output, which
         carries no stamp of the engine's (``live``)."""
+        for block in self.feed_blocks(stream, message, ts, live):
+            yield from _lines_in(block)
+
+    def feed_blocks(
+        self, stream: str, message: bytes, ts: datetime | None = None, live: bool = False
+    ) -> Iterator[LineBlock]:
+        """As :meth:`feed`, the lines in one block: a chunk of an attach holds
+        thousands, split and decoded at once."""
         pending = self._pending.setdefault(stream, _PendingLine())
         match = None if ts is not None else _TIMESTAMP.match(message)
         if ts is not None:
@@ -319,50 +327,74 @@ class LineAssembler:
             pending.ts = datetime.now(UTC)
         pending.live = live
         pending.data += message
-        if b"\n" in message:  # split once: a chunk of an attach holds thousands of lines
-            *complete, rest = bytes(pending.data).split(b"\n")
-            for data in complete:
-                yield self._line(stream, pending, data)
-            pending.data = bytearray(rest)
+        if b"\n" in message:
+            # A newline is one byte no multi-byte character holds: the block
+            # decodes, and splits, as its lines would one by one.
+            end = pending.data.rfind(b"\n")
+            text = pending.data[:end].decode("utf-8", "replace")
+            del pending.data[: end + 1]
+            yield LineBlock(stream, pending.ts, text.split("\n"), live)
         if len(pending.data) >= self.max_line_bytes:
-            yield self._line(stream, pending, bytes(pending.data))
-            pending.data.clear()
+            yield self._block(stream, pending)
 
     def flush(self) -> Iterator[LogLine]:
         """The unterminated last line of each stream, oldest first."""
+        for block in self.flush_blocks():
+            yield from _lines_in(block)
+
+    def flush_blocks(self) -> Iterator[LineBlock]:
+        """As :meth:`flush`, each line a block."""
         leftovers = [
-            self._line(stream, pending, bytes(pending.data))
+            self._block(stream, pending)
             for stream, pending in self._pending.items()
             if pending.data
         ]
         self._pending.clear()
-        yield from sorted(leftovers, key=lambda line: line.ts)
+        yield from sorted(leftovers, key=lambda block: block.ts)
 
     @staticmethod
-    def _line(stream: str, pending: _PendingLine, data: bytes) -> LogLine:
+    def _block(stream: str, pending: _PendingLine) -> LineBlock:
+        """What ``pending`` holds, as one line, which it then no longer holds."""
         assert pending.ts is not None
-        text = data.decode("utf-8", "replace")
-        return LogLine(stream=stream, ts=pending.ts, text=text, live=pending.live)
+        text = pending.data.decode("utf-8", "replace")
+        pending.data.clear()
+        return LineBlock(stream, pending.ts, [text], pending.live)
+
+
+def _lines_in(block: LineBlock) -> Iterator[LogLine]:
+    for text in block.lines:
+        yield LogLine(stream=block.stream, ts=block.ts, text=text, live=block.live)
+
+
+def blocks_of(
+    output: Iterator[Output], since: datetime | None = None, max_line_bytes: int = MAX_LINE_BYTES
+) -> Iterator[LineBlock]:
+    """The whole lines of a container's output in blocks (a frame's, or an
+    attach's chunk's, together), those stamped after ``since``."""
+    assembler = LineAssembler(max_line_bytes)
+    for item in output:
+        if isinstance(item, LogLine):
+            blocks: Iterator[LineBlock] = iter(
+                (LineBlock(item.stream, item.ts, [item.text], item.live),)
+            )
+        elif isinstance(item, LiveChunk):
+            blocks = assembler.feed_blocks(item.stream, item.data, item.ts, live=True)
+        else:
+            blocks = assembler.feed_blocks(*item)
+        for block in blocks:
+            if since is None or block.ts > since:
+                yield block
+    for block in assembler.flush_blocks():
+        if since is None or block.ts > since:
+            yield block
 
 
 def lines_of(
     output: Iterator[Output], since: datetime | None = None, max_line_bytes: int = MAX_LINE_BYTES
 ) -> Iterator[LogLine]:
     """The whole lines of a container's output, those stamped after ``since``."""
-    assembler = LineAssembler(max_line_bytes)
-    for item in output:
-        if isinstance(item, LogLine):
-            lines: Iterator[LogLine] = iter((item,))
-        elif isinstance(item, LiveChunk):
-            lines = assembler.feed(item.stream, item.data, item.ts, live=True)
-        else:
-            lines = assembler.feed(*item)
-        for line in lines:
-            if since is None or line.ts > since:
-                yield line
-    for line in assembler.flush():
-        if since is None or line.ts > since:
-            yield line
+    for block in blocks_of(output, since, max_line_bytes):
+        yield from _lines_in(block)
 
 
 def close_quietly(attached: Any) -> None:

@@ -50,12 +50,14 @@ from craton_wf.executors.base import (
     ContainerState,
     Executor,
     Handle,
+    LineBlock,
     LogLine,
 )
 from craton_wf.executors.container_output import (
     MAX_LINE_BYTES,
     ContainerOutput,
     Output,
+    blocks_of,
     close_quietly,
     epoch_micros,
     lines_of,
@@ -291,10 +293,12 @@ class DockerExecutor(Executor):
             self._attached[handle.id] = attached
 
     def logs(self, handle: Handle, since: datetime | None = None) -> Iterator[LogLine]:
-        # The engine filters whole messages; a second's margin keeps the start of
-        # a line split into several messages, the exact cut is made on lines.
-        since_ns = None if since is None else (epoch_micros(since) - 1_000_000) * 1000
-        return lines_of(self._output(handle, since_ns), since, self.max_line_bytes)
+        return lines_of(self._output(handle, _since_ns(since)), since, self.max_line_bytes)
+
+    def log_blocks(self, handle: Handle, since: datetime | None = None) -> Iterator[LineBlock]:
+        """The lines of each chunk the attach (or each message the engine's log)
+        gives, as one block."""
+        return blocks_of(self._output(handle, _since_ns(since)), since, self.max_line_bytes)
 
     def _output(self, handle: Handle, since_ns: int | None) -> Iterator[Output]:
         """The container's output: the attach ``start`` opened; else, for a
@@ -358,3 +362,10 @@ class DockerExecutor(Executor):
             if self._client is not None:
                 self._client.close()
                 self._client = None
+
+
+def _since_ns(since: datetime | None) -> int | None:
+    """Where to open the engine's log for lines after ``since``: the engine filters
+    whole messages, and a second's margin keeps the start of a line split into
+    several; the exact cut is made on lines."""
+    return None if since is None else (epoch_micros(since) - 1_000_000) * 1000

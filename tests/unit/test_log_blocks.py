@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime
 
 import pytest
 
 from craton_wf.domain.loglines import (
+    LineBlock,
     cut_lines,
     lines_within,
     published_outputs,
@@ -15,6 +17,7 @@ from craton_wf.domain.loglines import (
     text_bytes,
 )
 from craton_wf.domain.redaction import redaction_needles
+from craton_wf.executors.container_output import LineAssembler
 
 SECRETS = ("hunter22", "multi\nline-secret", "abc")  # "abc": too short to be looked for
 TOKEN = "cwf_" + "A" * 43
@@ -68,3 +71,34 @@ def test_outputs_published_by_a_block() -> None:
     ]
     assert published_outputs(lines) == {"a": 3, "b": 2}
     assert published_outputs(["1", "2"]) == {}
+
+
+def test_an_attachs_chunks_assemble_into_the_lines_printed() -> None:
+    """Chunks cut anywhere (inside a multi-byte character, an invalid byte, a
+    long line) give, block by block, the lines the output holds, each stream
+    apart, as splitting the whole output would."""
+    printed = {
+        "stdout": "".join(f"{n} é日本\n" for n in range(3000)).encode() + b"bad \xff\xfe end\n",
+        "stderr": b"x" * 5000 + b"\n" + b"warn\n\n" + b"unterminated",
+    }
+    assembler = LineAssembler(max_line_bytes=4096)
+    blocks: list[LineBlock] = []
+    cuts = [1, 7, 100, 4095, 3, 65536]
+    for stream, data in printed.items():
+        offset = 0
+        for size in itertools.cycle(cuts):
+            if offset >= len(data):
+                break
+            blocks += assembler.feed_blocks(stream, data[offset : offset + size], T0, live=True)
+            offset += size
+    blocks += assembler.flush_blocks()
+    got = {
+        stream: [line for block in blocks if block.stream == stream for line in block.lines]
+        for stream in printed
+    }
+    assert got["stdout"] == printed["stdout"].decode("utf-8", "replace").split("\n")[:-1]
+    *cut, warn, empty, unterminated = got["stderr"]  # a line past 4096 bytes is cut
+    assert "".join(cut) == "x" * 5000 and len(cut) == 2 and len(cut[0]) >= 4096
+    assert [warn, empty, unterminated] == ["warn", "", "unterminated"]
+    assert all(block.ts == T0 and block.live for block in blocks)
+    assert len(blocks) < len(got["stdout"]) / 10  # lines come many to a block
