@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 
 _FINAL_RUN_VALUES = [s.value for s in FINAL_RUN_STATES]
 _ACTIVE_RUN_VALUES = [s.value for s in ACTIVE_RUN_STATES]
+_OPEN_RUN_VALUES = [s.value for s in RunStatus if s not in FINAL_RUN_STATES]
 
 
 def lock_job(session: Session, job_id: int) -> Job:
@@ -341,11 +342,19 @@ def _fill_host_slots(session: Session, job: Job, now: datetime) -> bool:
         *[s.value for s in (JobStatus.CANCELLED, JobStatus.SUCCEEDED, JobStatus.FAILED)],
     ):
         return False
+    # Only the running and failed hosts are counted (an index range each, as
+    # long as the concurrency and the failures): counting every host of a
+    # fleet's job, with every batch of its runs, cost the database more than
+    # the rest of the batch. Whether any host is pending, the query for the
+    # next ones tells.
     counts = Counter(
         dict(
             session.execute(
                 select(JobHost.status, func.count())
-                .where(JobHost.job_id == job.id)
+                .where(
+                    JobHost.job_id == job.id,
+                    JobHost.status.in_([HostStatus.RUNNING.value, HostStatus.FAILED.value]),
+                )
                 .group_by(JobHost.status)
             ).all()
         )
@@ -354,7 +363,7 @@ def _fill_host_slots(session: Session, job: Job, now: datetime) -> bool:
         _skip_pending_hosts(session, job, now)
         return False
     free = job.concurrency - counts[HostStatus.RUNNING.value]
-    if free <= 0 or not counts[HostStatus.PENDING.value]:
+    if free <= 0:
         return False
     hosts = list(
         session.execute(
@@ -370,12 +379,10 @@ def _fill_host_slots(session: Session, job: Job, now: datetime) -> bool:
         record_event(session, job.id, "host_started", host.host_name)
     _set_hosts_status(session, hosts, HostStatus.RUNNING, now)
     started = {host.id for host in hosts}
-    runs = _locked_runs(
-        session,
-        select(Run).where(
-            one_of(session, Run.job_host_id, started), Run.status == RunStatus.PENDING.value
-        ),
-    )
+    # Every run of a host that was pending is pending (or final: cancelled,
+    # skipped). Asked by host alone, so the database looks them up by host,
+    # not among all the pending runs of the job.
+    runs = _locked_runs(session, select(Run).where(one_of(session, Run.job_host_id, started)))
     _try_queue(session, runs, now, running_hosts=started, edges=has_edges(job))
     # A host with a run left to run is not done; only the others need a look
     # (a host whose every run was skipped, or that has none).
@@ -408,12 +415,11 @@ def _skip_pending_hosts(session: Session, job: Job, now: datetime) -> None:
 def _finish_job_if_done(session: Session, job: Job, now: datetime) -> None:
     if job.status in (JobStatus.SUCCEEDED.value, JobStatus.FAILED.value, JobStatus.CANCELLED.value):
         return
+    # Whether any run is left, not how many: one index entry, not one per run.
     left = session.execute(
-        select(func.count())
-        .select_from(Run)
-        .where(Run.job_id == job.id, Run.status.not_in(_FINAL_RUN_VALUES))
-    ).scalar_one()
-    if left:
+        select(Run.id).where(Run.job_id == job.id, Run.status.in_(_OPEN_RUN_VALUES)).limit(1)
+    ).first()
+    if left is not None:
         return
     hosts = Counter(
         dict(
