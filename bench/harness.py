@@ -30,6 +30,7 @@ from craton_wf.services import jobs as job_service
 from craton_wf.services import tasks as task_service
 from craton_wf.services import workflows as workflow_service
 from craton_wf.services.auth import Principal, bootstrap
+from craton_wf.services.inputs import TaskCreate
 from craton_wf.settings import Settings
 
 IMAGE = "craton/busybox:latest"
@@ -106,7 +107,7 @@ def add_ready_task(platform: Platform, name: str, command: str, image: str = IMA
             session,
             platform.project_id,
             None,
-            {"name": name, "location": "https://example.invalid/bench", "command": command},
+            TaskCreate(name=name, location="https://example.invalid/bench", command=command),
             None,
             1024,
         )

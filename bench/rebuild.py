@@ -45,6 +45,7 @@ from craton_wf.domain.states import BuildStatus
 from craton_wf.executors import make_executor
 from craton_wf.runner.worker import Runner
 from craton_wf.services import tasks as task_service
+from craton_wf.services.inputs import TaskCreate
 
 TASK_FILES = {
     "Dockerfile": (
@@ -166,7 +167,7 @@ def main() -> int:
                 session,
                 platform.project_id,
                 None,
-                {"name": "audit", "command": "/craton/check.sh"},
+                TaskCreate(name="audit", command="/craton/check.sh"),
                 pack(directory),
                 MAX_ARCHIVE_BYTES,
             )

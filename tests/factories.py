@@ -12,6 +12,7 @@ from craton_wf.engine import builds as build_service
 from craton_wf.engine.leases import take_lease
 from craton_wf.services import inventory
 from craton_wf.services import tasks as task_service
+from craton_wf.services.inputs import TaskCreate
 
 
 def make_inventory(
@@ -55,12 +56,9 @@ def make_ready_task(
         session,
         project_id,
         None,
-        {
-            "name": name,
-            "location": f"https://example.invalid/{name}",
-            "command": command,
-            **fields,
-        },
+        TaskCreate(
+            name=name, location=f"https://example.invalid/{name}", command=command, **fields
+        ),
         None,
         1024,
     )

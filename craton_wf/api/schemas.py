@@ -15,29 +15,21 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
-    StrictInt,
-    StrictStr,
     create_model,
 )
 from pydantic_core import PydanticCustomError
 
 from craton_wf.domain.addresses import is_ip_address
 
-# An id or a name; strict, so that a JSON true is neither (lax, it would be id 1).
-Ref = StrictInt | StrictStr
-
-# The largest number an integer column holds: a number past it is refused here,
-# by name, not by the database.
-MAX_INT = 2**31 - 1
-
-
-class Input(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-Short = Annotated[str, Field(max_length=64)]
-Name = Annotated[str, Field(max_length=255)]
-Path = Annotated[str, Field(max_length=1024)]
+# The inputs the services take are defined beside them (``services.inputs``);
+# the API validates request bodies into the same models.
+from craton_wf.services.inputs import MAX_INT, Input, Name, Ref, Short
+from craton_wf.services.inputs import ProjectRole as ProjectRole
+from craton_wf.services.inputs import Resources as Resources
+from craton_wf.services.inputs import SecretCreate as SecretCreate
+from craton_wf.services.inputs import SecretUpdate as SecretUpdate
+from craton_wf.services.inputs import TaskCreate as TaskCreate
+from craton_wf.services.inputs import TaskUpdate as TaskUpdate
 
 
 def _ip_address(value: str) -> str:
@@ -192,55 +184,6 @@ class LabelsBody(Input):
 
 
 # --- tasks --------------------------------------------------------------------
-
-ProjectRole = Literal["viewer", "auditor", "operator", "admin"]
-
-
-class Resources(Input):
-    """What a task asks for beyond the defaults, within the platform's maxima."""
-
-    memory_mb: int | None = Field(default=None, gt=0, le=MAX_INT)
-    cpus: float | None = Field(default=None, gt=0)
-    pids: int | None = Field(default=None, gt=0, le=MAX_INT)
-
-
-class TaskCreate(Input):
-    name: str
-    location: str | None = None
-    ref: Name | None = None
-    subdir: Path | None = None
-    dockerfile: Path | None = None
-    command: list[str] | str
-    description: str | None = None
-    kind: Literal["remediation", "audit"] = "remediation"
-    public: bool = False
-    restricted_to: list[ProjectRole] = Field(default_factory=list)
-    needs_network: bool = False
-    resources: Resources | None = None
-    placement: list[Short] = Field(
-        default_factory=list,
-        description="where its containers may run: node.labels.KEY==VALUE, node.role==…",
-    )
-    secrets: list[Short] = Field(
-        default_factory=list, description="the project's secrets it gets as environment variables"
-    )
-
-
-class TaskUpdate(Input):
-    name: str | None = None
-    location: str | None = None
-    ref: Name | None = None
-    subdir: Path | None = None
-    dockerfile: Path | None = None
-    command: list[str] | str | None = None
-    description: str | None = None
-    kind: Literal["remediation", "audit"] | None = None
-    public: bool | None = None
-    restricted_to: list[ProjectRole] | None = None
-    needs_network: bool | None = None
-    resources: Resources | None = None
-    placement: list[Short] | None = None
-    secrets: list[Short] | None = None
 
 
 class BuildRequest(Input):
@@ -559,17 +502,6 @@ class AuditEventRead(Output):
 
 
 # --- secrets ----------------------------------------------------------------------
-
-
-class SecretCreate(Input):
-    name: Annotated[str, Field(max_length=128)]
-    value: Annotated[str, Field(min_length=4, max_length=64 * 1024)]
-    description: str | None = None
-
-
-class SecretUpdate(Input):
-    value: Annotated[str, Field(min_length=4, max_length=64 * 1024)] | None = None
-    description: str | None = None
 
 
 class SecretRead(Output):

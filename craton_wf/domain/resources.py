@@ -9,13 +9,13 @@ job's snapshot, so a lowered maximum also caps jobs created before.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from craton_wf.errors import InvalidInput
 
 MIB = 1024 * 1024
-RESOURCE_KEYS = ("memory_mb", "cpus", "pids")
 
 
 @dataclass(frozen=True)
@@ -39,24 +39,16 @@ class ResourcePolicy:
     max_pids: int = 4096
 
 
-def check_resources(requested: Any, policy: ResourcePolicy) -> dict[str, Any]:
-    """The request, validated: known keys, positive numbers, within the maxima."""
-    if requested in (None, {}):
-        return {}
-    if not isinstance(requested, dict):
-        raise InvalidInput("resources must be an object: memory_mb, cpus, pids")
-    unknown = set(requested) - set(RESOURCE_KEYS)
-    if unknown:
-        raise InvalidInput(f"unknown resources: {', '.join(sorted(unknown))}")
+def check_resources(requested: Mapping[str, int | float], policy: ResourcePolicy) -> dict[str, Any]:
+    """The resources a task asks for, each within the platform's maximum.
+
+    Which keys there are, their types and that they are positive is the task's
+    input model's to say (``services.inputs.Resources``); the maxima come from
+    the settings, so they are checked here.
+    """
     maxima = {"memory_mb": policy.max_memory_mb, "cpus": policy.max_cpus, "pids": policy.max_pids}
     checked: dict[str, Any] = {}
     for key, value in requested.items():
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-            raise InvalidInput(f"resources.{key} must be a positive number")
-        if key != "cpus" and not float(value).is_integer():
-            raise InvalidInput(f"resources.{key} must be a whole number")
         if value > maxima[key]:
             raise InvalidInput(
                 f"resources.{key} {value} is over the {maxima[key]} the platform allows"

@@ -27,16 +27,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from craton_wf.db.models import Secret
-from craton_wf.domain.redaction import MIN_REDACTED_LENGTH
 from craton_wf.engine.run_secrets import SecretKeyError as SecretKeyError
 from craton_wf.engine.run_secrets import check_secret_name
 from craton_wf.engine.run_secrets import check_secret_names as check_secret_names
 from craton_wf.engine.run_secrets import cipher as cipher
 from craton_wf.errors import InvalidInput, UndeclaredSecret
 from craton_wf.services.common import find_by_ref, flush_unique
+from craton_wf.services.inputs import MAX_SECRET_VALUE, SecretCreate, SecretUpdate
 from craton_wf.services.pagination import Page, PageRequest, paginate, scoped
 
-MAX_VALUE_BYTES = 64 * 1024
 SECRET_SORT_KEYS = ("id", "name", "created_at")
 
 
@@ -54,11 +53,11 @@ def check_step_secrets(step: str, task: str, names: Any, declared: Iterable[str]
     return checked
 
 
-def _check_value(value: Any) -> str:
-    if not isinstance(value, str) or len(value) < MIN_REDACTED_LENGTH:
-        raise InvalidInput(f"a secret value must be at least {MIN_REDACTED_LENGTH} characters")
-    if len(value.encode()) > MAX_VALUE_BYTES or "\0" in value:
-        raise InvalidInput(f"a secret value must be text of at most {MAX_VALUE_BYTES} bytes")
+def _check_value(value: str) -> str:
+    """The value as text a container's environment can carry: the model bounds its
+    length in characters; the bytes it encodes to and a NUL are checked here."""
+    if len(value.encode()) > MAX_SECRET_VALUE or "\0" in value:
+        raise InvalidInput(f"a secret value must be text of at most {MAX_SECRET_VALUE} bytes")
     return value
 
 
@@ -67,14 +66,14 @@ def create_secret(
     fernet: Fernet,
     project_id: str,
     user_id: int | None,
-    data: dict[str, Any],
+    spec: SecretCreate,
 ) -> Secret:
-    name = check_secret_name(data.get("name"))
+    name = check_secret_name(spec.name)
     secret = Secret(
         project_id=project_id,
         name=name,
-        ciphertext=fernet.encrypt(_check_value(data.get("value")).encode()).decode(),
-        description=data.get("description"),
+        ciphertext=fernet.encrypt(_check_value(spec.value).encode()).decode(),
+        description=spec.description,
         created_by=user_id,
     )
     session.add(secret)
@@ -82,11 +81,14 @@ def create_secret(
     return secret
 
 
-def update_secret(session: Session, fernet: Fernet, secret: Secret, data: dict[str, Any]) -> Secret:
-    if data.get("value") is not None:
-        secret.ciphertext = fernet.encrypt(_check_value(data["value"]).encode()).decode()
-    if "description" in data:
-        secret.description = data["description"]
+def update_secret(
+    session: Session, fernet: Fernet, secret: Secret, changes: SecretUpdate
+) -> Secret:
+    """Change what ``changes`` gives: a new value, or a description (null clears it)."""
+    if changes.value is not None:
+        secret.ciphertext = fernet.encrypt(_check_value(changes.value).encode()).decode()
+    if "description" in changes.model_fields_set:
+        secret.description = changes.description
     session.flush()
     return secret
 

@@ -29,13 +29,14 @@ from craton_wf.domain.sources import (
 from craton_wf.domain.states import FINAL_RUN_STATES, BuildStatus
 from craton_wf.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
 from craton_wf.services import approvals, policy
-from craton_wf.services.auth import ROLES, Principal
+from craton_wf.services.auth import Principal
 from craton_wf.services.common import check_name, find_by_ref, flush_unique, id_in_range
+from craton_wf.services.inputs import Resources, TaskCreate, TaskUpdate
 from craton_wf.services.pagination import Page, PageRequest, paginate
 from craton_wf.services.project_secrets import check_secret_names
 
 TASK_SORT_KEYS = ("id", "name", "status", "created_at")
-KINDS = ("remediation", "audit")
+# The fields of a task an update may change, beside its name.
 MUTABLE_FIELDS = (
     "description",
     "command",
@@ -53,16 +54,15 @@ MUTABLE_FIELDS = (
 )
 
 
-def normalize_command(command: Any) -> list[str]:
+def command_words(command: str | list[str]) -> list[str]:
+    """The command as words: a string is split as a shell would, a list taken as it is."""
     if isinstance(command, str):
         try:
             words = shlex.split(command)
         except ValueError as exc:
             raise InvalidInput(f"command is not valid shell words: {exc}") from exc
-    elif isinstance(command, list) and all(isinstance(word, str) for word in command):
-        words = list(command)
     else:
-        raise InvalidInput("command must be a string or a list of strings")
+        words = list(command)
     if not words:
         raise InvalidInput("command must not be empty")
     return words
@@ -71,14 +71,6 @@ def normalize_command(command: Any) -> list[str]:
 def check_git_location(location: str, policy: GitSourcePolicy | None = None) -> str:
     """The git URL, if the platform's source rules accept it (UnsafeSource, a 400, if not)."""
     return check_git_source(location, policy or GitSourcePolicy())
-
-
-def check_restricted_to(roles: Any) -> list[str]:
-    if roles is None:
-        return []
-    if not isinstance(roles, list) or any(role not in ROLES for role in roles):
-        raise InvalidInput(f"restricted_to takes roles: {', '.join(ROLES)}")
-    return sorted(set(roles))
 
 
 @dataclass(frozen=True)
@@ -91,49 +83,53 @@ class TaskRules:
     archives: ArchiveLimits = field(default_factory=ArchiveLimits)
 
 
-def _check_network(value: Any, rules: TaskRules) -> bool:
-    if value and not rules.network_allowed:
+def _check_network(needs_network: bool, rules: TaskRules) -> bool:
+    if needs_network and not rules.network_allowed:
         raise InvalidInput("this platform does not let tasks use the network (needs_network)")
-    return bool(value)
+    return needs_network
+
+
+def _resources(resources: Resources | None, rules: TaskRules) -> dict[str, Any]:
+    """The resources asked for, within the platform's maxima (the model bounds their types)."""
+    if resources is None:
+        return {}
+    return check_resources(resources.model_dump(exclude_none=True), rules.resources)
 
 
 def create_task(
     session: Session,
     project_id: str,
     user_id: int | None,
-    data: dict[str, Any],
+    spec: TaskCreate,
     archive: bytes | None,
     max_archive_bytes: int,
     rules: TaskRules | None = None,
 ) -> Task:
     rules = rules or TaskRules()
-    name = check_name(data.get("name") or "", "task")
-    kind = data.get("kind") or "remediation"
-    if kind not in KINDS:
-        raise InvalidInput(f"kind must be one of {', '.join(KINDS)}")
-    ref = check_git_ref(data.get("ref") or None)
+    name = check_name(spec.name, "task")
+    ref = check_git_ref(spec.ref or None)
     if archive is None:
-        location = check_git_location(data.get("location") or "", rules.sources)
+        location = check_git_location(spec.location or "", rules.sources)
         source_type = "git"
     else:
-        source_type, location = "upload", (data.get("location") or f"upload:{name}")
+        source_type, location = "upload", (spec.location or f"upload:{name}")
     task = Task(
         project_id=project_id,
         name=name,
-        description=data.get("description"),
+        description=spec.description,
         source_type=source_type,
         location=location,
         ref=ref,
-        subdir=check_source_path(data.get("subdir"), "subdir"),
-        dockerfile=check_source_path(data.get("dockerfile"), "dockerfile") or "Dockerfile",
-        command=normalize_command(data.get("command")),
-        kind=kind,
-        public=bool(data.get("public", False)),
-        restricted_to=check_restricted_to(data.get("restricted_to")),
-        needs_network=_check_network(data.get("needs_network", False), rules),
-        resources=check_resources(data.get("resources"), rules.resources),
-        placement=check_placement(data.get("placement")),
-        secrets=check_secret_names(data.get("secrets")),
+        subdir=check_source_path(spec.subdir, "subdir"),
+        dockerfile=check_source_path(spec.dockerfile, "dockerfile") or "Dockerfile",
+        command=command_words(spec.command),
+        kind=spec.kind,
+        public=spec.public,
+        restricted_to=sorted(set(spec.restricted_to)),
+        needs_network=_check_network(spec.needs_network, rules),
+        resources=_resources(spec.resources, rules),
+        placement=check_placement(spec.placement),
+        secrets=check_secret_names(spec.secrets),
         status=BuildStatus.PENDING.value,
         created_by=user_id,
     )
@@ -154,11 +150,12 @@ def create_task(
 def update_task(
     session: Session,
     task: Task,
-    data: dict[str, Any],
+    changes: TaskUpdate,
     rules: TaskRules | None = None,
     me: Principal | None = None,
 ) -> Task:
-    """Change the task; a change to what its build runs revokes the build's approval.
+    """Change the fields ``changes`` gives (a null changes nothing); a change to
+    what its build runs revokes the build's approval.
 
     ``me`` (who changes it) is recorded with that revocation, and may not approve
     the build again (``services.approvals``).
@@ -166,19 +163,17 @@ def update_task(
     rules = rules or TaskRules()
     before = {name: getattr(task, name) for name in approvals.EXECUTION_FIELDS}
     for name in MUTABLE_FIELDS:
-        if name not in data or data[name] is None:
+        value = getattr(changes, name)
+        if value is None:
             continue
-        value = data[name]
         if name == "command":
-            value = normalize_command(value)
-        elif name == "kind" and value not in KINDS:
-            raise InvalidInput(f"kind must be one of {', '.join(KINDS)}")
+            value = command_words(value)
         elif name == "restricted_to":
-            value = check_restricted_to(value)
+            value = sorted(set(value))
         elif name == "needs_network":
             value = _check_network(value, rules)
         elif name == "resources":
-            value = check_resources(value, rules.resources)
+            value = _resources(value, rules)
         elif name == "placement":
             value = check_placement(value)
         elif name == "secrets":
@@ -190,8 +185,8 @@ def update_task(
         elif name == "ref":
             value = check_git_ref(value)
         setattr(task, name, value)
-    if data.get("name") is not None:
-        task.name = check_name(data["name"], "task")
+    if changes.name is not None:
+        task.name = check_name(changes.name, "task")
     flush_unique(session, "task", task.name)
     changed = [name for name, value in before.items() if getattr(task, name) != value]
     if changed and me is not None:

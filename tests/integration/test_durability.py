@@ -23,6 +23,7 @@ from craton_wf.db.models import Job, JobEvent, Run, RunLog, User
 from craton_wf.domain.states import FINAL_JOB_STATES
 from craton_wf.services import jobs as job_service
 from craton_wf.services import workflows as workflow_service
+from craton_wf.services.inputs import TaskCreate
 from tests.factories import make_inventory, make_ready_task
 
 pytestmark = pytest.mark.docker
@@ -423,7 +424,7 @@ def test_build_interrupted_by_a_dead_runner_is_restarted(sessions, root, runners
             session,
             root.project_id,
             None,
-            {"name": "slow-build", "command": "true"},
+            TaskCreate(name="slow-build", command="true"),
             tarball(files),
             10**6,
         ).id

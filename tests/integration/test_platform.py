@@ -27,6 +27,7 @@ from craton_wf.runner.worker import Runner
 from craton_wf.services import jobs as job_service
 from craton_wf.services import tasks as task_service
 from craton_wf.services import workflows as workflow_service
+from craton_wf.services.inputs import TaskCreate
 from tests.factories import approve_current_build, make_inventory
 
 pytestmark = pytest.mark.docker
@@ -138,7 +139,7 @@ def upload_task(sessions, root, name: str, files: dict[str, str]) -> int:  # typ
             session,
             root.project_id,
             None,
-            {"name": name, "command": "sh /step.sh"},
+            TaskCreate(name=name, command="sh /step.sh"),
             tarball(files),
             10**7,
         ).id
@@ -274,12 +275,12 @@ def test_git_task_rebuild_after_new_commit(sessions, root, runner, tmp_path: Pat
             session,
             root.project_id,
             None,
-            {
-                "name": "from-git",
-                "location": f"file://{repo_dir}",
-                "subdir": "task",
-                "command": "sh /step.sh",
-            },
+            TaskCreate(
+                name="from-git",
+                location=f"file://{repo_dir}",
+                subdir="task",
+                command="sh /step.sh",
+            ),
             None,
             1024,
             LOCAL_SOURCES,
@@ -358,7 +359,7 @@ def test_unreachable_git_url_fails_the_build(sessions, root, runner, tmp_path):
             session,
             root.project_id,
             None,
-            {"name": "nowhere", "location": f"file://{tmp_path}/missing.git", "command": "true"},
+            TaskCreate(name="nowhere", location=f"file://{tmp_path}/missing.git", command="true"),
             None,
             1024,
             LOCAL_SOURCES,
@@ -378,7 +379,7 @@ def test_git_source_without_dockerfile_fails_the_build(sessions, root, runner, t
             session,
             root.project_id,
             None,
-            {"name": "plain", "location": f"file://{tmp_path}/plain", "command": "true"},
+            TaskCreate(name="plain", location=f"file://{tmp_path}/plain", command="true"),
             None,
             1024,
             LOCAL_SOURCES,

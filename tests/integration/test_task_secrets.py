@@ -9,6 +9,7 @@ from craton_wf.db.models import ApiToken, Run, RunLog, Secret, Task, User
 from craton_wf.domain.states import BuildStatus, JobStatus
 from craton_wf.services import jobs as job_service
 from craton_wf.services import project_secrets
+from craton_wf.services.inputs import SecretCreate
 from tests.factories import approve_current_build, make_inventory
 from tests.integration.test_platform import (
     docker_settings,
@@ -47,7 +48,7 @@ def test_secrets_are_env_in_the_container_and_redacted_in_the_stored_log(
             ("OTHER", "not-named"),
         ):
             project_secrets.create_secret(
-                session, fernet, root.project_id, None, {"name": name, "value": value}
+                session, fernet, root.project_id, None, SecretCreate(name=name, value=value)
             )
         session.get(Task, task_id).secrets = ["API_KEY", "CERT"]
         user_id = session.execute(select(User.id).where(User.name == root.user)).scalar_one()
@@ -99,7 +100,11 @@ def test_a_stored_job_naming_bash_env_is_refused_by_the_runner(
         task.command = ["bash", "/step.sh"]
         task.secrets = ["GREETING"]
         project_secrets.create_secret(
-            session, fernet, root.project_id, None, {"name": "GREETING", "value": "hello-there"}
+            session,
+            fernet,
+            root.project_id,
+            None,
+            SecretCreate(name="GREETING", value="hello-there"),
         )
         # As a row from before the rule: written around the service's name check.
         session.add(

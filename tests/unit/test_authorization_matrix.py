@@ -46,6 +46,7 @@ from craton_wf.services import jobs as job_service
 from craton_wf.services import tasks as task_service
 from craton_wf.services import workflows as workflow_service
 from craton_wf.services.auth import bootstrap, issue_token
+from craton_wf.services.inputs import SecretCreate, TaskCreate
 from craton_wf.settings import Settings
 from tests.conftest import POSTGRES_URL, _truncate_all
 from tests.factories import make_ready_task
@@ -300,7 +301,7 @@ def _job(session: Any, world: World) -> Any:
 
 def _secret(session: Any, world: World) -> Any:
     fernet = project_secrets.cipher(world.settings)
-    data = {"name": unique("ALPHA_SECRET").replace("-", "_"), "value": "value-of-alpha"}
+    data = SecretCreate(name=unique("ALPHA_SECRET").replace("-", "_"), value="value-of-alpha")
     return project_secrets.create_secret(session, fernet, world.alpha, None, data)
 
 
@@ -332,8 +333,8 @@ def _fresh(method: str, path: str, role: str, where: str, world: World) -> dict[
             data = {"name": unique("alpha"), "ip_address": "10.0.0.9", "region_id": ids["region"]}
             return {"host_id": inventory.create_host(session, alpha, data).id}
         if method == "DELETE" and path == "/v1/tasks/{task_id}":
-            data = {"name": unique("alpha"), "location": GIT, "command": "run"}
-            return {"task_id": task_service.create_task(session, alpha, None, data, None, 1024).id}
+            spec = TaskCreate(name=unique("alpha"), location=GIT, command="run")
+            return {"task_id": task_service.create_task(session, alpha, None, spec, None, 1024).id}
         if method == "DELETE" and path.endswith("/{workflow_id}"):
             data = {"name": unique("alpha-flow"), "steps": [{"task": ids["task"]}]}
             made = workflow_service.create_workflow(session, alpha, None, data)

@@ -409,6 +409,7 @@ def test_a_secret_that_does_not_decrypt_fails_the_run_and_says_why(
     from cryptography.fernet import Fernet
 
     from craton_wf.services import project_secrets
+    from craton_wf.services.inputs import SecretCreate
 
     with transaction(sessions) as session:  # encrypted with another key than the runner's
         project_secrets.create_secret(
@@ -416,7 +417,7 @@ def test_a_secret_that_does_not_decrypt_fails_the_run_and_says_why(
             Fernet(Fernet.generate_key()),
             root.project_id,
             None,
-            {"name": "DB_PASSWORD", "value": "not-the-runners-key"},
+            SecretCreate(name="DB_PASSWORD", value="not-the-runners-key"),
         )
     job_id = setup_job(sessions, root, [{"task": "migrate", "secrets": ["DB_PASSWORD"]}], hosts=1)
     executor = FakeExecutor()

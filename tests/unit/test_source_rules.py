@@ -28,6 +28,7 @@ from craton_wf.errors import InvalidInput, PayloadTooLarge, SourceError, UnsafeS
 from craton_wf.runner.building import BuildExecution
 from craton_wf.services import source_rules
 from craton_wf.services import tasks as task_service
+from craton_wf.services.inputs import TaskCreate
 
 NAMES = {"public.example": ["93.184.215.14"], "private.example": ["192.168.0.9"]}
 
@@ -323,7 +324,7 @@ def test_the_build_log_never_shows_credentials(settings: Any, sessions: Any, roo
             session,
             root.project_id,
             None,
-            {"name": "old", "location": "https://example.com/r.git", "command": "run"},
+            TaskCreate(name="old", location="https://example.com/r.git", command="run"),
             None,
             1024,
         )

@@ -32,9 +32,7 @@ def create_secret(
     settings: SettingsDep,
 ) -> SecretRead:
     fernet = project_secrets.cipher(settings)
-    secret = project_secrets.create_secret(
-        session, fernet, me.project_id, me.user_id, body.model_dump()
-    )
+    secret = project_secrets.create_secret(session, fernet, me.project_id, me.user_id, body)
     created(response, request, f"secrets/{secret.id}")
     return SecretRead.model_validate(secret)
 
@@ -64,7 +62,7 @@ def update_secret(
 ) -> SecretRead:
     fernet = project_secrets.cipher(settings)
     secret = project_secrets.get_secret(session, me.project_id, secret_id)
-    project_secrets.update_secret(session, fernet, secret, body.model_dump(exclude_unset=True))
+    project_secrets.update_secret(session, fernet, secret, body)
     return SecretRead.model_validate(secret)
 
 

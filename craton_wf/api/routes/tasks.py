@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -54,6 +54,8 @@ from craton_wf.settings import Settings
 
 router = APIRouter(prefix="/v1", dependencies=[Authorized], tags=["tasks"], responses=API_ERRORS)
 
+SpecT = TypeVar("SpecT", bound=BaseModel)
+
 _FINAL_BUILD = {BuildStatus.READY.value, BuildStatus.FAILED.value}
 
 
@@ -86,9 +88,9 @@ def task_read(session: Any, task: Any) -> TaskRead:
 
 
 async def _read_upload(
-    request: Request, max_bytes: int, schema: type[BaseModel] | None
-) -> tuple[dict[str, Any], bytes | None]:
-    """The JSON fields and, for multipart bodies, the archive bytes."""
+    request: Request, max_bytes: int, schema: type[SpecT]
+) -> tuple[SpecT, bytes | None]:
+    """The JSON fields as ``schema``'s model and, for multipart bodies, the archive bytes."""
     length = request.headers.get("content-length")
     if length and (length.isascii() and length.isdigit()) and int(length) > max_bytes + 1024 * 1024:
         raise PayloadTooLarge(f"the request body is over the {max_bytes} byte limit")
@@ -115,12 +117,10 @@ async def _read_upload(
             raise InvalidInput(f"the body is not JSON: {exc}") from exc
     if not isinstance(fields, dict):
         raise InvalidInput("the task spec must be a JSON object")
-    if schema is not None:
-        try:
-            fields = schema.model_validate(fields).model_dump(exclude_unset=True)
-        except ValidationError as exc:  # as any other body: 422, every problem named
-            raise RequestValidationError(exc.errors()) from exc
-    return fields, archive
+    try:
+        return schema.model_validate(fields), archive
+    except ValidationError as exc:  # as any other body: 422, every problem named
+        raise RequestValidationError(exc.errors()) from exc
 
 
 @router.post(
@@ -134,7 +134,7 @@ async def create_task(
     settings: SettingsDep,
 ) -> TaskRead:
     """Written in a transaction of its own once the body is read (``api.deps``)."""
-    fields, archive = await _read_upload(request, settings.upload_max_bytes, TaskCreate)
+    spec, archive = await _read_upload(request, settings.upload_max_bytes, TaskCreate)
 
     def create() -> TaskRead:
         with sessions.begin() as session:
@@ -142,7 +142,7 @@ async def create_task(
                 session,
                 me.project_id,
                 me.user_id,
-                fields,
+                spec,
                 archive,
                 settings.upload_max_bytes,
                 task_rules(settings),
@@ -187,9 +187,7 @@ def update_task(
     task_id: str, body: TaskUpdate, session: SessionDep, me: CurrentUser, settings: SettingsDep
 ) -> TaskRead:
     task = task_service.get_owned_task(session, me.project_id, task_id)
-    task_service.update_task(
-        session, task, body.model_dump(exclude_unset=True), task_rules(settings), me
-    )
+    task_service.update_task(session, task, body, task_rules(settings), me)
     return task_read(session, task)
 
 
@@ -214,7 +212,7 @@ async def rebuild_task(
     settings: SettingsDep,
 ) -> BuildRead:
     """Written in a transaction of its own once the body is read (``api.deps``)."""
-    fields, archive = await _read_upload(request, settings.upload_max_bytes, BuildRequest)
+    wanted, archive = await _read_upload(request, settings.upload_max_bytes, BuildRequest)
 
     def build() -> BuildRead:
         with sessions.begin() as session:
@@ -223,7 +221,7 @@ async def rebuild_task(
                 session,
                 task,
                 me.user_id,
-                ref=fields.get("ref"),
+                ref=wanted.ref,
                 archive=archive,
                 max_archive_bytes=settings.upload_max_bytes,
                 rules=task_rules(settings),

@@ -1,0 +1,115 @@
+"""What the services take: the typed inputs of their use cases (XCreate / XUpdate).
+
+A service function takes one of these models, not a dict, so a bound a model
+states (a length, a range, an enumeration, a type) is checked once, when the
+model is made, and the service can rely on it. The API validates a request
+body into the same model (``api.schemas`` re-exports them), which is how a
+bad field becomes a 422 that names it and how the bound shows in the OpenAPI
+document. What a model cannot state stays in the service: whatever needs the
+database (a name already taken, a reference to another object) or the
+platform's settings (resource maxima, git source rules), and rules of their
+own module (a task or secret name's characters, a path inside a source).
+
+Inputs forbid unknown fields, so a typo or a field a caller may not set
+(``project_id``, ``status``, ``image``…) is refused by name, not silently
+ignored. An update is partial: the fields a caller gave are the model's
+``model_fields_set``; a field left out is not changed.
+
+These models live below the API so that services never import it.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+
+from craton_wf.domain.redaction import MIN_REDACTED_LENGTH
+
+# An id or a name; strict, so that a JSON true is neither (lax, it would be id 1).
+Ref = StrictInt | StrictStr
+
+# The largest number an integer column holds: a number past it is refused here,
+# by name, not by the database.
+MAX_INT = 2**31 - 1
+
+# A secret's value: long enough for redaction to find it in logs, at most this long.
+MAX_SECRET_VALUE = 64 * 1024
+
+
+class Input(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+Short = Annotated[str, Field(max_length=64)]
+Name = Annotated[str, Field(max_length=255)]
+Path = Annotated[str, Field(max_length=1024)]
+
+TaskKind = Literal["remediation", "audit"]
+ProjectRole = Literal["viewer", "auditor", "operator", "admin"]
+
+
+# --- tasks --------------------------------------------------------------------
+
+
+class Resources(Input):
+    """What a task asks for beyond the defaults, within the platform's maxima."""
+
+    memory_mb: int | None = Field(default=None, gt=0, le=MAX_INT)
+    cpus: float | None = Field(default=None, gt=0)
+    pids: int | None = Field(default=None, gt=0, le=MAX_INT)
+
+
+class TaskCreate(Input):
+    name: str
+    location: str | None = None
+    ref: Name | None = None
+    subdir: Path | None = None
+    dockerfile: Path | None = None
+    command: list[str] | str
+    description: str | None = None
+    kind: TaskKind = "remediation"
+    public: bool = False
+    restricted_to: list[ProjectRole] = Field(default_factory=list)
+    needs_network: bool = False
+    resources: Resources | None = None
+    placement: list[Short] = Field(
+        default_factory=list,
+        description="where its containers may run: node.labels.KEY==VALUE, node.role==…",
+    )
+    secrets: list[Short] = Field(
+        default_factory=list, description="the project's secrets it gets as environment variables"
+    )
+
+
+class TaskUpdate(Input):
+    name: str | None = None
+    location: str | None = None
+    ref: Name | None = None
+    subdir: Path | None = None
+    dockerfile: Path | None = None
+    command: list[str] | str | None = None
+    description: str | None = None
+    kind: TaskKind | None = None
+    public: bool | None = None
+    restricted_to: list[ProjectRole] | None = None
+    needs_network: bool | None = None
+    resources: Resources | None = None
+    placement: list[Short] | None = None
+    secrets: list[Short] | None = None
+
+
+# --- secrets ----------------------------------------------------------------------
+
+SecretValue = Annotated[str, Field(min_length=MIN_REDACTED_LENGTH, max_length=MAX_SECRET_VALUE)]
+
+
+class SecretCreate(Input):
+    name: Annotated[str, Field(max_length=128)]
+    value: SecretValue
+    description: str | None = None
+
+
+class SecretUpdate(Input):
+    value: SecretValue | None = None
+    description: str | None = None
