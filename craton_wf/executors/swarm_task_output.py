@@ -4,22 +4,25 @@ Swarm creates and starts a service task's container itself, so the swarm
 executor cannot attach before ``start`` as the docker executor does. It comes
 as close as it can: a :class:`TaskContainerWatch` subscribes to the engine's
 container events before the service exists (``since`` a second before, as the
-engine answers before its subscription is in place), attaches the moment the
-container is created, and pauses it at once. Then:
+engine answers before its subscription is in place), and the moment the
+container is created sends an attach and, right behind it, a pause (the
+engine holds a container while it starts it, so a pause sent then takes
+effect as soon as the start is done). Then:
 
-- the pause is refused, the container still ``created``: the engine runs
-  one operation on a container at a time, so no start had begun, and the
-  attach, made before, gets the output from its first byte;
-- it is paused: swarm's start ran meanwhile. The engine logs the attach (an
-  ``attach`` event, once the attach is in place) and, while it starts the
-  container, the network the container joins (a ``connect`` event, before its
-  process runs). If the attach came first, it has all the output: the
-  container is unpaused and the attach read. Otherwise the output began
-  before the attach: what the engine logged until the pause is read, and the
-  container unpaused (:meth:`ContainerOutput.drained_while_paused`), so that
-  log and the attach meet exactly. If that log may have rotated lines away
-  before its first line (:func:`json_file_may_have_lost_lines`), a gap line
-  at the start says so;
+- the pause is refused, and once the attach is in place the container is
+  still ``created``: the engine answers an inspect only between starts, so
+  the start came after the attach, which gets the output from its first byte;
+- it is paused (or, having started since, paused now): the engine logs the
+  attach (an ``attach`` event, once the attach is in place) and, while it
+  starts the container, the network the container joins (a ``connect``
+  event, before its process runs). If the attach came first, it has all the
+  output: the container is unpaused and the attach read. Otherwise the
+  output began before the attach: what the engine logged until the pause is
+  read, and the container unpaused
+  (:meth:`ContainerOutput.drained_while_paused`), so that log and the attach
+  meet exactly. If that log may have rotated lines away before its first
+  line (:func:`json_file_may_have_lost_lines`), a gap line at the start says
+  they may be missing;
 - it had exited already: its log is what there is, with the same gap line.
   (A container that runs but would not pause is read as one taken over:
   :meth:`ContainerOutput.replayed_then_live`.)
@@ -265,15 +268,11 @@ class TaskContainerWatch:
         try:
             if not paused:
                 status = output.status()  # once a start under way is done
-                if status == "created" or (
-                    status == "running" and self._attached_before_start(container_id)
-                ):
+                if status == "created":
                     return self._attached_first(found, attached, "before it started")
-                if status != "running" or not output.pause():
+                if status != "running" or not output.pause():  # exited, or would not pause
                     close_quietly(attached)
-                    log.info(
-                        "service %s: its container was %s when found", self.service_name, status
-                    )
+                    log.info("service %s: its container was %s", self.service_name, status)
                     return found
             try:
                 attached_first = self._attached_before_start(container_id)
