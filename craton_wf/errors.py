@@ -25,6 +25,17 @@ Each class's docstring is its default message. HTTP statuses are mapped in
 
 from __future__ import annotations
 
+MAX_MESSAGE_CHARS = 2000  # of an SDK's or a tool's explanation quoted in an error
+
+
+def truncate_message(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """``text`` cut to ``limit`` characters, ending in ``...`` when cut.
+
+    SDK errors and tools' output are quoted in messages and logs at the
+    boundary (builders, executors): bounded, so a huge body cannot flood them.
+    """
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
 
 class CratonError(Exception):
     """Internal error."""

@@ -39,13 +39,12 @@ import requests
 import urllib3.exceptions
 
 from craton_wf.builders.build_key import BUILD_KEY_LABEL, BUILT_AS_LABEL, build_inputs
-from craton_wf.errors import BuildError
+from craton_wf.errors import BuildError, truncate_message
 
 if TYPE_CHECKING:
     from craton_wf.settings import Settings
 
 MANAGED_LABEL = "craton.managed"
-MAX_MESSAGE_CHARS = 2000
 
 _ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-_]")
 _SUCCESS_LINE = re.compile(r"^Successfully built ([0-9a-f]+)$")
@@ -67,11 +66,6 @@ class PushedImage:
     digest: str  # sha256:..., the manifest digest the registry answered
 
 
-def _truncate(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
-    text = text.strip()
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 def repository_and_tag(reference: str) -> tuple[str, str]:
     """``registry:5000/team/task:3`` -> (``registry:5000/team/task``, ``3``); tag ``latest``
     when there is none (a colon followed by a path is a registry's port)."""
@@ -83,8 +77,8 @@ def repository_and_tag(reference: str) -> tuple[str, str]:
 
 def _docker_message(exc: Exception) -> str:
     if isinstance(exc, docker.errors.APIError):
-        return _truncate(f"{exc.status_code}: {exc.explanation or exc}")
-    return _truncate(str(exc) or type(exc).__name__)
+        return truncate_message(f"{exc.status_code}: {exc.explanation or exc}")
+    return truncate_message(str(exc) or type(exc).__name__)
 
 
 def clean_build_output(text: str) -> list[str]:
@@ -105,7 +99,7 @@ def _build_failure(
 ) -> str:
     """The engine's error message, logged; naming the base image when FROM failed."""
     message = (chunk.get("errorDetail") or {}).get("message") or chunk.get("error")
-    message = _truncate(_ANSI_ESCAPE.sub("", str(message)))
+    message = truncate_message(_ANSI_ESCAPE.sub("", str(message)))
     on_log(f"ERROR: {message}")
     if base_image:
         # The engine tries the registry for a missing base and reports only that.
@@ -199,7 +193,8 @@ class ImageBuilder:
         try:
             inputs = build_inputs(context, dockerfile, labels, self._local_image_id)
         except OSError as exc:
-            raise BuildError(f"could not read the build context: {_truncate(str(exc))}") from exc
+            reason = truncate_message(str(exc))
+            raise BuildError(f"could not read the build context: {reason}") from exc
         if inputs is None:
             on_log("no earlier image can be reused: a base image is missing or named at build time")
             return None
@@ -257,8 +252,9 @@ class ImageBuilder:
         except docker.errors.DockerException as exc:
             raise BuildError(f"docker build failed: {_docker_message(exc)}") from exc
         except _TRANSPORT_ERRORS as exc:
+            reason = truncate_message(str(exc))
             raise BuildError(
-                f"docker build of {tag} failed or timed out after {timeout}s: {_truncate(str(exc))}"
+                f"docker build of {tag} failed or timed out after {timeout}s: {reason}"
             ) from exc
         if not image_id:
             raise BuildError(f"the build of {tag} ended without an error but named no image")
@@ -347,7 +343,7 @@ class ImageBuilder:
             for chunk in chunks:
                 if "errorDetail" in chunk or "error" in chunk:
                     message = (chunk.get("errorDetail") or {}).get("message") or chunk.get("error")
-                    message = _truncate(_ANSI_ESCAPE.sub("", str(message)))
+                    message = truncate_message(_ANSI_ESCAPE.sub("", str(message)))
                     on_log(f"ERROR: {message}")
                     raise BuildError(f"pushing {remote}:{tag} failed: {message}")
                 if status := _status_line(chunk):
@@ -359,7 +355,8 @@ class ImageBuilder:
         except docker.errors.DockerException as exc:
             raise BuildError(f"pushing {remote}:{tag} failed: {_docker_message(exc)}") from exc
         except _TRANSPORT_ERRORS as exc:
-            raise BuildError(f"pushing {remote}:{tag} failed: {_truncate(str(exc))}") from exc
+            reason = truncate_message(str(exc))
+            raise BuildError(f"pushing {remote}:{tag} failed: {reason}") from exc
         if not digest:
             raise BuildError(f"the registry accepted {remote}:{tag} but reported no digest")
         return PushedImage(reference=f"{remote}@{digest}", tag=f"{remote}:{tag}", digest=digest)

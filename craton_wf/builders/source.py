@@ -51,9 +51,8 @@ from craton_wf.domain.archives import (
     member_path,
 )
 from craton_wf.domain.sources import GitSourcePolicy, check_git_source, redact_url
-from craton_wf.errors import CratonError, SourceError
+from craton_wf.errors import CratonError, SourceError, truncate_message
 
-MAX_MESSAGE_CHARS = 2000
 DEFAULT_MAX_FILES = DEFAULT_MAX_MEMBERS
 DEFAULT_GIT_MAX_BYTES = 200 * 1024 * 1024
 _POLL_SECONDS = 0.2
@@ -77,11 +76,6 @@ _GIT_ENV = {
     "GIT_CONFIG_NOSYSTEM": "1",
     "GIT_PROTOCOL_FROM_USER": "0",
 }
-
-
-def _truncate(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
-    text = text.strip()
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def git_config_args(protocols: Sequence[str]) -> list[str]:
@@ -234,7 +228,7 @@ def _fetch_ref(run: _GitRunner, ref: str | None) -> None:
 
 
 def _git_message(exc: GitFailed) -> str:
-    return _truncate(exc.stderr.strip() or f"git exited with status {exc.status}")
+    return truncate_message(exc.stderr.strip() or f"git exited with status {exc.status}")
 
 
 def _members_to_write(archive: tarfile.TarFile, root: Path) -> list[tarfile.TarInfo]:
@@ -281,7 +275,7 @@ def unpack_archive(
     except CratonError as exc:
         raise SourceError(f"could not unpack the archive: {exc.message}") from exc
     except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
-        raise SourceError(f"could not unpack the archive: {_truncate(str(exc))}") from exc
+        raise SourceError(f"could not unpack the archive: {truncate_message(str(exc))}") from exc
 
 
 def _extract_as_data(archive: tarfile.TarFile, members: list[tarfile.TarInfo], root: Path) -> None:

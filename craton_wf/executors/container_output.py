@@ -58,9 +58,9 @@ from urllib.parse import quote
 import requests
 
 from craton_wf.domain.logmarks import log_gap_marker
-from craton_wf.errors import ContainerNotFound, ExecutorError
+from craton_wf.errors import ContainerNotFound, ExecutorError, truncate_message
 from craton_wf.executors.base import ContainerState, LineBlock, LogLine
-from craton_wf.executors.engine_errors import docker_errors, truncate
+from craton_wf.executors.engine_errors import docker_errors
 
 log = logging.getLogger(__name__)
 
@@ -491,7 +491,7 @@ def raise_for_log_status(response: requests.Response, source: str) -> None:
     if response.status_code >= 400:
         raise ExecutorError(
             f"could not read the logs of {source}: "
-            f"{response.status_code}: {truncate(response.text)}"
+            f"{response.status_code}: {truncate_message(response.text)}"
         )
 
 

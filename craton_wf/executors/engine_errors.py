@@ -17,14 +17,7 @@ import docker.errors
 import requests
 import urllib3.exceptions
 
-from craton_wf.errors import ContainerNotFound, ExecutorError
-
-MAX_MESSAGE_CHARS = 2000
-
-
-def truncate(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
-    """``text`` cut to ``limit`` characters, ending in ``...`` when cut."""
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+from craton_wf.errors import ContainerNotFound, ExecutorError, truncate_message
 
 
 def docker_message(exc: Exception) -> str:
@@ -33,8 +26,8 @@ def docker_message(exc: Exception) -> str:
         explanation = exc.explanation or str(exc)
         if isinstance(explanation, bytes):
             explanation = explanation.decode("utf-8", "replace")
-        return truncate(f"{exc.status_code}: {explanation}")
-    return truncate(str(exc) or type(exc).__name__)
+        return truncate_message(f"{exc.status_code}: {explanation}")
+    return truncate_message(str(exc) or type(exc).__name__)
 
 
 @contextmanager

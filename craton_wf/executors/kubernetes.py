@@ -81,7 +81,7 @@ import urllib3.exceptions
 from kubernetes.client.exceptions import ApiException
 
 from craton_wf.domain.logmarks import log_gap_marker
-from craton_wf.errors import ContainerNotFound, ExecutorError, NameTaken
+from craton_wf.errors import ContainerNotFound, ExecutorError, NameTaken, truncate_message
 from craton_wf.executors.base import (
     RUN_UID_LABEL,
     ContainerSpec,
@@ -107,7 +107,6 @@ if TYPE_CHECKING:
 DEADLINE_EXIT_CODE = 124  # the Job ran longer than activeDeadlineSeconds
 NO_EXIT_CODE = 125  # the pod ended, or cannot start, without a code from its container
 KILLED_EXIT_CODE = 137  # stopped, and the container's own code was not seen
-MAX_MESSAGE_CHARS = 2000
 MAX_LINE_BYTES = 1024 * 1024
 WATCH_SECONDS = 5.0
 LOG_REOPEN_SECONDS = 0.5
@@ -130,10 +129,6 @@ STUCK_REASONS = frozenset(
 _TIMESTAMP = re.compile(rb"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d) ")
 
 
-def _truncate(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 def _api_message(exc: ApiException) -> str:
     """``status reason: message`` of an API error, the message read from its Status body."""
     body = exc.body.decode("utf-8", "replace") if isinstance(exc.body, bytes) else exc.body
@@ -144,7 +139,7 @@ def _api_message(exc: ApiException) -> str:
             message = str(parsed["message"])
     except ValueError:
         pass
-    return _truncate(f"{exc.status} {exc.reason or ''}: {message}".replace(" :", ":"))
+    return truncate_message(f"{exc.status} {exc.reason or ''}: {message}".replace(" :", ":"))
 
 
 @contextmanager
@@ -158,15 +153,15 @@ def kubernetes_errors(
         error = not_found if exc.status == 404 else ExecutorError
         raise error(f"could not {action}: {_api_message(exc)}") from exc
     except kubernetes.config.ConfigException as exc:
-        raise ExecutorError(f"could not {action}: {_truncate(str(exc))}") from exc
+        raise ExecutorError(f"could not {action}: {truncate_message(str(exc))}") from exc
     except (urllib3.exceptions.HTTPError, OSError) as exc:
         raise ExecutorError(
             f"could not {action}: no answer from the API server: "
-            f"{_truncate(str(exc) or type(exc).__name__)}"
+            f"{truncate_message(str(exc) or type(exc).__name__)}"
         ) from exc
     except ValueError as exc:  # an answer the client's models do not accept
         raise ExecutorError(
-            f"could not {action}: unexpected answer: {_truncate(str(exc))}"
+            f"could not {action}: unexpected answer: {truncate_message(str(exc))}"
         ) from exc
 
 
@@ -377,7 +372,7 @@ class KubernetesExecutor(Executor):
         except (kubernetes.config.ConfigException, OSError, ValueError, TypeError) as exc:
             raise ExecutorError(
                 f"could not load the Kubernetes configuration from {where}: "
-                f"{_truncate(str(exc) or type(exc).__name__)}"
+                f"{truncate_message(str(exc) or type(exc).__name__)}"
             ) from exc
 
     def _default_namespace(self) -> str:
