@@ -32,6 +32,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, cast
 
 from sqlalchemy import (
+    JSON,
     Boolean,
     ColumnElement,
     Integer,
@@ -229,7 +230,9 @@ class FleetVariables:
 def store_graph(
     session: Session, job: Job, steps: list[dict[str, Any]], hosts: Sequence[Row[Any]]
 ) -> None:
-    """The job's hosts (payloads snapshotted) and its runs and their edges, all PENDING."""
+    """The job's hosts (payloads snapshotted) and its runs and their edges, all
+    PENDING; the tables' statistics refreshed when they grew much
+    (:func:`refresh_statistics`)."""
     fleet = FleetVariables(session, job.project_id, hosts)
     connection = session.connection()
     insert_rows(
@@ -269,6 +272,8 @@ def store_graph(
     for name, dependencies in step_dependencies(steps).items():
         for dependency in dependencies:
             _insert_edges(session, job, position[name], position[dependency], once_runs)
+    host_runs = len(hosts) * len(host_steps)
+    refresh_statistics(session, {_JOB_HOSTS: len(hosts), _RUNS: host_runs + len(once_runs)})
 
 
 def _run_values(job: Job, index: int, step: dict[str, Any], now: Any) -> dict[str, Any]:
@@ -385,39 +390,50 @@ def _insert_edges(
     )
 
 
-def refresh_statistics(session: Session, counts: dict[str, int]) -> None:
+def refresh_statistics(session: Session, counts: dict[Table, int]) -> None:
     """``ANALYZE`` the tables a large insert grew by a tenth or more (PostgreSQL).
 
-    ``counts``: rows just inserted, by table name. A table that grew from few
-    rows to many keeps the planner's old picture of it until autovacuum's
-    next look (up to a minute, and only once a tenth of it changed): a table
-    of a few rows, where a sequential scan is cheapest. The runner's claims,
-    a job's pages and its hosts' lookups would then each read every row of
-    a table that has just grown by a hundred thousand. Run in the inserting
+    ``counts``: rows just inserted, by table. A table that grew from few rows
+    to many keeps the planner's old picture of it until autovacuum's next
+    look (up to a minute, and only once a tenth of it changed): a table of a
+    few rows, where reading every row is cheapest. The runner's claims, a
+    job's pages and its hosts' lookups would then each read every row of a
+    table that has just grown by a hundred thousand. Run in the inserting
     transaction, ``ANALYZE`` counts its rows, and the new statistics commit
-    with them: the first query that sees the job plans with them. It samples
-    at most 30,000 rows a table, so it costs tens of milliseconds whatever
-    the table's size, and is done only when the insert is large against the
-    table (what autovacuum would do, at once rather than a minute later).
+    with them: the first query that sees the job plans with them, and a
+    rolled-back job leaves none. It is done only when the insert is large
+    against the table (what autovacuum would do, at once rather than a minute
+    later); it samples at most 30,000 rows a table, and reads every column but
+    the JSON documents (payloads, commands, outputs): no query filters on
+    them, and their values cost most of an ``ANALYZE`` (a few times the rest).
+    Autovacuum's own passes still cover every column.
     """
     if session.get_bind().dialect.name != "postgresql":
         return  # SQLite plans without statistics unless ANALYZE was ever run
-    large = [table for table, count in counts.items() if count >= LARGE_INSERT]
+    large = {table.name: table for table, count in counts.items() if count >= LARGE_INSERT}
     if not large:
         return
     estimates: dict[str, float] = dict(
         session.execute(
-            text("SELECT relname, reltuples FROM pg_class WHERE relname = ANY(:names)"),
-            {"names": large},
+            text(
+                "SELECT relname, reltuples FROM pg_class"
+                " WHERE oid = ANY(CAST(:names AS regclass[]))"
+            ),
+            {"names": list(large)},
         ).all()
     )
     stale = [
         table
-        for table in large
-        if estimates.get(table, -1) < 0 or counts[table] >= 0.1 * estimates[table]
+        for name, table in sorted(large.items())
+        if estimates.get(name, -1) < 0 or counts[table] >= 0.1 * estimates[name]
     ]
     if stale:
-        session.execute(text(f"ANALYZE {', '.join(sorted(stale))}"))
+        session.execute(text(f"ANALYZE {', '.join(_analyzed_columns(table) for table in stale)}"))
+
+
+def _analyzed_columns(table: Table) -> str:
+    columns = [column.name for column in table.columns if not isinstance(column.type, JSON)]
+    return f"{table.name} ({', '.join(columns)})"
 
 
 def _chunks(ids: Sequence[int]) -> Iterable[Sequence[int]]:
