@@ -30,7 +30,7 @@ from craton_wf.services import jobs as job_service
 from craton_wf.services import tasks as task_service
 from craton_wf.services import workflows as workflow_service
 from craton_wf.services.auth import Principal, bootstrap
-from craton_wf.services.inputs import TaskCreate
+from craton_wf.services.inputs import TaskCreate, WorkflowCreate
 from craton_wf.settings import Settings
 
 IMAGE = "craton/busybox:latest"
@@ -136,7 +136,10 @@ def add_ready_task(platform: Platform, name: str, command: str, image: str = IMA
 def add_workflow(platform: Platform, name: str, steps: list[Any]) -> None:
     with transaction(platform.sessions) as session:
         workflow_service.create_workflow(
-            session, platform.project_id, None, {"name": name, "steps": steps}
+            session,
+            platform.project_id,
+            None,
+            WorkflowCreate.model_validate({"name": name, "steps": steps}),
         )
 
 

@@ -56,8 +56,9 @@ def make_ready_task(
         session,
         project_id,
         None,
-        TaskCreate(
-            name=name, location=f"https://example.invalid/{name}", command=command, **fields
+        TaskCreate.model_validate(
+            {"name": name, "location": f"https://example.invalid/{name}", "command": command}
+            | fields
         ),
         None,
         1024,

@@ -28,8 +28,11 @@ from craton_wf.services.inputs import ProjectRole as ProjectRole
 from craton_wf.services.inputs import Resources as Resources
 from craton_wf.services.inputs import SecretCreate as SecretCreate
 from craton_wf.services.inputs import SecretUpdate as SecretUpdate
+from craton_wf.services.inputs import StepIn as StepIn
 from craton_wf.services.inputs import TaskCreate as TaskCreate
 from craton_wf.services.inputs import TaskUpdate as TaskUpdate
+from craton_wf.services.inputs import WorkflowCreate as WorkflowCreate
+from craton_wf.services.inputs import WorkflowUpdate as WorkflowUpdate
 
 
 def _ip_address(value: str) -> str:
@@ -258,34 +261,6 @@ class BuildLogRead(Output):
 
 
 # --- workflows ----------------------------------------------------------------
-
-
-class StepIn(Input):
-    name: str | None = None
-    task: Ref | None = None
-    task_id: int | None = None
-    args: dict[str, Any] = Field(default_factory=dict)
-    timeout: int | None = Field(default=None, gt=0, le=MAX_INT)
-    retries: int = Field(default=0, ge=0, le=100)
-    retry_delay: float = Field(default=5.0, ge=0, le=3600)
-    required: bool = True
-    once: bool = False
-    depends_on: list[str] | None = None
-    secrets: list[Short] | None = Field(
-        default=None, description="the project's secrets this step gets as environment variables"
-    )
-
-
-class WorkflowCreate(Input):
-    name: str
-    description: str | None = None
-    steps: list[StepIn | str] = Field(min_length=1, max_length=500)
-
-
-class WorkflowUpdate(Input):
-    name: str | None = None
-    description: str | None = None
-    steps: list[StepIn | str] | None = Field(default=None, min_length=1, max_length=500)
 
 
 class WorkflowRead(Output):

@@ -23,8 +23,11 @@ the runner. Each call takes a session whose transaction the caller owns.
   secrets it names, :mod:`~craton_wf.engine.tokens` makes the token;
 - :mod:`~craton_wf.engine.events`: the job's append-only event history.
 
-Two stores are private to the engine: :mod:`~craton_wf.engine._pending`
-(rows inserted with the commit, one statement per table) and
-:mod:`~craton_wf.engine._staged` (column values of locked rows, written
-together before the next statement).
+The engine's writes go through :mod:`~craton_wf.engine.writes`: a batch of
+engine calls (one call, or all the runs a runner records in one transaction)
+holds what it writes in two stores private to the engine,
+:mod:`~craton_wf.engine._pending` (rows to insert, one statement per table)
+and :mod:`~craton_wf.engine._staged` (column values of locked rows, one
+update per table, written before the transaction's next statement), and
+writes them at its end, before the caller commits.
 """

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from craton_wf.db.models import Build, BuildLog, Task, TaskSource, utcnow
 from craton_wf.domain.states import BuildStatus, check_transition
 from craton_wf.engine.leases import check_lease, claim_one, db_now, take_lease
+from craton_wf.engine.writes import in_a_batch
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ def _set_status(build: Build, task: Task | None, status: BuildStatus) -> None:
         task.status = status.value
 
 
+@in_a_batch
 def claim_next_build(session: Session, owner: str, lease_seconds: float) -> BuildAssignment | None:
     """Claim a pending build, or restart one whose runner's lease expired mid-build.
 

@@ -37,6 +37,7 @@ from craton_wf.engine import scheduling
 from craton_wf.engine.events import record_event
 from craton_wf.engine.leases import check_lease, claim_rows, db_clock, db_now
 from craton_wf.engine.task_env import RunPreparation, run_environment
+from craton_wf.engine.writes import in_a_batch
 from craton_wf.errors import CratonError
 from craton_wf.settings import Settings
 
@@ -176,6 +177,7 @@ def claim_next_run(session: Session, owner: str, lease_seconds: float) -> RunAss
     return claimed[0] if claimed else None
 
 
+@in_a_batch
 def claim_runs(
     session: Session,
     owner: str,
@@ -508,6 +510,7 @@ def _earlier_outputs(session: Session, run_ids: list[int]) -> dict[int, dict[str
     return outputs
 
 
+@in_a_batch
 def mark_started(
     session: Session, run_id: int, owner: str, epoch: int, container_id: str
 ) -> datetime | None:

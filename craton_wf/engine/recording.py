@@ -45,6 +45,7 @@ from craton_wf.engine._staged import stage
 from craton_wf.engine.events import record_event
 from craton_wf.engine.leases import check_lease, db_now, lock_row
 from craton_wf.engine.task_env import revoke_run_tokens
+from craton_wf.engine.writes import in_a_batch
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,7 @@ def load_jobs(session: Session, job_ids: set[int]) -> None:
         session.execute(select(Job).where(one_of(session, Job.id, sorted(job_ids)))).scalars().all()
 
 
+@in_a_batch
 def append_logs(session: Session, run_id: int, owner: str, epoch: int, logs: LogBatch) -> LogAppend:
     """Store the batch's lines; returns the next sequence number.
 
@@ -217,6 +219,7 @@ def _completeness(
     return flags
 
 
+@in_a_batch
 def finish_run(
     session: Session,
     run_id: int,
@@ -309,6 +312,7 @@ def finish_run(
     return status
 
 
+@in_a_batch
 def settle_finished(session: Session) -> None:
     """After :func:`finish_run` calls of this transaction: revoke the attempts'
     tokens, propagate the final runs through their jobs' graphs, and move each

@@ -41,6 +41,7 @@ from craton_wf.domain.states import (
 from craton_wf.engine._staged import stage
 from craton_wf.engine.events import record_event
 from craton_wf.engine.leases import lock_rows
+from craton_wf.engine.writes import in_a_batch
 
 log = logging.getLogger(__name__)
 
@@ -242,6 +243,7 @@ def _locked_runs(session: Session, stmt: Select[Any]) -> list[Run]:
     )
 
 
+@in_a_batch
 def start_job(session: Session, job: Job) -> None:
     """Called once when the job is created: start the first hosts and once-runs."""
     now = utcnow()
@@ -457,6 +459,7 @@ def _finish_job_if_done(session: Session, job: Job, now: datetime) -> None:
     record_event(session, job.id, "job_finished", f"{outcome}: hosts {counts}")
 
 
+@in_a_batch
 def cancel_job(session: Session, job: Job, reason: str = "cancelled by request") -> Job:
     """Cancel what has not started; running containers are stopped by their runners."""
     now = utcnow()

@@ -35,6 +35,7 @@ from craton_wf.domain.task_network import task_api_url
 from craton_wf.engine import run_secrets
 from craton_wf.engine.leases import check_lease
 from craton_wf.engine.tokens import new_run_token
+from craton_wf.engine.writes import in_a_batch
 from craton_wf.settings import Settings
 
 
@@ -65,6 +66,7 @@ def api_url(settings: Settings) -> str:
     return task_api_url(settings.public_url, settings.api_port)
 
 
+@in_a_batch
 def prepare_run(
     session: Session,
     run_id: int,

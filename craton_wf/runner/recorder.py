@@ -7,8 +7,12 @@ cost a commit and a connection checkout apiece and queue up on shared rows.
 Here one thread takes whatever writes are waiting, from every run, and
 records them together:
 
-- each write is a service call ``fn(session, run_id, owner, epoch, ...)`` that
-  checks the run's lease itself, so batching changes nothing about fencing;
+- each write is an engine call ``fn(session, run_id, owner, epoch, ...)``
+  that checks the run's lease itself, so batching changes nothing about fencing;
+- what the writes store is held and written together at the end of the
+  batch, before its commit (:func:`craton_wf.engine.writes.batched_writes`):
+  one insert for all the runs' log lines, one for their events, one update
+  for their rows;
 - writes are recorded in the order they were queued, so the writes of one run
   stay in order; a run's thread waits for a write to be committed before it
   goes on, except for "started", which it leaves to commit while it reads the
@@ -37,6 +41,7 @@ from craton_wf.db.engine import retrying
 from craton_wf.db.models import Run
 from craton_wf.engine import recording
 from craton_wf.engine.leases import lock_rows
+from craton_wf.engine.writes import batched_writes
 from craton_wf.runner.threads import Outcome
 
 log = logging.getLogger(__name__)
@@ -121,24 +126,26 @@ class Recorder:
 
 
 def _apply_all(session: Session, batch: list[_Write]) -> list[Any]:
-    """Apply every write of the batch, then move the finished runs' jobs on once each.
+    """Apply every write of the batch, then move the finished runs' jobs on once
+    each; what they store is written at the end of the batch, before the commit.
 
     The batch's runs are locked first, with one query, in id order; each
     write's own lease check then finds its run locked already.
     """
-    runs = lock_rows(session, Run, [write.run_id for write in batch])
-    # The jobs the outcomes read, loaded now with one query: loading them
-    # between the writes would also write what the writes before had staged.
-    recording.load_jobs(
-        session, {runs[w.run_id].job_id for w in batch if w.finishes and w.run_id in runs}
-    )
     results: dict[int, Any] = {}
-    order = sorted(range(len(batch)), key=lambda i: batch[i].run_id)  # stable: keeps run order
-    for index in order:
-        write = batch[index]
-        if write.finishes:
-            results[index] = write.fn(session, *write.args, settle=False, **write.kwargs)
-        else:
-            results[index] = write.fn(session, *write.args, **write.kwargs)
-    recording.settle_finished(session)
+    with batched_writes(session):
+        runs = lock_rows(session, Run, [write.run_id for write in batch])
+        # The jobs the outcomes read, loaded now with one query: loading them
+        # between the writes would also write what the writes before had staged.
+        recording.load_jobs(
+            session, {runs[w.run_id].job_id for w in batch if w.finishes and w.run_id in runs}
+        )
+        order = sorted(range(len(batch)), key=lambda i: batch[i].run_id)  # stable: run order
+        for index in order:
+            write = batch[index]
+            if write.finishes:
+                results[index] = write.fn(session, *write.args, settle=False, **write.kwargs)
+            else:
+                results[index] = write.fn(session, *write.args, **write.kwargs)
+        recording.settle_finished(session)
     return [results[index] for index in range(len(batch))]

@@ -20,7 +20,7 @@ These models live below the API so that services never import it.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
@@ -97,6 +97,37 @@ class TaskUpdate(Input):
     resources: Resources | None = None
     placement: list[Short] | None = None
     secrets: list[Short] | None = None
+
+
+# --- workflows ----------------------------------------------------------------
+
+
+class StepIn(Input):
+    name: str | None = None
+    task: Ref | None = None
+    task_id: int | None = None
+    args: dict[str, Any] = Field(default_factory=dict)
+    timeout: int | None = Field(default=None, gt=0, le=MAX_INT)
+    retries: int = Field(default=0, ge=0, le=100)
+    retry_delay: float = Field(default=5.0, ge=0, le=3600)
+    required: bool = True
+    once: bool = False
+    depends_on: list[str] | None = None
+    secrets: list[Short] | None = Field(
+        default=None, description="the project's secrets this step gets as environment variables"
+    )
+
+
+class WorkflowCreate(Input):
+    name: str
+    description: str | None = None
+    steps: list[StepIn | str] = Field(min_length=1, max_length=500)
+
+
+class WorkflowUpdate(Input):
+    name: str | None = None
+    description: str | None = None
+    steps: list[StepIn | str] | None = Field(default=None, min_length=1, max_length=500)
 
 
 # --- secrets ----------------------------------------------------------------------

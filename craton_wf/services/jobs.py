@@ -42,11 +42,13 @@ from craton_wf.services import approvals, policy, project_secrets
 from craton_wf.services import tasks as task_service
 from craton_wf.services.auth import Principal
 from craton_wf.services.common import find_by_ref, get_owned, id_in_range
+from craton_wf.services.inputs import StepIn
 from craton_wf.services.inventory import host_query
 from craton_wf.services.job_graph import (
     HOST_COLUMNS,
     FleetVariables,
     load_hosts,
+    refresh_statistics,
     store_graph,
 )
 from craton_wf.services.pagination import Page, PageRequest, paginate, scoped
@@ -90,11 +92,11 @@ def create_job(
         raw_steps, version_number = version.steps, version.version
     elif principal is not None:
         task = task_service.find_runnable_task(session, principal, task_ref)
-        raw_steps = normalize_steps(session, project_id, [{"task": task.id}], principal)
+        raw_steps = normalize_steps(session, project_id, [StepIn(task=task.id)], principal)
         version_number = None
     else:
         task = find_by_ref(session, Task, project_id, task_ref, "task")
-        raw_steps = normalize_steps(session, project_id, [{"task": task.id}])
+        raw_steps = normalize_steps(session, project_id, [StepIn(task=task.id)])
         version_number = None
     steps = [
         _snapshot_step(session, project_id, index, step, principal, require_approval)
@@ -122,7 +124,7 @@ def create_job(
     )
     session.add(job)
     session.flush()
-    store_graph(session, job, steps, hosts)
+    _create_graph(session, job, steps, hosts)
     record_event(
         session,
         job.id,
@@ -132,6 +134,12 @@ def create_job(
     scheduling.start_job(session, job)
     session.flush()
     return job
+
+
+def _create_graph(session: Session, job: Job, steps: list[dict], hosts: list[Row[Any]]) -> None:
+    store_graph(session, job, steps, hosts)
+    runs = len(hosts) * sum(1 for step in steps if not step.get("once"))
+    refresh_statistics(session, {"job_hosts": len(hosts), "runs": runs})
 
 
 def _snapshot_step(
@@ -363,7 +371,7 @@ def retry_job(
     )
     session.add(job)
     session.flush()
-    store_graph(session, job, old.steps, hosts)
+    _create_graph(session, job, old.steps, hosts)
     record_event(
         session,
         job.id,

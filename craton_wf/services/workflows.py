@@ -15,6 +15,7 @@ needs a new approval.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import select
@@ -26,106 +27,70 @@ from craton_wf.domain.states import FINAL_JOB_STATES
 from craton_wf.errors import Conflict, InvalidInput, NotFound
 from craton_wf.services.auth import Principal
 from craton_wf.services.common import check_name, find_by_ref, flush_unique
+from craton_wf.services.inputs import StepIn, WorkflowCreate, WorkflowUpdate
 from craton_wf.services.pagination import Page, PageRequest, paginate, scoped
 from craton_wf.services.project_secrets import check_step_secrets
-
-STEP_FIELDS = {
-    "name",
-    "task",
-    "task_id",
-    "args",
-    "timeout",
-    "retries",
-    "retry_delay",
-    "required",
-    "once",
-    "depends_on",
-    "secrets",
-}
 
 
 def normalize_steps(
     session: Session,
     project_id: str,
-    raw_steps: list[dict[str, Any]],
+    steps: Sequence[StepIn | str],
     me: Principal | None = None,
 ) -> list[dict[str, Any]]:
     """Resolve each step's task and fill in defaults; validate the whole graph.
 
-    With ``me`` (an API caller) a step may name a public task of another
-    project, and only tasks the caller may see.
+    A step given as a string names its task. ``StepIn`` bounds each field
+    (timeout, retries, retry delay, the types of args and depends_on); what
+    is left is what needs the database (the task, its declared secrets) and
+    the graph as a whole. With ``me`` (an API caller) a step may name a public
+    task of another project, and only tasks the caller may see.
     """
     from craton_wf.services.tasks import find_runnable_task
 
-    if not isinstance(raw_steps, list) or not raw_steps:
-        raise InvalidInput("a workflow needs at least one step")
     resolved = []
     declared: dict[int, list[str]] = {}  # each step's task: the secrets it declares
-    for position, raw in enumerate(raw_steps, start=1):
-        if isinstance(raw, str | int):
-            raw = {"task": raw}
-        if not isinstance(raw, dict):
-            raise InvalidInput(f"step {position} must be an object or a task name")
-        unknown = set(raw) - STEP_FIELDS
-        if unknown:
-            raise InvalidInput(f"step {position} has unknown fields: {', '.join(sorted(unknown))}")
-        ref = raw.get("task", raw.get("task_id"))
+    for position, given in enumerate(steps, start=1):
+        step = StepIn(task=given) if isinstance(given, str) else given
+        ref = step.task if step.task is not None else step.task_id
         if ref is None:
             raise InvalidInput(f"step {position} names no task")
         if me is None:
             task = find_by_ref(session, Task, project_id, ref, "task")
         else:
             task = find_runnable_task(session, me, ref)
-        resolved.append({**raw, "task_id": task.id, "task_name": task.name})
+        resolved.append({**step.model_dump(), "task_id": task.id, "task_name": task.name})
         declared[task.id] = list(task.secrets or [])
-    steps = []
-    for raw in name_steps(resolved):
-        timeout, retries = raw.get("timeout"), raw.get("retries", 0)
-        if timeout is not None and (not isinstance(timeout, int | float) or timeout <= 0):
-            raise InvalidInput(
-                f"step {raw['name']!r}: timeout must be a positive number of seconds"
-            )
-        if not isinstance(retries, int) or not 0 <= retries <= 100:
-            raise InvalidInput(f"step {raw['name']!r}: retries must be an integer 0..100")
-        args = raw.get("args") or {}
-        if not isinstance(args, dict):
-            raise InvalidInput(f"step {raw['name']!r}: args must be an object")
-        depends_on = raw.get("depends_on")
-        if depends_on is not None and not (
-            isinstance(depends_on, list) and all(isinstance(d, str) for d in depends_on)
-        ):
-            raise InvalidInput(f"step {raw['name']!r}: depends_on must be a list of step names")
-        steps.append(
-            {
-                "name": raw["name"],
-                "task_id": raw["task_id"],
-                "task_name": raw["task_name"],
-                "args": args,
-                "timeout": int(timeout) if timeout is not None else None,
-                "retries": retries,
-                "retry_delay": float(raw.get("retry_delay", 5.0)),
-                "required": bool(raw.get("required", True)),
-                "once": bool(raw.get("once", False)),
-                "depends_on": depends_on,
-                "secrets": check_step_secrets(
-                    raw["name"], raw["task_name"], raw.get("secrets"), declared[raw["task_id"]]
-                ),
-            }
-        )
-    validate_steps(steps)
-    return steps
+    normalized = [
+        {
+            "name": step["name"],
+            "task_id": step["task_id"],
+            "task_name": step["task_name"],
+            "args": step["args"],
+            "timeout": step["timeout"],
+            "retries": step["retries"],
+            "retry_delay": step["retry_delay"],
+            "required": step["required"],
+            "once": step["once"],
+            "depends_on": step["depends_on"],
+            "secrets": check_step_secrets(
+                step["name"], step["task_name"], step["secrets"], declared[step["task_id"]]
+            ),
+        }
+        for step in name_steps(resolved)
+    ]
+    validate_steps(normalized)
+    return normalized
 
 
 def check_workflow(
-    session: Session, project_id: str, data: dict[str, Any], me: Principal | None = None
+    session: Session, project_id: str, spec: WorkflowUpdate, me: Principal | None = None
 ) -> dict[str, Any]:
     """A workflow checked as :func:`create_workflow` checks it (its name if given, its
     tasks, graph and secrets), written nowhere: what it would store, and whether a
     workflow of that name exists already (an update of it, then)."""
-    name = data.get("name")
-    if name is not None:
-        name = check_name(name, "workflow")
-    steps = normalize_steps(session, project_id, data.get("steps") or [], me)
+    name = check_name(spec.name, "workflow") if spec.name is not None else None
+    steps = normalize_steps(session, project_id, spec.steps or [], me)
     exists = name is not None and (
         session.execute(
             select(Workflow.id).where(Workflow.project_id == project_id, Workflow.name == name)
@@ -135,7 +100,7 @@ def check_workflow(
     return {
         "valid": True,
         "name": name,
-        "description": data.get("description"),
+        "description": spec.description,
         "exists": exists,
         "steps": steps,
     }
@@ -145,15 +110,15 @@ def create_workflow(
     session: Session,
     project_id: str,
     user_id: int | None,
-    data: dict[str, Any],
+    spec: WorkflowCreate,
     me: Principal | None = None,
 ) -> Workflow:
-    name = check_name(data.get("name") or "", "workflow")
-    steps = normalize_steps(session, project_id, data.get("steps") or [], me)
+    name = check_name(spec.name, "workflow")
+    steps = normalize_steps(session, project_id, spec.steps, me)
     workflow = Workflow(
         project_id=project_id,
         name=name,
-        description=data.get("description"),
+        description=spec.description,
         latest_version=1,
         created_by=user_id,
     )
@@ -176,17 +141,21 @@ def update_workflow(
     session: Session,
     workflow: Workflow,
     user_id: int | None,
-    data: dict[str, Any],
+    changes: WorkflowUpdate,
     me: Principal | None = None,
 ) -> Workflow:
-    if data.get("name") is not None:
-        workflow.name = check_name(data["name"], "workflow")
+    """Rename it, or store a new version when ``changes`` gives other steps or another
+    description (a description given as null clears it)."""
+    if changes.name is not None:
+        workflow.name = check_name(changes.name, "workflow")
         flush_unique(session, "workflow", workflow.name)
     latest = get_version(session, workflow, None)
     steps = latest.steps
-    if data.get("steps") is not None:
-        steps = normalize_steps(session, workflow.project_id, data["steps"], me)
-    description = data.get("description", latest.description)
+    if changes.steps is not None:
+        steps = normalize_steps(session, workflow.project_id, changes.steps, me)
+    description = latest.description
+    if "description" in changes.model_fields_set:
+        description = changes.description
     if steps != latest.steps or description != latest.description:
         workflow.latest_version += 1
         workflow.description = description

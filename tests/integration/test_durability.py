@@ -23,7 +23,7 @@ from craton_wf.db.models import Job, JobEvent, Run, RunLog, User
 from craton_wf.domain.states import FINAL_JOB_STATES
 from craton_wf.services import jobs as job_service
 from craton_wf.services import workflows as workflow_service
-from craton_wf.services.inputs import TaskCreate
+from craton_wf.services.inputs import TaskCreate, WorkflowCreate
 from tests.factories import make_inventory, make_ready_task
 
 pytestmark = pytest.mark.docker
@@ -106,7 +106,10 @@ def make_job(
         made = make_inventory(session, project_id, hosts)
         make_ready_task(session, project_id, "count", command=f"sh -c '{script}' task")
         workflow_service.create_workflow(
-            session, project_id, None, {"name": "wf", "steps": [{"task": "count", **step}]}
+            session,
+            project_id,
+            None,
+            WorkflowCreate.model_validate({"name": "wf", "steps": [{"task": "count", **step}]}),
         )
         return job_service.create_job(
             session,

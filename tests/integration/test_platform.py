@@ -27,7 +27,7 @@ from craton_wf.runner.worker import Runner
 from craton_wf.services import jobs as job_service
 from craton_wf.services import tasks as task_service
 from craton_wf.services import workflows as workflow_service
-from craton_wf.services.inputs import TaskCreate
+from craton_wf.services.inputs import TaskCreate, WorkflowCreate
 from tests.factories import approve_current_build, make_inventory
 
 pytestmark = pytest.mark.docker
@@ -158,7 +158,10 @@ def test_workflow_over_hosts_with_exact_payload_and_ordered_logs(sessions, root,
         hosts = make_inventory(session, root.project_id, 3, {"site": "lab"})
         session.get(type(hosts[1]), hosts[1].id).variables = {"fail_at": "patch"}
         workflow_service.create_workflow(
-            session, root.project_id, None, {"name": "maint", "steps": ["drain", "patch", "verify"]}
+            session,
+            root.project_id,
+            None,
+            WorkflowCreate.model_validate({"name": "maint", "steps": ["drain", "patch", "verify"]}),
         )
         job_id = job_service.create_job(
             session,

@@ -28,6 +28,7 @@ from craton_wf.executors.base import ContainerSpec, ContainerState, Limits
 from craton_wf.executors.swarm import SwarmExecutor
 from craton_wf.services import jobs as job_service
 from craton_wf.services import workflows as workflow_service
+from craton_wf.services.inputs import WorkflowCreate
 from tests.factories import make_inventory, make_ready_task
 from tests.integration.test_durability import Runners, stored_lines, wait_job
 
@@ -299,7 +300,10 @@ def make_job(sessions, project_id, image, script, hosts=1, **step):  # type: ign
         made = make_inventory(session, project_id, hosts)
         make_ready_task(session, project_id, "step", command=f"sh -c '{script}' task", image=image)
         workflow_service.create_workflow(
-            session, project_id, None, {"name": "wf", "steps": [{"task": "step", **step}]}
+            session,
+            project_id,
+            None,
+            WorkflowCreate.model_validate({"name": "wf", "steps": [{"task": "step", **step}]}),
         )
         return job_service.create_job(
             session,

@@ -22,6 +22,7 @@ from craton_wf.executors.kubernetes import KubernetesExecutor
 from craton_wf.runner.worker import Runner
 from craton_wf.services import jobs as job_service
 from craton_wf.services import workflows as workflow_service
+from craton_wf.services.inputs import WorkflowCreate
 from craton_wf.settings import Settings
 from tests.factories import make_inventory, make_ready_task
 from tests.integration.test_platform import wait_job
@@ -43,7 +44,10 @@ def test_a_job_runs_as_kubernetes_jobs_and_its_logs_and_codes_are_stored(
         make_ready_task(session, root.project_id, "greet", command=GREET, image=IMAGE)
         make_ready_task(session, root.project_id, "fail", command=FAIL, image=IMAGE)
         workflow_service.create_workflow(
-            session, root.project_id, None, {"name": "wf", "steps": ["greet", "fail"]}
+            session,
+            root.project_id,
+            None,
+            WorkflowCreate.model_validate({"name": "wf", "steps": ["greet", "fail"]}),
         )
         job_id = job_service.create_job(
             session, root.project_id, None, {"workflow": "wf", "hosts": [host.id]}
@@ -193,7 +197,10 @@ def _job_on_the_cluster(sessions: Any, root: Any, command: str, **step: Any) -> 
         (host,) = make_inventory(session, root.project_id, 1)
         make_ready_task(session, root.project_id, "step", command=command, image=IMAGE)
         workflow_service.create_workflow(
-            session, root.project_id, None, {"name": "wf", "steps": [{"task": "step", **step}]}
+            session,
+            root.project_id,
+            None,
+            WorkflowCreate.model_validate({"name": "wf", "steps": [{"task": "step", **step}]}),
         )
         return job_service.create_job(
             session, root.project_id, None, {"workflow": "wf", "hosts": [host.id]}

@@ -46,7 +46,7 @@ from craton_wf.services import jobs as job_service
 from craton_wf.services import tasks as task_service
 from craton_wf.services import workflows as workflow_service
 from craton_wf.services.auth import bootstrap, issue_token
-from craton_wf.services.inputs import SecretCreate, TaskCreate
+from craton_wf.services.inputs import SecretCreate, StepIn, TaskCreate, WorkflowCreate
 from craton_wf.settings import Settings
 from tests.conftest import POSTGRES_URL, _truncate_all
 from tests.factories import make_ready_task
@@ -285,7 +285,10 @@ def _make_alpha_objects(session: Any, world: World) -> None:
     decide = make_ready_task(session, alpha, "alpha-decide", command="true", location=GIT)
     ids.update(task=audit.id, build=audit.ready_build_id, decide_task=decide.id)
     workflow = workflow_service.create_workflow(
-        session, alpha, None, {"name": "alpha-flow", "steps": [{"task": audit.id}]}
+        session,
+        alpha,
+        None,
+        WorkflowCreate.model_validate({"name": "alpha-flow", "steps": [{"task": audit.id}]}),
     )
     ids["workflow"] = workflow.id
     ids["job"] = _job(session, world).id
@@ -336,8 +339,8 @@ def _fresh(method: str, path: str, role: str, where: str, world: World) -> dict[
             spec = TaskCreate(name=unique("alpha"), location=GIT, command="run")
             return {"task_id": task_service.create_task(session, alpha, None, spec, None, 1024).id}
         if method == "DELETE" and path.endswith("/{workflow_id}"):
-            data = {"name": unique("alpha-flow"), "steps": [{"task": ids["task"]}]}
-            made = workflow_service.create_workflow(session, alpha, None, data)
+            flow = WorkflowCreate(name=unique("alpha-flow"), steps=[StepIn(task=ids["task"])])
+            made = workflow_service.create_workflow(session, alpha, None, flow)
             return {"workflow_id": made.id}
         if path == "/v1/jobs/{job_id}/cancel":
             return {"job_id": _job(session, world).id}

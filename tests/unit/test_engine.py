@@ -16,6 +16,7 @@ from craton_wf.executors.fake import FakeExecutor, FakeOutcome
 from craton_wf.runner import execution
 from craton_wf.services import jobs as job_service
 from craton_wf.services import workflows as workflow_service
+from craton_wf.services.inputs import WorkflowCreate
 from tests.factories import make_inventory, make_ready_task
 
 
@@ -32,7 +33,7 @@ def setup_job(sessions, root, steps, hosts=3, host_vars=None, **job):  # type: i
             secrets = step.get("secrets", []) if isinstance(step, dict) else []
             make_ready_task(session, root.project_id, name, command=f"/bin/{name}", secrets=secrets)
         workflow_service.create_workflow(
-            session, root.project_id, None, {"name": "wf", "steps": steps}
+            session, root.project_id, None, WorkflowCreate(name="wf", steps=steps)
         )
         created = job_service.create_job(
             session, root.project_id, None, {"workflow": "wf", "hosts": [h.id for h in made], **job}

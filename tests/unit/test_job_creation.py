@@ -15,6 +15,7 @@ from craton_wf.domain.payload import host_snapshot
 from craton_wf.services import inventory, job_graph
 from craton_wf.services import jobs as job_service
 from craton_wf.services import workflows as workflow_service
+from craton_wf.services.inputs import WorkflowCreate
 from tests.factories import make_ready_task
 
 
@@ -158,7 +159,10 @@ def test_runs_are_stored_host_by_host_with_the_edges_of_the_plan(api, sessions, 
         for step in steps:
             make_ready_task(session, root.project_id, step["task"])
         workflow_service.create_workflow(
-            session, root.project_id, None, {"name": "wf", "steps": steps}
+            session,
+            root.project_id,
+            None,
+            WorkflowCreate.model_validate({"name": "wf", "steps": steps}),
         )
     made = api.post(
         "/v1/jobs", json={"workflow": "wf", "filters": {"label": "compute"}, "concurrency": 2}

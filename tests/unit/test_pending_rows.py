@@ -1,6 +1,7 @@
-"""Rows inserted with the commit (events, log lines): on PostgreSQL by COPY,
-elsewhere by one multi-row insert; either way what is read back is what was
-written, in order, and a transaction that does not commit leaves nothing."""
+"""Rows inserted at the end of an engine batch (events, log lines): on PostgreSQL
+by COPY, elsewhere by one multi-row insert; either way what is read back is
+what was written, in order, and a batch or transaction that fails leaves
+nothing. Outside a batch, rows are inserted at once."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from craton_wf.db.engine import is_transient, retrying, transaction
 from craton_wf.db.models import JobEvent, Run, RunLog
 from craton_wf.engine._pending import insert_later
 from craton_wf.engine.events import record_event
+from craton_wf.engine.writes import batched_writes
 from tests.conftest import POSTGRES_URL
 from tests.unit.test_engine import setup_job
 
@@ -23,7 +25,7 @@ AWKWARD = ["tab\there", "new\nline", "back\\slash", r"\N", "", "ünïcødé ✓"
 def test_rows_come_back_as_written_in_order(sessions, root):  # type: ignore[no-untyped-def]
     job_id = setup_job(sessions, root, ["one"], hosts=1)
     when = datetime(2026, 12, 2, 3, 4, 5, 678901, tzinfo=UTC)
-    with transaction(sessions) as session:
+    with transaction(sessions) as session, batched_writes(session):
         run_id = session.execute(select(Run.id).where(Run.job_id == job_id)).scalar_one()
         for index, message in enumerate(AWKWARD):
             record_event(session, job_id, "note", message, run_id=run_id, n=index, deep={"a": [1]})
@@ -66,7 +68,7 @@ def test_rows_come_back_as_written_in_order(sessions, root):  # type: ignore[no-
 def test_a_rolled_back_transaction_inserts_nothing(sessions, root):  # type: ignore[no-untyped-def]
     job_id = setup_job(sessions, root, ["one"], hosts=1)
     before = _count_events(sessions, job_id)
-    with pytest.raises(RuntimeError), transaction(sessions) as session:
+    with pytest.raises(RuntimeError), transaction(sessions) as session, batched_writes(session):
         record_event(session, job_id, "never")
         raise RuntimeError("changed my mind")
     with transaction(sessions) as session:  # the next transaction does not inherit the rows
@@ -77,7 +79,7 @@ def test_a_rolled_back_transaction_inserts_nothing(sessions, root):  # type: ign
 def test_a_bad_row_fails_the_commit_and_stores_none(sessions, root):  # type: ignore[no-untyped-def]
     job_id = setup_job(sessions, root, ["one"], hosts=1)
     before = _count_events(sessions, job_id)
-    with pytest.raises(IntegrityError), transaction(sessions) as session:
+    with pytest.raises(IntegrityError), transaction(sessions) as session, batched_writes(session):
         record_event(session, job_id, "fine")
         record_event(session, job_id + 999, "names no job")
     assert _count_events(sessions, job_id) == before
@@ -91,10 +93,11 @@ def test_a_connection_lost_while_copying_is_retried_and_stores_the_rows_once(ses
 
     def write(session):  # type: ignore[no-untyped-def]
         attempts.append(session.execute(text("SELECT pg_backend_pid()")).scalar_one())
-        record_event(session, job_id, "once")
-        if len(attempts) == 1:  # this transaction's backend dies before its commit
-            with transaction(sessions) as other:
-                other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": attempts[0]})
+        with batched_writes(session):
+            record_event(session, job_id, "once")
+            if len(attempts) == 1:  # this transaction's backend dies before the COPY
+                with transaction(sessions) as other:
+                    other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": attempts[0]})
 
     retrying(sessions, write, patience=30)
     assert len(attempts) == 2
@@ -104,7 +107,11 @@ def test_a_connection_lost_while_copying_is_retried_and_stores_the_rows_once(ses
 @pytest.mark.skipif(not POSTGRES_URL, reason="a server connection to terminate")
 def test_a_lost_connection_is_raised_as_a_transient_database_error(sessions, root):  # type: ignore[no-untyped-def]
     job_id = setup_job(sessions, root, ["one"], hosts=1)
-    with pytest.raises(Exception) as raised, transaction(sessions) as session:
+    with (
+        pytest.raises(Exception) as raised,
+        transaction(sessions) as session,
+        batched_writes(session),  # its rows are copied at its end, after the backend died
+    ):
         pid = session.execute(text("SELECT pg_backend_pid()")).scalar_one()
         record_event(session, job_id, "lost")
         with transaction(sessions) as other:

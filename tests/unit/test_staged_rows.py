@@ -1,6 +1,7 @@
-"""Column values staged on loaded rows (engine._staged): written with one statement
-per table before the transaction's next statement or its commit, never by a
-transaction that rolls back; what is read back is what was staged."""
+"""Column values staged on loaded rows (engine._staged) in an engine batch: written
+with one statement per table before the transaction's next statement or at the
+end of the batch, never by a batch that fails; what is read back is what was
+staged. Outside a batch, staged values are set as the ORM sets them."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from sqlalchemy import func, select
 from craton_wf.db.engine import transaction
 from craton_wf.db.models import Run
 from craton_wf.engine._staged import stage, write_staged
+from craton_wf.engine.writes import batched_writes
 from tests.unit.test_engine import setup_job
 
 WHEN = datetime(2026, 12, 3, 4, 5, 6, 789012, tzinfo=UTC)
@@ -26,7 +28,7 @@ def _runs(sessions, job_id):  # type: ignore[no-untyped-def]
 
 def test_staged_values_are_stored_with_the_commit_whatever_their_type(sessions, root):  # type: ignore[no-untyped-def]
     job_id = setup_job(sessions, root, ["one"], hosts=3)
-    with transaction(sessions) as session:
+    with transaction(sessions) as session, batched_writes(session):
         first, second, third = session.execute(
             select(Run).where(Run.job_id == job_id).order_by(Run.id)
         ).scalars()
@@ -60,7 +62,7 @@ def test_staged_values_are_stored_with_the_commit_whatever_their_type(sessions, 
 
 def test_the_next_statement_sees_staged_values(sessions, root):  # type: ignore[no-untyped-def]
     job_id = setup_job(sessions, root, ["one"], hosts=2)
-    with transaction(sessions) as session:
+    with transaction(sessions) as session, batched_writes(session):
         runs = list(session.execute(select(Run).where(Run.job_id == job_id)).scalars())
         for run in runs:
             stage(session, run, status="QUEUED", attempt=4)
@@ -73,7 +75,7 @@ def test_the_next_statement_sees_staged_values(sessions, root):  # type: ignore[
 
 def test_a_rolled_back_transaction_writes_nothing_staged(sessions, root):  # type: ignore[no-untyped-def]
     job_id = setup_job(sessions, root, ["one"], hosts=1)
-    with pytest.raises(RuntimeError), transaction(sessions) as session:
+    with pytest.raises(RuntimeError), transaction(sessions) as session, batched_writes(session):
         run = session.execute(select(Run).where(Run.job_id == job_id)).scalar_one()
         stage(session, run, error="never")
         raise RuntimeError("changed my mind")
@@ -85,7 +87,7 @@ def test_a_rolled_back_transaction_writes_nothing_staged(sessions, root):  # typ
 
 def test_the_last_value_set_wins_between_staged_and_orm_changes(sessions, root):  # type: ignore[no-untyped-def]
     job_id = setup_job(sessions, root, ["one"], hosts=2)
-    with transaction(sessions) as session:
+    with transaction(sessions) as session, batched_writes(session):
         first, second = session.execute(
             select(Run).where(Run.job_id == job_id).order_by(Run.id)
         ).scalars()
@@ -102,6 +104,7 @@ def test_the_last_value_set_wins_between_staged_and_orm_changes(sessions, root):
 def test_a_session_closed_without_committing_writes_nothing_staged(sessions, root):  # type: ignore[no-untyped-def]
     job_id = setup_job(sessions, root, ["one"], hosts=1)
     session = sessions()
+    batched_writes(session).__enter__()  # a batch that never ends
     run = session.execute(select(Run).where(Run.job_id == job_id)).scalar_one()
     stage(session, run, error="never")
     session.close()
@@ -110,3 +113,13 @@ def test_a_session_closed_without_committing_writes_nothing_staged(sessions, roo
             other.execute(select(1))
     [run] = _runs(sessions, job_id)
     assert run.error is None
+
+
+def test_outside_a_batch_staged_values_are_written_by_the_session(sessions, root):  # type: ignore[no-untyped-def]
+    job_id = setup_job(sessions, root, ["one"], hosts=1)
+    with transaction(sessions) as session:
+        run = session.execute(select(Run).where(Run.job_id == job_id)).scalar_one()
+        stage(session, run, error="set", exit_code=3)
+        assert session.dirty  # the unit of work writes them with the commit
+    [run] = _runs(sessions, job_id)
+    assert (run.error, run.exit_code) == ("set", 3)

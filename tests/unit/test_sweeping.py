@@ -23,6 +23,7 @@ from craton_wf.runner.sweeper import sweep_containers
 from craton_wf.runner.worker import Runner
 from craton_wf.services import jobs as job_service
 from craton_wf.services import workflows as workflow_service
+from craton_wf.services.inputs import WorkflowCreate
 from tests.factories import make_inventory, make_ready_task
 from tests.unit.test_engine import payload_of, setup_job
 
@@ -106,7 +107,9 @@ def make_jobs(sessions, root) -> None:  # type: ignore[no-untyped-def]
                 session,
                 root.project_id,
                 None,
-                {"name": name, "steps": [{"task": "work", "retries": 1, "retry_delay": delay}]},
+                WorkflowCreate.model_validate(
+                    {"name": name, "steps": [{"task": "work", "retries": 1, "retry_delay": delay}]}
+                ),
             )
         for name, targets in (("soon", hosts[:3]), ("later", hosts[3:])):
             job_service.create_job(

@@ -23,12 +23,6 @@ from craton_wf.services.common import find_by_ref
 router = APIRouter()
 
 
-def _steps_input(steps: list[Any] | None) -> list[Any] | None:
-    if steps is None:
-        return None
-    return [s if isinstance(s, str) else s.model_dump(exclude_unset=True) for s in steps]
-
-
 def workflow_read(session: Any, workflow: Any, version: int | None = None) -> WorkflowRead:
     row = workflow_service.get_version(session, workflow, version)
     return WorkflowRead(
@@ -69,8 +63,7 @@ def _routes(base: str) -> APIRouter:
         body: WorkflowUpdate, session: SessionDep, me: CurrentUser
     ) -> dict[str, Any]:
         """Check a workflow as creating it would, and write nothing (a lint)."""
-        data = {**body.model_dump(exclude_unset=True), "steps": _steps_input(body.steps)}
-        return workflow_service.check_workflow(session, me.project_id, data, me)
+        return workflow_service.check_workflow(session, me.project_id, body, me)
 
     @sub.post(base, status_code=201, name=f"create_{base.strip('/')}")
     def create_workflow(
@@ -80,8 +73,7 @@ def _routes(base: str) -> APIRouter:
         session: SessionDep,
         me: CurrentUser,
     ) -> WorkflowRead:
-        data = {**body.model_dump(exclude_unset=True), "steps": _steps_input(body.steps)}
-        workflow = workflow_service.create_workflow(session, me.project_id, me.user_id, data, me)
+        workflow = workflow_service.create_workflow(session, me.project_id, me.user_id, body, me)
         created(response, request, f"{plural}/{workflow.id}")
         return workflow_read(session, workflow)
 
@@ -98,13 +90,10 @@ def _routes(base: str) -> APIRouter:
     def update_workflow(
         workflow_id: str, body: WorkflowUpdate, session: SessionDep, me: CurrentUser
     ) -> WorkflowRead:
-        data = body.model_dump(exclude_unset=True)
-        if body.steps is not None:
-            data["steps"] = _steps_input(body.steps)
         workflow = find_by_ref(
             session, workflow_service.Workflow, me.project_id, workflow_id, "workflow"
         )
-        workflow_service.update_workflow(session, workflow, me.user_id, data, me)
+        workflow_service.update_workflow(session, workflow, me.user_id, body, me)
         return workflow_read(session, workflow)
 
     @sub.delete(base + "/{workflow_id}", status_code=204, name=f"delete_{base.strip('/')}")
