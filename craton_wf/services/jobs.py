@@ -48,7 +48,6 @@ from craton_wf.services.job_graph import (
     HOST_COLUMNS,
     FleetVariables,
     load_hosts,
-    refresh_statistics,
     store_graph,
 )
 from craton_wf.services.pagination import Page, PageRequest, paginate, scoped
@@ -124,7 +123,7 @@ def create_job(
     )
     session.add(job)
     session.flush()
-    _create_graph(session, job, steps, hosts)
+    store_graph(session, job, steps, hosts)
     record_event(
         session,
         job.id,
@@ -134,12 +133,6 @@ def create_job(
     scheduling.start_job(session, job)
     session.flush()
     return job
-
-
-def _create_graph(session: Session, job: Job, steps: list[dict], hosts: list[Row[Any]]) -> None:
-    store_graph(session, job, steps, hosts)
-    runs = len(hosts) * sum(1 for step in steps if not step.get("once"))
-    refresh_statistics(session, {"job_hosts": len(hosts), "runs": runs})
 
 
 def _snapshot_step(
@@ -371,7 +364,7 @@ def retry_job(
     )
     session.add(job)
     session.flush()
-    _create_graph(session, job, old.steps, hosts)
+    store_graph(session, job, old.steps, hosts)
     record_event(
         session,
         job.id,
