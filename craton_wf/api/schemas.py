@@ -7,7 +7,7 @@ Inputs forbid unknown fields, so a typo or a field a caller may not set
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
@@ -31,6 +31,9 @@ from craton_wf.services.inputs import SecretUpdate as SecretUpdate
 from craton_wf.services.inputs import StepIn as StepIn
 from craton_wf.services.inputs import TaskCreate as TaskCreate
 from craton_wf.services.inputs import TaskUpdate as TaskUpdate
+from craton_wf.services.inputs import TokenCreate as TokenCreate
+from craton_wf.services.inputs import UserCreate as UserCreate
+from craton_wf.services.inputs import UserUpdate as UserUpdate
 from craton_wf.services.inputs import WorkflowCreate as WorkflowCreate
 from craton_wf.services.inputs import WorkflowUpdate as WorkflowUpdate
 
@@ -416,17 +419,6 @@ class RunnerRead(Output):
 
 # --- users, tokens, audit ----------------------------------------------------------
 
-RoleName = Literal["viewer", "auditor", "operator", "admin", "root"]
-
-
-class UserCreate(Input):
-    name: Name
-    role: RoleName
-
-
-class UserUpdate(Input):
-    role: RoleName
-
 
 class UserRead(BaseModel):
     id: int
@@ -435,12 +427,6 @@ class UserRead(BaseModel):
     is_root: bool
     active: bool
     created_at: datetime
-
-
-class TokenCreate(Input):
-    name: Short = ""
-    user: Ref | None = None  # only root may issue one for another user
-    expires_in: int | None = Field(default=None, description="seconds; none: no expiry", le=MAX_INT)
 
 
 class TokenRead(BaseModel):

@@ -130,6 +130,26 @@ class WorkflowUpdate(Input):
     steps: list[StepIn | str] | None = Field(default=None, min_length=1, max_length=500)
 
 
+# --- users and tokens -------------------------------------------------------------
+
+RoleName = Literal["viewer", "auditor", "operator", "admin", "root"]
+
+
+class UserCreate(Input):
+    name: Annotated[str, Field(min_length=1, max_length=255)]
+    role: RoleName
+
+
+class UserUpdate(Input):
+    role: RoleName
+
+
+class TokenCreate(Input):
+    name: Short = ""
+    user: Ref | None = None  # only root may issue one for another user
+    expires_in: int | None = Field(default=None, description="seconds; none: no expiry", le=MAX_INT)
+
+
 # --- secrets ----------------------------------------------------------------------
 
 SecretValue = Annotated[str, Field(min_length=MIN_REDACTED_LENGTH, max_length=MAX_SECRET_VALUE)]

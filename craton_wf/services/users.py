@@ -21,7 +21,8 @@ from sqlalchemy.orm import Session
 from craton_wf.db.models import ApiToken, RoleAssignment, User, utcnow
 from craton_wf.errors import Conflict, Forbidden, InvalidInput, NotFound
 from craton_wf.services import policy
-from craton_wf.services.auth import ROLES, IssuedToken, Principal, issue_token
+from craton_wf.services.auth import IssuedToken, Principal, issue_token
+from craton_wf.services.inputs import TokenCreate, UserCreate, UserUpdate
 
 MAX_TOKEN_TTL = timedelta(days=366)
 
@@ -38,11 +39,6 @@ def _role_in(session: Session, user_id: int, project_id: str) -> str | None:
             RoleAssignment.user_id == user_id, RoleAssignment.project_id == project_id
         )
     ).scalar_one_or_none()
-
-
-def _check_role(role: str) -> None:
-    if role not in ROLES and role != policy.ROOT:
-        raise InvalidInput(f"role must be one of {', '.join((*ROLES, policy.ROOT))}")
 
 
 def _project_role(user: User, role: str) -> str:
@@ -74,8 +70,9 @@ def get_user(session: Session, me: Principal, ref: str | int) -> UserView:
     return UserView(user, role)
 
 
-def create_user(session: Session, me: Principal, name: str, role: str) -> UserView:
-    """A new user with ``role`` in the caller's project.
+def create_user(session: Session, me: Principal, spec: UserCreate) -> UserView:
+    """A new user with a role in the caller's project (``UserCreate`` bounds the
+    name's length and names the roles there are).
 
     User names are global, so a name may already belong to someone. One who
     holds a role here is a conflict that says so. Anyone else answers the
@@ -83,10 +80,8 @@ def create_user(session: Session, me: Principal, name: str, role: str) -> UserVi
     none: a project admin learns nothing about other projects and cannot
     pull their users in. Only root attaches an existing user to a project.
     """
-    _check_role(role)
-    policy.may_grant(me, role)
-    if not name or len(name) > 255:
-        raise InvalidInput("name must be 1 to 255 characters")
+    name = spec.name
+    policy.may_grant(me, spec.role)
     user = session.execute(select(User).where(User.name == name)).scalar_one_or_none()
     if user is None:
         user = User(name=name, default_project_id=me.project_id)
@@ -97,19 +92,18 @@ def create_user(session: Session, me: Principal, name: str, role: str) -> UserVi
     elif not me.is_root:
         raise Conflict(f"user name {name} is taken; choose another name")
     user.active = True
-    role = _project_role(user, role)
+    role = _project_role(user, spec.role)
     session.add(RoleAssignment(user_id=user.id, project_id=me.project_id, role=role))
     session.flush()
     return UserView(user, role)
 
 
-def set_role(session: Session, me: Principal, ref: str | int, role: str) -> UserView:
-    _check_role(role)
-    policy.may_grant(me, role)
+def set_role(session: Session, me: Principal, ref: str | int, changes: UserUpdate) -> UserView:
+    policy.may_grant(me, changes.role)
     view = get_user(session, me, ref)
     if view.user.is_root and not me.is_root:
         raise NotFound(f"no user {ref}")
-    role = _project_role(view.user, role)
+    role = _project_role(view.user, changes.role)
     if view.user.id == me.user_id and not me.is_root and policy.RANK[role] < policy.RANK["admin"]:
         raise Conflict("admins cannot lower their own role; ask another admin")
     assignment = session.get(RoleAssignment, (view.user.id, me.project_id))
@@ -151,21 +145,16 @@ def remove_user(session: Session, me: Principal, ref: str | int) -> None:
 # --- tokens -----------------------------------------------------------------------
 
 
-def create_token(
-    session: Session,
-    me: Principal,
-    *,
-    name: str = "",
-    user_ref: str | int | None = None,
-    ttl_seconds: int | None = None,
-) -> IssuedToken:
+def create_token(session: Session, me: Principal, spec: TokenCreate) -> IssuedToken:
     """A token for the caller (or, for root, for a user of the project).
 
-    It acts in the caller's project only; it expires after ``ttl_seconds``.
+    It acts in the caller's project only; it expires after ``spec.expires_in``
+    seconds, within the bounds checked here.
     Only root mints tokens for someone else: a token acts as its user, so an
     admin minting one for another admin could approve their own build under
     that admin's name.
     """
+    ttl_seconds, user_ref = spec.expires_in, spec.user
     if ttl_seconds is not None and not 60 <= ttl_seconds <= MAX_TOKEN_TTL.total_seconds():
         raise InvalidInput(
             f"expires_in must be between 60 and {int(MAX_TOKEN_TTL.total_seconds())}"
@@ -177,7 +166,7 @@ def create_token(
         user = get_user(session, me, user_ref).user
     assert user is not None
     ttl = timedelta(seconds=ttl_seconds) if ttl_seconds else None
-    return issue_token(session, user, name=name, project_id=me.project_id, ttl=ttl)
+    return issue_token(session, user, name=spec.name, project_id=me.project_id, ttl=ttl)
 
 
 def list_tokens(session: Session, me: Principal) -> list[tuple[ApiToken, str]]:

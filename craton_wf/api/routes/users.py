@@ -87,7 +87,7 @@ def list_users(session: SessionDep, me: CurrentUser, _query: KnownQuery) -> dict
 def create_user(
     body: UserCreate, request: Request, response: Response, session: SessionDep, me: CurrentUser
 ) -> UserRead:
-    view = user_service.create_user(session, me, body.name, body.role)
+    view = user_service.create_user(session, me, body)
     created(response, request, f"users/{view.user.id}")
     return user_read(view)
 
@@ -99,7 +99,7 @@ def show_user(user_id: str, session: SessionDep, me: CurrentUser) -> UserRead:
 
 @router.put("/users/{user_id}", tags=["users"])
 def update_user(user_id: str, body: UserUpdate, session: SessionDep, me: CurrentUser) -> UserRead:
-    return user_read(user_service.set_role(session, me, user_id, body.role))
+    return user_read(user_service.set_role(session, me, user_id, body))
 
 
 @router.delete("/users/{user_id}", status_code=204, tags=["users"])
@@ -115,9 +115,7 @@ def delete_user(user_id: str, session: SessionDep, me: CurrentUser) -> Response:
 def create_token(
     body: TokenCreate, request: Request, response: Response, session: SessionDep, me: CurrentUser
 ) -> TokenIssued:
-    issued = user_service.create_token(
-        session, me, name=body.name, user_ref=body.user, ttl_seconds=body.expires_in
-    )
+    issued = user_service.create_token(session, me, body)
     token = session.get(ApiToken, issued.id)
     assert token is not None
     created(response, request, f"tokens/{issued.id}")
