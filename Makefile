@@ -8,6 +8,7 @@ lint:
 	$(PYTHON) -m ruff format --check craton_wf client tests bench
 	$(PYTHON) -m mypy craton_wf
 	cd client && $(PYTHON) -m mypy cratonclient
+	PATH="$(dir $(PYTHON)):$$PATH" lint-imports
 
 format:
 	$(PYTHON) -m ruff format craton_wf client tests bench

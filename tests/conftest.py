@@ -146,7 +146,7 @@ PUBLIC_ADDRESS = "93.184.215.14"
 @pytest.fixture(autouse=True)
 def fake_dns(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
     """The names git URLs resolve to in-process: set ``fake_dns[name]``; ``[]`` fails to resolve."""
-    from craton_wf.services import source_rules
+    from craton_wf.engine import source_rules
 
     names: dict[str, list[str]] = {"localhost": ["127.0.0.1"]}
 

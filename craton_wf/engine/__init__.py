@@ -21,6 +21,8 @@ the runner. Each call takes a session whose transaction the caller owns.
 - :mod:`~craton_wf.engine.task_env`: a run container's environment, limits
   and scoped token; :mod:`~craton_wf.engine.run_secrets` decrypts the
   secrets it names, :mod:`~craton_wf.engine.tokens` makes the token;
+- :mod:`~craton_wf.engine.source_rules`: what the settings let a task's
+  source be, for the builder and for the API's checks alike;
 - :mod:`~craton_wf.engine.events`: the job's append-only event history.
 
 The engine's writes go through :mod:`~craton_wf.engine.writes`: a batch of

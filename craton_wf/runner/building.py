@@ -19,9 +19,9 @@ from craton_wf.builders.source import fetch_git, redact_url, resolve_context, un
 from craton_wf.db.engine import transaction
 from craton_wf.db.models import utcnow
 from craton_wf.engine import builds as build_service
+from craton_wf.engine import source_rules
 from craton_wf.engine.builds import BuildAssignment
 from craton_wf.errors import BuildError, CratonError, LeaseLost
-from craton_wf.services import source_rules
 from craton_wf.settings import Settings
 
 log = logging.getLogger(__name__)

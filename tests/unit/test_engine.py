@@ -7,6 +7,7 @@ import threading
 import time
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from craton_wf.db.engine import transaction
@@ -434,18 +435,19 @@ def test_a_secret_that_does_not_decrypt_fails_the_run_and_says_why(
 
 def test_events_are_written_in_order_with_their_transaction_or_not_at_all(sessions, root):
     from craton_wf.engine.events import record_event
+    from craton_wf.engine.writes import batched_writes
     from craton_wf.services.events import list_events
 
     job_id = setup_job(sessions, root, ["noop"], hosts=1)
     with transaction(sessions) as session:
         before = len(list_events(session, job_id))
     try:
-        with transaction(sessions) as session:
+        with transaction(sessions) as session, batched_writes(session):
             record_event(session, job_id, "doomed")
             raise RuntimeError("rolled back")
     except RuntimeError:
         pass
-    with transaction(sessions) as session:
+    with transaction(sessions) as session, batched_writes(session):
         for index in range(3):
             record_event(session, job_id, "kept", f"#{index}", note=index)
     with transaction(sessions) as session:
@@ -457,6 +459,7 @@ def test_events_are_written_in_order_with_their_transaction_or_not_at_all(sessio
 
 def test_rows_held_for_the_commit_are_dropped_by_a_rollback_of_the_same_session(sessions, root):
     from craton_wf.engine.events import record_event
+    from craton_wf.engine.writes import batched_writes
     from craton_wf.services.events import list_events
 
     job_id = setup_job(sessions, root, ["noop"], hosts=1)
@@ -464,10 +467,13 @@ def test_rows_held_for_the_commit_are_dropped_by_a_rollback_of_the_same_session(
         before = len(list_events(session, job_id))
     with sessions() as session:
         session.begin()
-        record_event(session, job_id, "doomed")
+        with pytest.raises(RuntimeError), batched_writes(session):
+            record_event(session, job_id, "doomed")
+            raise RuntimeError("rolled back")
         session.rollback()
         session.begin()
-        record_event(session, job_id, "kept")
+        with batched_writes(session):
+            record_event(session, job_id, "kept")
         session.commit()
     with transaction(sessions) as session:
         assert [e.kind for e in list_events(session, job_id)[before:]] == ["kept"]
@@ -544,8 +550,6 @@ def test_set_columns_stores_one_update_for_many_rows(sessions, root):
 def test_a_start_left_to_commit_lands_before_the_outcome_queued_behind_it(sessions, root):
     """The recorder keeps a run's writes in the order they were queued: "started",
     not waited for, then the outcome; a lost lease on the first refuses both."""
-    import pytest
-
     from craton_wf.engine import claims
     from craton_wf.errors import LeaseLost
     from craton_wf.runner.recorder import Recorder

@@ -24,9 +24,9 @@ from craton_wf.domain.sources import (
     redact_url,
 )
 from craton_wf.engine import builds as build_service
+from craton_wf.engine import source_rules
 from craton_wf.errors import InvalidInput, PayloadTooLarge, SourceError, UnsafeSource
 from craton_wf.runner.building import BuildExecution
-from craton_wf.services import source_rules
 from craton_wf.services import tasks as task_service
 from craton_wf.services.inputs import TaskCreate
 

@@ -46,9 +46,9 @@ from craton_wf.api.schemas import (
     TaskUpdate,
 )
 from craton_wf.domain.states import BuildStatus
-from craton_wf.engine import task_env
+from craton_wf.engine import source_rules, task_env
 from craton_wf.errors import InvalidInput, PayloadTooLarge
-from craton_wf.services import approvals, source_rules
+from craton_wf.services import approvals
 from craton_wf.services import tasks as task_service
 from craton_wf.settings import Settings
 

@@ -2,7 +2,9 @@
 
 The API (at task create, update and rebuild) and the runner's builder (right
 before a clone or an unpack) build their rules here from the same settings,
-so both check with the same ones. The git policy carries the one piece of
+so both check with the same ones; here, below both the API's use cases and
+the runner, as :mod:`craton_wf.engine.task_env` builds a task's resource
+policy. The git policy carries the one piece of
 I/O of the URL check, the host name lookup (:func:`resolve_host_addresses`),
 which the pure check in :mod:`craton_wf.domain.sources` cannot do itself.
 """
