@@ -20,10 +20,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, Table, insert
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
+from craton_wf.db.bulk import insert_rows
 from craton_wf.engine._log_lines import forget_pending_lines, insert_pending_lines
 
 _KEY = "pending_rows"
@@ -66,50 +66,4 @@ def forget_pending(session: Session) -> None:
 
 
 def _insert(connection: Connection, model: Any, rows: list[dict[str, Any]]) -> None:
-    if connection.dialect.name == "postgresql":
-        copy_rows(connection, model.__table__, rows)
-    else:
-        connection.execute(insert(model), rows)
-
-
-def copy_rows(connection: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
-    """``COPY`` ``rows`` into ``table``, in this connection's transaction.
-
-    Values pass through the columns' types as they would for an insert (UTC
-    datetimes, JSON); a database error is raised as SQLAlchemy raises it, a
-    dropped connection invalidated, so callers that retry see what they
-    would see for any other statement.
-    """
-    names = list(rows[0])
-    dialect = connection.dialect
-    quote = dialect.identifier_preparer.quote
-    processors = [
-        table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names
-    ]
-    statement = (
-        f"COPY {dialect.identifier_preparer.format_table(table)} "
-        f"({', '.join(quote(name) for name in names)}) FROM STDIN"
-    )
-    fairy = connection.connection
-    # The driver's own error class (psycopg's, the only COPY driver): named through
-    # the dialect, so that psycopg stays an extra (craton-wf[postgres]).
-    driver_error = dialect.loaded_dbapi.Error
-    cursor = fairy.driver_connection.cursor()  # type: ignore[union-attr]
-    try:
-        with cursor.copy(statement) as copy:
-            for row in rows:
-                copy.write_row(
-                    [
-                        process(row[name]) if process else row[name]
-                        for name, process in zip(names, processors, strict=True)
-                    ]
-                )
-    except driver_error as exc:
-        lost = dialect.is_disconnect(exc, fairy, cursor)  # type: ignore[arg-type]
-        if lost:
-            connection.invalidate(exc)
-        raise DBAPIError.instance(
-            statement, None, exc, driver_error, connection_invalidated=lost
-        ) from exc
-    finally:
-        cursor.close()
+    insert_rows(connection, model.__table__, rows)
