@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import String, and_, func, literal, or_, select, update
 from sqlalchemy.orm import Session
 
 from craton_wf.db.models import ApiToken, Project, RoleAssignment, User, utcnow
@@ -115,37 +115,57 @@ def authenticate(
     for the caller to note (:func:`note_token_use`) in a write transaction."""
     if not token:
         raise AuthenticationFailed()
-    row = session.execute(
-        select(ApiToken).where(ApiToken.token_hash == hash_token(token))
-    ).scalar_one_or_none()
+    # One statement: the token, its user, the project it acts in (the token's
+    # own, else the one asked for, else the user's default) and the user's
+    # roles there, one row per role (a request pays one round trip for this).
+    acting_id = func.coalesce(
+        ApiToken.project_id, literal(project_id, String), User.default_project_id
+    )
+    rows = session.execute(
+        select(
+            ApiToken.id,
+            ApiToken.revoked_at,
+            ApiToken.expires_at,
+            ApiToken.last_used_at,
+            ApiToken.project_id,
+            ApiToken.job_id,
+            ApiToken.run_id,
+            User.id.label("user_id"),
+            User.name.label("user_name"),
+            User.active,
+            User.is_root,
+            Project.id.label("acting"),
+            RoleAssignment.role,
+        )
+        .join(User, User.id == ApiToken.user_id)
+        .outerjoin(Project, Project.id == acting_id)
+        .outerjoin(
+            RoleAssignment,
+            and_(RoleAssignment.user_id == User.id, RoleAssignment.project_id == Project.id),
+        )
+        .where(ApiToken.token_hash == hash_token(token))
+    ).all()
     now = utcnow()
+    row = rows[0] if rows else None
     if row is None or row.revoked_at is not None or (row.expires_at and row.expires_at <= now):
         raise AuthenticationFailed("invalid or expired token")
-    user = session.get(User, row.user_id)
-    if user is None or not user.active:
+    if not row.active:
         raise AuthenticationFailed("invalid or expired token")
-    if user_name and user_name != user.name:
+    if user_name and user_name != row.user_name:
         raise AuthenticationFailed("the token does not belong to that user")
-    acting = row.project_id or project_id or user.default_project_id
     if row.project_id and project_id and project_id != row.project_id:
         raise AuthenticationFailed("the token is scoped to another project")
-    if acting is None or session.get(Project, acting) is None:
+    if row.acting is None:
         raise AuthenticationFailed("no such project: send X-Auth-Project with a project id")
-    roles = frozenset(
-        session.execute(
-            select(RoleAssignment.role).where(
-                RoleAssignment.user_id == user.id, RoleAssignment.project_id == acting
-            )
-        ).scalars()
-    )
-    if not user.is_root and not roles:
+    roles = frozenset(r.role for r in rows if r.role is not None)
+    if not row.is_root and not roles:
         raise AuthenticationFailed("the user has no role in that project")
     stale = row.last_used_at is None or now - row.last_used_at > TOKEN_USE_GRANULARITY
     principal = Principal(
-        user_id=user.id,
-        user_name=user.name,
-        project_id=acting,
-        is_root=user.is_root,
+        user_id=row.user_id,
+        user_name=row.user_name,
+        project_id=row.acting,
+        is_root=row.is_root,
         roles=roles,
         job_id=row.job_id,
         run_id=row.run_id,
