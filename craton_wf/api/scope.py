@@ -24,7 +24,7 @@ from craton_wf.db.models import Workflow
 from craton_wf.errors import NotFound
 from craton_wf.services import inventory, jobs, policy, project_secrets, tasks, users
 from craton_wf.services.auth import Principal
-from craton_wf.services.common import find_by_ref
+from craton_wf.services.lookups import find_by_ref
 
 Params = Mapping[str, Any]
 Lookup = Callable[[Session, Principal, Params], object]

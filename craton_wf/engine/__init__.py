@@ -25,6 +25,17 @@ the runner. Each call takes a session whose transaction the caller owns.
   source be, for the builder and for the API's checks alike;
 - :mod:`~craton_wf.engine.events`: the job's append-only event history.
 
+One spelling per concept: a *build* is a task's build row
+(:mod:`~craton_wf.engine.builds`), driven by the runner's
+:mod:`~craton_wf.runner.build_execution` as a run is by
+:mod:`~craton_wf.runner.execution`, through a *builder*
+(:mod:`craton_wf.builders`, the only code that runs git and docker build);
+*sweeping* is the verdict read here (:mod:`~craton_wf.engine.sweeping`), the
+*sweeper* the runner's thread that removes containers
+(:mod:`craton_wf.runner.sweeper`); a *runner* is a process
+(:class:`craton_wf.runner.worker.Runner`), registered in
+:mod:`~craton_wf.engine.runners`.
+
 The engine's writes go through :mod:`~craton_wf.engine.writes`: a batch of
 engine calls (one call, or all the runs a runner records in one transaction)
 holds what it writes in two stores private to the engine,

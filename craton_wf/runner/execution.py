@@ -85,8 +85,8 @@ class RunExecution:
         self.executor = executor
         self.owner = owner
         self.active = active
-        self.a = active.assignment
-        self.next_seq = self.a.log_seq + 1
+        self.assignment = active.assignment
+        self.next_seq = self.assignment.log_seq + 1
         self.on_finished = on_finished
         # Set when the runner stopped and handed this run over: write nothing more.
         self.abandoned = abandoned or threading.Event()
@@ -99,7 +99,7 @@ class RunExecution:
 
     def _tx(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         if self.abandoned.is_set():
-            raise LeaseLost(f"run {self.a.run_id}: handed over when the runner stopped")
+            raise LeaseLost(f"run {self.assignment.run_id}: handed over when the runner stopped")
         if self.recorder is not None:
             result = self.recorder.record(fn, *args, **kwargs)
             self._check_started()
@@ -109,7 +109,7 @@ class RunExecution:
     def _mark_started(self, handle: Handle) -> None:
         """Record that the container runs. With a recorder, the write is left to
         commit while the log is read: the run's next write is queued behind it."""
-        args = (self.a.run_id, self.owner, self.a.epoch, handle.id)
+        args = (self.assignment.run_id, self.owner, self.assignment.epoch, handle.id)
         if self.recorder is None or self.abandoned.is_set():
             self._tx(claims.mark_started, *args)
         else:
@@ -126,18 +126,18 @@ class RunExecution:
         if isinstance(exc, LeaseLost):
             raise exc
         if exc is not None:
-            log.warning("run %s: recording its start failed: %s", self.a.run_id, exc)
+            log.warning("run %s: recording its start failed: %s", self.assignment.run_id, exc)
 
     def spec(self) -> ContainerSpec:
         return ContainerSpec(
-            name=self.a.container_name,
-            image=self.a.image,
-            command=self.a.command,
-            labels=self.a.labels,
-            network=self.a.needs_network,
+            name=self.assignment.container_name,
+            image=self.assignment.image,
+            command=self.assignment.command,
+            labels=self.assignment.labels,
+            network=self.assignment.needs_network,
             env=self.prepared.env,
             limits=self.prepared.limits,
-            timeout_seconds=self.a.timeout_seconds,
+            timeout_seconds=self.assignment.timeout_seconds,
             placement=self.prepared.placement,
         )
 
@@ -146,9 +146,9 @@ class RunExecution:
         try:
             finished = self._run()
         except LeaseLost as exc:
-            log.warning("run %s: %s; leaving its container alone", self.a.run_id, exc)
+            log.warning("run %s: %s; leaving its container alone", self.assignment.run_id, exc)
         except Exception:  # a runner thread must never die silently
-            log.exception("run %s failed in the runner", self.a.run_id)
+            log.exception("run %s failed in the runner", self.assignment.run_id)
             self._finish(exit_code=None, error="internal runner error; see the runner's log")
         finally:
             self.on_finished()
@@ -192,7 +192,9 @@ class RunExecution:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.abandoned.is_set():
-                raise LeaseLost(f"run {self.a.run_id}: handed over when the runner stopped")
+                raise LeaseLost(
+                    f"run {self.assignment.run_id}: handed over when the runner stopped"
+                )
             code = self.executor.wait(handle, timeout=1)
             if code is not None:
                 return code
@@ -204,25 +206,29 @@ class RunExecution:
         None when the run was finished here instead (container lost or refused).
         """
         try:
-            fresh = self.a.adopted_from is None and not self.a.was_started
-            handle = None if fresh else self.executor.find(self.a.container_name)
+            fresh = self.assignment.adopted_from is None and not self.assignment.was_started
+            handle = None if fresh else self.executor.find(self.assignment.container_name)
             if handle is not None and not self._is_ours(handle):
                 return None
-            if handle is None and self.a.was_started:
+            if handle is None and self.assignment.was_started:
                 # Started by a runner that died, and gone since: nothing to read back.
                 self._finish(
-                    exit_code=None, lost=True, error=f"container {self.a.container_name} was lost"
+                    exit_code=None,
+                    lost=True,
+                    error=f"container {self.assignment.container_name} was lost",
                 )
                 return None
             try:
-                if handle is None and self.a.prepared is not None:  # prepared with the claim
-                    self.prepared = self.a.prepared
+                if (
+                    handle is None and self.assignment.prepared is not None
+                ):  # prepared with the claim
+                    self.prepared = self.assignment.prepared
                 else:
                     self.prepared = self._tx(
                         task_env.prepare_run,
-                        self.a.run_id,
+                        self.assignment.run_id,
                         self.owner,
-                        self.a.epoch,
+                        self.assignment.epoch,
                         self.settings,
                         issue=handle is None,  # an adopted container has its token already
                     )
@@ -236,17 +242,22 @@ class RunExecution:
                     handle = self.executor.create(self.spec())
                 except NameTaken:
                     # Created meanwhile under this attempt's name: adopt it if it is ours.
-                    handle = self.executor.find(self.a.container_name)
+                    handle = self.executor.find(self.assignment.container_name)
                     if handle is None:
                         self._finish(
                             exit_code=None,
                             lost=True,
-                            error=f"container {self.a.container_name} vanished as it was made",
+                            error=(
+                                f"container {self.assignment.container_name} "
+                                "vanished as it was made"
+                            ),
                         )
                         return None
                     if not self._is_ours(handle):
                         return None
-                    log.info("run %s: adopting %s, made meanwhile", self.a.run_id, handle.name)
+                    log.info(
+                        "run %s: adopting %s, made meanwhile", self.assignment.run_id, handle.name
+                    )
                 self._fault("after_create")
             if handle.state == ContainerState.CREATED:
                 self.executor.start(handle)
@@ -260,7 +271,7 @@ class RunExecution:
 
         A stranger with our name is never touched; the run fails, saying so.
         """
-        if handle.labels.get(RUN_UID_LABEL) == self.a.labels.get(RUN_UID_LABEL):
+        if handle.labels.get(RUN_UID_LABEL) == self.assignment.labels.get(RUN_UID_LABEL):
             return True
         self._finish(
             exit_code=None,
@@ -274,7 +285,13 @@ class RunExecution:
             os.kill(os.getpid(), signal.SIGKILL)
 
     def _finish(self, **outcome: Any) -> None:
-        self._tx(recording.finish_run, self.a.run_id, self.owner, self.a.epoch, **outcome)
+        self._tx(
+            recording.finish_run,
+            self.assignment.run_id,
+            self.owner,
+            self.assignment.epoch,
+            **outcome,
+        )
 
     def _pump_logs(self, handle: Handle) -> LogBatch | None:
         """Store the container's log as it comes, to its end.
@@ -283,7 +300,7 @@ class RunExecution:
         stored: they go with the run's outcome, in one write.
         """
         lines: WeighedQueue[Any] = WeighedQueue(LINES_QUEUED)
-        since = self.a.last_log_ts
+        since = self.assignment.last_log_ts
 
         def stored_form(text: str) -> str:
             return recording.stored_form(
@@ -294,10 +311,10 @@ class RunExecution:
             # Everything the runtime still has: where the stored lines end is
             # found by counting them (runner.resume), not by stamps.
             stream: Any
-            if self.a.stored:
+            if self.assignment.stored:
                 stream = self.executor.logs(handle)
                 items: Iterator[LogRecord | LineBlock] = resume_lines(
-                    stream, self.a.stored, stored_form, since
+                    stream, self.assignment.stored, stored_form, since
                 )
             else:
                 stream = items = self.executor.log_blocks(handle)
@@ -315,8 +332,9 @@ class RunExecution:
                     close()
                 lines.put(_END)
 
-        if self.a.adopted_from:
-            note = f"[craton] runner {self.owner} took this run over from {self.a.adopted_from}"
+        if self.assignment.adopted_from:
+            previous = self.assignment.adopted_from
+            note = f"[craton] runner {self.owner} took this run over from {previous}"
             note += f"; log resumes after {since.isoformat()}" if since else "; no log stored yet"
             lines.put(LogRecord("system", utcnow(), note), 1)
         reader = _READERS.submit(read)
@@ -345,11 +363,13 @@ class RunExecution:
             except queue.Empty:
                 item = None
             if self.abandoned.is_set():
-                raise LeaseLost(f"run {self.a.run_id}: handed over when the runner stopped")
+                raise LeaseLost(
+                    f"run {self.assignment.run_id}: handed over when the runner stopped"
+                )
             if item is _END:
                 done = True
             elif isinstance(item, CratonError):
-                log.warning("run %s: log stream broke: %s", self.a.run_id, item)
+                log.warning("run %s: log stream broke: %s", self.assignment.run_id, item)
             elif item is not None and not capped:
                 batch.append(item)
                 batch_lines += _line_count(item)
@@ -370,7 +390,7 @@ class RunExecution:
     def _write(self, batch: list[LogRecord | LineBlock]) -> Outcome[LogAppend]:
         """Start writing ``batch`` (numbered from ``next_seq``); its outcome."""
         logs = replace(self._log_batch(batch), lease_seconds=self.settings.lease_seconds)
-        args = (self.a.run_id, self.owner, self.a.epoch, logs)
+        args = (self.assignment.run_id, self.owner, self.assignment.epoch, logs)
         if self.recorder is not None:
             return self.recorder.submit(recording.append_logs, *args)
         written: Outcome[LogAppend] = Outcome()

@@ -223,7 +223,7 @@ class Runner:
         ).run()
 
     def _execute_build(self, build: build_service.BuildAssignment) -> None:
-        from craton_wf.runner.building import BuildExecution
+        from craton_wf.runner.build_execution import BuildExecution
 
         try:
             BuildExecution(self.settings, self.sessions, self.builder, self.id, build).run()

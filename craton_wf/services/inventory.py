@@ -42,7 +42,7 @@ from craton_wf.domain.variables import matches_vars, parse_vars_filters, resolve
 from craton_wf.errors import Conflict, Forbidden, InvalidInput, NotFound
 from craton_wf.services import policy
 from craton_wf.services.auth import Principal
-from craton_wf.services.common import check_name, find_by_ref, flush_unique
+from craton_wf.services.lookups import check_name, find_by_ref, flush_unique
 from craton_wf.services.pagination import (
     Page,
     PageRequest,

@@ -41,7 +41,6 @@ from craton_wf.errors import Conflict, InvalidInput, NotFound
 from craton_wf.services import approvals, policy, project_secrets
 from craton_wf.services import tasks as task_service
 from craton_wf.services.auth import Principal
-from craton_wf.services.common import find_by_ref, get_owned, id_in_range
 from craton_wf.services.inputs import StepIn
 from craton_wf.services.inventory import host_query
 from craton_wf.services.job_graph import (
@@ -50,6 +49,7 @@ from craton_wf.services.job_graph import (
     load_hosts,
     store_graph,
 )
+from craton_wf.services.lookups import find_by_ref, get_owned, id_in_range
 from craton_wf.services.pagination import Page, PageRequest, paginate, scoped
 from craton_wf.services.workflows import get_version, get_workflow, normalize_steps
 

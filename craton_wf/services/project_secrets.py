@@ -32,8 +32,8 @@ from craton_wf.engine.run_secrets import check_secret_name
 from craton_wf.engine.run_secrets import check_secret_names as check_secret_names
 from craton_wf.engine.run_secrets import cipher as cipher
 from craton_wf.errors import InvalidInput, UndeclaredSecret
-from craton_wf.services.common import find_by_ref, flush_unique
 from craton_wf.services.inputs import MAX_SECRET_VALUE, SecretCreate, SecretUpdate
+from craton_wf.services.lookups import find_by_ref, flush_unique
 from craton_wf.services.pagination import Page, PageRequest, paginate, scoped
 
 SECRET_SORT_KEYS = ("id", "name", "created_at")

@@ -30,8 +30,8 @@ from craton_wf.domain.states import FINAL_RUN_STATES, BuildStatus
 from craton_wf.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
 from craton_wf.services import approvals, policy
 from craton_wf.services.auth import Principal
-from craton_wf.services.common import check_name, find_by_ref, flush_unique, id_in_range
 from craton_wf.services.inputs import Resources, TaskCreate, TaskUpdate
+from craton_wf.services.lookups import check_name, find_by_ref, flush_unique, id_in_range
 from craton_wf.services.pagination import Page, PageRequest, paginate
 from craton_wf.services.project_secrets import check_secret_names
 

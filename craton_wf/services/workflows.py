@@ -26,8 +26,8 @@ from craton_wf.domain.graph import name_steps, validate_steps
 from craton_wf.domain.states import FINAL_JOB_STATES
 from craton_wf.errors import Conflict, InvalidInput, NotFound
 from craton_wf.services.auth import Principal
-from craton_wf.services.common import check_name, find_by_ref, flush_unique
 from craton_wf.services.inputs import StepIn, WorkflowCreate, WorkflowUpdate
+from craton_wf.services.lookups import check_name, find_by_ref, flush_unique
 from craton_wf.services.pagination import Page, PageRequest, paginate, scoped
 from craton_wf.services.project_secrets import check_step_secrets
 

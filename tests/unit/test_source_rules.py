@@ -26,7 +26,7 @@ from craton_wf.domain.sources import (
 from craton_wf.engine import builds as build_service
 from craton_wf.engine import source_rules
 from craton_wf.errors import InvalidInput, PayloadTooLarge, SourceError, UnsafeSource
-from craton_wf.runner.building import BuildExecution
+from craton_wf.runner.build_execution import BuildExecution
 from craton_wf.services import tasks as task_service
 from craton_wf.services.inputs import TaskCreate
 

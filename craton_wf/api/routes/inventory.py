@@ -44,7 +44,7 @@ from craton_wf.api.schemas import (
 )
 from craton_wf.db.models import Cell, Cloud, Host, Project
 from craton_wf.services import inventory, policy
-from craton_wf.services.common import find_by_ref
+from craton_wf.services.lookups import find_by_ref
 
 router = APIRouter(prefix="/v1", dependencies=[Authorized], responses=API_ERRORS)
 

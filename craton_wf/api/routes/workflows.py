@@ -18,7 +18,7 @@ from craton_wf.api.schemas import (
     WorkflowVersionRead,
 )
 from craton_wf.services import workflows as workflow_service
-from craton_wf.services.common import find_by_ref
+from craton_wf.services.lookups import find_by_ref
 
 router = APIRouter()
 
