@@ -6,9 +6,12 @@ runner.threads) into a queue and written in batches (every quarter second or
 printed, and a chatty one does not cost a transaction per line; the lines
 read when the log ends are stored with the outcome. Lines come in blocks as
 the executor read them (:meth:`Executor.log_blocks`), not one object each, and
-one batch is written while the next is gathered: the reader waits only when
-a batch is still being written once the next is full, or when the queue
-holds :data:`LINES_QUEUED` lines (the runner's memory stays bounded). A run
+one batch is written while the next is gathered. The reader never waits on
+the writer while the run's log can grow: past :data:`LINES_QUEUED` lines in
+memory, blocks wait in a file (:mod:`craton_wf.runner.log_spool`), so the
+attach is drained as fast as the container prints, and the runner's memory
+stays bounded, however slow the database. A reader that fails leaves a gap
+line at the end of the log, never a log that ends early without saying so. A run
 taken over with lines stored already is read line by line, to find where
 they end (:mod:`craton_wf.runner.resume`).
 
@@ -40,13 +43,15 @@ from sqlalchemy.orm import Session, sessionmaker
 from craton_wf.db.engine import retrying
 from craton_wf.db.models import utcnow
 from craton_wf.domain.labels import RUN_UID_LABEL
+from craton_wf.domain.logmarks import log_gap_marker
 from craton_wf.engine import claims, recording, task_env
 from craton_wf.engine.claims import RunAssignment
 from craton_wf.engine.recording import LogAppend, LogBatch, LogRecord
 from craton_wf.errors import CratonError, ExecutorError, LeaseLost, NameTaken
 from craton_wf.executors.base import ContainerSpec, ContainerState, Executor, Handle, LineBlock
+from craton_wf.runner.log_spool import SpillingQueue
 from craton_wf.runner.resume import resume_lines
-from craton_wf.runner.threads import Outcome, ReusedThreads, WeighedQueue
+from craton_wf.runner.threads import Outcome, ReusedThreads
 from craton_wf.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -299,7 +304,8 @@ class RunExecution:
         The lines read since the last flush when the log ends are returned, not
         stored: they go with the run's outcome, in one write.
         """
-        lines: WeighedQueue[Any] = WeighedQueue(LINES_QUEUED)
+        # Never full while the run's log can grow: the attach is drained at once.
+        lines: SpillingQueue[Any] = SpillingQueue(LINES_QUEUED, self.settings.run_log_max_bytes)
         since = self.assignment.last_log_ts
 
         def stored_form(text: str) -> str:
@@ -322,8 +328,12 @@ class RunExecution:
                 for item in items:
                     if not lines.put(item, _line_count(item)):
                         return  # the writer is gone
-            except CratonError as exc:
-                lines.put(exc)
+            except Exception as exc:  # the rest of the output cannot be read: say so in the log
+                if isinstance(exc, CratonError):
+                    lines.put(exc)
+                else:
+                    log.exception("run %s: reading its log failed", self.assignment.run_id)
+                lines.put(LogRecord("system", utcnow(), log_gap_marker(utcnow(), None)), 1)
             finally:
                 # Closed now, not when collected: an attach left open holds the
                 # container back once its pipe is full.
@@ -345,7 +355,7 @@ class RunExecution:
         reader.wait(timeout=5)
         return self._log_batch(batch) if batch else None
 
-    def _store_lines(self, lines: WeighedQueue[Any]) -> list[LogRecord | LineBlock]:
+    def _store_lines(self, lines: SpillingQueue[Any]) -> list[LogRecord | LineBlock]:
         """Store the lines that come through ``lines``, a batch every quarter
         second or :data:`FLUSH_LINES` lines, to the log's end; the lines not yet
         stored then. A batch is written while the next is gathered."""

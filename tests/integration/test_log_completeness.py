@@ -12,8 +12,10 @@ missing, duplicated); ``pytest -s`` shows them.
 from __future__ import annotations
 
 import signal
+import time
 from collections import Counter
 from dataclasses import dataclass
+from datetime import datetime
 
 import docker
 import pytest
@@ -21,6 +23,9 @@ from sqlalchemy import select
 
 from craton_wf.db.engine import transaction
 from craton_wf.db.models import JobEvent, RunLog
+from craton_wf.engine import recording
+from craton_wf.executors.docker import DockerExecutor
+from craton_wf.runner.worker import Runner
 from tests.integration import test_durability as durability
 from tests.integration.test_durability import make_job, stored_lines, the_run, wait_job
 
@@ -179,3 +184,65 @@ def test_300MB_stops_at_the_default_cap_with_the_cap_line_last(sessions, project
     assert DEFAULT_CAP - (LINE_PAD + 10) < stored <= DEFAULT_CAP
     assert run.log_capped and not run.log_gap
     assert "run_log_capped" in event_kinds(sessions, job_id)
+
+
+SLOW_WRITE_SECONDS = 3.0
+SLOW_WRITES = 6
+SLOWED_LINES = 500_000
+
+
+@pytest.fixture
+def slow_log_writes(monkeypatch):  # type: ignore[no-untyped-def]
+    """The first batches of log lines wait before they are written, as on a
+    database under heavy load: the runner's queue fills, its reader is held back."""
+    append_logs = recording.append_logs
+    slowed = iter(range(SLOW_WRITES))
+
+    def slowly(*args, **kwargs):  # type: ignore[no-untyped-def]
+        if next(slowed, None) is not None:
+            time.sleep(SLOW_WRITE_SECONDS)
+        return append_logs(*args, **kwargs)
+
+    monkeypatch.setattr(recording, "append_logs", slowly)
+
+
+@pytest.mark.timeout(120)
+def test_fast_output_read_by_a_runner_held_back_by_slow_writes_is_stored_whole(
+    settings, sessions, project, busybox_image, slow_log_writes
+):
+    """500,000 lines (3.4 MB) printed at once while the first log writes take 3 s
+    each: the attach must still be drained as fast as the container prints (it
+    is not held back by the database), and the log must end with the last line,
+    not silently short of it."""
+    docker_settings = settings.model_copy(
+        update={
+            "executor": "docker",
+            "lease_seconds": 60,
+            "heartbeat_seconds": 1,
+            "remove_containers": False,
+        }
+    )
+    job_id = make_job(sessions, project, script=numbered(SLOWED_LINES, 0))
+    worker = Runner(docker_settings, sessions, DockerExecutor.from_settings(docker_settings))
+    worker.start()
+    try:
+        job = wait_job(sessions, job_id, timeout=100)
+    finally:
+        worker.stop(timeout=20)
+    run = the_run(sessions, job_id)
+    logs = stored_lines(sessions, run.id)
+    numbers = numbers_of(logs)
+    figures(numbers, SLOWED_LINES).show("held-back reader, 3 s per write")
+    assert job.status == "SUCCEEDED", (run.status, run.error)
+    state = docker.from_env().api.inspect_container(run.container_id)["State"]
+    ran = datetime.fromisoformat(state["FinishedAt"][:26]) - datetime.fromisoformat(
+        state["StartedAt"][:26]
+    )
+    print(f"[log figures] the container ran {ran.total_seconds():.1f}s")
+    assert ran.total_seconds() < SLOW_WRITE_SECONDS, "held back by the database's writes"
+    assert [log.seq for log in logs] == list(range(1, len(logs) + 1))
+    if gap_lines(logs):  # lost for good: said so, where, and nothing stored twice
+        assert run.log_gap and len(numbers) == len(set(numbers)) and numbers == sorted(numbers)
+    else:
+        assert numbers == list(range(1, SLOWED_LINES + 1))
+        assert [log.line for log in logs if log.stream == "stderr"] == ["done"]
