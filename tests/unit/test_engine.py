@@ -270,23 +270,24 @@ def test_optional_step_failure_lets_host_go_on(sessions, root, start_runner, wai
 
 
 def test_job_timeout_cancels_what_runs(sessions, root, start_runner, wait_job):
-    job_id = setup_job(sessions, root, ["hang"], hosts=2, timeout=1)
+    # Long enough for the runner to start a run before the deadline on a busy machine.
+    job_id = setup_job(sessions, root, ["hang"], hosts=2, timeout=3)
     start_runner(FakeExecutor(lambda spec: FakeOutcome(delay=30)))
-    job = wait_job(job_id, timeout=15)
+    job = wait_job(job_id, timeout=20)
     assert job.status == "CANCELLED"
     # The job says why it was cancelled; so do its runs and their events, not "ok".
-    assert job.message == "job timed out after 1s: 2 cancelled"
+    assert job.message == "job timed out after 3s: 2 cancelled"
     runs = [run for run, _ in runs_of(sessions, job_id)]
     assert [(run.status, run.error) for run in runs] == [
-        ("CANCELLED", "job timed out after 1s")
+        ("CANCELLED", "job timed out after 3s")
     ] * 2
     with transaction(sessions) as session:
         from craton_wf.services.events import list_events
 
         told = {(e.kind, e.message) for e in list_events(session, job_id)}
-    assert ("cancel_requested", "job timed out after 1s") in told
-    assert ("run_cancelled", "hang: job timed out after 1s") in told
-    assert ("job_finished", "CANCELLED (job timed out after 1s): hosts 2 cancelled") in told
+    assert ("cancel_requested", "job timed out after 3s") in told
+    assert ("run_cancelled", "hang: job timed out after 3s") in told
+    assert ("job_finished", "CANCELLED (job timed out after 3s): hosts 2 cancelled") in told
 
 
 def test_events_tell_the_story_of_a_run(sessions, root, start_runner, wait_job):
