@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 from sqlalchemy import select
 
 from craton_wf.db.engine import make_engine, make_session_factory, transaction
@@ -220,3 +221,19 @@ def report(name: str, ours: float, baseline: float, target: float, unit_note: st
         f"ratio {ratio:.3f} (target <= {target:.2f}) {verdict}"
     )
     return ratio <= target
+
+
+def wait_until_ready(process: subprocess.Popen[bytes], url: str, log: Path, timeout: float) -> None:
+    """Return once ``craton-wf serve`` at ``url`` answers /readyz with 200; kill it
+    and raise with its log if it exits or is not ready within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(f"serve did not become ready:\n{log.read_text()}")
+        time.sleep(0.2)

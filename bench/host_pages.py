@@ -45,7 +45,7 @@ import httpx
 from sqlalchemy import create_engine, insert, select, text
 
 from bench.dispatch import process_seconds
-from bench.harness import fresh_database
+from bench.harness import fresh_database, wait_until_ready
 from craton_wf.db.engine import make_engine, make_session_factory, transaction
 from craton_wf.db.models import Host, HostLabel
 from craton_wf.services import inventory
@@ -214,17 +214,7 @@ def serve(env: dict[str, str], credentials: dict[str, str], log: Path, *args: st
             [*CLI, "serve", *args], env=env, stdout=out, stderr=subprocess.STDOUT
         )
     url = f"http://127.0.0.1:{env['CRATON_WF_API_PORT']}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise RuntimeError(f"serve did not become ready:\n{log.read_text()}")
-        time.sleep(0.2)
+    wait_until_ready(process, url, log, timeout=60)
     headers = {"X-Auth-Project": credentials["project_id"], "X-Auth-Token": credentials["token"]}
     return Server(url, headers, process, log)
 

@@ -33,6 +33,8 @@ from pathlib import Path
 
 import httpx
 
+from bench.harness import wait_until_ready
+
 
 @dataclass
 class Answer:
@@ -95,17 +97,7 @@ def start_server(workdir: Path, lock_timeout: float) -> Served:
     with log.open("wb") as out:
         process = subprocess.Popen([*cli, "serve"], env=env, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise RuntimeError(f"serve did not become ready:\n{log.read_text()}")
-        time.sleep(0.2)
+    wait_until_ready(process, url, log, timeout=30)
     headers = {
         "X-Auth-Project": credentials["project_id"],
         "X-Auth-User": credentials["username"],
