@@ -93,6 +93,7 @@ from craton_wf.executors.container_output import (
 )
 from craton_wf.executors.docker import MANAGED_LABEL, USER, DockerExecutor, container_name
 from craton_wf.executors.engine_errors import docker_errors
+from craton_wf.executors.engine_time import engine_time_key
 from craton_wf.executors.swarm_task_output import (
     ENDED_TASK_STATES,
     JsonFileRotation,
@@ -364,7 +365,7 @@ class SwarmExecutor(DockerExecutor):
             tasks = self.client.api.tasks(filters={"service": service_id})
         if not tasks:
             return None
-        return max(tasks, key=lambda task: task.get("CreatedAt", ""))
+        return max(tasks, key=lambda task: engine_time_key(task.get("CreatedAt")))
 
     def _service_exists(self, handle: Handle) -> bool:
         try:

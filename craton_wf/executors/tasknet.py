@@ -24,9 +24,12 @@ Runners create these networks concurrently. The name is deterministic and
 creation asks the engine to refuse a duplicate name (``CheckDuplicate``, a 409
 when it sees one), but Docker 20.10 checks before it creates, so runners
 starting at once still make several networks of one name (seen with six).
-So after creating, a runner lists the networks of that name again and takes
-the oldest (then lowest id), which every runner that lists later also takes,
-and removes its own if that is not the one; the engine refuses to remove a
+So after creating, a runner lists the networks of that name until two
+listings a moment apart agree (a duplicate whose creation began earlier can
+become visible after this runner's own), takes the oldest (then lowest id;
+creation times compared as times, not as strings, since the engine drops
+trailing zeros of the nanoseconds), which every runner that lists later also
+takes, and removes its own if that is not the one; the engine refuses to remove a
 network a container uses, so a duplicate someone attached to meanwhile stays
 (its containers are as isolated as on the chosen one). Containers join a
 network by id, never by the ambiguous name, and a runner whose network was
@@ -38,6 +41,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +50,7 @@ import docker.errors
 from craton_wf.domain.labels import PROJECT_LABEL
 from craton_wf.domain.task_network import task_api_url, url_port
 from craton_wf.errors import ExecutorError
+from craton_wf.executors.engine_time import engine_time_key
 from craton_wf.executors.firewall import TaskFirewall
 from craton_wf.executors.forwarder import ApiForwarder, forward_target
 
@@ -100,8 +105,24 @@ def _named(api: Any, name: str) -> list[dict[str, Any]]:
     return [found for found in api.networks(names=[name]) if found.get("Name") == name]
 
 
+SETTLE_INTERVAL = 0.25  # seconds between listings while duplicates may still appear
+SETTLE_LIMIT = 5.0
+
+
 def _oldest(found: list[dict[str, Any]]) -> dict[str, Any]:
-    return min(found, key=lambda network: (network.get("Created", ""), network["Id"]))
+    return min(found, key=lambda network: (engine_time_key(network.get("Created")), network["Id"]))
+
+
+def _settled(api: Any, name: str, seen: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The networks of that name once two listings ``SETTLE_INTERVAL`` apart agree."""
+    deadline = time.monotonic() + SETTLE_LIMIT
+    while time.monotonic() < deadline:
+        time.sleep(SETTLE_INTERVAL)
+        again = _named(api, name)
+        if {network["Id"] for network in again} == {network["Id"] for network in seen}:
+            return again
+        seen = again
+    return seen
 
 
 def _remove_quietly(api: Any, network_id: str) -> None:
@@ -143,7 +164,7 @@ def ensure_project_network(
         except docker.errors.APIError as exc:
             if exc.status_code != 409:  # 409: another runner created it meanwhile
                 raise
-        found = _named(api, name)
+        found = _settled(api, name, _named(api, name))
         if not found:
             raise ExecutorError(f"the network {name} was created but is not listed")
     chosen = api.inspect_network(_oldest(found)["Id"])

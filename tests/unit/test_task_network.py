@@ -96,3 +96,13 @@ def test_the_forwarder_relays_both_ways_and_leaves_a_held_address_alone() -> Non
         forwarder.close()
         api.close()
     assert forwarder.addresses() == []
+
+
+def test_engine_times_compare_as_times_not_strings():
+    from craton_wf.executors.engine_time import engine_time_key
+
+    # The engine trims trailing zeros: .1 is before .123, though "Z" > "2" as text.
+    earlier, later = "2026-12-05T03:40:05.1Z", "2026-12-05T03:40:05.123Z"
+    assert engine_time_key(earlier) < engine_time_key(later)
+    assert earlier > later  # what a string comparison gets wrong
+    assert engine_time_key("2026-12-05T03:40:05Z") < engine_time_key(earlier)
