@@ -2,7 +2,8 @@
 
 Docker writes times in Go's RFC 3339 with nanoseconds and trims trailing
 zeros (``…:05.1Z`` is before ``…:05.123Z``, but sorts after it as a string),
-so two of them compared as strings can sort the wrong way round. :func:`engine_time_key` compares them as times.
+so two of them compared as strings can sort the wrong way round.
+:func:`engine_time_key` compares them as times.
 """
 
 from __future__ import annotations
