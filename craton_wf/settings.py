@@ -170,6 +170,13 @@ class Settings(BaseSettings):
     registry_password: SecretStr | None = None
     registry_push_timeout_seconds: int = Field(default=600, gt=0)
 
+    console_session_hours: float = Field(
+        default=12,
+        gt=0,
+        le=24 * 30,
+        description="How long a web console sign-in lasts (it ends sooner with its token)",
+    )
+
     require_approval: bool = Field(
         default=True,
         description="Jobs run only builds an admin (not their author) approved by digest",

@@ -69,4 +69,8 @@ def create_app(
         )
     openapi.install_openapi(app)
     openapi.install_docs(app)
+    # The web console; imported here, as the app is made: it is the API's, not its layer's.
+    from craton_wf.ui.app import install_console
+
+    install_console(app)
     return app

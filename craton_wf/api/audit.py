@@ -1,5 +1,7 @@
 """Recording every state-changing call in the audit trail (services.audit).
 
+The web console's forms (``/ui/…``) are recorded as the API's calls are.
+
 A call that succeeded is recorded by its request's own transaction
 (``api.deps.request_session``), so its event and its change commit together
 or not at all. Every other call under ``/v1/`` (refused with 401, 403, 404,
@@ -30,7 +32,8 @@ STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 def is_audited(path: str) -> bool:
-    return path.startswith("/v1/")
+    """The API's calls and the web console's forms, which act through the same services."""
+    return path.startswith(("/v1/", "/ui/"))
 
 
 def record_call(session: Session, request: Request, status: int, location: str | None) -> None:
@@ -53,7 +56,8 @@ def mark_recorded(request: Request) -> None:
 
 
 class AuditTrail:
-    """Records the state-changing calls under ``/v1/`` their own transaction did not."""
+    """Records the state-changing calls under ``/v1/`` and ``/ui/`` their own transaction
+    did not."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app

@@ -13,7 +13,7 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.routing import iter_route_contexts
 from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -46,6 +46,17 @@ def error_response(status: int, message: str, code: str | None = None) -> JSONRe
     )
 
 
+def _answer(request: Request, status: int, message: str, code: str | None = None) -> Response:
+    """The error as JSON; for a page of the web console, as its error page
+    (``app.state.error_page``, set by ``ui.app``), same status and message."""
+    error_page = getattr(request.app.state, "error_page", None)
+    if error_page is not None:
+        page = error_page(request, status, message)
+        if page is not None:
+            return page
+    return error_response(status, message, code)
+
+
 def _busy(exc: DatabaseBusy) -> JSONResponse:
     response = error_response(exc.status, exc.message, exc.code)
     response.headers["Retry-After"] = str(RETRY_AFTER_BUSY_SECONDS)
@@ -71,23 +82,23 @@ def _allowed_methods(request: Request) -> str:
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(CratonError)
-    async def _craton(_request: Request, exc: CratonError) -> JSONResponse:
+    async def _craton(request: Request, exc: CratonError) -> Response:
         if isinstance(exc, DatabaseBusy):
             return _busy(exc)
         if exc.status >= 500:
             log.error("%s: %s", type(exc).__name__, exc.message)
-        return error_response(exc.status, exc.message, exc.code)
+        return _answer(request, exc.status, exc.message, exc.code)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        return error_response(422, _validation_message(exc))
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
+        return _answer(request, 422, _validation_message(exc))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         message = exc.detail if isinstance(exc.detail, str) else "error"
         if exc.status_code == 404 and message == "Not Found":
             message = "no such resource"
-        response = error_response(exc.status_code, message)
+        response = _answer(request, exc.status_code, message)
         response.headers.update(exc.headers or {})
         if exc.status_code == 405:
             response.headers["Allow"] = _allowed_methods(request)

@@ -156,6 +156,30 @@ class ApiToken(Base):
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
+class ConsoleSession(Base):
+    """A web console sign-in: a token exchanged for a cookie.
+
+    Only the cookie's SHA-256 is stored. The session lives no longer than its
+    token: revoking or expiring the token ends it (``services.console``).
+    """
+
+    __tablename__ = "console_sessions"
+    __table_args__ = (SQLITE_AUTOINCREMENT,)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    session_hash: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    token_id: Mapped[int] = mapped_column(
+        ForeignKey("api_tokens.id", ondelete="CASCADE"), index=True, nullable=False
+    )
+    project_id: Mapped[str] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), nullable=False
+    )
+    csrf_token: Mapped[str] = mapped_column(String(64), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
 # --- inventory ----------------------------------------------------------------
 
 

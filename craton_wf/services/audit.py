@@ -51,6 +51,9 @@ _SINGULAR = {
 _ID = re.compile(r"^[0-9a-fA-F-]{1,64}$|^[\w.-]{1,64}$")
 
 
+_CONSOLE_ACTIONS = {"/ui/sign-in": "console.sign_in", "/ui/sign-out": "console.sign_out"}
+
+
 @dataclass(frozen=True)
 class Described:
     action: str
@@ -60,7 +63,10 @@ class Described:
 
 def describe(method: str, path: str, location: str | None = None) -> Described:
     """``POST /v1/jobs/7/cancel`` → ``job.cancel`` on job 7; a new object's id from Location."""
-    parts = [p for p in path.split("/") if p][1:] if path.startswith("/v1/") else []
+    if path in _CONSOLE_ACTIONS:
+        return Described(_CONSOLE_ACTIONS[path], "console", None)
+    # A console form acts as the API call of the same path: /ui/jobs/7/cancel is job.cancel.
+    parts = [p for p in path.split("/") if p][1:] if path.startswith(("/v1/", "/ui/")) else []
     if not parts:
         return Described(f"{method.lower()} {path}", None, None)
     object_type = _SINGULAR.get(parts[0], parts[0])

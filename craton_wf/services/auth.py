@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import String, and_, func, literal, or_, select, update
+from sqlalchemy import ColumnElement, String, and_, func, literal, or_, select, update
 from sqlalchemy.orm import Session
 
 from craton_wf.db.models import ApiToken, Project, RoleAssignment, User, utcnow
@@ -102,6 +102,7 @@ TOKEN_USE_GRANULARITY = timedelta(minutes=5)
 class Authenticated:
     principal: Principal
     stale_token_id: int | None  # a token whose last use is older than the granularity
+    token_id: int | None = None  # the token it authenticated with
 
 
 def authenticate(
@@ -115,6 +116,26 @@ def authenticate(
     for the caller to note (:func:`note_token_use`) in a write transaction."""
     if not token:
         raise AuthenticationFailed()
+    return _authenticated(
+        session,
+        ApiToken.token_hash == hash_token(token),
+        user_name=user_name,
+        project_id=project_id,
+    )
+
+
+def authenticate_token_id(session: Session, token_id: int, project_id: str) -> Authenticated:
+    """Who a console session acts as: its token (still valid) in its project."""
+    return _authenticated(session, ApiToken.id == token_id, user_name=None, project_id=project_id)
+
+
+def _authenticated(
+    session: Session,
+    which_token: ColumnElement[bool],
+    *,
+    user_name: str | None,
+    project_id: str | None,
+) -> Authenticated:
     # One statement: the token, its user, the project it acts in (the token's
     # own, else the one asked for, else the user's default) and the user's
     # roles there, one row per role (a request pays one round trip for this).
@@ -143,7 +164,7 @@ def authenticate(
             RoleAssignment,
             and_(RoleAssignment.user_id == User.id, RoleAssignment.project_id == Project.id),
         )
-        .where(ApiToken.token_hash == hash_token(token))
+        .where(which_token)
     ).all()
     now = utcnow()
     row = rows[0] if rows else None
@@ -170,7 +191,7 @@ def authenticate(
         job_id=row.job_id,
         run_id=row.run_id,
     )
-    return Authenticated(principal, row.id if stale else None)
+    return Authenticated(principal, row.id if stale else None, token_id=row.id)
 
 
 def note_token_use(session: Session, token_id: int) -> None:

@@ -111,6 +111,15 @@ def authorize(me: Principal, method: str, route: str) -> None:
         )
 
 
+def may(me: Principal, method: str, route: str) -> bool:
+    """Whether :func:`authorize` lets ``me`` call ``route``: what a console page shows."""
+    try:
+        authorize(me, method, route)
+    except Forbidden:
+        return False
+    return True
+
+
 def in_project(session: Session, me: Principal, project_id: str) -> Principal:
     """``me`` as judged in ``project_id``: with the roles it holds there.
 

@@ -5,7 +5,6 @@ token; ReDoc renders the API's title. Skipped without playwright or Chromium."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,15 +12,10 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.browser.support import chromium, confined_page
 from tests.e2e.conftest import Server, start_server, stop
 
-sync_api = pytest.importorskip("playwright.sync_api", reason="needs playwright (the test extra)")
-
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
-
-CHROMIUM = next(
-    (p for p in (shutil.which("chromium"), "/usr/bin/chromium") if p and Path(p).exists()), None
-)
 
 
 @pytest.fixture
@@ -35,26 +29,8 @@ def docs_server(database_url: str, tmp_path: Path) -> Iterator[Server]:
 def browser_page(docs_server: Server) -> Iterator[tuple[Any, list[str]]]:
     """A page of a headless Chromium that reaches only the server; the other
     requests it tried, refused, are in the list."""
-    if CHROMIUM is None:
-        pytest.skip("needs Chromium (Debian's chromium package)")
-    refused: list[str] = []
-
-    def only_the_server(route: Any) -> None:
-        url = route.request.url
-        if url.startswith(docs_server.url) or url.startswith(("data:", "blob:")):
-            route.continue_()
-        else:
-            refused.append(url)
-            route.abort()
-
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-dev-shm-usage"]
-        )
-        page = browser.new_page(viewport={"width": 1280, "height": 1600})
-        page.route("**/*", only_the_server)
-        yield page, refused
-        browser.close()
+    with chromium() as browser:
+        yield confined_page(browser, docs_server.url, viewport={"width": 1280, "height": 1600})
 
 
 def test_swagger_ui_shows_every_operation_and_authenticates(
