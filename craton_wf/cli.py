@@ -228,9 +228,15 @@ def serve(
     from craton_wf.api.workers import WakeupListener, export_for_workers
     from craton_wf.db.engine import make_engine, make_session_factory
     from craton_wf.db.migrate import upgrade
+    from craton_wf.process_metrics import disable_multiprocess, enable_multiprocess
 
     settings = _settings(ctx)
     workers = workers or settings.workers
+    # Several processes: each counts into files the one answering /metrics adds
+    # up (process_metrics); set before the runner or a worker counts anything.
+    metrics_dir = (settings.data_dir / "metrics" / str(os.getpid())).resolve()
+    if workers > 1:
+        enable_multiprocess(metrics_dir)
     for warning in operator_warnings(settings):
         logging.getLogger(__name__).warning("%s", warning)
     if run_migrations:
@@ -263,7 +269,9 @@ def serve(
             uvicorn.run("craton_wf.api.workers:worker_app", factory=True, workers=workers, **listen)
         finally:
             wakeups.close()
-            if runner is not None and not runner.stop(timeout=settings.shutdown_grace_seconds):
+            clean = runner is None or runner.stop(timeout=settings.shutdown_grace_seconds)
+            disable_multiprocess(metrics_dir)
+            if not clean:
                 os._exit(0)
         return
     app = create_app(settings, sessions, wakeup if with_runner else None)
@@ -283,12 +291,28 @@ def serve(
 
 @main.command()
 @click.option("--name", default=None, help="A name shown in runner-list")
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(1, 65535),
+    default=None,
+    help="Serve this runner's own /metrics on this port (default: "
+    "CRATON_WF_RUNNER_METRICS_PORT, else none), at CRATON_WF_RUNNER_METRICS_HOST",
+)
 @click.pass_context
-def runner(ctx: click.Context, name: str | None) -> None:
+def runner(ctx: click.Context, name: str | None, metrics_port: int | None) -> None:
     """Run a runner: claim builds and runs from the database until stopped."""
     from craton_wf.db.engine import make_engine, make_session_factory
+    from craton_wf.runner.metrics_port import serve_metrics
 
     settings = _settings(ctx)
+    metrics_port = metrics_port or settings.runner_metrics_port
+    if metrics_port is not None:
+        metrics_host = settings.runner_metrics_host or settings.api_host
+        token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
+        try:
+            serve_metrics(metrics_host, metrics_port, token)
+        except OSError as exc:
+            _fail(f"cannot serve the runner's metrics on {metrics_host}:{metrics_port}: {exc}")
     sessions = make_session_factory(make_engine(settings, pre_ping=False))
     try:
         worker = _make_runner(settings, sessions, None)

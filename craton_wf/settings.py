@@ -231,6 +231,28 @@ class Settings(BaseSettings):
         default=2, ge=1, le=16, description="Rotated log files the engine keeps per container"
     )
 
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token /metrics (and a runner's metrics port) require; unset: "
+        "they answer anyone who reaches them, so keep them to the operators' network",
+    )
+    metrics_cache_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="How long /metrics reuses the fleet's figures it read from the database",
+    )
+    runner_metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Port a standalone `craton-wf runner` serves its own /metrics on; "
+        "unset: none (`serve`'s embedded runner is in the API's /metrics)",
+    )
+    runner_metrics_host: str | None = Field(
+        default=None,
+        description="Address of the runner's metrics port; default: api_host",
+    )
+
     @model_validator(mode="after")
     def _refuse_placeholder_key_in_production(self) -> Settings:
         if self.production and self.secret_key_value in PLACEHOLDER_SECRET_KEYS:

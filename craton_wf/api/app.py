@@ -13,6 +13,7 @@ from craton_wf.api.audit import AuditTrail
 from craton_wf.api.deps import reject_repeated_query
 from craton_wf.api.errors import install_error_handlers
 from craton_wf.api.limits import BodySizeLimit
+from craton_wf.api.metrics import install_metrics
 from craton_wf.api.operator_warnings import WarningHeaders, operator_warnings
 from craton_wf.api.routes import inventory, jobs, secrets, system, tasks, users, workflows
 from craton_wf.api.write_slots import WRITE_SLOTS, WriteSlots, write_slot
@@ -58,6 +59,7 @@ def create_app(
     app.add_middleware(AuditTrail)
     # outermost: every answer says it, the body limit's 413 included
     app.add_middleware(WarningHeaders, warnings=operator_warnings(settings))
+    install_metrics(app, settings)  # /metrics; counts every answer, so outside the others
     app.state.write_slots = (
         WriteSlots(WRITE_SLOTS, settings.sqlite_lock_timeout_seconds)
         if is_sqlite(settings.database_url)

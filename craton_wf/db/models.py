@@ -640,6 +640,26 @@ class RunnerRecord(Base):
     stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
+class RetiredCount(Base):
+    """Jobs or runs in one final state that left the database with their project.
+
+    ``/metrics`` counts jobs and runs by final state from their rows
+    (``services.fleet``); these rows add back what deleting a project took
+    away, so those counters never go down. Append-only: one row per deleted
+    project, kind and state.
+    """
+
+    __tablename__ = "retired_counts"
+    __table_args__ = (SQLITE_AUTOINCREMENT,)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8), nullable=False)  # job | run
+    status: Mapped[str] = mapped_column(String(32), nullable=False)
+    count: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    project_id: Mapped[str] = mapped_column(String(36), nullable=False)  # kept after deletion
+    retired_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
+
+
 class AuditEvent(Base):
     """Who did what to which object, when, from where, and how it ended. Append-only."""
 

@@ -182,12 +182,35 @@ def _append(session: Session, run: Run, logs: LogBatch) -> LogAppend:
             stored_bytes = max_run_bytes
         else:
             stored_bytes += size
+    _count_stored(session, seq - run.log_seq, stored_bytes - (run.log_bytes or 0))
     flags = _completeness(session, run, gaps, capped, max_run_bytes)
     if outputs != run.outputs:
         stage(session, run, log_seq=seq, log_bytes=stored_bytes, outputs=outputs, **flags)
     else:
         stage(session, run, log_seq=seq, log_bytes=stored_bytes, **flags)
     return LogAppend(next_seq=seq + 1, capped=capped)
+
+
+@dataclass(frozen=True)
+class StoredLog:
+    """Log lines (and their bytes, as ``runs.log_bytes`` counts them) a transaction stored."""
+
+    lines: int = 0
+    bytes: int = 0
+
+
+_STORED = "stored_log"
+
+
+def _count_stored(session: Session, lines: int, size: int) -> None:
+    stored = session.info.get(_STORED, StoredLog())
+    session.info[_STORED] = StoredLog(stored.lines + lines, stored.bytes + size)
+
+
+def take_stored_log(session: Session) -> StoredLog:
+    """What this session's appends stored so far (and forget it): read by the
+    caller that commits, which counts it once the commit succeeded."""
+    return session.info.pop(_STORED, None) or StoredLog()
 
 
 def _completeness(

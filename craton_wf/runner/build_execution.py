@@ -22,6 +22,7 @@ from craton_wf.engine import builds as build_service
 from craton_wf.engine import source_rules
 from craton_wf.engine.builds import BuildAssignment
 from craton_wf.errors import BuildError, CratonError, LeaseLost
+from craton_wf.process_metrics import process_metrics
 from craton_wf.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -78,12 +79,16 @@ class BuildExecution:
         workdir = Path(
             tempfile.mkdtemp(prefix=f"build-{self.build.build_id}-", dir=self.settings.data_dir)
         )
+        started = time.monotonic()
+        outcome = "FAILED"
         try:
             image, digest = self._build(workdir / "src")
             self.flush()
             self._tx(build_service.finish_build, image=image, digest=digest)
+            outcome = "READY"
         except LeaseLost as exc:
             log.warning("build %s: %s", self.build.build_id, exc)
+            outcome = "LOST"
         except CratonError as exc:
             self._fail(exc.message)
         except Exception as exc:  # the runner must record every build's end
@@ -91,6 +96,7 @@ class BuildExecution:
             self._fail(f"internal error: {exc}")
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
+            process_metrics().build_duration.labels(outcome).observe(time.monotonic() - started)
 
     def _fail(self, message: str) -> None:
         try:

@@ -44,11 +44,13 @@ from craton_wf.db.engine import retrying
 from craton_wf.db.models import utcnow
 from craton_wf.domain.labels import RUN_UID_LABEL
 from craton_wf.domain.logmarks import log_gap_marker
+from craton_wf.domain.states import RunStatus
 from craton_wf.engine import claims, recording, task_env
 from craton_wf.engine.claims import RunAssignment
 from craton_wf.engine.recording import LogAppend, LogBatch, LogRecord
 from craton_wf.errors import CratonError, ExecutorError, LeaseLost, NameTaken
 from craton_wf.executors.base import ContainerSpec, ContainerState, Executor, Handle, LineBlock
+from craton_wf.process_metrics import process_metrics
 from craton_wf.runner.log_spool import SpillingQueue
 from craton_wf.runner.resume import resume_lines
 from craton_wf.runner.threads import Outcome, ReusedThreads
@@ -101,6 +103,9 @@ class RunExecution:
         self.started: Outcome[Any] | None = None
         # Environment (secrets, CRATON_URL/TOKEN), limits and what to redact from logs.
         self.prepared = task_env.RunPreparation()
+        # When this process started the attempt's container (monotonic); None when
+        # it adopted one, whose start it did not see (craton_run_duration_seconds).
+        self.container_started: float | None = None
 
     def _tx(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         if self.abandoned.is_set():
@@ -242,7 +247,9 @@ class RunExecution:
             except CratonError as exc:
                 self._finish(exit_code=None, error=f"could not prepare the run: {exc.message}")
                 return None
+            creating: float | None = None  # made here: its start is timed
             if handle is None:
+                creating = time.monotonic()
                 try:
                     handle = self.executor.create(self.spec())
                 except NameTaken:
@@ -266,6 +273,11 @@ class RunExecution:
                 self._fault("after_create")
             if handle.state == ContainerState.CREATED:
                 self.executor.start(handle)
+                if creating is not None:
+                    self.container_started = time.monotonic()
+                    process_metrics().container_start.labels(self.executor.name).observe(
+                        self.container_started - creating
+                    )
             return handle
         except ExecutorError as exc:
             self._finish(exit_code=None, error=f"could not start the container: {exc.message}")
@@ -290,13 +302,18 @@ class RunExecution:
             os.kill(os.getpid(), signal.SIGKILL)
 
     def _finish(self, **outcome: Any) -> None:
-        self._tx(
+        status = self._tx(
             recording.finish_run,
             self.assignment.run_id,
             self.owner,
             self.assignment.epoch,
             **outcome,
         )
+        if self.container_started is not None:
+            outcome_label = "RETRIED" if status == RunStatus.QUEUED else str(status)
+            process_metrics().run_duration.labels(outcome_label).observe(
+                time.monotonic() - self.container_started
+            )
 
     def _pump_logs(self, handle: Handle) -> LogBatch | None:
         """Store the container's log as it comes, to its end.

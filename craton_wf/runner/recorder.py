@@ -23,7 +23,9 @@ records them together:
   runners' batches lock rows in the same order (runs, then hosts, then jobs);
 - if any write of a batch fails, the batch is rolled back and each write is
   recorded on its own, so one bad write (a lost lease) cannot hold back the
-  others.
+  others;
+- the log lines a transaction stored are counted (``craton_log_lines_stored_total``)
+  once it committed, so a rolled-back or retried batch is never counted twice.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from craton_wf.db.models import Run
 from craton_wf.engine import recording
 from craton_wf.engine.leases import lock_rows
 from craton_wf.engine.writes import batched_writes
+from craton_wf.process_metrics import process_metrics
 from craton_wf.runner.threads import Outcome
 
 log = logging.getLogger(__name__)
@@ -107,27 +110,39 @@ class Recorder:
     def _record(self, batch: list[_Write]) -> None:
         if len(batch) > 1:
             try:
-                results = retrying(self.sessions, _apply_all, batch, abort=self.abandoned)
+                results, stored = retrying(self.sessions, _apply_all, batch, abort=self.abandoned)
             except Exception:  # one of them failed: record each on its own below
                 log.debug("batched writes failed; recording them one by one", exc_info=True)
             else:
+                _count(stored)
                 for write, result in zip(batch, results, strict=True):
                     write.done.set_result(result)
                 return
         for write in batch:
             try:
-                write.done.set_result(
-                    retrying(
-                        self.sessions, write.fn, *write.args, abort=self.abandoned, **write.kwargs
-                    )
-                )
+                result, stored = retrying(self.sessions, _apply_one, write, abort=self.abandoned)
             except Exception as exc:
                 write.done.set_exception(exc)
+            else:
+                _count(stored)
+                write.done.set_result(result)
 
 
-def _apply_all(session: Session, batch: list[_Write]) -> list[Any]:
+def _count(stored: recording.StoredLog) -> None:
+    metrics = process_metrics()
+    metrics.log_lines.inc(stored.lines)
+    metrics.log_bytes.inc(stored.bytes)
+
+
+def _apply_one(session: Session, write: _Write) -> tuple[Any, recording.StoredLog]:
+    result = write.fn(session, *write.args, **write.kwargs)
+    return result, recording.take_stored_log(session)
+
+
+def _apply_all(session: Session, batch: list[_Write]) -> tuple[list[Any], recording.StoredLog]:
     """Apply every write of the batch, then move the finished runs' jobs on once
     each; what they store is written at the end of the batch, before the commit.
+    Also what log lines they stored.
 
     The batch's runs are locked first, with one query, in id order; each
     write's own lease check then finds its run locked already.
@@ -148,4 +163,4 @@ def _apply_all(session: Session, batch: list[_Write]) -> list[Any]:
             else:
                 results[index] = write.fn(session, *write.args, **write.kwargs)
         recording.settle_finished(session)
-    return [results[index] for index in range(len(batch))]
+    return [results[index] for index in range(len(batch))], recording.take_stored_log(session)

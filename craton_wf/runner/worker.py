@@ -34,6 +34,7 @@ from craton_wf.engine.leases import expire_leases, renew_leases
 from craton_wf.engine.runners import record_heartbeat, record_stop, register_runner
 from craton_wf.errors import CratonError
 from craton_wf.executors.base import Executor
+from craton_wf.process_metrics import process_metrics
 from craton_wf.runner.execution import ActiveRun, RunExecution
 from craton_wf.runner.recorder import Recorder
 from craton_wf.runner.sweeper import sweep_containers
@@ -194,6 +195,9 @@ class Runner:
                 assignments = claims.claim_runs(
                     session, self.id, self.settings.lease_seconds, free, self.settings
                 )
+            takeovers = sum(1 for a in assignments if a.adopted_from is not None)
+            if takeovers:
+                process_metrics().lease_takeovers.inc(takeovers)
             for assignment in assignments:
                 active = ActiveRun(assignment)
                 with self._lock:
@@ -302,6 +306,8 @@ class Runner:
             return  # the last sweep is still at it
         try:
             removed = sweep_containers(self.sessions, self.executor, self._stop)
+            process_metrics().sweeps.inc()
+            process_metrics().swept_containers.inc(len(removed))
             log.log(
                 logging.INFO if removed else logging.DEBUG,
                 "runner %s removed %d container(s) left behind",

@@ -43,7 +43,7 @@ from craton_wf.api.schemas import (
     list_answer,
 )
 from craton_wf.db.models import Cell, Cloud, Host, Project
-from craton_wf.services import inventory, policy
+from craton_wf.services import fleet, inventory, policy
 from craton_wf.services.lookups import find_by_ref
 
 router = APIRouter(prefix="/v1", dependencies=[Authorized], responses=API_ERRORS)
@@ -139,7 +139,9 @@ def update_project(
 
 @router.delete("/projects/{project_id}", status_code=204, tags=["projects"])
 def delete_project(project_id: str, session: SessionDep, me: RootUser) -> Response:
-    session.delete(inventory.get_project(session, project_id))
+    project = inventory.get_project(session, project_id)
+    fleet.retire_project_counts(session, project.id)  # /metrics' counters never go down
+    session.delete(project)
     return Response(status_code=204)
 
 

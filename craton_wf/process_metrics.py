@@ -1,0 +1,172 @@
+"""The figures one process observes, in Prometheus' terms (``prometheus-client``).
+
+Two kinds of figures reach ``/metrics`` (docs/metrics.md):
+
+- facts of the whole fleet that live in the database (jobs and runs by state,
+  approvals pending, runner heartbeats) are read from it when scraped
+  (:mod:`craton_wf.services.fleet`, served by :mod:`craton_wf.api.metrics`),
+  so they are right whatever the number of runners and restarts;
+- what only a process sees happen (HTTP requests and their latency, container
+  starts, run and build durations, log lines stored, lease takeovers, sweeps)
+  is counted here, by explicit calls where it happens, into this process's
+  :class:`ProcessMetrics`.
+
+A standalone ``craton-wf runner`` serves its own figures on its metrics port
+(:mod:`craton_wf.runner.metrics_port`); ``craton-wf serve`` serves them with
+the fleet's in one ``/metrics``. With ``serve --workers N`` the API runs in N
+processes and the runner in their parent: each process writes its figures to
+files in one directory (prometheus-client's multiprocess mode,
+:func:`enable_multiprocess`), and whichever worker answers a scrape adds up
+every process's files, so a scrape never depends on which worker it reached.
+
+The metric objects are made on first use (:func:`process_metrics`), not at
+import: which kind of value they hold (in memory, or in those files) must be
+settled first.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import shutil
+import threading
+from pathlib import Path
+
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    values,
+)
+
+MULTIPROCESS_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+
+# Seconds. A run lasts from a blink to hours; a container starts in tens of
+# milliseconds on a warm engine and in seconds on a busy one or a cluster.
+RUN_BUCKETS = (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600)
+BUILD_BUCKETS = (1, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600)
+START_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+class ProcessMetrics:
+    """This process's counters and histograms, in :attr:`registry`."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.http_requests = Counter(
+            "craton_http_requests_total",
+            "HTTP requests answered, by method, route template and status code",
+            ["method", "route", "status"],
+            registry=registry,
+        )
+        self.http_duration = Histogram(
+            "craton_http_request_duration_seconds",
+            "Time from a request's arrival to its response's start, by method and route template",
+            ["method", "route"],
+            buckets=HTTP_BUCKETS,
+            registry=registry,
+        )
+        self.run_duration = Histogram(
+            "craton_run_duration_seconds",
+            "Attempts this process started and saw end: container start to recorded "
+            "outcome, by outcome",
+            ["outcome"],
+            buckets=RUN_BUCKETS,
+            registry=registry,
+        )
+        self.container_start = Histogram(
+            "craton_container_start_seconds",
+            "Time to create and start a run's container on the executor",
+            ["executor"],
+            buckets=START_BUCKETS,
+            registry=registry,
+        )
+        self.build_duration = Histogram(
+            "craton_build_duration_seconds",
+            "Builds this process ran: claim to recorded result, by outcome",
+            ["outcome"],
+            buckets=BUILD_BUCKETS,
+            registry=registry,
+        )
+        self.log_lines = Counter(
+            "craton_log_lines_stored_total",
+            "Run log lines this process stored (committed), markers included",
+            registry=registry,
+        )
+        self.log_bytes = Counter(
+            "craton_log_bytes_stored_total",
+            "Bytes of run log lines this process stored (committed), as stored",
+            registry=registry,
+        )
+        self.lease_takeovers = Counter(
+            "craton_lease_takeovers_total",
+            "Started runs this process took over from a runner whose lease expired",
+            registry=registry,
+        )
+        self.sweeps = Counter(
+            "craton_sweeps_total",
+            "Sweeps for containers left behind that this process made",
+            registry=registry,
+        )
+        self.swept_containers = Counter(
+            "craton_swept_containers_total",
+            "Containers left behind that this process's sweeps removed",
+            registry=registry,
+        )
+
+
+_lock = threading.Lock()
+_metrics: ProcessMetrics | None = None
+
+
+def process_metrics() -> ProcessMetrics:
+    """This process's metrics, made on first use."""
+    global _metrics
+    if _metrics is None:
+        with _lock:
+            if _metrics is None:
+                registry = CollectorRegistry(auto_describe=True)
+                if multiprocess_dir() is None:
+                    # The process' own CPU, memory, file descriptors and collector:
+                    # meaningless summed over processes, so only in one-process mode.
+                    for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+                        registry.register(collector)
+                _metrics = ProcessMetrics(registry)
+    return _metrics
+
+
+def multiprocess_dir() -> str | None:
+    """The directory of every process's figures, when this process shares one."""
+    return os.environ.get(MULTIPROCESS_VARIABLE) or None
+
+
+def enable_multiprocess(directory: Path) -> None:
+    """Count into files in ``directory``, emptied first, and have the processes
+    started from here (they inherit the environment) do the same.
+
+    Called before :func:`process_metrics` is first used.
+    """
+    if _metrics is not None:
+        raise RuntimeError("process metrics are made already; too late for multiprocess mode")
+    shutil.rmtree(directory, ignore_errors=True)  # a dead server's figures are not ours
+    directory.mkdir(parents=True)
+    os.environ[MULTIPROCESS_VARIABLE] = str(directory)
+    values.ValueClass = values.MultiProcessValue()
+
+
+def disable_multiprocess(directory: Path) -> None:
+    """At the server's end: its figures' files go."""
+    os.environ.pop(MULTIPROCESS_VARIABLE, None)
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+def bearer_matches(token: str, authorization: str | None) -> bool:
+    """Whether an ``Authorization`` header is ``Bearer <token>`` (compared in constant time)."""
+    scheme, _, given = (authorization or "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        given.strip().encode(), token.encode()
+    )
