@@ -140,7 +140,8 @@ def bootstrap(ctx: click.Context, project_name: str, user_name: str, fmt: str) -
             }
     except CratonError as exc:
         _fail(exc.message)
-    url = settings.public_url or f"http://{settings.api_host}:{settings.api_port}"
+    scheme = "https" if settings.serves_tls else "http"
+    url = settings.public_url or f"{scheme}://{settings.api_host}:{settings.api_port}"
     if fmt == "json":
         click.echo(json.dumps({**values, "url": url}))
     elif fmt == "env":
@@ -157,6 +158,22 @@ def bootstrap(ctx: click.Context, project_name: str, user_name: str, fmt: str) -
             f"  export OS_USERNAME={values['username']}\n"
             f"  export OS_PASSWORD={values['token']}"
         )
+
+
+def _serve_settings(ctx: click.Context, **tls: str | None) -> Settings:
+    """The settings, with ``serve``'s TLS options over the environment's; the
+    options also go into the environment, for the API worker processes."""
+    given = {name: value for name, value in tls.items() if value is not None}
+    if not given:
+        return _settings(ctx)
+    for name, value in given.items():
+        os.environ[f"CRATON_WF_{name.upper()}"] = value
+    database_url = ctx.obj.get("database_url")
+    try:
+        return load_settings(**({"database_url": database_url} if database_url else {}))
+    except Exception as exc:  # pydantic's ValidationError: name the bad setting
+        _fail(f"invalid settings: {exc}")
+        raise
 
 
 def _tune_gc() -> None:
@@ -207,6 +224,26 @@ def _make_runner(settings: Settings, sessions: Any, wakeup: threading.Event | No
     help="Run one runner in this process (the embedded default)",
 )
 @click.option("--migrate/--no-migrate", "run_migrations", default=True, show_default=True)
+@click.option(
+    "--tls-cert",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Serve https with this PEM certificate (and its chain); with --tls-key "
+    "(default: CRATON_WF_TLS_CERT)",
+)
+@click.option(
+    "--tls-key",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="The certificate's unencrypted PEM private key (default: CRATON_WF_TLS_KEY)",
+)
+@click.option(
+    "--tls-client-ca",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Mutual TLS: require client certificates signed by these PEM CA certificates "
+    "(default: CRATON_WF_TLS_CLIENT_CA)",
+)
 @click.pass_context
 def serve(
     ctx: click.Context,
@@ -215,6 +252,9 @@ def serve(
     workers: int | None,
     with_runner: bool,
     run_migrations: bool,
+    tls_cert: str | None,
+    tls_key: str | None,
+    tls_client_ca: str | None,
 ) -> None:
     """Serve the API (and, by default, one runner in the same process).
 
@@ -225,12 +265,17 @@ def serve(
 
     from craton_wf.api.app import create_app
     from craton_wf.api.operator_warnings import operator_warnings
+    from craton_wf.api.tls import uvicorn_tls_options
     from craton_wf.api.workers import WakeupListener, export_for_workers
     from craton_wf.db.engine import make_engine, make_session_factory
     from craton_wf.db.migrate import upgrade
     from craton_wf.process_metrics import disable_multiprocess, enable_multiprocess
 
-    settings = _settings(ctx)
+    settings = _serve_settings(ctx, tls_cert=tls_cert, tls_key=tls_key, tls_client_ca=tls_client_ca)
+    try:
+        tls_options = uvicorn_tls_options(settings)
+    except CratonError as exc:
+        _fail(exc.message)
     workers = workers or settings.workers
     # Several processes: each counts into files the one answering /metrics adds
     # up (process_metrics); set before the runner or a worker counts anything.
@@ -257,6 +302,7 @@ def serve(
         "log_config": None,  # uvicorn's loggers go through configure_logging's root handler
         "log_level": ctx.obj.get("log_level", "info"),
         "access_log": True,
+        **tls_options,
     }
     if workers > 1:
         # uvicorn's supervisor takes SIGTERM and SIGINT itself: it stops the

@@ -14,6 +14,7 @@
     ├── SourceError             (400) a task's source cannot be fetched or unpacked
     │   └── UnsafeSource        (400) a git URL, ref, path or archive member is refused
     ├── BuildError              a docker build or push failed
+    ├── TlsSetupError           the service's TLS settings or files cannot be used
     ├── DatabaseBusy            (503) gave up waiting for the database's lock; send it again
     ├── ExecutorError           the container runtime refused or failed
     │   └── ContainerNotFound   the container is gone
@@ -122,6 +123,12 @@ class BuildError(CratonError):
     """The image build failed."""
 
     code = "build_failed"
+
+
+class TlsSetupError(CratonError):
+    """The TLS settings or files of the service cannot be used."""
+
+    code = "tls_setup_error"
 
 
 class DatabaseBusy(CratonError):

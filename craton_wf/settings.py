@@ -46,7 +46,7 @@ class Settings(BaseSettings):
     public_url: str | None = Field(
         default=None,
         description="URL tasks use to reach the API (CRATON_URL in containers); default: "
-        "http://host.docker.internal:<api_port>, the gateway of the task's project network "
+        "http(s)://host.docker.internal:<api_port>, the gateway of the task's project network "
         "(docker executor only)",
     )
 
@@ -59,6 +59,31 @@ class Settings(BaseSettings):
         default=False,
         description="Take the scheme and host of links from X-Forwarded-Proto and "
         "X-Forwarded-Host: only behind a proxy that sets them",
+    )
+
+    tls_cert: Path | None = Field(
+        default=None,
+        description="PEM certificate (its chain after it) `serve` presents: the API serves "
+        "https (`serve --tls-cert`); needs tls_key",
+    )
+    tls_key: Path | None = Field(
+        default=None, description="PEM private key of tls_cert, unencrypted (`serve --tls-key`)"
+    )
+    tls_client_ca: Path | None = Field(
+        default=None,
+        description="PEM CA certificates: every client must present a certificate one of them "
+        "signed (mutual TLS, `serve --tls-client-ca`)",
+    )
+    tls_client_user_field: Literal["CN", "UID", "emailAddress"] | None = Field(
+        default=None,
+        description="With mutual TLS, a request without a token acts as the user named by this "
+        "field of its certificate's subject; unset: the certificate opens the connection only, "
+        "requests still need a token",
+    )
+    tls_task_ca: Path | None = Field(
+        default=None,
+        description="PEM CA certificates a task trusts its https CRATON_URL by, given to it as "
+        "CRATON_CACERT_PEM",
     )
 
     executor: Literal["docker", "swarm", "kubernetes", "fake"] = "docker"
@@ -261,6 +286,13 @@ class Settings(BaseSettings):
                 "(craton-wf generate-key makes one), not a placeholder"
             )
         return self
+
+    @property
+    def serves_tls(self) -> bool:
+        """Whether the API is served over https (``serve --tls-cert``): the one place
+        to ask, e.g. for a cookie's ``Secure`` flag (a request's ``url.scheme`` says
+        the same for the request at hand, proxies aside)."""
+        return self.tls_cert is not None
 
     @property
     def secret_key_value(self) -> str:

@@ -10,6 +10,7 @@ from ._resource import Page, Resource
 from ._version import __version__
 from .exceptions import (
     BadRequest,
+    BadTLSFile,
     ClientError,
     Conflict,
     ConnectionFailed,
@@ -25,6 +26,7 @@ from .exceptions import (
 
 __all__ = [
     "BadRequest",
+    "BadTLSFile",
     "Client",
     "ClientError",
     "Conflict",

@@ -10,6 +10,7 @@ from ._inventory import CellManager, CloudManager, HostManager, ProjectManager, 
 from ._jobs import JobManager, RunnerManager
 from ._session import DEFAULT_TIMEOUT, Session
 from ._tasks import TaskManager
+from ._tls import Cert, Verify
 from ._users import AuditEventManager, SecretManager, TokenManager, UserManager
 from ._workflows import WorkflowManager
 
@@ -25,6 +26,12 @@ class Client:
     the project to act in. ``transport`` replaces httpx's network transport,
     e.g. ``httpx.MockTransport(handler)`` or ``httpx.ASGITransport(app)`` in
     tests.
+
+    Over https, ``verify`` is the CA file (or directory) the server's
+    certificate is checked by (default: httpx's trusted CAs; ``False``: no
+    check), and ``cert`` the client certificate for a server that asks for
+    one: a PEM file with certificate and key, or ``(certificate, key)``.
+    A file that cannot be used raises :class:`~cratonclient.BadTLSFile`.
     """
 
     def __init__(
@@ -36,6 +43,8 @@ class Client:
         *,
         transport: httpx.BaseTransport | httpx.AsyncBaseTransport | None = None,
         timeout: float | httpx.Timeout | None = DEFAULT_TIMEOUT,
+        verify: Verify = True,
+        cert: Cert | None = None,
     ) -> None:
         self.session = Session(
             url,
@@ -44,6 +53,8 @@ class Client:
             token=token,
             transport=transport,
             timeout=timeout,
+            verify=verify,
+            cert=cert,
         )
         self.projects = ProjectManager(self.session)
         self.clouds = CloudManager(self.session)

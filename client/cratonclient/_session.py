@@ -11,6 +11,9 @@ applied, so the client cannot drift from it. A link may be a path with query
 (``/v1/hosts?limit=2&marker=7``) or an absolute URL; both are requested as
 they are.
 
+Over https, ``verify`` and ``cert`` say which CAs the server's certificate
+is checked by and which certificate the client presents (:mod:`._tls`).
+
 An async transport (``httpx.ASGITransport(app)``, for in-process tests) is
 run through :class:`cratonclient._asgi.SyncTransport`.
 
@@ -36,6 +39,7 @@ import httpx
 
 from . import exceptions
 from ._asgi import SyncTransport
+from ._tls import Cert, Verify, ssl_context
 from ._version import __version__
 
 DEFAULT_TIMEOUT = 30.0
@@ -93,6 +97,8 @@ class Session:
         token: str | None = None,
         transport: httpx.BaseTransport | httpx.AsyncBaseTransport | None = None,
         timeout: float | httpx.Timeout | None = DEFAULT_TIMEOUT,
+        verify: Verify = True,
+        cert: Cert | None = None,
     ) -> None:
         self.url = _server_root(url)
         if isinstance(transport, httpx.AsyncBaseTransport) and not isinstance(
@@ -105,6 +111,7 @@ class Session:
             headers=auth_headers(project_id, username, token),
             transport=transport,
             timeout=self.timeout,
+            verify=ssl_context(verify, cert),
             event_hooks={"response": [self._log_server_warnings]},
         )
         self._warned: set[str] = set()

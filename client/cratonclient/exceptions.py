@@ -4,6 +4,7 @@
 
     ClientError                     anything this library raises on purpose
     ├── ConnectionFailed            the server could not be reached (or the connection broke)
+    ├── BadTLSFile                  a CA, client certificate or key file cannot be used
     ├── NoUniqueMatch               a name matches several objects; use an id
     └── HTTPError                   the server answered with an error status
         ├── BadRequest              400 invalid input
@@ -46,6 +47,10 @@ class ClientError(Exception):
 
 class ConnectionFailed(ClientError):
     """Cannot reach the craton server."""
+
+
+class BadTLSFile(ClientError):
+    """A CA certificate, client certificate or key file cannot be used."""
 
 
 class NoUniqueMatch(ClientError):

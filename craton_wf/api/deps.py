@@ -43,10 +43,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from craton_wf.api import scope
 from craton_wf.api.audit import is_audited, mark_recorded, record_call
 from craton_wf.api.limits import reads_body_itself
+from craton_wf.api.tls import certificate_user_name
 from craton_wf.db.engine import is_busy, is_conflict
-from craton_wf.errors import Forbidden
+from craton_wf.errors import AuthenticationFailed, Forbidden
 from craton_wf.services import policy
-from craton_wf.services.auth import Principal, authenticate, note_token_use
+from craton_wf.services.auth import Principal, authenticate, authenticate_user, note_token_use
 from craton_wf.services.pagination import Page, PageRequest
 from craton_wf.settings import Settings
 
@@ -186,6 +187,13 @@ def get_principal(
     token = x_auth_token
     if token is None and bearer is not None:
         token = bearer.credentials
+    if token is None:
+        # Over mutual TLS, when the operator turned it on: the user the verified
+        # client certificate names (api.tls). A token, when sent, always decides.
+        field = request.app.state.settings.tls_client_user_field
+        certified = certificate_user_name(request.scope, field)
+        if certified is not None:
+            return _certified_principal(request, session, certified, x_auth_user, x_auth_project)
     authenticated = authenticate(
         session, token=token, user_name=x_auth_user, project_id=x_auth_project
     )
@@ -193,6 +201,20 @@ def get_principal(
         _note_token_use(request.app.state.try_sessions, authenticated.stale_token_id)
     request.state.principal = authenticated.principal  # for the audit trail
     return authenticated.principal
+
+
+def _certified_principal(
+    request: Request,
+    session: Session,
+    user_name: str,
+    x_auth_user: str | None,
+    x_auth_project: str | None,
+) -> Principal:
+    if x_auth_user and x_auth_user != user_name:
+        raise AuthenticationFailed("the client certificate belongs to another user")
+    principal = authenticate_user(session, user_name=user_name, project_id=x_auth_project)
+    request.state.principal = principal  # for the audit trail
+    return principal
 
 
 def _note_token_use(try_sessions: sessionmaker[Session], token_id: int) -> None:

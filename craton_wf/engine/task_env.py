@@ -11,6 +11,8 @@ Made by the runner right before it creates a run's container
   and :mod:`craton_wf.services.policy` lets it only read the job's hosts and set their
   variables. It expires after ``task_token_ttl_seconds`` and is revoked when
   the attempt finishes (:func:`revoke_run_tokens`, called by ``finish_run``);
+- ``CRATON_CACERT_PEM`` when the API serves https and the operator gave the
+  CA its certificate is checked by (``tls_task_ca``);
 - the container's resource limits: the defaults, raised where the task asked,
   capped by the platform's maxima (:mod:`domain.resources`).
 
@@ -21,8 +23,10 @@ token, which the redaction finds by its form.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from typing import Any, Protocol
 
 from sqlalchemy import update
@@ -63,7 +67,21 @@ def api_url(settings: Settings) -> str:
     """``CRATON_URL``: the public URL, else the API at the gateway of the task's
     project network (:mod:`craton_wf.domain.task_network`); never the API's own
     listening address, which is the container's own loopback by default."""
-    return task_api_url(settings.public_url, settings.api_port)
+    return task_api_url(settings.public_url, settings.api_port, https=settings.serves_tls)
+
+
+@functools.cache
+def _pem_file(path: Path) -> str:
+    return path.read_text(encoding="ascii")
+
+
+def task_ca_pem(settings: Settings) -> str | None:
+    """``CRATON_CACERT_PEM``: the CA certificates a task verifies an https
+    ``CRATON_URL`` by (``tls_task_ca``), as text: nothing is mounted into the
+    container, and a program writes them to a file or hands them to its TLS
+    library (Python: ``ssl.create_default_context(cadata=...)``). Read once per
+    process (``serve`` checked the file at start)."""
+    return None if settings.tls_task_ca is None else _pem_file(settings.tls_task_ca)
 
 
 @in_a_batch
@@ -125,6 +143,8 @@ def run_environment(
     )
     env = dict(secrets)
     env["CRATON_URL"] = api_url(settings)
+    if (ca := task_ca_pem(settings)) is not None:
+        env["CRATON_CACERT_PEM"] = ca
     creator = session.get(User, job.created_by) if job.created_by else None
     if issue and creator is not None and creator.active:
         ttl = settings.task_token_ttl_seconds

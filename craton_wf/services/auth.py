@@ -3,12 +3,16 @@
 Tokens are random strings shown once; only their SHA-256 is stored. A request
 names a user and a token (Craton's ``X-Auth-User``/``X-Auth-Token``) or just a
 bearer token, and optionally the project it acts in (``X-Auth-Project``).
+Over mutual TLS, when the operator turned it on, a request without a token
+may instead be the user its client certificate names (:func:`authenticate_user`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import ColumnElement, String, and_, func, literal, or_, select, update
 from sqlalchemy.orm import Session
@@ -98,6 +102,12 @@ def bootstrap(session: Session, project_name: str, user_name: str) -> Bootstrapp
 TOKEN_USE_GRANULARITY = timedelta(minutes=5)
 
 
+# The user's roles in the project a request acts in: one row per role, outer-joined.
+_ROLE_IN_ACTING_PROJECT = and_(
+    RoleAssignment.user_id == User.id, RoleAssignment.project_id == Project.id
+)
+
+
 @dataclass(frozen=True)
 class Authenticated:
     principal: Principal
@@ -160,10 +170,7 @@ def _authenticated(
         )
         .join(User, User.id == ApiToken.user_id)
         .outerjoin(Project, Project.id == acting_id)
-        .outerjoin(
-            RoleAssignment,
-            and_(RoleAssignment.user_id == User.id, RoleAssignment.project_id == Project.id),
-        )
+        .outerjoin(RoleAssignment, _ROLE_IN_ACTING_PROJECT)
         .where(which_token)
     ).all()
     now = utcnow()
@@ -176,11 +183,7 @@ def _authenticated(
         raise AuthenticationFailed("the token does not belong to that user")
     if row.project_id and project_id and project_id != row.project_id:
         raise AuthenticationFailed("the token is scoped to another project")
-    if row.acting is None:
-        raise AuthenticationFailed("no such project: send X-Auth-Project with a project id")
-    roles = frozenset(r.role for r in rows if r.role is not None)
-    if not row.is_root and not roles:
-        raise AuthenticationFailed("the user has no role in that project")
+    roles = _roles_in_acting_project(rows)
     stale = row.last_used_at is None or now - row.last_used_at > TOKEN_USE_GRANULARITY
     principal = Principal(
         user_id=row.user_id,
@@ -192,6 +195,50 @@ def _authenticated(
         run_id=row.run_id,
     )
     return Authenticated(principal, row.id if stale else None, token_id=row.id)
+
+
+def _roles_in_acting_project(rows: Sequence[Any]) -> frozenset[str]:
+    """The roles of the user in the project the request acts in (a row per role,
+    from an outer join); refused when there is no such project or no role there."""
+    if rows[0].acting is None:
+        raise AuthenticationFailed("no such project: send X-Auth-Project with a project id")
+    roles = frozenset(r.role for r in rows if r.role is not None)
+    if not rows[0].is_root and not roles:
+        raise AuthenticationFailed("the user has no role in that project")
+    return roles
+
+
+def authenticate_user(session: Session, *, user_name: str, project_id: str | None) -> Principal:
+    """Who a request acts as that brings no token but a client certificate the
+    service verified and whose subject names ``user_name`` (``api.tls``; only when
+    the operator turned that on). The user must exist and be active; the project
+    is the one asked for, else the user's default, as with a token."""
+    acting_id = func.coalesce(literal(project_id, String), User.default_project_id)
+    rows = session.execute(
+        select(
+            User.id.label("user_id"),
+            User.name.label("user_name"),
+            User.active,
+            User.is_root,
+            Project.id.label("acting"),
+            RoleAssignment.role,
+        )
+        .select_from(User)
+        .outerjoin(Project, Project.id == acting_id)
+        .outerjoin(RoleAssignment, _ROLE_IN_ACTING_PROJECT)
+        .where(User.name == user_name)
+    ).all()
+    if not rows or not rows[0].active:
+        raise AuthenticationFailed("the client certificate names no active user of this service")
+    roles = _roles_in_acting_project(rows)
+    row = rows[0]
+    return Principal(
+        user_id=row.user_id,
+        user_name=row.user_name,
+        project_id=row.acting,
+        is_root=row.is_root,
+        roles=roles,
+    )
 
 
 def note_token_use(session: Session, token_id: int) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -66,10 +67,49 @@ class Server:
             self.env = saved
 
 
-def start_server(database_url: str, tmp_path: Path, embedded: bool, **settings: str) -> Server:
+@dataclass(frozen=True)
+class ServeTls:
+    """``serve`` over https: its certificate and key, the CA clients check it by, and
+    for mutual TLS the client CA and the certificate the tests' clients present."""
+
+    cert: Path
+    key: Path
+    ca: Path
+    client_ca: Path | None = None
+    client: tuple[Path, Path] | None = None  # certificate and key; None: present none
+
+    def serve_args(self) -> list[str]:
+        args = ["--tls-cert", str(self.cert), "--tls-key", str(self.key)]
+        return args + (["--tls-client-ca", str(self.client_ca)] if self.client_ca else [])
+
+    def client_env(self) -> dict[str, str]:
+        """The CLI's settings: ``OS_CACERT``, and ``OS_CERT``/``OS_KEY`` when it has one."""
+        env = {"OS_CACERT": str(self.ca)}
+        if self.client is not None:
+            env |= {"OS_CERT": str(self.client[0]), "OS_KEY": str(self.client[1])}
+        return env
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """httpx's ``verify`` for the tests' own requests."""
+        context = ssl.create_default_context(cafile=self.ca)
+        if self.client is not None:
+            context.load_cert_chain(*self.client)
+        return context
+
+
+def start_server(
+    database_url: str,
+    tmp_path: Path,
+    embedded: bool,
+    *,
+    tls: ServeTls | None = None,
+    **settings: str,
+) -> Server:
     """``craton-wf serve`` with its embedded runner, or without it plus a ``craton-wf runner``.
 
-    ``settings`` are more of the server's settings, by name (``lease_seconds="60"``)."""
+    ``tls``: serve https with these files (``serve --tls-cert …``), the CLI
+    given the CA (and client certificate). ``settings`` are more of the
+    server's settings, by name (``lease_seconds="60"``)."""
     port = free_port()
     env = {
         **os.environ,
@@ -96,6 +136,7 @@ def start_server(database_url: str, tmp_path: Path, embedded: bool, **settings: 
     processes = []
     with log.open("wb") as out:
         serve = [*cli, "serve"] if embedded else [*cli, "serve", "--no-runner"]
+        serve += tls.serve_args() if tls else []
         processes.append(subprocess.Popen(serve, env=env, stdout=out, stderr=subprocess.STDOUT))
         if not embedded:
             processes.append(
@@ -103,10 +144,11 @@ def start_server(database_url: str, tmp_path: Path, embedded: bool, **settings: 
                     [*cli, "runner", "--name", "e2e"], env=env, stdout=out, stderr=subprocess.STDOUT
                 )
             )
-    url = f"http://127.0.0.1:{port}"
-    wait_ready(url, processes, log)
+    url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
+    wait_ready(url, processes, log, verify=tls.ssl_context() if tls else True)
     client_env = {
         **env,
+        **(tls.client_env() if tls else {}),
         "CRATON_URL": url,
         "OS_PROJECT_ID": credentials["project_id"],
         "OS_USERNAME": credentials["username"],
@@ -115,12 +157,17 @@ def start_server(database_url: str, tmp_path: Path, embedded: bool, **settings: 
     return Server(url, client_env, processes, log)
 
 
-def wait_ready(url: str, processes: list[subprocess.Popen[bytes]], log: Path) -> None:
+def wait_ready(
+    url: str,
+    processes: list[subprocess.Popen[bytes]],
+    log: Path,
+    verify: ssl.SSLContext | bool = True,
+) -> None:
     """Until ``url``'s /readyz answers 200; stops the processes when one exits or 30 s pass."""
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+            if httpx.get(f"{url}/readyz", timeout=1, verify=verify).status_code == 200:
                 return
         except httpx.HTTPError:
             pass

@@ -31,7 +31,7 @@ import httpx
 
 from .._client import Client
 from .._version import __version__
-from ..exceptions import ClientError, Unauthorized
+from ..exceptions import BadTLSFile, ClientError, ConnectionFailed, Unauthorized
 from . import _inventory, _jobs, _tasks, _users, _workflows
 from ._common import CommandError, Context, format_name
 from ._output import FORMATS, Output
@@ -141,6 +141,32 @@ def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentP
         help="the user's token (env OS_PASSWORD)",
     )
     parser.add_argument(
+        "--os-cacert",
+        default=env.get("OS_CACERT"),
+        metavar="FILE",
+        help="PEM CA certificate(s) the server's https certificate is checked by "
+        "(env OS_CACERT; default: the system's trusted CAs)",
+    )
+    parser.add_argument(
+        "--os-cert",
+        default=env.get("OS_CERT"),
+        metavar="FILE",
+        help="PEM client certificate, for a server that asks for one (env OS_CERT); "
+        "its key in the same file or in --os-key",
+    )
+    parser.add_argument(
+        "--os-key",
+        default=env.get("OS_KEY"),
+        metavar="FILE",
+        help="PEM private key of --os-cert, unencrypted (env OS_KEY)",
+    )
+    parser.add_argument(
+        "--insecure",
+        action="store_true",
+        help="do not check the server's https certificate (tests only: anyone on the way "
+        "can read and change the traffic)",
+    )
+    parser.add_argument(
         "--format", choices=FORMATS, type=format_name, default="table", help="output format"
     )
     subparsers = parser.add_subparsers(dest="command", metavar="<command>", required=True)
@@ -165,13 +191,18 @@ def main(
     out = Output(args.format, sys.stdout, sys.stderr)
     own_client = client is None
     if client is None:
-        client = Client(
-            args.craton_url,
-            project_id=args.os_project_id,
-            username=args.os_username,
-            token=args.os_password,
-            transport=transport,
-        )
+        try:
+            client = Client(
+                args.craton_url,
+                project_id=args.os_project_id,
+                username=args.os_username,
+                token=args.os_password,
+                transport=transport,
+                **tls_options(args, out),
+            )
+        except (BadTLSFile, CommandError) as exc:
+            out.error(exc.message)
+            return EXIT_USAGE
     log_handler = _show_library_warnings()
     try:
         return args.func(Context(client, out), args) or 0
@@ -179,7 +210,8 @@ def main(
         out.error(exc.message)
         return EXIT_USAGE
     except ClientError as exc:  # the server's refusal, or no server
-        out.error(describe_client_error(exc))
+        https = client.url.startswith("https:")
+        out.error(describe_client_error(exc, https=https, client_cert=bool(args.os_cert)))
         return EXIT_SERVER
     except BrokenPipeError:  # `craton host-list | head`
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - Python flushes stdout at exit
@@ -197,6 +229,73 @@ def main(
     return 1
 
 
+def tls_options(args: argparse.Namespace, out: Output) -> dict[str, Any]:
+    """``Client``'s ``verify`` and ``cert`` from ``--os-cacert``, ``--os-cert``,
+    ``--os-key`` and ``--insecure``, as OpenStack's clients take them."""
+    options: dict[str, Any] = {}
+    if args.insecure:
+        out.note("WARNING: --insecure: the server's certificate is not checked")
+        options["verify"] = False
+    elif args.os_cacert:
+        options["verify"] = args.os_cacert
+    if args.os_key and not args.os_cert:
+        raise CommandError("--os-key (OS_KEY) needs --os-cert (OS_CERT), the key's certificate")
+    if args.os_cert:
+        options["cert"] = (args.os_cert, args.os_key) if args.os_key else args.os_cert
+    return options
+
+
+# What OpenSSL says when a TLS handshake fails, and what a CLI user does about it.
+_TLS_HINTS = (
+    (
+        "CERTIFICATE_VERIFY_FAILED",
+        "the server's certificate is not trusted: give the CA that signed it with "
+        "--os-cacert (OS_CACERT)",
+    ),
+    (
+        "CERTIFICATE_REQUIRED",
+        "the server asks for a client certificate: give it with --os-cert and --os-key "
+        "(OS_CERT, OS_KEY)",
+    ),
+    (
+        "UNKNOWN_CA",
+        "the server does not accept this client certificate: it is not signed by a CA the "
+        "server trusts",
+    ),
+    (
+        "BAD_CERTIFICATE",
+        "the server does not accept this client certificate",
+    ),
+    (
+        "WRONG_VERSION_NUMBER",
+        "the server does not speak https at this address: check the URL's scheme",
+    ),
+)
+
+
+# A server that requires a client certificate ends a TLS 1.3 handshake that brings
+# none, or one it does not trust, by closing the connection, often before its
+# alert reaches the client: the client sees the connection close and nothing else.
+_CLOSED = "SERVER DISCONNECTED WITHOUT SENDING A RESPONSE"
+
+
+def tls_hint(message: str, *, https: bool = False, client_cert: bool = False) -> str | None:
+    """What to do about a failed TLS handshake that ``message`` reports, if it is one."""
+    upper = message.upper()
+    hint = next((hint for marker, hint in _TLS_HINTS if marker in upper), None)
+    if hint is None and not https and _CLOSED in upper:
+        hint = "if the server serves https, its URL must say https://"
+    elif hint is None and _CLOSED in upper:
+        hint = (
+            "the server may not accept this client certificate (--os-cert): is it signed by "
+            "a CA the server trusts?"
+            if client_cert
+            else "the server may require a client certificate: give it with --os-cert and "
+            "--os-key (OS_CERT, OS_KEY)"
+        )
+    return hint
+
+
 #: The API's auth headers, as a CLI user sets them.
 _AUTH_SETTINGS = {
     "X-Auth-Project": "OS_PROJECT_ID",
@@ -207,13 +306,19 @@ _AUTH_HEADER = re.compile("|".join(map(re.escape, _AUTH_SETTINGS)), re.IGNORECAS
 _BEARER = re.compile(r",? or a bearer token", re.IGNORECASE)
 
 
-def describe_client_error(exc: ClientError) -> str:
+def describe_client_error(
+    exc: ClientError, *, https: bool = False, client_cert: bool = False
+) -> str:
     """The error as a CLI user acts on it: the server speaks of its HTTP headers
     (``X-Auth-User``), the user sets ``OS_USERNAME`` (or ``--os-username``)."""
     message = exc.message
     if _AUTH_HEADER.search(message):
         message = _AUTH_HEADER.sub(lambda m: _AUTH_SETTINGS[_canonical(m.group())], message)
         message = _BEARER.sub("", message.replace("send ", "set "))
+    if isinstance(exc, ConnectionFailed) and (
+        hint := tls_hint(message, https=https, client_cert=client_cert)
+    ):
+        message += f" ({hint})"
     if isinstance(exc, Unauthorized) and "OS_" not in message:
         message += " (check OS_USERNAME and OS_PASSWORD, or --os-username and --os-password)"
     return message
