@@ -211,7 +211,8 @@ def test_only_the_api_has_a_service(defaults: list[dict[str, Any]]) -> None:
     assert runner["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/component"] == (
         "runner"
     )
-    assert "ports" not in runner["spec"]["template"]["spec"]["containers"][0]
+    ports = runner["spec"]["template"]["spec"]["containers"][0]["ports"]
+    assert [port["name"] for port in ports] == ["metrics"]  # its own figures only, no Service
 
 
 def test_api_is_probed_on_healthz_and_readyz(defaults: list[dict[str, Any]]) -> None:
@@ -438,3 +439,80 @@ def test_every_value_is_documented() -> None:
         if line.strip():
             previous = line
     assert not undocumented
+
+
+MONITORED = {
+    **REQUIRED,
+    "metrics.serviceMonitor.enabled": "true",
+    "metrics.serviceMonitor.labels.release": "prometheus",
+    "metrics.token": "scrape-token",
+}
+
+
+def test_pods_are_annotated_for_prometheus_and_runners_serve_their_port(
+    defaults: list[dict[str, Any]],
+) -> None:
+    api = find(defaults, "Deployment", f"{FULLNAME}-api")["spec"]["template"]
+    runner = find(defaults, "Deployment", f"{FULLNAME}-runner")["spec"]["template"]
+    for template, port in ((api, "7780"), (runner, "9180")):
+        annotations = template["metadata"]["annotations"]
+        assert annotations["prometheus.io/scrape"] == "true"
+        assert annotations["prometheus.io/port"] == port
+        assert annotations["prometheus.io/path"] == "/metrics"
+    (container,) = runner["spec"]["containers"]
+    assert {"name": "metrics", "containerPort": 9180, "protocol": "TCP"} in container["ports"]
+    config = find(defaults, "ConfigMap", FULLNAME)["data"]
+    assert config["CRATON_WF_RUNNER_METRICS_PORT"] == "9180"
+    assert config["CRATON_WF_API_HOST"] == "0.0.0.0"  # where the runner's port listens too
+    assert not kinds(defaults) & {"ServiceMonitor", "PodMonitor"}
+
+
+def test_no_runner_port_and_no_annotations_when_turned_off(helm_env: dict[str, str]) -> None:
+    manifests = render(
+        helm_env, {**REQUIRED, "metrics.runnerPort": "0", "metrics.annotations": "false"}
+    )
+    runner = find(manifests, "Deployment", f"{FULLNAME}-runner")["spec"]["template"]
+    assert "ports" not in runner["spec"]["containers"][0]
+    assert not any(k.startswith("prometheus.io/") for k in runner["metadata"]["annotations"])
+    assert "CRATON_WF_RUNNER_METRICS_PORT" not in find(manifests, "ConfigMap", FULLNAME)["data"]
+
+
+def test_service_and_pod_monitors_scrape_the_api_and_the_runners_with_the_token(
+    helm_env: dict[str, str],
+) -> None:
+    manifests = render(helm_env, MONITORED)
+    for manifest in manifests:  # the monitors are the Prometheus Operator's kinds
+        if manifest["kind"] not in {"ServiceMonitor", "PodMonitor"}:
+            kubernetes_validate.validate(manifest, KUBERNETES_VERSION, strict=True)
+    service = find(manifests, "Service", FULLNAME)
+    monitor = find(manifests, "ServiceMonitor", FULLNAME)
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    assert monitor["metadata"]["labels"]["release"] == "prometheus"
+    selector = monitor["spec"]["selector"]["matchLabels"]
+    assert selector.items() <= service["metadata"]["labels"].items()
+    assert monitor["spec"]["namespaceSelector"] == {"matchNames": [NAMESPACE]}
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert endpoint["port"] in {port["name"] for port in service["spec"]["ports"]}
+    assert endpoint["path"] == "/metrics"
+    secret = find(manifests, "Secret", FULLNAME)
+    token_ref = endpoint["authorization"]["credentials"]
+    assert token_ref["name"] == FULLNAME
+    assert base64.b64decode(secret["data"][token_ref["key"]]).decode() == "scrape-token"
+    pods = find(manifests, "PodMonitor", f"{FULLNAME}-runner")["spec"]
+    runner = find(manifests, "Deployment", f"{FULLNAME}-runner")["spec"]["template"]
+    assert pods["selector"]["matchLabels"].items() <= runner["metadata"]["labels"].items()
+    (pod_endpoint,) = pods["podMetricsEndpoints"]
+    assert pod_endpoint["port"] in {p["name"] for p in runner["spec"]["containers"][0]["ports"]}
+    assert pod_endpoint["authorization"]["credentials"] == token_ref
+    for deployment in ("api", "runner"):
+        env = find(manifests, "Deployment", f"{FULLNAME}-{deployment}")["spec"]["template"]
+        (variable,) = [
+            e for e in env["spec"]["containers"][0]["env"] if e["name"] == "CRATON_WF_METRICS_TOKEN"
+        ]
+        assert variable["valueFrom"]["secretKeyRef"]["key"] == token_ref["key"]
+
+
+def test_monitors_without_a_token_send_none(helm_env: dict[str, str]) -> None:
+    values = {k: v for k, v in MONITORED.items() if k != "metrics.token"}
+    monitor = find(render(helm_env, values), "ServiceMonitor", FULLNAME)
+    assert "authorization" not in monitor["spec"]["endpoints"][0]

@@ -132,7 +132,9 @@ def test_api_serves_without_runner_and_is_health_checked(stack: dict[str, Any]) 
 def test_runners_scale_and_stay_on_managers() -> None:
     stack = load({**SETTINGS, "CRATON_WF_RUNNERS": "4", "DOCKER_GID": "105"})
     runner = stack["services"]["runner"]
-    assert runner["command"] == ["runner"]
+    # its own /metrics on the stack's network, published nowhere
+    assert runner["command"] == ["runner", "--metrics-port", "9180"]
+    assert "ports" not in runner
     assert runner["deploy"]["replicas"] == 4
     assert runner["deploy"]["placement"]["constraints"] == ["node.role == manager"]
     assert runner["user"] == "10001:105"

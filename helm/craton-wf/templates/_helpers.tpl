@@ -85,6 +85,9 @@ REGISTRY: {{ . | quote }}
 {{- with $c.registryUsername }}
 REGISTRY_USERNAME: {{ . | quote }}
 {{- end }}
+{{- if .Values.metrics.runnerPort }}
+RUNNER_METRICS_PORT: {{ .Values.metrics.runnerPort | toString | quote }}
+{{- end }}
 {{- if include "craton-wf.kubernetesExecutor" . }}
 KUBERNETES_NAMESPACE: {{ .Release.Namespace | quote }}
 KUBERNETES_IN_CLUSTER: "true"
@@ -114,6 +117,12 @@ KUBERNETES_IN_CLUSTER: "true"
       name: {{ $secret }}
       key: {{ $keys.registryPassword }}
       optional: true
+- name: CRATON_WF_METRICS_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ $secret }}
+      key: {{ $keys.metricsToken }}
+      optional: true
 {{- end }}
 
 {{/* Fails the render when the chart would make a Secret without the required values. */}}
@@ -132,6 +141,21 @@ KUBERNETES_IN_CLUSTER: "true"
 {{- with .Values.secrets.registryPassword }}
 {{ $.Values.secrets.keys.registryPassword }}: {{ . | b64enc | quote }}
 {{- end }}
+{{- with .Values.metrics.token }}
+{{ $.Values.secrets.keys.metricsToken }}: {{ . | b64enc | quote }}
+{{- end }}
+{{- end }}
+
+{{/* prometheus.io annotations of a pod whose /metrics is on `port`. */}}
+{{- define "craton-wf.scrapeAnnotations" -}}
+prometheus.io/scrape: "true"
+prometheus.io/port: {{ .port | toString | quote }}
+prometheus.io/path: /metrics
+{{- end }}
+
+{{/* Whether the Prometheus Operator's monitors send the metrics token. */}}
+{{- define "craton-wf.sendMetricsToken" -}}
+{{- if or .Values.metrics.token .Values.metrics.serviceMonitor.sendToken }}true{{ end }}
 {{- end }}
 
 {{/* Writable scratch space under a read-only root filesystem. */}}
