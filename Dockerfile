@@ -73,8 +73,10 @@ RUN groupadd --system --gid 10001 craton-wf \
 WORKDIR /var/lib/craton-wf
 EXPOSE 7780
 # Docker and Swarm use this; Kubernetes probes /healthz and /readyz itself.
+# Over https when the API serves it (on loopback its certificate is not
+# checked); with mutual TLS it has no client certificate and only connects.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
-  CMD ["python3", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('CRATON_WF_API_PORT', '7780'), timeout=4)"]
+  CMD ["python3", "-c", "import os, socket, ssl, urllib.request as r; e = os.environ.get; p = int(e('CRATON_WF_API_PORT', '7780')); tls = e('CRATON_WF_TLS_CERT'); socket.create_connection(('127.0.0.1', p), 4).close() if e('CRATON_WF_TLS_CLIENT_CA') else r.urlopen(('https' if tls else 'http') + '://127.0.0.1:%d/healthz' % p, timeout=4, context=ssl._create_unverified_context() if tls else None)"]
 ENTRYPOINT ["craton-wf"]
 CMD ["serve", "--no-runner"]
 USER 10001:10001

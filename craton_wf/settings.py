@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Used when no key is set, so a development setup works out of the box; a
@@ -286,6 +286,12 @@ class Settings(BaseSettings):
                 "(craton-wf generate-key makes one), not a placeholder"
             )
         return self
+
+    @field_validator("tls_client_user_field", mode="before")
+    @classmethod
+    def _empty_means_unset(cls, value: object) -> object:
+        # A stack file or chart that sets the variable to "" means no mapping.
+        return None if value == "" else value
 
     @property
     def serves_tls(self) -> bool:

@@ -67,7 +67,7 @@ EXECUTOR: {{ $c.executor | quote }}
 PRODUCTION: {{ $c.production | toString | quote }}
 API_HOST: "0.0.0.0"
 API_PORT: {{ .Values.api.port | toString | quote }}
-PUBLIC_URL: {{ default (printf "http://%s.%s.svc:%v" (include "craton-wf.fullname" .) .Release.Namespace .Values.service.port) $c.publicUrl | quote }}
+PUBLIC_URL: {{ default (printf "%s://%s.%s.svc:%v" (ternary "https" "http" (not (empty .Values.tls.secretName))) (include "craton-wf.fullname" .) .Release.Namespace .Values.service.port) $c.publicUrl | quote }}
 DATA_DIR: "/var/lib/craton-wf/data"
 IMAGE_PREFIX: {{ $c.imagePrefix | quote }}
 REQUIRE_APPROVAL: {{ $c.requireApproval | toString | quote }}
@@ -91,6 +91,22 @@ RUNNER_METRICS_PORT: {{ .Values.metrics.runnerPort | toString | quote }}
 {{- if include "craton-wf.kubernetesExecutor" . }}
 KUBERNETES_NAMESPACE: {{ .Release.Namespace | quote }}
 KUBERNETES_IN_CLUSTER: "true"
+{{- end }}
+{{- with .Values.tls.secretName }}
+TLS_CERT: "/etc/craton-wf/tls/tls.crt"
+TLS_KEY: "/etc/craton-wf/tls/tls.key"
+{{- if $.Values.tls.taskCa }}
+TLS_TASK_CA: "/etc/craton-wf/tls/ca.crt"
+{{- end }}
+{{- end }}
+{{- if .Values.tls.clientCaSecretName }}
+{{- if not .Values.tls.secretName }}
+{{- fail "tls.clientCaSecretName needs tls.secretName: mutual TLS is TLS first" }}
+{{- end }}
+TLS_CLIENT_CA: "/etc/craton-wf/client-ca/ca.crt"
+{{- with .Values.tls.clientUserField }}
+TLS_CLIENT_USER_FIELD: {{ . | quote }}
+{{- end }}
 {{- end }}
 {{- range $name, $value := $c.extra }}
 {{ $name | upper }}: {{ $value | toString | quote }}
@@ -174,6 +190,78 @@ prometheus.io/path: /metrics
   mountPath: /tmp
 - name: scratch
   mountPath: /var/lib/craton-wf
+{{- end }}
+
+{{/*
+Certificates from Secrets, by pod: "api" gets the API's certificate and key
+and the client CA, "runner" only the CA tasks are given (tls.taskCa), every
+pod the database's (databaseTls). Files are 0440: the pods' fsGroup, nobody else.
+*/}}
+{{- define "craton-wf.tlsVolumes" -}}
+{{- $tls := .root.Values.tls }}
+{{- if and $tls.secretName (or (eq .pod "api") (and $tls.taskCa (eq .pod "runner"))) }}
+- name: tls
+  secret:
+    secretName: {{ $tls.secretName }}
+    defaultMode: 0440
+    {{- if ne .pod "api" }}
+    items:
+      - key: ca.crt
+        path: ca.crt
+    {{- end }}
+{{- end }}
+{{- if and $tls.clientCaSecretName (eq .pod "api") }}
+- name: tls-client-ca
+  secret:
+    secretName: {{ $tls.clientCaSecretName }}
+    defaultMode: 0440
+    items:
+      - key: ca.crt
+        path: ca.crt
+{{- end }}
+{{- with .root.Values.databaseTls.secretName }}
+- name: db-tls
+  secret:
+    secretName: {{ . }}
+    defaultMode: 0440
+{{- end }}
+{{- end }}
+
+{{- define "craton-wf.tlsMounts" -}}
+{{- $tls := .root.Values.tls }}
+{{- if and $tls.secretName (or (eq .pod "api") (and $tls.taskCa (eq .pod "runner"))) }}
+- name: tls
+  mountPath: /etc/craton-wf/tls
+  readOnly: true
+{{- end }}
+{{- if and $tls.clientCaSecretName (eq .pod "api") }}
+- name: tls-client-ca
+  mountPath: /etc/craton-wf/client-ca
+  readOnly: true
+{{- end }}
+{{- if .root.Values.databaseTls.secretName }}
+- name: db-tls
+  mountPath: /etc/craton-wf/db-tls
+  readOnly: true
+{{- end }}
+{{- end }}
+
+{{/*
+A probe of the API: an HTTP GET of path, over https when the API serves it;
+with mutual TLS a TCP connection (the kubelet has no client certificate).
+*/}}
+{{- define "craton-wf.apiProbe" -}}
+{{- if .root.Values.tls.clientCaSecretName }}
+tcpSocket:
+  port: http
+{{- else }}
+httpGet:
+  path: {{ .path }}
+  port: http
+  {{- if .root.Values.tls.secretName }}
+  scheme: HTTPS
+  {{- end }}
+{{- end }}
 {{- end }}
 
 {{/* Arguments before the subcommand. */}}
