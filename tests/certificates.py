@@ -94,6 +94,7 @@ def write_certificate(stem: Path, certificate: x509.Certificate) -> Path:
 
 def write_key(stem: Path, key: ec.EllipticCurvePrivateKey) -> Path:
     path = stem.with_name(stem.name + ".key")
+    path.touch(mode=0o600)  # readable by its owner only, as libpq and ssh want keys
     path.write_bytes(
         key.private_bytes(
             serialization.Encoding.PEM,
