@@ -39,6 +39,7 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Histogram,
+    disable_created_metrics,
     values,
 )
 
@@ -129,6 +130,9 @@ def process_metrics() -> ProcessMetrics:
     if _metrics is None:
         with _lock:
             if _metrics is None:
+                # No `<name>_created` series beside every counter and histogram:
+                # they double the series, and a scrape's resets are what rate() uses.
+                disable_created_metrics()
                 registry = CollectorRegistry(auto_describe=True)
                 if multiprocess_dir() is None:
                     # The process' own CPU, memory, file descriptors and collector:

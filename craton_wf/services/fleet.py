@@ -73,8 +73,9 @@ def read_figures(session: Session, lease_seconds: float) -> FleetFigures:
         retired_runs={status: int(n) for kind, status, n in retired if kind == "run"},
         approvals_pending=count_pending_approvals(session),
         runners=[
+            # the runners' clocks stamp their heartbeats: a fast one is not in the future
             RunnerHeartbeat(
-                row.id, row.name, row.executor, (now - row.heartbeat_at).total_seconds()
+                row.id, row.name, row.executor, max(0.0, (now - row.heartbeat_at).total_seconds())
             )
             for row in session.execute(
                 select(

@@ -8,6 +8,10 @@ A standalone ``craton-wf runner`` serves its own figures on its metrics port.
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -168,3 +172,25 @@ def test_a_standalone_runner_serves_its_own_figures(database_url: str, tmp_path:
         assert value(api, "craton_run_duration_seconds_count", outcome="SUCCEEDED") == 0
     finally:
         stop(server.processes)
+
+
+def test_a_runner_whose_metrics_port_is_taken_refuses_to_start(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "craton_wf.cli", "runner", "--metrics-port", str(port)],
+            env={
+                **os.environ,
+                "CRATON_WF_DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}",
+                "CRATON_WF_EXECUTOR": "fake",
+                "CRATON_WF_DATA_DIR": str(tmp_path / "data"),
+            },
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 1
+    assert done.stderr.startswith(f"ERROR: cannot serve the runner's metrics on 127.0.0.1:{port}")
+    assert "Traceback" not in done.stderr
