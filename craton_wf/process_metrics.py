@@ -58,65 +58,63 @@ class ProcessMetrics:
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
-        self.http_requests = Counter(
+
+        def counter(name: str, documentation: str, *labels: str) -> Counter:
+            return Counter(name, documentation, labels, registry=registry)
+
+        def histogram(
+            name: str, documentation: str, buckets: tuple[float, ...], *labels: str
+        ) -> Histogram:
+            return Histogram(name, documentation, labels, buckets=buckets, registry=registry)
+
+        self.http_requests = counter(
             "craton_http_requests_total",
             "HTTP requests answered, by method, route template and status code",
-            ["method", "route", "status"],
-            registry=registry,
+            *("method", "route", "status"),
         )
-        self.http_duration = Histogram(
+        self.http_duration = histogram(
             "craton_http_request_duration_seconds",
             "Time from a request's arrival to its response's start, by method and route template",
-            ["method", "route"],
-            buckets=HTTP_BUCKETS,
-            registry=registry,
+            HTTP_BUCKETS,
+            *("method", "route"),
         )
-        self.run_duration = Histogram(
+        self.run_duration = histogram(
             "craton_run_duration_seconds",
             "Attempts this process started and saw end: container start to recorded "
             "outcome, by outcome",
-            ["outcome"],
-            buckets=RUN_BUCKETS,
-            registry=registry,
+            RUN_BUCKETS,
+            "outcome",
         )
-        self.container_start = Histogram(
+        self.container_start = histogram(
             "craton_container_start_seconds",
             "Time to create and start a run's container on the executor",
-            ["executor"],
-            buckets=START_BUCKETS,
-            registry=registry,
+            START_BUCKETS,
+            "executor",
         )
-        self.build_duration = Histogram(
+        self.build_duration = histogram(
             "craton_build_duration_seconds",
             "Builds this process ran: claim to recorded result, by outcome",
-            ["outcome"],
-            buckets=BUILD_BUCKETS,
-            registry=registry,
+            BUILD_BUCKETS,
+            "outcome",
         )
-        self.log_lines = Counter(
+        self.log_lines = counter(
             "craton_log_lines_stored_total",
             "Run log lines this process stored (committed), markers included",
-            registry=registry,
         )
-        self.log_bytes = Counter(
+        self.log_bytes = counter(
             "craton_log_bytes_stored_total",
             "Bytes of run log lines this process stored (committed), as stored",
-            registry=registry,
         )
-        self.lease_takeovers = Counter(
+        self.lease_takeovers = counter(
             "craton_lease_takeovers_total",
             "Started runs this process took over from a runner whose lease expired",
-            registry=registry,
         )
-        self.sweeps = Counter(
-            "craton_sweeps_total",
-            "Sweeps for containers left behind that this process made",
-            registry=registry,
+        self.sweeps = counter(
+            "craton_sweeps_total", "Sweeps for containers left behind that this process made"
         )
-        self.swept_containers = Counter(
+        self.swept_containers = counter(
             "craton_swept_containers_total",
             "Containers left behind that this process's sweeps removed",
-            registry=registry,
         )
 
 
