@@ -127,6 +127,23 @@ def test_every_pod_mounts_the_database_certificates(mutual_chart: list[dict[str,
         assert secret == {"secretName": "db-tls", "defaultMode": 0o440}, name
 
 
+def test_prometheus_scrapes_the_api_over_https(helm_env: dict[str, str]) -> None:  # noqa: F811
+    tls_config = {"ca": {"secret": {"name": "api-tls", "key": "ca.crt"}}}
+    values = {
+        **HTTPS,
+        "metrics.serviceMonitor.enabled": "true",
+        "metrics.serviceMonitor.tlsConfig.ca.secret.name": "api-tls",
+        "metrics.serviceMonitor.tlsConfig.ca.secret.key": "ca.crt",
+    }
+    manifests = render(helm_env, values)
+    endpoint = find(manifests, "ServiceMonitor", FULLNAME)["spec"]["endpoints"][0]
+    assert endpoint["scheme"] == "https" and endpoint["tlsConfig"] == tls_config
+    api = find(manifests, "Deployment", f"{FULLNAME}-api")["spec"]["template"]["metadata"]
+    assert api["annotations"]["prometheus.io/scheme"] == "https"
+    runner = find(manifests, "Deployment", f"{FULLNAME}-runner")["spec"]["template"]["metadata"]
+    assert "prometheus.io/scheme" not in runner["annotations"]  # a runner's own port is http
+
+
 def test_no_certificate_is_mounted_by_default(helm_env: dict[str, str]) -> None:  # noqa: F811
     manifests = render(helm_env, REQUIRED)
     assert not any(
