@@ -87,13 +87,26 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 API_ERRORS = error_responses(400, 401, 403, 404, 409, 413, 422, 503)
 
 
-def follow_responses(page: type[BaseModel], lines: str) -> dict[int | str, dict[str, Any]]:
-    """``responses=`` of a log route: a JSON page, or with ``follow=true`` a stream."""
+def follow_responses(
+    page: type[BaseModel], items: str, end: str
+) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` of a route that can follow: a JSON page, or with ``follow=true`` a
+    stream (``api.streams``) in the framing the request's ``Accept`` asks for."""
     return {
         200: {
             "model": page,
-            "description": f"A page of lines; with follow=true, newline-delimited JSON: {lines}.",
-            "content": {"application/x-ndjson": {"schema": {"type": "string"}}},
+            "description": (
+                "A page. With follow=true, a live stream until the object is finished: "
+                "Server-Sent Events when Accept includes text/event-stream (`event: line` "
+                f"or `event: event` with `id:` and {items} as `data:`, then `event: end` with "
+                f"{{{end}}}; a reconnect's Last-Event-ID header resumes after that id, "
+                "exactly), else newline-delimited JSON: "
+                f"{items} per line, then {{end: true, {end}}}."
+            ),
+            "content": {
+                "text/event-stream": {"schema": {"type": "string"}},
+                "application/x-ndjson": {"schema": {"type": "string"}},
+            },
         }
     }
 

@@ -555,6 +555,8 @@ class JobLogPage(BaseModel):
     logs: list[LogRead]
     next_after: int
     job_status: str
+    # Read backwards (before=, tail=): the before= of the page before this one; none at the start.
+    previous_before: int | None = None
 
 
 class AnsibleGroup(BaseModel):

@@ -509,6 +509,9 @@ class StoredLine(NamedTuple):
     line: str
 
 
+LogRow = tuple[StoredLine, str, str]  # the line, its host's name, its step's name
+
+
 def read_logs(
     session: Session,
     job: Job,
@@ -519,15 +522,61 @@ def read_logs(
     after: int = 0,
     from_seq: int | None = None,
     limit: int = 1000,
-) -> list[tuple[StoredLine, str, str]]:
+) -> list[LogRow]:
     """Log lines of the job in storage order, with host and step names.
 
     Pages are keyed on the last line's id (``after``); with ``run_id``, a page
     may also start at a line number of that run (``from_seq``, from 1). A
     run's lines are numbered in the order they were stored, so its pages are
-    read along its (run, number) index; a job's, along its (job, id) one.
-    Lines are read as plain rows: a page of 10,000 costs no ORM object each.
+    read along its (run, number) index, from the number of the line ``after``
+    when it is one of the run's (a run followed from its end reads only what
+    is new); a job's, along its (job, id) one. Lines are read as plain rows:
+    a page of 10,000 costs no ORM object each.
     """
+    stmt = _lines(session, job, host, step, run_id).where(RunLog.id > after)
+    order = RunLog.id
+    if run_id is not None:
+        order = RunLog.seq
+        after_seq = _seq_of(session, run_id, after) if from_seq is None and after > 0 else None
+        if after_seq is not None:
+            from_seq = after_seq + 1
+        if from_seq is not None:
+            stmt = stmt.where(RunLog.seq >= from_seq)
+    return _log_rows(session, stmt.order_by(order).limit(limit))
+
+
+def read_logs_before(
+    session: Session,
+    job: Job,
+    *,
+    host: Any = None,
+    step: str | None = None,
+    run_id: int | None = None,
+    before: int | None = None,
+    limit: int = 1000,
+) -> list[LogRow]:
+    """The ``limit`` newest lines before line ``before`` (the last ones without it), oldest
+    first: a long log opens at its end and is read back a page at a time.
+
+    A run's pages go backwards along its (run, number) index from the number
+    of line ``before``; a job's along its (job, id) index. Either way the
+    page costs its own rows, however long the log.
+    """
+    stmt = _lines(session, job, host, step, run_id)
+    before_seq = None if run_id is None or before is None else _seq_of(session, run_id, before)
+    if run_id is not None and (before is None or before_seq is not None):
+        if before_seq is not None:
+            stmt = stmt.where(RunLog.seq < before_seq)
+        rows = _log_rows(session, stmt.order_by(RunLog.seq.desc()).limit(limit))
+    else:  # a job's page, or a run's before a line of another run
+        if before is not None:
+            stmt = stmt.where(RunLog.id < before)
+        rows = _log_rows(session, stmt.order_by(RunLog.id.desc()).limit(limit))
+    rows.reverse()
+    return rows
+
+
+def _lines(session: Session, job: Job, host: Any, step: str | None, run_id: int | None) -> Any:
     stmt = (
         select(
             RunLog.id,
@@ -541,20 +590,41 @@ def read_logs(
         )
         .join(Run, Run.id == RunLog.run_id)
         .outerjoin(JobHost, JobHost.id == Run.job_host_id)
-        .where(RunLog.job_id == job.id, RunLog.id > after)
+        .where(RunLog.job_id == job.id)
     )
     if host is not None:
         stmt = stmt.where(Run.job_host_id == _job_host(session, job, host).id)
     if step is not None:
         stmt = stmt.where(Run.step_name == step)
-    order = RunLog.id
     if run_id is not None:
         stmt = stmt.where(RunLog.run_id == run_id)
-        order = RunLog.seq
-        if from_seq is not None:
-            stmt = stmt.where(RunLog.seq >= from_seq)
-    rows = session.execute(stmt.order_by(order).limit(limit))
-    return [(StoredLine(*row[:6]), row[6] or "(job)", row[7]) for row in rows]
+    return stmt
+
+
+def _seq_of(session: Session, run_id: int, line_id: int) -> int | None:
+    """The number of line ``line_id`` in run ``run_id`` (None: not one of the run's lines)."""
+    return session.execute(
+        select(RunLog.seq).where(RunLog.id == line_id, RunLog.run_id == run_id)
+    ).scalar_one_or_none()
+
+
+def _log_rows(session: Session, stmt: Any) -> list[LogRow]:
+    return [(StoredLine(*row[:6]), row[6] or "(job)", row[7]) for row in session.execute(stmt)]
+
+
+def check_log_filters(session: Session, job: Job, *, host: Any, run_id: int | None) -> None:
+    """Refuse (404) a host that is not a target of the job, a run that is not one of its."""
+    if host is not None:
+        _job_host(session, job, host)
+    if run_id is not None:
+        get_run_of_job(session, job, run_id)
+
+
+def get_run_of_job(session: Session, job: Job, run_id: int) -> Run:
+    run = session.get(Run, run_id)
+    if run is None or run.job_id != job.id:
+        raise NotFound(f"run {run_id} is not a run of job {job.id}")
+    return run
 
 
 def cancel(session: Session, job: Job, reason: str = "cancelled by request") -> Job:

@@ -1,15 +1,11 @@
-"""Jobs: create, read, hosts, runs, logs (streamed with ``follow=true``), events, cancel."""
+"""Jobs: create, read, hosts, runs, logs and events (live with ``follow=true``:
+``api.streams``), cancel, retry."""
 
 from __future__ import annotations
 
-import json
-import time
-from collections.abc import Iterator
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response
-from fastapi.responses import StreamingResponse
-from sqlalchemy.orm import Session, sessionmaker
+from fastapi import APIRouter, Query, Request, Response
 
 from craton_wf.api.deps import (
     Authorized,
@@ -34,18 +30,25 @@ from craton_wf.api.schemas import (
     JobLogPage,
     JobRead,
     JobRetry,
-    LogRead,
     RunList,
     RunRead,
 )
+from craton_wf.api.streams import (
+    follow_response,
+    job_event_items,
+    job_log_items,
+    last_event_id,
+    log_read,
+)
 from craton_wf.db.models import Job
-from craton_wf.domain.states import FINAL_JOB_STATES
+from craton_wf.errors import InvalidInput
 from craton_wf.services import jobs as job_service
 from craton_wf.services.events import host_names_of_runs, list_events
 
 router = APIRouter(prefix="/v1", dependencies=[Authorized], tags=["jobs"], responses=API_ERRORS)
 
-_FINAL_JOB = {s.value for s in FINAL_JOB_STATES}
+BEFORE = "The page of lines before this line's id, oldest first (a log read backwards)."
+TAIL = "The last lines of the log, oldest first: where a long log opens."
 
 
 def job_read(session: Any, job: Job) -> JobRead:
@@ -174,11 +177,27 @@ def job_runs(
     return {"runs": runs}
 
 
-@router.get("/jobs/{job_id}/events", response_model=EventList)
+@router.get(
+    "/jobs/{job_id}/events",
+    response_model=None,
+    responses=follow_responses(EventList, "an EventRead per event", "job_status"),
+)
 def job_events(
-    job_id: int, session: SessionDep, me: CurrentUser, after: int = 0, limit: int = 1000
-) -> dict[str, Any]:
+    job_id: int,
+    request: Request,
+    session: SessionDep,
+    sessions: ReadSessionmaker,
+    me: CurrentUser,
+    after: int = 0,
+    limit: int = 1000,
+    follow: bool = False,
+) -> Any:
     job = job_service.get_job(session, me.project_id, job_id)
+    if follow:
+        after = last_event_id(request, after)
+        return follow_response(
+            request, job_event_items(sessions, me.project_id, job.id, after=after)
+        )
     events = list_events(session, job.id, after, max(1, min(limit, 10_000)))
     hosts = host_names_of_runs(session, events)
     reads = [EventRead.model_validate(e) for e in events]
@@ -187,27 +206,14 @@ def job_events(
     return {"events": reads}
 
 
-def _log_read(row: tuple[Any, str, str]) -> LogRead:
-    log, host_name, step_name = row
-    return LogRead(
-        id=log.id,
-        run_id=log.run_id,
-        host_name=host_name,
-        step_name=step_name,
-        seq=log.seq,
-        ts=log.ts,
-        stream=log.stream,
-        line=log.line,
-    )
-
-
 @router.get(
     "/jobs/{job_id}/logs",
     response_model=None,
-    responses=follow_responses(JobLogPage, "a LogRead per line, then {end: true, job_status}"),
+    responses=follow_responses(JobLogPage, "a LogRead per line", "job_status (and run_status)"),
 )
 def job_logs(
     job_id: int,
+    request: Request,
     session: SessionDep,
     sessions: ReadSessionmaker,
     me: CurrentUser,
@@ -217,41 +223,32 @@ def job_logs(
     after: int = 0,
     limit: int = 1000,
     follow: bool = False,
+    before: Annotated[int | None, Query(ge=1, description=BEFORE)] = None,
+    tail: Annotated[int | None, Query(ge=1, le=10_000, description=TAIL)] = None,
 ) -> Any:
     limit = max(1, min(limit, 10_000))
     filters: dict[str, Any] = {"host": host, "step": step, "run_id": run}
     job = job_service.get_job(session, me.project_id, job_id)
-    if not follow:
-        rows = job_service.read_logs(session, job, after=after, limit=limit, **filters)
+    job_service.check_log_filters(session, job, host=host, run_id=run)
+    backwards = before is not None or tail is not None
+    if backwards and (follow or after):
+        raise InvalidInput("before and tail read a log backwards; after and follow forwards")
+    if follow:
+        after = last_event_id(request, after)
+        items = job_log_items(sessions, me.project_id, job.id, after=after, **filters)
+        return follow_response(request, items)
+    if backwards:
+        count = limit if tail is None else tail
+        rows = job_service.read_logs_before(session, job, before=before, limit=count, **filters)
         return {
-            "logs": [_log_read(r) for r in rows],
-            "next_after": rows[-1][0].id if rows else after,
+            "logs": [log_read(r) for r in rows],
+            "next_after": rows[-1][0].id if rows else 0,
             "job_status": job.status,
+            "previous_before": rows[0][0].id if len(rows) == count else None,
         }
-    return StreamingResponse(
-        _follow(sessions, job.id, me.project_id, after, filters), media_type="application/x-ndjson"
-    )
-
-
-def _follow(
-    sessions: sessionmaker[Session],
-    job_id: int,
-    project_id: str,
-    after: int,
-    filters: dict[str, Any],
-) -> Iterator[str]:
-    """A short read transaction per poll: one open for the whole stream would
-    hold back the database (PostgreSQL's vacuum, SQLite's checkpoints)."""
-    while True:
-        with sessions.begin() as session:
-            job = job_service.get_job(session, project_id, job_id)
-            status = job.status
-            rows = job_service.read_logs(session, job, after=after, limit=1000, **filters)
-        for row in rows:
-            after = row[0].id
-            yield _log_read(row).model_dump_json() + "\n"
-        if not rows and status in _FINAL_JOB:
-            yield json.dumps({"end": True, "job_status": status}) + "\n"
-            return
-        if not rows:
-            time.sleep(0.3)
+    rows = job_service.read_logs(session, job, after=after, limit=limit, **filters)
+    return {
+        "logs": [log_read(r) for r in rows],
+        "next_after": rows[-1][0].id if rows else after,
+        "job_status": job.status,
+    }

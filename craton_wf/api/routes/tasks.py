@@ -7,16 +7,13 @@
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Iterator
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ValidationError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from craton_wf.api.audit import mark_recorded, record_call
 from craton_wf.api.deps import (
@@ -45,7 +42,7 @@ from craton_wf.api.schemas import (
     TaskRead,
     TaskUpdate,
 )
-from craton_wf.domain.states import BuildStatus
+from craton_wf.api.streams import build_log_items, follow_response, last_event_id
 from craton_wf.engine import source_rules, task_env
 from craton_wf.errors import InvalidInput, PayloadTooLarge
 from craton_wf.services import approvals
@@ -55,8 +52,6 @@ from craton_wf.settings import Settings
 router = APIRouter(prefix="/v1", dependencies=[Authorized], tags=["tasks"], responses=API_ERRORS)
 
 SpecT = TypeVar("SpecT", bound=BaseModel)
-
-_FINAL_BUILD = {BuildStatus.READY.value, BuildStatus.FAILED.value}
 
 
 def task_rules(settings: Settings) -> task_service.TaskRules:
@@ -258,11 +253,12 @@ def show_build(task_id: str, build_id: str, session: SessionDep, me: CurrentUser
 @router.get(
     "/tasks/{task_id}/builds/{build_id}/logs",
     response_model=None,
-    responses=follow_responses(BuildLogPage, "a BuildLogRead per line, then {status, end: true}"),
+    responses=follow_responses(BuildLogPage, "a BuildLogRead per line", "status"),
 )
 def build_logs(
     task_id: str,
     build_id: str,
+    request: Request,
     session: SessionDep,
     sessions: ReadSessionmaker,
     me: CurrentUser,
@@ -273,35 +269,16 @@ def build_logs(
     limit = max(1, min(limit, 10_000))
     task = task_service.get_owned_task(session, me.project_id, task_id)
     build = task_service.get_build(session, task, build_id)
-    if not follow:
-        lines = task_service.read_build_logs(session, build, after, limit)
-        return {
-            "logs": [BuildLogRead.model_validate(x) for x in lines],
-            "status": build.status,
-            "next_after": lines[-1].seq if lines else after,
-        }
-    return StreamingResponse(
-        _follow_build(sessions, build.id, after), media_type="application/x-ndjson"
-    )
-
-
-def _follow_build(sessions: sessionmaker[Session], build_id: int, after: int) -> Iterator[str]:
-    """A short read transaction per poll, as ``jobs._follow``."""
-    while True:
-        with sessions.begin() as session:
-            build = task_service.find_build(session, build_id)
-            if build is None:
-                return
-            status = build.status
-            lines = task_service.read_build_logs(session, build, after, 1000)
-        for line in lines:
-            after = line.seq
-            yield BuildLogRead.model_validate(line).model_dump_json() + "\n"
-        if not lines and status in _FINAL_BUILD:
-            yield json.dumps({"status": status, "end": True}) + "\n"
-            return
-        if not lines:
-            time.sleep(0.3)
+    if follow:
+        after = last_event_id(request, after)
+        items = build_log_items(sessions, me.project_id, task.id, build.id, after=after)
+        return follow_response(request, items)
+    lines = task_service.read_build_logs(session, build, after, limit)
+    return {
+        "logs": [BuildLogRead.model_validate(x) for x in lines],
+        "status": build.status,
+        "next_after": lines[-1].seq if lines else after,
+    }
 
 
 # --- approvals ----------------------------------------------------------------------
