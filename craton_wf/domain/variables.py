@@ -25,6 +25,19 @@ def resolve_variables(scopes: Iterable[Mapping[str, Any] | None]) -> dict[str, A
     return resolved
 
 
+def resolve_with_sources(
+    scopes: Iterable[tuple[str, Mapping[str, Any] | None]],
+) -> dict[str, list[tuple[str, Any]]]:
+    """Per key, every ``(scope, value)`` defining it, most specific first: the first
+    is the value :func:`resolve_variables` gives, the others are what it hides.
+    ``scopes`` are ``(name, variables)`` pairs, most specific first."""
+    found: dict[str, list[tuple[str, Any]]] = {}
+    for name, variables in scopes:
+        for key, value in (variables or {}).items():
+            found.setdefault(key, []).append((name, value))
+    return dict(sorted(found.items()))
+
+
 def parse_vars_filter(expression: str) -> tuple[list[str], Any]:
     """Split ``a.b.c:value`` into a path and a value (JSON if it parses, else the string)."""
     path, sep, raw = expression.partition(":")

@@ -38,7 +38,12 @@ from sqlalchemy.orm import Session, aliased
 
 from craton_wf.db.models import Cell, Cloud, Host, HostLabel, Project, Region, RoleAssignment
 from craton_wf.domain.addresses import is_ip_address
-from craton_wf.domain.variables import matches_vars, parse_vars_filters, resolve_variables
+from craton_wf.domain.variables import (
+    matches_vars,
+    parse_vars_filters,
+    resolve_variables,
+    resolve_with_sources,
+)
 from craton_wf.errors import Conflict, Forbidden, InvalidInput, NotFound
 from craton_wf.services import policy
 from craton_wf.services.auth import Principal
@@ -371,6 +376,11 @@ def set_labels(host: Host, labels: Iterable[str]) -> None:
     host.label_rows = [existing.get(label) or HostLabel(label=label) for label in wanted]
 
 
+def get_host(session: Session, project_id: str, ref: Any) -> Host:
+    """A host of the project, by id or name (NotFound for another project's)."""
+    return find_by_ref(session, Host, project_id, ref, "host")
+
+
 def host_query(session: Session, project_id: str, filters: dict[str, Any]) -> Select[Any]:
     """Hosts of the project matching every given filter (``vars`` included)."""
     stmt = scoped(Host, project_id)
@@ -591,6 +601,18 @@ class VariableResolver:
 
     def host_variables(self, host: Host) -> dict[str, Any]:
         return resolve_variables(scope.variables for scope in self.chain(host))
+
+    def variable_sources(self, host: Host) -> dict[str, list[tuple[str, Any]]]:
+        """Per key of the host's resolved variables, each scope defining it as
+        ``("cell cell1", value)``, the one that wins first (the console's host page)."""
+        kinds = {Cell: "cell", Region: "region", Cloud: "cloud", Project: "project"}
+
+        def label(scope: Any) -> str:
+            if scope is host:
+                return "host"
+            return f"{kinds.get(type(scope), 'parent host')} {scope.name}"
+
+        return resolve_with_sources((label(scope), scope.variables) for scope in self.chain(host))
 
     def names(self, host: Host) -> dict[str, str | None]:
         def name(model: type, key: Any) -> str | None:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, not_, select, text
 from sqlalchemy.orm import Session
 
-from craton_wf.db.models import RunnerRecord
+from craton_wf.db.models import Build, Run, RunnerRecord
 from craton_wf.engine import runners as registry
 from craton_wf.engine.leases import db_now
 from craton_wf.services.pagination import Page, PageRequest, paginate
@@ -44,6 +44,30 @@ def list_runners(
         items=[RunnerView(r, registry.is_alive(r, lease_seconds, now)) for r in found.items],
         has_more=found.has_more,
     )
+
+
+@dataclass(frozen=True)
+class LeasesHeld:
+    runs: int = 0
+    builds: int = 0
+
+
+def leases_held(session: Session, runner_ids: list[str]) -> dict[str, LeasesHeld]:
+    """How many runs and builds each runner holds a lease on: its slots in use. A
+    stopped or dead runner's leases stay until another runner takes them over."""
+    if not runner_ids:
+        return {}
+    counts: dict[str, dict[str, int]] = {}
+    for model, kind in ((Run, "runs"), (Build, "builds")):
+        rows = session.execute(
+            select(model.lease_owner, func.count())
+            .where(model.lease_owner.in_(runner_ids))
+            .group_by(model.lease_owner)
+        )
+        for owner, count in rows:
+            if owner is not None:
+                counts.setdefault(owner, {})[kind] = count
+    return {owner: LeasesHeld(**held) for owner, held in counts.items()}
 
 
 def count_live(session: Session, lease_seconds: float) -> int:

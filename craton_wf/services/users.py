@@ -12,6 +12,7 @@ someone else.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -209,3 +210,12 @@ def revoke_token(session: Session, me: Principal, token_id: int) -> ApiToken:
     if token.revoked_at is None:
         token.revoked_at = utcnow()
     return token
+
+
+def user_names(session: Session, user_ids: Iterable[int | None]) -> dict[int, str]:
+    """The names of the users with these ids (pages show who did what, not ids)."""
+    wanted = sorted({user_id for user_id in user_ids if user_id is not None})
+    if not wanted:
+        return {}
+    rows = session.execute(select(User.id, User.name).where(User.id.in_(wanted)))
+    return {user_id: name for user_id, name in rows}

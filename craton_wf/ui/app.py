@@ -26,7 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from craton_wf.api.deps import reject_repeated_query
 from craton_wf.api.write_slots import write_slot
 from craton_wf.ui.render import HERE, page
-from craton_wf.ui.routes import jobs, session
+from craton_wf.ui.routes import audit, inventory, jobs, launch, runners, session, tasks, workflows
 
 PREFIX = "/ui"
 SECURITY_HEADERS = [
@@ -83,7 +83,7 @@ def install_console(app: FastAPI) -> None:
     app.state.error_page = error_page
     app.add_middleware(ConsoleHeaders)
     app.mount(f"{PREFIX}/static", StaticFiles(directory=HERE / "static"), name="console-static")
-    for module in (session, jobs):
+    for module in (session, jobs, tasks, workflows, launch, inventory, runners, audit):
         app.include_router(
             module.router,
             prefix=PREFIX,

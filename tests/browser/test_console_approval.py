@@ -1,0 +1,123 @@
+"""Approving a build in a real browser against a live ``craton-wf serve``: the build's
+author (an admin) has no approve button and a post of their own is refused with the
+service's message; a second admin approves the digest the page shows; an operator sees
+no decision at all. The screenshot of a task's page in ``docs/console/`` is taken here."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from craton_wf.db.engine import make_engine, make_session_factory, transaction
+from craton_wf.db.models import BuildLog
+from craton_wf.services import tasks as task_service
+from craton_wf.services.inputs import TaskCreate
+from craton_wf.settings import Settings
+from tests.e2e.conftest import Server
+from tests.factories import finish_current_build
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "console"
+DIGEST = "sha256:5f1d0c6a" + "3" * 56
+BUILD_LOG = [
+    "Cloning https://git.example.internal/ops/patch-host.git at 4be1f2a",
+    "Step 1/3 : FROM craton/python:3",
+    "Step 2/3 : COPY patch.py /craton/patch.py",
+    'Step 3/3 : CMD ["python3", "/craton/patch.py"]',
+    "Successfully built 9d1c0e7f3b2a",
+    "Pushed registry.internal:5000/craton/patch-host@" + DIGEST,
+]
+
+
+def person(server: Server, name: str, role: str) -> dict[str, Any]:
+    headers = {
+        "X-Auth-Project": server.env["OS_PROJECT_ID"],
+        "X-Auth-User": server.env["OS_USERNAME"],
+        "X-Auth-Token": server.env["OS_PASSWORD"],
+    }
+    with httpx.Client(base_url=server.url, headers=headers, timeout=30) as client:
+        user = client.post("/v1/users", json={"name": name, "role": role})
+        assert user.status_code == 201, user.text
+        token = client.post("/v1/tokens", json={"user": name, "name": "console"}).json()["token"]
+    return {"id": user.json()["id"], "token": token}
+
+
+def authored_task(server: Server, author_id: int) -> int:
+    """A task whose build ``author_id`` asked for, READY (finished in the same transaction,
+    so the server's runner never picks it up), with its build log, not approved."""
+    engine = make_engine(Settings(database_url=server.env["CRATON_WF_DATABASE_URL"]))
+    try:
+        with transaction(make_session_factory(engine)) as session:
+            task = task_service.create_task(
+                session,
+                server.env["OS_PROJECT_ID"],
+                author_id,
+                TaskCreate(
+                    name="patch-host",
+                    location="https://git.example.internal/ops/patch-host.git",
+                    command=["python3", "/craton/patch.py"],
+                    description="Apply the pending kernel and package updates",
+                    restricted_to=["operator"],
+                ),
+                None,
+                1024,
+            )
+            build = finish_current_build(session, task.id, DIGEST)
+            for seq, line in enumerate(BUILD_LOG, start=1):
+                session.add(BuildLog(build_id=build.id, seq=seq, ts=datetime.now(UTC), line=line))
+            return task.id
+    finally:
+        engine.dispose()
+
+
+def test_a_second_admin_approves_and_the_author_is_refused(
+    console_server: Server, open_console: Any
+) -> None:
+    author = person(console_server, "alice", "admin")
+    operator = person(console_server, "olga", "operator")  # may see it, not decide
+    task_id = authored_task(console_server, author["id"])
+    url = f"{console_server.url}/ui/tasks/{task_id}"
+
+    page, refused = open_console(console_server, author["token"])
+    page.goto(url)
+    row = page.locator('#builds tr[data-build="1"]')
+    assert row.locator("button[name=approve]").count() == 0
+    assert "another admin must approve it" in row.locator(".why-not").inner_text()
+    # A post made by hand (the page's own script helper) is refused with the reason.
+    answer = page.evaluate(
+        """async (digest) => {
+            const r = await window.craton.post(location.pathname + "/approve",
+                                               {build: "1", digest: digest});
+            return {status: r.status, body: await r.json()};
+        }""",
+        DIGEST,
+    )
+    assert answer["status"] == 403
+    assert "you asked for build 1 of task patch-host" in answer["body"]["message"]
+
+    watcher, _ = open_console(console_server, operator["token"])
+    watcher.goto(url)
+    assert watcher.locator("#builds button").count() == 0
+    assert watcher.locator("#approval-state").inner_text() == "pending"
+
+    approver, refused_too = open_console(console_server)  # root: another admin
+    approver.set_viewport_size({"width": 1400, "height": 900})
+    approver.goto(url)
+    assert approver.locator("#build-log .line").count() == len(BUILD_LOG)
+    approver.locator('#builds tr[data-build="1"] button[name=approve]').click()
+    approver.wait_for_url(f"**/ui/tasks/{task_id}?build=*&notice=*")
+    assert approver.locator(".notice").inner_text() == "build 1: approved"
+    assert approver.locator("#approval-state").inner_text() == "approved"
+    row = approver.locator('#builds tr[data-build="1"]')
+    assert "approved" in row.inner_text() and "by root" in row.inner_text()
+    assert row.locator("button[name=revoke]").count() == 1
+    approver.screenshot(path=str(DOCS / "task.png"))
+
+    page.reload()  # the author now sees the approval, and may only revoke it
+    assert page.locator("#approval-state").inner_text() == "approved"
+    assert refused == [] and refused_too == []
