@@ -26,7 +26,18 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from craton_wf.api.deps import reject_repeated_query
 from craton_wf.api.write_slots import write_slot
 from craton_wf.ui.render import HERE, page
-from craton_wf.ui.routes import audit, inventory, jobs, launch, runners, session, tasks, workflows
+from craton_wf.ui.routes import (
+    audit,
+    inventory,
+    job_logs,
+    job_page,
+    jobs,
+    launch,
+    runners,
+    session,
+    tasks,
+    workflows,
+)
 
 PREFIX = "/ui"
 SECURITY_HEADERS = [
@@ -83,7 +94,18 @@ def install_console(app: FastAPI) -> None:
     app.state.error_page = error_page
     app.add_middleware(ConsoleHeaders)
     app.mount(f"{PREFIX}/static", StaticFiles(directory=HERE / "static"), name="console-static")
-    for module in (session, jobs, tasks, workflows, launch, inventory, runners, audit):
+    for module in (
+        session,
+        jobs,
+        job_page,
+        job_logs,
+        tasks,
+        workflows,
+        launch,
+        inventory,
+        runners,
+        audit,
+    ):
         app.include_router(
             module.router,
             prefix=PREFIX,
