@@ -16,7 +16,7 @@
   var pane = document.getElementById("log");
   if (!live || !pane) { return; }
   var jobId = live.getAttribute("data-job");
-  var TAIL = 500, PAGE = 500, SETTLE = 400;
+  var TAIL = 500, PAGE = 500, SETTLE = 700;
   var FINAL_RUN = {SUCCEEDED: 1, FAILED: 1, TIMED_OUT: 1, SKIPPED: 1, CANCELLED: 1};
   var STATE_CLASS = {SUCCEEDED: "ok", FAILED: "bad", TIMED_OUT: "bad", CANCELLED: "off",
     SKIPPED: "off", RUNNING: "live", STARTING: "live", QUEUED: "wait", PENDING: "wait"};
@@ -33,6 +33,11 @@
   var pending = null;
   function refreshLive() {
     pending = null;
+    var typing = document.activeElement;
+    if (typing && typing.tagName === "INPUT" && live.contains(typing)) {
+      pending = window.setTimeout(refreshLive, SETTLE);  // not under the user's cursor
+      return;
+    }
     var query = live.getAttribute("data-query");
     fetch("/ui/jobs/" + jobId + "/live" + (query ? "?" + query : ""),
           {credentials: "same-origin", headers: {"Accept": "text/html"}})
