@@ -183,3 +183,15 @@ def test_another_projects_task_is_not_found(signed_in: Browser, api, sessions) -
     assert refused.status_code == 404
     stream = signed_in.client.get(f"/ui/tasks/{task_id}/builds/1/logs/stream")
     assert stream.status_code == 404 and stream.json()["status"] == 404
+
+
+def test_a_public_task_of_another_project_shows_without_its_history(
+    signed_in: Browser, api, sessions
+) -> None:  # type: ignore[no-untyped-def]
+    project = other_project(api)
+    with transaction(sessions) as session:
+        task_id = make_ready_task(session, project, "shared-audit", public=True).id
+    page = signed_in.get(f"/ui/tasks/{task_id}")
+    assert page.status_code == 200
+    assert "public task of another project" in page.text and 'id="builds"' not in page.text
+    assert signed_in.post(f"/ui/tasks/{task_id}/approve", {"build": "1"}).status_code == 404
