@@ -1,10 +1,9 @@
 """People and places for the console's object pages' tests: a user of a role signed in
-to the console, another project, rows made as a runner or an old release made them."""
+to the console, and another project."""
 
 from __future__ import annotations
 
 import itertools
-from typing import Any
 
 from fastapi.testclient import TestClient
 
@@ -27,12 +26,3 @@ def other_project(api: TestClient) -> str:
     answer = api.post("/v1/projects", json={"name": f"other-{next(_numbers)}"})
     assert answer.status_code == 201, answer.text
     return str(answer.json()["id"])
-
-
-def texts(html: str, *needles: str) -> list[str]:
-    """The needles missing from ``html``."""
-    return [needle for needle in needles if needle not in html]
-
-
-def first(items: Any) -> Any:
-    return next(iter(items))
