@@ -195,3 +195,9 @@ def test_a_public_task_of_another_project_shows_without_its_history(
     assert page.status_code == 200
     assert "public task of another project" in page.text and 'id="builds"' not in page.text
     assert signed_in.post(f"/ui/tasks/{task_id}/approve", {"build": "1"}).status_code == 404
+
+
+@pytest.mark.parametrize("query", ["build=999", "build=abc", "after=99999999999", "after=-1"])
+def test_a_bad_build_or_line_is_a_page_naming_it(ready, signed_in: Browser, query: str) -> None:  # type: ignore[no-untyped-def]
+    answer = signed_in.get(f"/ui/tasks/{ready['task']['id']}?{query}")
+    assert 400 <= answer.status_code < 500 and "text/html" in answer.headers["content-type"]

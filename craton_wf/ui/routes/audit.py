@@ -35,7 +35,7 @@ def audit_trail(
     object_type: Filter = "",
     object_id: Filter = "",
     outcome: Filter = "",
-    marker: Annotated[str, Query(max_length=20)] = "",
+    marker: Annotated[str, Query(max_length=18)] = "",
 ) -> HTMLResponse:
     policy.authorize(user.principal, "GET", "/v1/audit-events")
     if marker and not (marker.isascii() and marker.isdigit()):

@@ -99,7 +99,7 @@ def task_page(
     session: SessionDep,
     user: ConsoleUser,
     build: Annotated[str, Query(max_length=20)] = "",
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
     notice: Annotated[str, Query(max_length=300)] = "",
 ) -> HTMLResponse:
     me = user.principal
@@ -139,7 +139,7 @@ def build_log_stream(
     session: SessionDep,
     sessions: ReadSessionmaker,
     user: ConsoleUser,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> StreamingResponse:
     """The build's log lines after ``after`` (or the ``Last-Event-ID`` of a reconnect)
     as Server-Sent Events, until the build is finished."""
