@@ -9,6 +9,7 @@ from typing import Any
 
 from ._managers import Id, Manager
 from ._resource import Resource
+from ._sse import follow_items
 
 #: A job in one of these statuses will not change any more.
 JOB_FINISHED = frozenset({"SUCCEEDED", "FAILED", "CANCELLED"})
@@ -53,6 +54,19 @@ class JobManager(Manager):
     def events(self, id: Id) -> list[Resource]:
         return [Resource(e) for e in self._session.iter_items(self._url(id, "events"), "events")]
 
+    def follow_events(self, id: Id, last_event_id: int | None = None) -> Iterator[Resource]:
+        """The job's events as they happen, then ``{"end": true, "job_status": ...}``
+        once it is finished (resumed after ``last_event_id`` as :meth:`logs`)."""
+        yield from self._follow(self._url(id, "events"), {}, last_event_id, key="events")
+
+    def _follow(
+        self, url: str, params: dict[str, Any], last_event_id: int | None, key: str = "logs"
+    ) -> Iterator[Resource]:
+        stream = self._session.stream_events(
+            url, {**params, "follow": True}, last_event_id=last_event_id, key=key
+        )
+        yield from map(Resource, follow_items(stream))
+
     def logs(
         self,
         id: Id,
@@ -61,18 +75,21 @@ class JobManager(Manager):
         after: int = 0,
         follow: bool = False,
         run: Id | None = None,
+        last_event_id: int | None = None,
     ) -> Iterator[Resource]:
-        """Log lines of the job's containers: ``{"host_name", "step_name", "stream", "line"...}``.
+        """Log lines of the job's containers: ``{"id", "host_name", "step_name", "stream",
+        "line"...}``, after line ``after``.
 
         Without ``follow``, every line written so far (fetched page by page);
-        with ``follow``, a stream that ends when the job is finished.
+        with ``follow``, a live stream whose last item is ``{"end": true,
+        "job_status": ...}`` once the job is finished. A follow stream that
+        ends without it was cut: open it again with ``last_event_id`` set to
+        the last line's id, and it goes on with exactly the lines after it.
         """
         url = self._url(id, "logs")
         params: dict[str, Any] = {"host": host, "step": step, "run": run}
         if follow:
-            stream = self._session.stream_ndjson(url, {**params, "after": after, "follow": True})
-            for item in stream:
-                yield Resource(item)
+            yield from self._follow(url, {**params, "after": after}, last_event_id)
             return
         while True:
             body = self._session.get_json(url, {**params, "after": after})

@@ -1,4 +1,4 @@
-"""The HTTP session: auth headers, error mapping, pagination, NDJSON streams.
+"""The HTTP session: auth headers, error mapping, pagination, follow streams.
 
 Every request of the library goes through :class:`Session`, so this is the one
 place where httpx errors become :mod:`cratonclient.exceptions`: a transport
@@ -22,14 +22,14 @@ A server warns about its configuration (e.g. approval turned off) with an
 once per session on the ``cratonclient`` logger, which the CLI prints as a
 ``WARNING:`` line.
 
-Follow streams (``follow=true``) are read with no read timeout: a build or a
-job may stay silent for minutes, and the stream ends when the server closes
-it, which is when the build or job is finished.
+Follow streams (``follow=true``, Server-Sent Events: :mod:`._sse`) are read
+with no read timeout: a build or a job may stay silent for minutes (the
+server's keep-alive comments aside), and the stream ends with its ``end``
+event when the build or job is finished.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -39,10 +39,14 @@ import httpx
 
 from . import exceptions
 from ._asgi import SyncTransport
+from ._sse import StreamEvent, parse_ndjson, parse_sse
 from ._tls import Cert, Verify, ssl_context
 from ._version import __version__
 
 DEFAULT_TIMEOUT = 30.0
+
+#: What a follow stream asks for: events, else NDJSON (an older server), else a page.
+FOLLOW_ACCEPT = "text/event-stream, application/x-ndjson;q=0.9, application/json;q=0.8"
 
 #: The header of the server's warnings about its own configuration.
 WARNING_HEADER = "X-Craton-Warning"
@@ -183,22 +187,30 @@ class Session:
 
     # -- streams --------------------------------------------------------------
 
-    def stream_ndjson(
-        self, path: str, params: Params | None = None, *, key: str = "logs"
-    ) -> Iterator[dict[str, Any]]:
-        """The objects of an NDJSON answer, as they arrive.
+    def stream_events(
+        self,
+        path: str,
+        params: Params | None = None,
+        *,
+        last_event_id: int | None = None,
+        key: str = "logs",
+    ) -> Iterator[StreamEvent]:
+        """The events of a follow stream as they arrive (:mod:`._sse`), from after
+        ``last_event_id`` when given.
 
-        If the server answers plain JSON instead (a server that does not
-        stream), the objects of its ``key`` list are yielded.
+        Server-Sent Events are asked for; an NDJSON answer (an older server) is
+        read into the same events, and a plain JSON one (a server that does not
+        stream) gives a ``line`` event per object of its ``key`` list. An
+        ``error`` event (the object stopped being the caller's) is raised as the
+        error its status means.
         """
         timeout = httpx.Timeout(self.timeout.connect, read=None, write=None, pool=None)
+        headers = {"Accept": FOLLOW_ACCEPT}
+        if last_event_id:
+            headers["Last-Event-ID"] = str(last_event_id)
         try:
             with self._http.stream(
-                "GET",
-                path,
-                params=clean_params(params) or None,
-                headers={"Accept": "application/x-ndjson, application/json"},
-                timeout=timeout,
+                "GET", path, params=clean_params(params) or None, headers=headers, timeout=timeout
             ) as response:
                 if response.is_error:
                     response.read()
@@ -206,11 +218,15 @@ class Session:
                 content_type = response.headers.get("content-type", "")
                 if "application/json" in content_type:
                     response.read()
-                    yield from (_json_of(response) or {}).get(key, [])
+                    for item in (_json_of(response) or {}).get(key, []):
+                        yield StreamEvent("line", item, item.get("id"))
                     return
-                for line in response.iter_lines():
-                    if line.strip():
-                        yield _parse_line(line)
+                parse = parse_sse if "text/event-stream" in content_type else parse_ndjson
+                for event in parse(response.iter_lines()):
+                    if event.event == "error":
+                        error = httpx.Response(int(event.data.get("status", 500)), json=event.data)
+                        raise exceptions.from_response(error)
+                    yield event
         except httpx.TransportError as exc:
             raise self._connection_failed(exc) from exc
 
@@ -251,13 +267,3 @@ def _json_of(response: httpx.Response) -> Any:
         body = exceptions.truncate(response.text)
         message = f"The server answered something that is not JSON: {body}"
         raise exceptions.ClientError(message) from exc
-
-
-def _parse_line(line: str) -> dict[str, Any]:
-    try:
-        value = json.loads(line)
-    except ValueError as exc:
-        raise exceptions.ClientError(
-            f"Bad line in the server's stream: {exceptions.truncate(line)}"
-        ) from exc
-    return value if isinstance(value, dict) else {"line": value}

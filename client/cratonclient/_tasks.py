@@ -16,6 +16,7 @@ from typing import Any
 from ._archive import pack_directory
 from ._managers import Id, Manager, _drop_none
 from ._resource import Resource
+from ._sse import follow_items
 
 #: A build that reached one of these statuses will not change any more.
 BUILD_FINISHED = frozenset({"READY", "BUILD FAILED"})
@@ -104,8 +105,10 @@ class TaskManager(Manager):
         """
         url = self._url(id, "builds", build_id, "logs")
         if follow:
-            for item in self._session.stream_ndjson(url, {"after": after, "follow": True}):
-                yield Resource(item)
+            stream = self._session.stream_events(
+                url, {"after": after, "follow": True}, last_event_id=after or None
+            )
+            yield from map(Resource, follow_items(stream))
             return
         while True:
             body = self._session.get_json(url, {"after": after})

@@ -38,13 +38,28 @@ def ndjson(objects: list[dict]) -> httpx.Response:
     return httpx.Response(200, content=body, headers={"content-type": "application/x-ndjson"})
 
 
+def sse(objects: list[dict], end: dict | None = None, event: str = "line") -> httpx.Response:
+    """A follow stream as the server sends it: an event per object (its ``id`` as the
+    event's), then ``end`` with ``end``'s data unless it is None (a cut stream)."""
+    frames = ["retry: 2000\n\n", ": keep-alive\n\n"]
+    for item in objects:
+        ident = item.get("id", item.get("seq"))
+        frames.append(f"id: {ident}\nevent: {event}\ndata: {json.dumps(item)}\n\n")
+    if end is not None:
+        frames.append(f"event: end\ndata: {json.dumps(end)}\n\n")
+    body = "".join(frames)
+    return httpx.Response(200, content=body, headers={"content-type": "text/event-stream"})
+
+
 @dataclass
 class Router:
-    """Tests reach the helpers through the fixture: ``router.error``, ``router.ndjson``."""
+    """Tests reach the helpers through the fixture: ``router.error``, ``router.ndjson``,
+    ``router.sse``."""
 
     url = URL
     error = staticmethod(error)
     ndjson = staticmethod(ndjson)
+    sse = staticmethod(sse)
 
     routes: list[tuple[str, re.Pattern[str], Answer]] = field(default_factory=list)
     requests: list[httpx.Request] = field(default_factory=list)

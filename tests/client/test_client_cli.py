@@ -6,12 +6,15 @@ import json
 import re
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import httpx
 import pytest
 import yaml
 
+import cratonclient
+from cratonclient.shell import _watch
 from cratonclient.shell.main import build_parser, main
 
 HOST = {
@@ -625,7 +628,7 @@ def test_job_logs_prints_host_and_step_and_marks_stderr(router, cli) -> None:
     router.add(
         "GET",
         "/v1/jobs/7/logs",
-        router.ndjson(
+        router.sse(
             [
                 {
                     "id": 1,
@@ -641,7 +644,8 @@ def test_job_logs_prints_host_and_step_and_marks_stderr(router, cli) -> None:
                     "stream": "stderr",
                     "line": "warn",
                 },
-            ]
+            ],
+            end={"job_status": "SUCCEEDED"},
         ),
     )
     router.add("GET", "/v1/jobs/7", {**JOB, "status": "SUCCEEDED"})
@@ -694,26 +698,67 @@ def test_global_options_fall_back_to_the_environment() -> None:
     assert default.format == "table"
 
 
-def test_follow_falls_back_to_polling_when_the_stream_ends_early(router, cli) -> None:
-    states = iter(["RUNNING", "SUCCEEDED"])
-    late = [{"id": 2, "host_name": "a", "step_name": "s", "stream": "stdout", "line": "late"}]
+def test_a_cut_follow_stream_is_opened_again_after_the_last_line(router, cli) -> None:
+    line = {"host_name": "a", "step_name": "s", "stream": "stdout"}
+    lines = [{**line, "id": n, "line": f"l{n}"} for n in (3, 8, 9)]
 
     def logs(request: httpx.Request) -> httpx.Response:
-        if request.url.params.get("follow") == "true":
-            return router.ndjson([{"id": 1, "host_name": "a", "step_name": "s", "line": "early"}])
-        after = int(request.url.params["after"])
-        chunk = [entry for entry in late if entry["id"] > after]
-        return httpx.Response(200, json={"logs": chunk, "next_after": 2, "job_status": "RUNNING"})
+        assert request.url.params["follow"] == "true"
+        assert "text/event-stream" in request.headers["accept"]
+        resume = int(request.headers.get("last-event-id", "0"))
+        after = [x for x in lines if x["id"] > resume]
+        if resume == 0:  # the first stream is cut after one line, no end
+            return router.sse(after[:1])
+        return router.sse(after, end={"job_status": "SUCCEEDED"})
 
     router.add("GET", "/v1/jobs/7/logs", logs)
-    router.add(
-        "GET", "/v1/jobs/7", lambda r: httpx.Response(200, json={**JOB, "status": next(states)})
-    )
+    router.add("GET", "/v1/jobs/7", {**JOB, "status": "RUNNING"})
 
     result = cli("job-logs", "7", "--follow")
 
-    assert result.out == "[a s] early\n[a s] late\n"
-    assert router.sent("GET", "/v1/jobs/7/logs")[1].url.params["after"] == "1"
+    assert result.code == 0, result.err
+    assert result.out == "[a s] l3\n[a s] l8\n[a s] l9\n"
+    sent = router.sent("GET", "/v1/jobs/7/logs")
+    assert [r.headers.get("last-event-id") for r in sent] == [None, "3"]
+    assert sent[1].url.params["after"] == "3"
+
+
+def test_a_stream_that_keeps_failing_ends_in_an_error_after_the_reconnect_time(
+    router, cli, monkeypatch
+) -> None:
+    monkeypatch.setattr(_watch, "RECONNECT_SECONDS", 0.0)
+    waits: list[float] = []
+    monkeypatch.setattr(_watch.time, "sleep", waits.append)
+
+    def logs(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("Connection refused", request=request)
+
+    router.add("GET", "/v1/jobs/7/logs", logs)
+
+    result = cli("job-logs", "7", "--follow")
+
+    assert result.code == 3  # the server could not be reached (craton --help's exit statuses)
+    assert result.err.splitlines()[-1].startswith("ERROR: Cannot reach the craton server")
+    assert len(router.sent("GET", "/v1/jobs/7/logs")) == 2
+
+
+def test_reconnecting_waits_longer_each_time_up_to_a_bound(monkeypatch) -> None:
+    waits: list[float] = []
+    monkeypatch.setattr(_watch, "POLL_INTERVAL", 1.0)
+    monkeypatch.setattr(_watch.time, "sleep", waits.append)
+    notes: list[str] = []
+    ctx = types.SimpleNamespace(out=types.SimpleNamespace(note=notes.append))
+    retry = _watch.Reconnecting(ctx)  # type: ignore[arg-type]
+    for _ in range(7):
+        retry.lost(cratonclient.ConnectionFailed("gone"))
+    retry.back()
+    retry.lost(cratonclient.ConnectionFailed("gone again"))
+
+    assert waits == [0.5, 1, 2, 4, 8, 8, 8, 0.5]
+    assert notes[:2] == [
+        "Lost the server (gone); reconnecting for up to 300 s...",
+        "Reconnected.",
+    ]
 
 
 def test_the_client_never_imports_the_server() -> None:

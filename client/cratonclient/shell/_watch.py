@@ -5,11 +5,13 @@ with the build's status, a bar of finished hosts for a job); elsewhere (CI
 logs, a pipe) it is one plain line per change, so a log file shows what
 happened without escape codes or a line per poll.
 
-A follow stream ends when the server says the build or job is finished. If
-it ends early (a proxy timeout, a server restart) the watcher falls back to
-polling, fetching the log lines it missed, until the object is finished. A
-job's watch also outlives the server going away for a while
-(:class:`Reconnecting`): the job runs on in the runners.
+A follow stream ends when the server says the build or job is finished. A
+job's log stream cut before that (a server restart, a proxy's timeout, the
+network) is opened again after the last line printed (``Last-Event-ID``), so
+every line is printed once; a build's falls back to polling for the lines it
+missed. A job's watch outlives the server going away for a while
+(:class:`Reconnecting`, trying again less and less often): the job runs on
+in the runners. Past that, the error is the command's (``ERROR:``, exit 1).
 """
 
 from __future__ import annotations
@@ -162,6 +164,8 @@ def wait_for_build(
 
 #: How long a watch keeps trying a server that went away (a restart, a rollout).
 RECONNECT_SECONDS = 300.0
+#: The longest wait between two tries, in poll intervals (0.5, 1, 2, 4, 8, 8...).
+MAX_BACKOFF = 8.0
 #: Jobs with at most this many hosts show each running host's step while waited for.
 MAX_HOSTS_DETAILED = 50
 #: Server answers that mean it is restarting or behind a proxy that lost it.
@@ -176,13 +180,16 @@ class Reconnecting:
     :data:`RECONNECT_SECONDS`, and carries on where it was once it answers.
     """
 
-    def __init__(self, ctx: Context, limit: float = RECONNECT_SECONDS) -> None:
+    def __init__(self, ctx: Context, limit: float | None = None) -> None:
         self.ctx = ctx
-        self.limit = limit
+        self.limit = RECONNECT_SECONDS if limit is None else limit
         self._deadline: float | None = None
+        self._tries = 0
 
     def lost(self, exc: ClientError) -> None:
-        """Note the loss and wait before the next try; re-raise ``exc`` if not worth one."""
+        """Note the loss and wait before the next try, longer each time (up to
+        :data:`MAX_BACKOFF` poll intervals); re-raise ``exc`` if not worth one, or
+        once the server has been away for ``limit`` seconds."""
         if isinstance(exc, HTTPError) and exc.status not in _UNAVAILABLE:
             raise exc
         now = time.monotonic()
@@ -193,9 +200,11 @@ class Reconnecting:
             )
         elif now > self._deadline:
             raise exc
-        sleep()
+        time.sleep(POLL_INTERVAL * min(2**self._tries / 2, MAX_BACKOFF))
+        self._tries += 1
 
     def back(self) -> None:
+        self._tries = 0
         if self._deadline is not None:
             self._deadline = None
             self.ctx.out.note("Reconnected.")
@@ -337,34 +346,32 @@ def follow_job_logs(
 ) -> Resource:
     """Print the job's log lines as they come until the job is finished; answer the job.
 
-    If the stream ends before the job does (a proxy's timeout, a server
-    restart), the lines are fetched by polling from the last one printed.
+    The lines come from the server's event stream. When it is cut before its
+    end (a server restart, a proxy's timeout, the network), it is opened again
+    with the last line's id as ``Last-Event-ID``, and the server goes on with
+    exactly the lines after it: none printed twice, none missed.
     """
     jobs = ctx.client.jobs
     retry = Reconnecting(ctx)
-    after = 0
-    follow = True
-
-    def print_from(entries: Iterator[Resource]) -> None:
-        nonlocal after
-        for entry in entries:
-            retry.back()
-            if "line" in entry:
-                print_job_log(ctx, entry)
-            after = entry.get("id", after)
-
+    last_id = 0
     while True:
+        printed = False
         try:
-            print_from(jobs.logs(job_id, host=host, step=step, after=after, follow=follow))
-            job = jobs.get(job_id)
-            if job.get("status") in JOB_FINISHED:
-                if not follow:  # lines written since the last page
-                    print_from(jobs.logs(job_id, host=host, step=step, after=after))
+            for entry in jobs.logs(
+                job_id, host=host, step=step, after=last_id, follow=True, last_event_id=last_id
+            ):
                 retry.back()
-                return job
+                if entry.get("end"):
+                    return retry.call(jobs.get, job_id)
+                print_job_log(ctx, entry)
+                printed = True
+                last_id = int(entry.get("id", last_id))
+            # Ended without its end: cut cleanly (a proxy's timeout), or a server that
+            # answers a page instead of a stream; a finished job's last page is empty.
+            job = retry.call(jobs.get, job_id)
+            if not printed:
+                if job.get("status") in JOB_FINISHED:
+                    return job
+                sleep()
         except (ConnectionFailed, HTTPError) as exc:
             retry.lost(exc)
-            follow = False
-            continue
-        follow = False
-        sleep()
