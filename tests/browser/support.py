@@ -4,7 +4,9 @@ kept, so a test can assert that a page loads nothing from elsewhere."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -50,3 +52,18 @@ def confined_page(browser: Any, base_url: str, **context: Any) -> tuple[Any, lis
     page = browser.new_context(**context).new_page()
     page.route("**/*", only_the_server)
     return page, refused
+
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "console"
+UPDATE_SCREENSHOTS = "CRATON_WF_UPDATE_SCREENSHOTS"
+
+
+def screenshot(page: Any, name: str, **options: Any) -> Path:
+    """A screenshot of ``page``: into ``docs/console/`` when ``CRATON_WF_UPDATE_SCREENSHOTS``
+    is set (``scripts/console-screenshots``), else beside the test's other temporary files,
+    so that a test run leaves the checkout as it was."""
+    folder = DOCS if os.environ.get(UPDATE_SCREENSHOTS) else Path(tempfile.gettempdir())
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    page.screenshot(path=str(path), **options)
+    return path

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
@@ -22,13 +21,13 @@ from craton_wf.engine.leases import take_lease
 from craton_wf.services import tasks as task_service
 from craton_wf.services.inputs import TaskCreate
 from craton_wf.settings import Settings
+from tests.browser.support import screenshot
 from tests.e2e.conftest import Server
 from tests.factories import finish_current_build
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
 T = TypeVar("T")
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "console"
 DIGEST = "sha256:5f1d0c6a" + "3" * 56
 BUILD_LOG = [
     "Cloning https://git.example.internal/ops/patch-host.git at 4be1f2a",
@@ -135,7 +134,7 @@ def test_a_second_admin_approves_and_the_author_is_refused(
     row = approver.locator('#builds tr[data-build="1"]')
     assert "approved" in row.inner_text() and "by root" in row.inner_text()
     assert row.locator("button[name=revoke]").count() == 1
-    approver.screenshot(path=str(DOCS / "task.png"))
+    screenshot(approver, "task.png")
 
     page.reload()  # the author now sees the approval, and may only revoke it
     assert page.locator("#approval-state").inner_text() == "approved"

@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
+from tests.browser.support import screenshot
 from tests.e2e.conftest import Server, start_server, stop
 
 pytestmark = [pytest.mark.e2e, pytest.mark.docker, pytest.mark.timeout(600)]
 
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "console"
 # A step's script: $fail says whether the host is marked to fail (a host variable).
 STEP = """#!/bin/sh
 case "$1" in *patch_should_fail*) fail=yes;; *) fail=no;; esac
@@ -148,7 +148,6 @@ def test_the_demo_runbook_failed_patch_log_and_retry_of_the_failed_host(
     row = page.locator('#jobs tr[data-job="1"]')
     assert "FAILED" in row.inner_text() and "1 failed" in row.inner_text()
 
-    DOCS.mkdir(parents=True, exist_ok=True)
     page.set_viewport_size({"width": 1400, "height": 900})
 
     # The job: the graph says where, the grid's failed cell opens the patch log.
@@ -161,7 +160,7 @@ def test_the_demo_runbook_failed_patch_log_and_retry_of_the_failed_host(
     page.wait_for_selector("#log-lines .line.stderr")
     assert "dpkg: error: package conflict" in page.locator("#log-lines .stderr").inner_text()
     assert "compute-02" in page.locator("#log-title").inner_text()
-    page.screenshot(path=str(DOCS / "job.png"), full_page=True)
+    screenshot(page, "job.png", full_page=True)
 
     # Retry the failed host from the page, once its inventory is fixed.
     server.craton("host-vars-delete", "compute-02", "patch_should_fail")
@@ -177,5 +176,5 @@ def test_the_demo_runbook_failed_patch_log_and_retry_of_the_failed_host(
     assert page.locator("#retry-of").get_attribute("href") == "/ui/jobs/1"
     page.goto(f"{server.url}/ui/jobs")
     assert page.locator("#jobs tbody tr").count() == 2
-    page.screenshot(path=str(DOCS / "jobs.png"))
+    screenshot(page, "jobs.png")
     assert refused == []

@@ -9,7 +9,6 @@ The screenshots of the workflow's launch form and of a host's page in
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,12 +16,11 @@ import pytest
 
 from craton_wf.db.engine import make_engine, make_session_factory, transaction
 from craton_wf.settings import Settings
+from tests.browser.support import screenshot
 from tests.e2e.conftest import Server
 from tests.factories import make_inventory, make_ready_task
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
-
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "console"
 
 
 def api(server: Server) -> httpx.Client:
@@ -105,7 +103,7 @@ def test_a_workflow_is_launched_from_its_form_and_lands_on_the_job(
     page.fill("textarea[name=variables]", "ticket=CHG-1234\nreason=<kernel update>")
     page.fill("input[name=concurrency]", "2")
     page.fill("input[name=max_failures]", "1")
-    page.screenshot(path=str(DOCS / "workflow-launch.png"))
+    screenshot(page, "workflow-launch.png")
 
     # A host that does not exist: the form comes back with the message and what was typed.
     page.fill("textarea[name=hosts]", "host-000 host-404")
@@ -156,7 +154,7 @@ def test_the_inventory_leads_to_a_host_and_its_variables_sources(
     assert tz.locator("td.source").inner_text() == "host"
     assert tz.locator(".hidden-by").inner_text() == "region region1: UTC"
     assert page.locator('#variables tr[data-key="ntp"] td.source').inner_text() == "project default"
-    page.screenshot(path=str(DOCS / "host.png"))
+    screenshot(page, "host.png")
     for path in ("/ui/runners", "/ui/audit", "/ui/tasks", "/ui/workflows", "/ui/inventory"):
         page.goto(console_server.url + path)
         assert page.locator("h1").count() == 1, path
