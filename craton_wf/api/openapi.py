@@ -9,7 +9,8 @@ routes take their credentials through FastAPI's security classes (``api.deps``),
 which list each header as an alternative of its own; :func:`install_openapi`
 states instead what the service accepts: a token, in ``X-Auth-Token`` or as a
 bearer token, with ``X-Auth-User`` and ``X-Auth-Project`` beside it when the
-caller names them.
+caller names them (and a client certificate, when the operator lets one name
+its user).
 
 Errors are documented from :data:`ERROR_DESCRIPTIONS` by :func:`error_responses`,
 every one with the body ``api.errors`` answers (``schemas.ErrorRead``).
@@ -36,6 +37,7 @@ ASSETS_PATH = "/docs/assets"
 
 # The schemes' names in components.securitySchemes; api.deps names its classes so.
 TOKEN, USER, PROJECT, BEARER = "X-Auth-Token", "X-Auth-User", "X-Auth-Project", "Bearer"
+CERTIFICATE = "ClientCertificate"
 
 # Alternatives, each a set of schemes sent together: the token alone, or with the
 # user and project it acts as; the same for a bearer token.
@@ -173,10 +175,11 @@ def install_openapi(app: FastAPI) -> None:
         if app.openapi_schema is not None:
             return app.openapi_schema
         document = make()
+        security = SECURITY + _certificate_security(app, document)
         for operations in document.get("paths", {}).values():
             for operation in operations.values():
                 if "security" in operation:
-                    operation["security"] = SECURITY
+                    operation["security"] = security
                 for parameter in operation.get("parameters", []):
                     _without_null(parameter)
         components = document.setdefault("components", {}).setdefault("schemas", {})
@@ -185,6 +188,20 @@ def install_openapi(app: FastAPI) -> None:
         return document
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _certificate_security(app: FastAPI, document: dict[str, Any]) -> list[dict[str, list[str]]]:
+    """With mutual TLS and certificates naming users (``api.tls``), a client
+    certificate alone is one more alternative, as OpenAPI 3.1's ``mutualTLS``."""
+    if app.state.settings.tls_client_user_field is None:
+        return []
+    schemes = document.setdefault("components", {}).setdefault("securitySchemes", {})
+    schemes[CERTIFICATE] = {
+        "type": "mutualTLS",
+        "description": "A client certificate whose subject's "
+        f"{app.state.settings.tls_client_user_field} names the user; used when no token is sent.",
+    }
+    return [{CERTIFICATE: [], PROJECT: []}, {CERTIFICATE: []}]
 
 
 def _assets_directory() -> Path:

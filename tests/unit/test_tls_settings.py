@@ -118,3 +118,24 @@ def test_serve_names_what_is_wrong_before_it_listens(
     bad = settings.model_copy(update={k: files.get(v, v) for k, v in update.items()})
     with pytest.raises(TlsSetupError, match="^" + message.format(dir=tmp_path).replace("(", r"\(")):
         check_tls_files(bad)
+
+
+def test_the_api_document_declares_certificates_only_when_they_name_users(
+    settings: Settings, sessions: Any, tmp_path: Path
+) -> None:
+    from craton_wf.api.app import create_app
+
+    plain = create_app(settings, sessions).openapi()
+    assert "ClientCertificate" not in plain["components"].get("securitySchemes", {})
+    mapped = settings.model_copy(
+        update={
+            "tls_cert": tmp_path / "c",
+            "tls_key": tmp_path / "k",
+            "tls_client_ca": tmp_path / "ca",
+            "tls_client_user_field": "CN",
+        }
+    )
+    document = create_app(mapped, sessions).openapi()
+    assert document["components"]["securitySchemes"]["ClientCertificate"]["type"] == "mutualTLS"
+    security = document["paths"]["/v1/hosts"]["get"]["security"]
+    assert {"ClientCertificate": []} in security
