@@ -91,12 +91,17 @@ def test_a_stream_is_closed_when_its_client_goes_away(  # type: ignore[no-untype
     live_url, root, running_job, monkeypatch
 ) -> None:
     closed = threading.Event()
+    seen: list[Any] = []
     original = streams.job_log_items
 
     async def watched(*args: Any, **kwargs: Any) -> Any:
         try:
             async for item in original(*args, **kwargs):
+                seen.append(item)
                 yield item
+        except BaseException as exc:
+            seen.append(exc)
+            raise
         finally:
             closed.set()
 
@@ -107,6 +112,6 @@ def test_a_stream_is_closed_when_its_client_goes_away(  # type: ignore[no-untype
     ) as response:
         assert response.status_code == 200
         next(response.iter_text())
-        assert not closed.is_set()
+        assert not closed.is_set(), seen
 
     assert closed.wait(10), "the stream went on polling after its client left"
