@@ -69,6 +69,7 @@ GIT = "https://93.184.215.14/alpha-tasks.git"
 EXPECTED: dict[tuple[str, str], tuple[str, bool]] = {
     ("GET", "/healthz"): (PUBLIC, COLLECTION),
     ("GET", "/readyz"): (PUBLIC, COLLECTION),
+    ("GET", "/metrics"): (PUBLIC, COLLECTION),  # open unless CRATON_WF_METRICS_TOKEN is set
     ("GET", "/docs"): (PUBLIC, COLLECTION),
     ("GET", "/docs/oauth2-redirect"): (PUBLIC, COLLECTION),
     ("GET", "/redoc"): (PUBLIC, COLLECTION),
@@ -483,13 +484,21 @@ def cases() -> Iterator[Any]:
 
 
 def app_routes(app: Any) -> set[tuple[str, str]]:
-    """(method, path template) of every APIRoute, included routers walked into."""
+    """(method, path template) of every APIRoute of the API, included routers walked into.
+
+    The web console's routes (``/`` and ``/ui…``) sign in by cookie, not by token:
+    tests/ui/test_console_matrix.py holds them to the same rules."""
     return {
         (method, str(route.path))
         for route in iter_route_contexts(app.routes)
         if isinstance(route.original_route, APIRoute)
+        and not is_console_route(str(route.path))
         for method in route.methods or ()
     }
+
+
+def is_console_route(path: str) -> bool:
+    return path == "/" or path == "/ui" or path.startswith("/ui/")
 
 
 def test_every_route_of_the_app_has_an_expectation(world: World) -> None:
