@@ -65,6 +65,8 @@ def parse_variables(text: str) -> dict[str, Any]:
             value = json.loads(text)
         except ValueError as exc:
             raise InvalidInput(f"variables: not a JSON object: {exc}") from exc
+        except RecursionError as exc:  # the decoder's own limit on nesting
+            raise InvalidInput("variables: not a JSON object: nested too deeply") from exc
         if not isinstance(value, dict):
             raise InvalidInput("variables: not a JSON object")
         return value

@@ -113,6 +113,11 @@ def test_json_variables_keep_their_types(world, signed_in: Browser, api) -> None
         ({"hosts": "host-000", "concurrency": "two"}, 400, "concurrency must be a whole number"),
         ({"hosts": "host-000", "variables": "not a pair"}, 400, "variables, line 1"),
         ({"hosts": "host-000", "variables": "{oops"}, 400, "variables: not a JSON object"),
+        (
+            {"hosts": "host-000", "variables": '{"a": ' + "[" * 5000 + "]" * 5000 + "}"},
+            400,
+            "too deep",
+        ),
         ({}, 400, "name the target hosts"),
         ({"region": "atlantis"}, 404, "region &#39;atlantis&#39; not found"),
     ],

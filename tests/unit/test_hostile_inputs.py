@@ -319,6 +319,20 @@ def test_an_oversized_json_body_is_a_413_before_any_route_reads_it(api: Any, ses
     assert stored_rows(sessions) == (0, 0, 0)
 
 
+def test_a_task_spec_nested_too_deep_is_a_400_not_a_crash(api: Any, sessions: Any) -> None:
+    deep = '{"name": "t", "command": "x", "labels": ' + "[" * 5000 + "]" * 5000 + "}"
+    archive = tar_gz(member("Dockerfile"))
+
+    assert_refused(
+        api.post("/v1/tasks", content=deep, headers={"content-type": "application/json"}),
+        400,
+        "not JSON",
+    )
+    upload = api.post("/v1/tasks", files={"spec": (None, deep), "archive": ("a.tgz", archive, "x")})
+    assert_refused(upload, 400, "'spec' part is not JSON")
+    assert stored_rows(sessions) == (0, 0, 0)
+
+
 def test_a_streamed_body_without_a_length_is_counted(api: Any, sessions: Any) -> None:
     def chunks() -> Iterator[bytes]:
         yield b'{"name": "t", "location": "https://example.com/t.git", "command": "'

@@ -103,6 +103,8 @@ async def _read_upload(
             fields = json.loads(raw_spec) if isinstance(raw_spec, str) and raw_spec else {}
         except ValueError as exc:
             raise InvalidInput(f"the 'spec' part is not JSON: {exc}") from exc
+        except RecursionError as exc:  # the decoder's own limit, as FastAPI's bodies meet it
+            raise InvalidInput("the 'spec' part is not JSON: nested too deeply") from exc
     else:
         body = await request.body()
         archive = None
@@ -110,6 +112,8 @@ async def _read_upload(
             fields = json.loads(body) if body else {}
         except ValueError as exc:
             raise InvalidInput(f"the body is not JSON: {exc}") from exc
+        except RecursionError as exc:
+            raise InvalidInput("the body is not JSON: nested too deeply") from exc
     if not isinstance(fields, dict):
         raise InvalidInput("the task spec must be a JSON object")
     try:
