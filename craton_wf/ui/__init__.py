@@ -20,3 +20,5 @@ the package; nothing is loaded from elsewhere.
 - ``graph``: a workflow's steps drawn as SVG, server-side;
 - ``routes``: the pages, one module per kind of object.
 """
+
+PREFIX = "/ui"  # where the console is served; each router carries it (see routes)

@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from craton_wf.api.deps import reject_repeated_query
 from craton_wf.api.write_slots import write_slot
+from craton_wf.ui import PREFIX
 from craton_wf.ui.render import HERE, page
 from craton_wf.ui.routes import (
     audit,
@@ -39,7 +40,6 @@ from craton_wf.ui.routes import (
     workflows,
 )
 
-PREFIX = "/ui"
 SECURITY_HEADERS = [
     (
         b"content-security-policy",
@@ -108,7 +108,6 @@ def install_console(app: FastAPI) -> None:
     ):
         app.include_router(
             module.router,
-            prefix=PREFIX,
             include_in_schema=False,
             dependencies=[Depends(write_slot), Depends(reject_repeated_query)],
         )

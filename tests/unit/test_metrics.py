@@ -124,6 +124,19 @@ def test_routes_are_templates_and_unknown_paths_one_label(api) -> None:  # type:
         assert after[key] - before.get(key, 0) == 1
 
 
+def test_console_pages_are_counted_by_their_whole_template(api) -> None:  # type: ignore[no-untyped-def]
+    before = scrape(api)
+    assert api.get("/ui/sign-in").status_code == 200
+    assert api.get("/ui/jobs/987654", headers={"accept": "application/json"}).status_code == 401
+    after = scrape(api)
+    for template, status in (("/ui/sign-in", "200"), ("/ui/jobs/{job_id}", "401")):
+        labels = {"method": "GET", "route": template, "status": status}
+        key = ("craton_http_requests_total", tuple(sorted(labels.items())))
+        assert after.get(key, 0) - before.get(key, 0) == 1, sorted(
+            k for k in after if "/ui" in str(k)
+        )
+
+
 def test_deleting_a_project_never_lowers_the_counters(  # type: ignore[no-untyped-def]
     api, sessions, root, start_runner, wait_job
 ) -> None:

@@ -17,10 +17,11 @@ from craton_wf.api.deps import SessionDep
 from craton_wf.errors import InvalidInput
 from craton_wf.services import audit as audit_service
 from craton_wf.services import policy
+from craton_wf.ui import PREFIX
 from craton_wf.ui.deps import ConsoleUser
 from craton_wf.ui.render import page
 
-router = APIRouter()
+router = APIRouter(prefix=PREFIX)
 PAGE_SIZE = 50
 Filter = Annotated[str, Query(max_length=255)]
 

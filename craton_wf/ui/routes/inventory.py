@@ -23,11 +23,12 @@ from craton_wf.api.deps import SessionDep
 from craton_wf.services import inventory, policy
 from craton_wf.services.inventory_tree import inventory_tree
 from craton_wf.services.pagination import PageRequest
+from craton_wf.ui import PREFIX
 from craton_wf.ui.deps import ConsoleUser
 from craton_wf.ui.launch_form import words
 from craton_wf.ui.render import page
 
-router = APIRouter()
+router = APIRouter(prefix=PREFIX)
 PAGE_SIZE = 50
 Filter = Annotated[str, Query(max_length=255)]
 

@@ -29,9 +29,10 @@ from craton_wf.api.deps import ReadSessionmaker, SessionDep
 from craton_wf.api.streams import job_event_items, job_log_items, last_event_id, sse_response
 from craton_wf.services import job_views, policy
 from craton_wf.services import jobs as job_service
+from craton_wf.ui import PREFIX
 from craton_wf.ui.deps import ConsoleUser
 
-router = APIRouter()
+router = APIRouter(prefix=PREFIX)
 LOGS = "/v1/jobs/{job_id}/logs"
 DOWNLOAD_PAGE = 5000
 MAX_PAGE = 5000

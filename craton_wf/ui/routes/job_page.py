@@ -30,11 +30,12 @@ from craton_wf.api.deps import SessionDep, SettingsDep, again_on_conflict, wake_
 from craton_wf.db.models import Job
 from craton_wf.services import job_views, policy
 from craton_wf.services import jobs as job_service
+from craton_wf.ui import PREFIX
 from craton_wf.ui.deps import CheckedForm, ConsoleUser, form_text
 from craton_wf.ui.graph import workflow_svg
 from craton_wf.ui.render import page
 
-router = APIRouter()
+router = APIRouter(prefix=PREFIX)
 HOSTS_PER_PAGE = 100
 Notice = Annotated[str, Query(max_length=200)]
 Search = Annotated[str, Query(max_length=255)]

@@ -21,10 +21,11 @@ from craton_wf.api.deps import SessionDep
 from craton_wf.domain.states import JobStatus
 from craton_wf.errors import InvalidInput
 from craton_wf.services import job_views, policy
+from craton_wf.ui import PREFIX
 from craton_wf.ui.deps import ConsoleUser
 from craton_wf.ui.render import page
 
-router = APIRouter()
+router = APIRouter(prefix=PREFIX)
 PAGE_SIZE = 50
 Text = Annotated[str, Query(max_length=255)]
 

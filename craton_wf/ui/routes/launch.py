@@ -25,12 +25,13 @@ from craton_wf.services import tasks as task_service
 from craton_wf.services import workflows as workflow_service
 from craton_wf.services.console import SignedIn
 from craton_wf.services.inventory_tree import inventory_tree
+from craton_wf.ui import PREFIX
 from craton_wf.ui.deps import CheckedForm, ConsoleUser
 from craton_wf.ui.launch_form import job_request, typed_fields
 from craton_wf.ui.render import page
 from craton_wf.ui.routes.workflows import steps_graph
 
-router = APIRouter()
+router = APIRouter(prefix=PREFIX)
 DEFAULTS = {"concurrency": "1", "max_failures": "0"}
 
 

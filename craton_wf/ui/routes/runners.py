@@ -19,10 +19,11 @@ from craton_wf.api.deps import SessionDep, SettingsDep
 from craton_wf.services import policy
 from craton_wf.services import runners as runner_service
 from craton_wf.services.pagination import PageRequest
+from craton_wf.ui import PREFIX
 from craton_wf.ui.deps import ConsoleUser
 from craton_wf.ui.render import page
 
-router = APIRouter()
+router = APIRouter(prefix=PREFIX)
 PAGE_SIZE = 100
 
 

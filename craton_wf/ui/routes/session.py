@@ -19,6 +19,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from craton_wf.api.deps import SessionDep, SettingsDep
 from craton_wf.errors import AuthenticationFailed
 from craton_wf.services import console
+from craton_wf.ui import PREFIX
 from craton_wf.ui.deps import (
     SESSION_COOKIE,
     SIGN_IN_COOKIE,
@@ -29,7 +30,7 @@ from craton_wf.ui.deps import (
 )
 from craton_wf.ui.render import page
 
-router = APIRouter()
+router = APIRouter(prefix=PREFIX)
 HOME = "/ui/jobs"
 
 

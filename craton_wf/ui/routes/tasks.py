@@ -33,10 +33,11 @@ from craton_wf.services import approvals, policy
 from craton_wf.services import tasks as task_service
 from craton_wf.services.pagination import PageRequest
 from craton_wf.services.users import user_names
+from craton_wf.ui import PREFIX
 from craton_wf.ui.deps import CheckedForm, ConsoleUser, form_text
 from craton_wf.ui.render import page
 
-router = APIRouter()
+router = APIRouter(prefix=PREFIX)
 PAGE_SIZE = 50
 BUILDS_SHOWN = 30
 LOG_LINES = 5000  # of a build's log per page; later lines are a link away

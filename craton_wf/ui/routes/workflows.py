@@ -19,11 +19,12 @@ from craton_wf.api.deps import SessionDep
 from craton_wf.services import policy
 from craton_wf.services import workflows as workflow_service
 from craton_wf.services.pagination import PageRequest
+from craton_wf.ui import PREFIX
 from craton_wf.ui.deps import ConsoleUser
 from craton_wf.ui.graph import workflow_svg
 from craton_wf.ui.render import page
 
-router = APIRouter()
+router = APIRouter(prefix=PREFIX)
 PAGE_SIZE = 50
 
 
