@@ -5,7 +5,8 @@
     CratonError                 (500) something went wrong
     ├── InvalidInput            (400) the request is malformed or makes no sense
     │   ├── RefusedEnvironmentName (422) a name that would steer how the task starts
-    │   └── UndeclaredSecret    (422) a step hands a task a secret it does not declare
+    │   ├── UndeclaredSecret    (422) a step hands a task a secret it does not declare
+    │   └── InvalidParameter    (422) a template's launch gives a parameter it cannot take
     ├── AuthenticationFailed    (401) no or wrong credentials
     ├── Forbidden               (403) the caller may not do this
     ├── NotFound                (404) no such object in the caller's project
@@ -69,6 +70,13 @@ class UndeclaredSecret(InvalidInput):
 
     status = 422
     code = "secret_not_declared"
+
+
+class InvalidParameter(InvalidInput):
+    """A launch's parameters do not fit the template's declaration."""
+
+    status = 422
+    code = "parameter_invalid"
 
 
 class AuthenticationFailed(CratonError):

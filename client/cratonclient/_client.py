@@ -10,6 +10,7 @@ from ._inventory import CellManager, CloudManager, HostManager, ProjectManager, 
 from ._jobs import JobManager, RunnerManager
 from ._session import DEFAULT_TIMEOUT, Session
 from ._tasks import TaskManager
+from ._templates import JobTemplateManager
 from ._tls import Cert, Verify
 from ._users import AuditEventManager, SecretManager, TokenManager, UserManager
 from ._workflows import WorkflowManager
@@ -64,6 +65,7 @@ class Client:
         self.tasks = TaskManager(self.session)
         self.workflows = WorkflowManager(self.session)
         self.jobs = JobManager(self.session)
+        self.job_templates = JobTemplateManager(self.session)
         self.runners = RunnerManager(self.session)
         self.users = UserManager(self.session)
         self.tokens = TokenManager(self.session)

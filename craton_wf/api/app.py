@@ -15,7 +15,16 @@ from craton_wf.api.errors import install_error_handlers
 from craton_wf.api.limits import BodySizeLimit
 from craton_wf.api.metrics import install_metrics
 from craton_wf.api.operator_warnings import WarningHeaders, operator_warnings
-from craton_wf.api.routes import inventory, jobs, secrets, system, tasks, users, workflows
+from craton_wf.api.routes import (
+    inventory,
+    jobs,
+    secrets,
+    system,
+    tasks,
+    templates,
+    users,
+    workflows,
+)
 from craton_wf.api.write_slots import WRITE_SLOTS, WriteSlots, write_slot
 from craton_wf.db.engine import is_sqlite, make_engine, make_session_factory, reading, trying
 from craton_wf.services import project_secrets
@@ -65,7 +74,7 @@ def create_app(
         if is_sqlite(settings.database_url)
         else None
     )
-    for module in (system, inventory, tasks, workflows, jobs, users, secrets):
+    for module in (system, inventory, tasks, workflows, jobs, templates, users, secrets):
         app.include_router(
             module.router, dependencies=[Depends(write_slot), Depends(reject_repeated_query)]
         )

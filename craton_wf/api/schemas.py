@@ -24,6 +24,9 @@ from craton_wf.domain.addresses import is_ip_address
 # The inputs the services take are defined beside them (``services.inputs``);
 # the API validates request bodies into the same models.
 from craton_wf.services.inputs import MAX_INT, Input, Name, Ref, Short
+from craton_wf.services.inputs import JobFilters as JobFilters
+from craton_wf.services.inputs import JobTemplateCreate as JobTemplateCreate
+from craton_wf.services.inputs import JobTemplateUpdate as JobTemplateUpdate
 from craton_wf.services.inputs import ProjectRole as ProjectRole
 from craton_wf.services.inputs import Resources as Resources
 from craton_wf.services.inputs import SecretCreate as SecretCreate
@@ -31,6 +34,7 @@ from craton_wf.services.inputs import SecretUpdate as SecretUpdate
 from craton_wf.services.inputs import StepIn as StepIn
 from craton_wf.services.inputs import TaskCreate as TaskCreate
 from craton_wf.services.inputs import TaskUpdate as TaskUpdate
+from craton_wf.services.inputs import TemplateLaunch as TemplateLaunch
 from craton_wf.services.inputs import TokenCreate as TokenCreate
 from craton_wf.services.inputs import UserCreate as UserCreate
 from craton_wf.services.inputs import UserUpdate as UserUpdate
@@ -288,17 +292,6 @@ class WorkflowVersionRead(Output):
 # --- jobs ---------------------------------------------------------------------
 
 
-class JobFilters(Input):
-    region: Ref | None = None
-    cell: Ref | None = None
-    cloud: Ref | None = None
-    name: str | None = None
-    label: list[str] | str | None = None
-    device_type: str | None = None
-    vars: list[str] | str | None = None
-    active: bool | None = None
-
-
 class JobCreate(Input):
     workflow: Ref | None = None
     workflow_version: int | None = Field(default=None, ge=1, le=MAX_INT)
@@ -341,6 +334,9 @@ class JobRead(Output):
     started_at: datetime | None
     finished_at: datetime | None
     summary: dict[str, dict[str, int]] = Field(default_factory=dict)
+    # Launched from a job template: which, and the parameters' values it got.
+    template_id: int | None = None
+    template_params: dict[str, Any] | None = None
 
 
 class JobHostRead(Output):
@@ -487,6 +483,27 @@ class ErrorRead(BaseModel):
     code: str
 
 
+class JobTemplateRead(Output):
+    id: int
+    project_id: str
+    name: str
+    description: str | None
+    workflow_id: int | None
+    workflow_name: str | None = None
+    workflow_version: int | None = Field(description="none: the workflow's latest version")
+    task_id: int | None
+    task_name: str | None = None
+    targets: dict[str, Any]
+    variables: dict[str, Any]
+    parameters: list[dict[str, Any]]
+    concurrency: int
+    max_failures: int
+    timeout_seconds: int | None
+    created_by: int | None
+    created_at: datetime
+    updated_at: datetime | None
+
+
 def list_answer(
     model_name: str, key: str, item: type[BaseModel], *, links: bool = True
 ) -> type[BaseModel]:
@@ -507,6 +524,7 @@ WorkflowVersionList = list_answer(
     "WorkflowVersionList", "versions", WorkflowVersionRead, links=False
 )
 JobList = list_answer("JobList", "jobs", JobRead)
+JobTemplateList = list_answer("JobTemplateList", "job_templates", JobTemplateRead)
 JobHostList = list_answer("JobHostList", "hosts", JobHostRead, links=False)
 RunList = list_answer("RunList", "runs", RunRead, links=False)
 EventList = list_answer("EventList", "events", EventRead, links=False)

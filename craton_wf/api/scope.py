@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from craton_wf.db.models import Workflow
 from craton_wf.errors import NotFound
-from craton_wf.services import inventory, jobs, policy, project_secrets, tasks, users
+from craton_wf.services import inventory, jobs, policy, project_secrets, tasks, templates, users
 from craton_wf.services.auth import Principal
 from craton_wf.services.lookups import find_by_ref
 
@@ -72,6 +72,9 @@ LOOKUPS: dict[tuple[str, str], Lookup] = {
     ("workflows", "workflow_id"): _workflow,
     ("workflow", "workflow_id"): _workflow,  # the spec's name of the same routes
     ("jobs", "job_id"): lambda s, me, p: jobs.get_job(s, me.project_id, p["job_id"]),
+    ("job-templates", "template_id"): lambda s, me, p: templates.get_template(
+        s, me.project_id, p["template_id"]
+    ),
     ("users", "user_id"): lambda s, me, p: users.get_user(s, me, p["user_id"]),
     ("tokens", "token_id"): lambda s, me, p: users.get_token(s, me, p["token_id"]),
     ("secrets", "secret_id"): lambda s, me, p: project_secrets.get_secret(

@@ -509,6 +509,10 @@ class Job(Base):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     cancel_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The template it was launched from and the parameters it was given; a plain
+    # id, kept when the template is deleted (the job's history stays true).
+    template_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    template_params: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
 
 
 class JobHost(Base):
@@ -680,3 +684,33 @@ class AuditEvent(Base):
     outcome: Mapped[str] = mapped_column(String(16), nullable=False)  # success | failure
     client: Mapped[str | None] = mapped_column(String(64))
     detail: Mapped[str | None] = mapped_column(Text)
+
+
+class JobTemplate(TimestampMixin, Base):
+    """A saved launch: what a job runs, on which hosts, how, and the parameters a
+    launch fills in (``services.templates``)."""
+
+    __tablename__ = "job_templates"
+    __table_args__ = (
+        UniqueConstraint("project_id", "name", name="uq_job_templates_project_name"),
+        SQLITE_AUTOINCREMENT,
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[str] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), index=True, nullable=False
+    )
+    name: Mapped[str] = mapped_column(String(255), nullable=False)
+    description: Mapped[str | None] = mapped_column(Text)
+    # One of the two; a deleted workflow or task leaves both empty and the
+    # template refuses to launch, saying so.
+    workflow_id: Mapped[int | None] = mapped_column(ForeignKey("workflows.id", ondelete="SET NULL"))
+    workflow_version: Mapped[int | None] = mapped_column(Integer)  # none: the latest
+    task_id: Mapped[int | None] = mapped_column(ForeignKey("tasks.id", ondelete="SET NULL"))
+    targets: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, nullable=False)
+    variables: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, nullable=False)
+    parameters: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list, nullable=False)
+    concurrency: Mapped[int] = mapped_column(Integer, default=1, nullable=False)
+    max_failures: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    timeout_seconds: Mapped[int | None] = mapped_column(Integer)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))

@@ -164,3 +164,77 @@ class SecretCreate(Input):
 class SecretUpdate(Input):
     value: SecretValue | None = None
     description: str | None = None
+
+
+# --- jobs and job templates -------------------------------------------------------
+
+
+class JobFilters(Input):
+    region: Ref | None = None
+    cell: Ref | None = None
+    cloud: Ref | None = None
+    name: str | None = None
+    label: list[str] | str | None = None
+    device_type: str | None = None
+    vars: list[str] | str | None = None
+    active: bool | None = None
+
+
+ParameterName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
+ParameterType = Literal["string", "int", "bool", "choice"]
+
+
+class TemplateParameter(Input):
+    """A value a launch fills in; it becomes the job variable of the same name."""
+
+    name: ParameterName
+    type: ParameterType = "string"
+    default: StrictStr | StrictInt | bool | None = None
+    required: bool = False
+    description: Annotated[str, Field(max_length=1024)] | None = None
+    choices: list[StrictStr] | None = Field(default=None, max_length=100)
+
+
+class TemplateTargets(Input):
+    """The hosts a launch runs on, as ``job-create`` takes them."""
+
+    hosts: list[Ref] | None = None
+    filters: JobFilters | None = None
+
+
+class JobTemplateCreate(Input):
+    name: str
+    description: str | None = None
+    workflow: Ref | None = None
+    workflow_version: int | None = Field(
+        default=None, ge=1, le=MAX_INT, description="none: the workflow's latest version"
+    )
+    task: Ref | None = None
+    targets: TemplateTargets
+    variables: dict[str, Any] = Field(default_factory=dict)
+    parameters: list[TemplateParameter] = Field(default_factory=list, max_length=100)
+    concurrency: int = Field(default=1, ge=1, le=1000)
+    max_failures: int = Field(default=0, ge=0, le=MAX_INT)
+    timeout: int | None = Field(default=None, gt=0, le=MAX_INT)
+
+
+class JobTemplateUpdate(Input):
+    """A partial update; to switch between workflow and task, give the new one and
+    null for the other."""
+
+    name: str | None = None
+    description: str | None = None
+    workflow: Ref | None = None
+    workflow_version: int | None = Field(default=None, ge=1, le=MAX_INT)
+    task: Ref | None = None
+    targets: TemplateTargets | None = None
+    variables: dict[str, Any] | None = None
+    parameters: list[TemplateParameter] | None = Field(default=None, max_length=100)
+    concurrency: int | None = Field(default=None, ge=1, le=1000)
+    max_failures: int | None = Field(default=None, ge=0, le=MAX_INT)
+    timeout: int | None = Field(default=None, gt=0, le=MAX_INT)
+
+
+class TemplateLaunch(Input):
+    params: dict[str, Any] = Field(default_factory=dict)
+    name: Name | None = None

@@ -44,9 +44,16 @@ from craton_wf.db.models import Project, RoleAssignment, User
 from craton_wf.services import inventory, project_secrets
 from craton_wf.services import jobs as job_service
 from craton_wf.services import tasks as task_service
+from craton_wf.services import templates as template_service
 from craton_wf.services import workflows as workflow_service
-from craton_wf.services.auth import bootstrap, issue_token
-from craton_wf.services.inputs import SecretCreate, StepIn, TaskCreate, WorkflowCreate
+from craton_wf.services.auth import Principal, bootstrap, issue_token
+from craton_wf.services.inputs import (
+    JobTemplateCreate,
+    SecretCreate,
+    StepIn,
+    TaskCreate,
+    WorkflowCreate,
+)
 from craton_wf.settings import Settings
 from tests.conftest import POSTGRES_URL, _truncate_all
 from tests.factories import make_ready_task
@@ -153,6 +160,12 @@ EXPECTED: dict[tuple[str, str], tuple[str, bool]] = {
     ("GET", "/v1/jobs/{job_id}/runs"): (VIEWER, OBJECT),
     ("GET", "/v1/jobs/{job_id}/events"): (VIEWER, OBJECT),
     ("GET", "/v1/jobs/{job_id}/logs"): (AUDITOR, OBJECT),
+    ("POST", "/v1/job-templates"): (ADMIN, COLLECTION),
+    ("GET", "/v1/job-templates"): (VIEWER, COLLECTION),
+    ("GET", "/v1/job-templates/{template_id}"): (VIEWER, OBJECT),
+    ("PUT", "/v1/job-templates/{template_id}"): (ADMIN, OBJECT),
+    ("DELETE", "/v1/job-templates/{template_id}"): (ADMIN, OBJECT),
+    ("POST", "/v1/job-templates/{template_id}/launch"): (AUDITOR, OBJECT),  # an audit's
     ("GET", "/v1/users"): (ADMIN, COLLECTION),
     ("POST", "/v1/users"): (ADMIN, COLLECTION),
     ("GET", "/v1/users/{user_id}"): (ADMIN, OBJECT),
@@ -295,12 +308,24 @@ def _make_alpha_objects(session: Any, world: World) -> None:
     ids["job"] = _job(session, world).id
     ids["target"] = _user(session, "alpha-target", alpha, VIEWER).id
     ids["secret"] = _secret(session, world).id
+    ids["template"] = _template(session, world).id
 
 
 def _job(session: Any, world: World) -> Any:
     return job_service.create_job(
         session, world.alpha, None, {"task": "alpha-audit", "hosts": [world.ids["host"]]}
     )
+
+
+def _template(session: Any, world: World) -> Any:
+    """An audit's template: auditors may launch it."""
+    data = JobTemplateCreate(
+        name=unique("alpha-template"),
+        task="alpha-audit",
+        targets={"hosts": [world.ids["host"]]},  # type: ignore[arg-type]
+    )
+    admin = Principal(world.users["root"], "root", world.alpha, is_root=True)
+    return template_service.create_template(session, admin, data)
 
 
 def _secret(session: Any, world: World) -> Any:
@@ -358,6 +383,8 @@ def _fresh(method: str, path: str, role: str, where: str, world: World) -> dict[
             user_id = world.users.get(name, ids["target"])
             user = session.get(User, user_id)
             return {"token_id": issue_token(session, user, name="doomed", project_id=alpha).id}
+        if method == "DELETE" and path == "/v1/job-templates/{template_id}":
+            return {"template_id": _template(session, world).id}
         if method == "DELETE" and path == "/v1/secrets/{secret_id}":
             return {"secret_id": _secret(session, world).id}
         if method == "DELETE" and path.endswith("/variables"):  # a variable to delete
@@ -390,6 +417,7 @@ def path_params(method: str, path: str, role: str, where: str, world: World) -> 
         "job_id": ids["job"],
         "user_id": ids["target"],
         "secret_id": ids["secret"],
+        "template_id": ids["template"],
     }
     names = [part[1:-1] for part in path.split("/") if part.startswith("{")]
     return {name: known[name] for name in names}
@@ -441,6 +469,15 @@ _body("PUT", "/v1/workflows/{workflow_id}", "/v1/workflow/{workflow_id}")(
     lambda w: {"description": "matrix"}
 )
 _body("POST", "/v1/jobs")(lambda w: {"task": "alpha-audit", "hosts": [w.ids["host"]]})
+_body("POST", "/v1/job-templates")(
+    lambda w: {
+        "name": unique("alpha-template"),
+        "task": "alpha-audit",
+        "targets": {"hosts": [w.ids["host"]]},
+    }
+)
+_body("PUT", "/v1/job-templates/{template_id}")(lambda w: {"description": "matrix"})
+_body("POST", "/v1/job-templates/{template_id}/launch")(lambda w: {})
 _body("POST", "/v1/users")(lambda w: {"name": unique("alpha-made"), "role": VIEWER})
 _body("PUT", "/v1/users/{user_id}")(lambda w: {"role": AUDITOR})
 _body("POST", "/v1/tokens")(lambda w: {"name": "matrix"})
