@@ -73,9 +73,8 @@ def install_metrics(app: FastAPI, settings: Settings) -> None:
 @router.get("/metrics", include_in_schema=False)
 def metrics(request: Request) -> Response:
     token = request.app.state.settings.metrics_token
-    if token is not None and not bearer_matches(
-        token.get_secret_value(), request.headers.get("authorization")
-    ):
+    # An empty token (CRATON_WF_METRICS_TOKEN=) is none, as for a runner's port.
+    if token and not bearer_matches(token.get_secret_value(), request.headers.get("authorization")):
         raise AuthenticationFailed("/metrics needs the metrics token as a bearer token")
     encoder, content_type = choose_encoder(request.headers.get("accept", ""))
     return Response(encoder(request.app.state.metrics_registry), media_type=content_type)

@@ -215,6 +215,27 @@ def test_a_metrics_token_is_required_when_set(settings, sessions, root) -> None:
         assert client.get("/healthz").status_code == 200  # the token guards /metrics only
 
 
+def test_an_empty_metrics_token_is_no_token_on_the_api_as_on_a_runner(
+    settings, sessions, root
+) -> None:  # type: ignore[no-untyped-def]
+    # CRATON_WF_METRICS_TOKEN= (a stack file's empty variable): the runner's port
+    # answers anyone; the API's /metrics must not ask for an empty bearer instead.
+    from fastapi.testclient import TestClient
+
+    from craton_wf.api.app import create_app
+
+    unset = settings.model_copy(update={"metrics_token": SecretStr("")})
+    with TestClient(create_app(unset, sessions)) as client:
+        assert scrape(client)
+    port = _free_port()
+    server = serve_metrics("127.0.0.1", port, token=unset.metrics_token.get_secret_value())
+    try:
+        assert httpx.get(f"http://127.0.0.1:{port}/metrics").status_code == 200
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
