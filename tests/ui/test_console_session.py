@@ -14,6 +14,12 @@ def test_root_and_ui_lead_to_the_console(console) -> None:  # type: ignore[no-un
         assert answer.headers["location"] == "/ui/"
 
 
+def test_pages_name_their_icon_so_a_browser_asks_for_no_missing_favicon(signed_in: Browser) -> None:
+    # Without one a browser fetches /favicon.ico, a 404 logged as an error on every page.
+    for path in ("/ui/sign-in", "/ui/jobs"):
+        assert '<link rel="icon" href="data:,">' in signed_in.get(path).text
+
+
 def test_a_page_without_a_session_redirects_to_sign_in_and_back(browser: Browser, root) -> None:  # type: ignore[no-untyped-def]
     answer = browser.get("/ui/jobs?status=FAILED", follow_redirects=False)
     assert answer.status_code == 303
