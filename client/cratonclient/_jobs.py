@@ -34,6 +34,14 @@ class JobManager(Manager):
     def cancel(self, id: Id) -> Resource:
         return Resource(self._session.post_json(self._url(id, "cancel")))
 
+    def resume(self, id: Id) -> Resource:
+        """Start the next wave of a job paused at its wave gate (409 unless PAUSED)."""
+        return Resource(self._session.post_json(self._url(id, "resume")))
+
+    def abort(self, id: Id) -> Resource:
+        """End a running or paused job: the hosts not started never run."""
+        return Resource(self._session.post_json(self._url(id, "abort")))
+
     def retry(self, id: Id, failed_hosts: bool = False) -> Resource:
         """A new job running this finished job again: on every host, or only the failed ones."""
         return Resource(

@@ -7,7 +7,7 @@ Inputs forbid unknown fields, so a typo or a field a caller may not set
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -15,6 +15,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    StrictInt,
     create_model,
 )
 from pydantic_core import PydanticCustomError
@@ -303,6 +304,17 @@ class JobCreate(Input):
     concurrency: int = Field(default=1, ge=1, le=1000)
     max_failures: int = Field(default=0, ge=0, le=MAX_INT)
     timeout: int | None = Field(default=None, gt=0, le=MAX_INT)
+    # Rollout waves (domain.waves): sizes or percentages of the hosts left; the
+    # last entry applies to the rest.
+    waves: list[StrictInt | str] | None = Field(
+        default=None, min_length=1, max_length=100, examples=[[1, 5, "25%", "100%"]]
+    )
+    wave_pause: StrictInt | str | None = Field(
+        default=None, description="seconds, or a duration: '30s', '10m', '2h'"
+    )
+    wave_gate: Literal["approve"] | None = Field(
+        default=None, description="approve: the job waits in PAUSED after each wave"
+    )
 
 
 class JobRetry(Input):
@@ -337,6 +349,14 @@ class JobRead(Output):
     # Launched from a job template: which, and the parameters' values it got.
     template_id: int | None = None
     template_params: dict[str, Any] | None = None
+    # Rollout waves: as asked, their sizes, the wave under way (0: no waves),
+    # and when the next one starts after a wave_pause.
+    waves: list[int | str] | None = None
+    wave_sizes: list[int] | None = None
+    current_wave: int = 0
+    wave_pause_seconds: int = 0
+    wave_gate: str | None = None
+    next_wave_at: datetime | None = None
 
 
 class JobHostRead(Output):

@@ -514,6 +514,16 @@ class Job(Base):
     template_id: Mapped[int | None] = mapped_column(Integer, index=True)
     template_params: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
 
+    # Rollout waves (domain.waves): as asked, and the sizes resolved over the
+    # hosts; the wave under way (1-based); the pause after each wave, a gate;
+    # and when the next wave may start (set during a wave_pause, indexed for
+    # the runners' look for waves that are due).
+    waves: Mapped[list[Any] | None] = mapped_column(JSONType)
+    wave_sizes: Mapped[list[int] | None] = mapped_column(JSONType)
+    current_wave: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    wave_pause_seconds: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    wave_gate: Mapped[str | None] = mapped_column(String(16))
+    next_wave_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
 
 class JobHost(Base):
     __tablename__ = "job_hosts"

@@ -24,6 +24,7 @@ class BuildStatus(StrEnum):
 class JobStatus(StrEnum):
     PENDING = "PENDING"
     RUNNING = "RUNNING"
+    PAUSED = "PAUSED"  # between rollout waves, at a gate: waits for a resume
     CANCELLING = "CANCELLING"
     SUCCEEDED = "SUCCEEDED"
     FAILED = "FAILED"
@@ -65,13 +66,17 @@ JOB_TRANSITIONS: dict[JobStatus, set[JobStatus]] = {
         JobStatus.CANCELLED,
         JobStatus.SUCCEEDED,
         JobStatus.FAILED,
+        JobStatus.PAUSED,
     },
     JobStatus.RUNNING: {
+        JobStatus.PAUSED,
         JobStatus.CANCELLING,
         JobStatus.SUCCEEDED,
         JobStatus.FAILED,
         JobStatus.CANCELLED,
     },
+    # A paused job is resumed, or aborted (cancelled) with the hosts left.
+    JobStatus.PAUSED: {JobStatus.RUNNING, JobStatus.CANCELLING, JobStatus.CANCELLED},
     JobStatus.CANCELLING: {JobStatus.CANCELLED},
     JobStatus.SUCCEEDED: set(),
     JobStatus.FAILED: set(),

@@ -13,7 +13,9 @@ Rules:
   every dependency succeeded or failed without being required;
 - a required run failing fails its host; the host's remaining runs, and every
   run depending on a run that cannot succeed, are skipped;
-- the job is done when no run is left to run.
+- the job is done when no run is left to run;
+- a job with rollout waves starts only hosts of the wave under way, and
+  waits between waves (:mod:`craton_wf.engine.waves`).
 """
 
 from __future__ import annotations
@@ -38,10 +40,12 @@ from craton_wf.domain.states import (
     RunStatus,
     check_transition,
 )
+from craton_wf.engine import waves
 from craton_wf.engine._staged import stage
 from craton_wf.engine.events import record_event
 from craton_wf.engine.leases import lock_rows
 from craton_wf.engine.writes import in_a_batch
+from craton_wf.errors import Conflict
 
 log = logging.getLogger(__name__)
 
@@ -303,6 +307,36 @@ def settle_job(session: Session, job: Job, now: datetime | None = None) -> None:
         _finish_job_if_done(session, job, now)
 
 
+@in_a_batch
+def resume_job(session: Session, job: Job, by: str) -> Job:
+    """A job paused at a wave gate goes on with its next wave; ``job`` locked."""
+    now = utcnow()
+    if job.status != JobStatus.PAUSED.value:
+        raise Conflict(f"job {job.id} is {job.status}, not PAUSED: only a paused job resumes")
+    set_job_status(job, JobStatus.RUNNING, now)
+    waves.next_wave_resumed(session, job, by)
+    settle_job(session, job, now)
+    session.flush()
+    return job
+
+
+@in_a_batch
+def start_due_waves(session: Session) -> int:
+    """Start the waves whose pause is over; how many jobs moved on."""
+    started = 0
+    for job_id in waves.due_wave_jobs(session, utcnow()):
+        job = lock_job(session, job_id)
+        if job.next_wave_at is None:
+            continue  # another runner started it meanwhile
+        if job.status not in (JobStatus.PENDING.value, JobStatus.RUNNING.value):
+            job.next_wave_at = None  # cancelled (aborted) while it waited: no next wave
+            continue
+        settle_job(session, job)
+        started += 1
+    session.flush()
+    return started
+
+
 def _open_runs_of_host(session: Session, host: JobHost) -> list[Run]:
     return _locked_runs(
         session,
@@ -341,6 +375,7 @@ def _fill_host_slots(session: Session, job: Job, now: datetime) -> bool:
     started has a run left to run (so the job is not done)."""
     if job.status in (
         JobStatus.CANCELLING.value,
+        JobStatus.PAUSED.value,
         *[s.value for s in (JobStatus.CANCELLED, JobStatus.SUCCEEDED, JobStatus.FAILED)],
     ):
         return False
@@ -364,17 +399,18 @@ def _fill_host_slots(session: Session, job: Job, now: datetime) -> bool:
     if counts[HostStatus.FAILED.value] > job.max_failures:
         _skip_pending_hosts(session, job, now)
         return False
+    admitted = select(JobHost).where(
+        JobHost.job_id == job.id, JobHost.status == HostStatus.PENDING.value
+    )
+    if waves.has_waves(job):
+        end = waves.hosts_admitted(session, job, now, set_job_status)
+        if end is None:
+            return True  # waiting for the next wave: hosts are left
+        admitted = admitted.where(JobHost.position < end)
     free = job.concurrency - counts[HostStatus.RUNNING.value]
     if free <= 0:
         return False
-    hosts = list(
-        session.execute(
-            select(JobHost)
-            .where(JobHost.job_id == job.id, JobHost.status == HostStatus.PENDING.value)
-            .order_by(JobHost.position)
-            .limit(free)
-        ).scalars()
-    )
+    hosts = list(session.execute(admitted.order_by(JobHost.position).limit(free)).scalars())
     if not hosts:
         return False
     for host in hosts:
@@ -469,6 +505,7 @@ def cancel_job(session: Session, job: Job, reason: str = "cancelled by request")
         set_job_status(job, JobStatus.CANCELLING, now)
         job.cancel_requested_at = now
         job.message = reason  # shown while it cancels, and leads the final message
+        job.next_wave_at = None  # a wave pause ends with the job
         record_event(session, job.id, "cancel_requested", reason)
     cancelled = session.execute(
         update(Run)

@@ -26,12 +26,13 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from craton_wf.db.engine import transaction
-from craton_wf.db.models import Build, Run
+from craton_wf.db.engine import reading, transaction
+from craton_wf.db.models import Build, Run, utcnow
 from craton_wf.engine import builds as build_service
 from craton_wf.engine import claims, scheduling
 from craton_wf.engine.leases import expire_leases, renew_leases
 from craton_wf.engine.runners import record_heartbeat, record_stop, register_runner
+from craton_wf.engine.waves import due_wave_jobs
 from craton_wf.errors import CratonError
 from craton_wf.executors.base import Executor
 from craton_wf.process_metrics import process_metrics
@@ -63,6 +64,7 @@ class Runner:
     ) -> None:
         self.settings = settings
         self.sessions = sessions
+        self._reads = reading(sessions)
         self.executor = executor
         self.builder = builder
         self.id = new_runner_id()
@@ -245,6 +247,7 @@ class Runner:
         while not self._stop.wait(interval):
             try:
                 self._stop_what_must_stop()
+                self._start_due_waves()
                 now = time.monotonic()
                 if now - last_heartbeat >= self.settings.heartbeat_seconds:
                     self._heartbeat()
@@ -275,6 +278,18 @@ class Runner:
             run.stop_reason = reason
             if run.handle is not None:
                 threading.Thread(target=self._stop_container, args=(run,), daemon=True).start()
+
+    def _start_due_waves(self) -> None:
+        """Start the rollout waves whose pause is over (any runner may; the job lock
+        makes it once), and claim their runs at once. Asked first in a read-only
+        transaction: twice a second, it must not take SQLite's write lock."""
+        with transaction(self._reads) as session:
+            if not due_wave_jobs(session, utcnow(), limit=1):
+                return
+        with transaction(self.sessions) as session:
+            started = scheduling.start_due_waves(session)
+        if started:
+            self.wakeup.set()
 
     def _stop_container(self, run: ActiveRun) -> None:
         try:

@@ -35,7 +35,8 @@ from craton_wf.domain.states import (
     JobStatus,
 )
 from craton_wf.domain.variables import matches_vars, parse_vars_filters
-from craton_wf.engine import scheduling
+from craton_wf.domain.waves import rollout_columns
+from craton_wf.engine import scheduling, waves
 from craton_wf.engine.events import record_event
 from craton_wf.errors import Conflict, InvalidInput, NotFound
 from craton_wf.services import approvals, policy, project_secrets
@@ -104,6 +105,9 @@ def create_job(
     hosts = _target_hosts(session, project_id, data.get("hosts"), data.get("filters"))
 
     timeout = data.get("timeout")
+    rollout = rollout_columns(
+        data.get("waves"), data.get("wave_pause"), data.get("wave_gate"), len(hosts)
+    )
     job = Job(
         project_id=project_id,
         name=data.get("name") or (workflow.name if workflow else steps[0]["task_name"]),
@@ -120,6 +124,7 @@ def create_job(
         deadline=utcnow() + timedelta(seconds=int(timeout)) if timeout else None,
         retry_of_job_id=data.get("retry_of_job_id"),
         created_by=user_id,
+        **rollout,
     )
     session.add(job)
     session.flush()
@@ -130,9 +135,16 @@ def create_job(
         "job_created",
         f"{len(steps)} step(s) on {len(hosts)} host(s), concurrency {concurrency}",
     )
-    scheduling.start_job(session, job)
+    _start(session, job)
     session.flush()
     return job
+
+
+def _start(session: Session, job: Job) -> None:
+    """Open the first wave, if the job has waves, and start the first hosts."""
+    if waves.has_waves(job):
+        waves.first_wave(session, job)
+    scheduling.start_job(session, job)
 
 
 def _snapshot_step(
@@ -361,6 +373,8 @@ def retry_job(
         deadline=utcnow() + timedelta(seconds=old.timeout_seconds) if old.timeout_seconds else None,
         retry_of_job_id=old.id,
         created_by=user_id,
+        # A retry rolls out as the job did: its waves, resized over the hosts retried.
+        **rollout_columns(old.waves, old.wave_pause_seconds, old.wave_gate, len(hosts)),
     )
     session.add(job)
     session.flush()
@@ -373,7 +387,7 @@ def retry_job(
         retry_of=old.id,
     )
     record_event(session, old.id, "job_retried", f"retried as job {job.id}", retry_job=job.id)
-    scheduling.start_job(session, job)
+    _start(session, job)
     session.flush()
     return job
 
@@ -630,3 +644,17 @@ def get_run_of_job(session: Session, job: Job, run_id: int) -> Run:
 def cancel(session: Session, job: Job, reason: str = "cancelled by request") -> Job:
     job = scheduling.lock_job(session, job.id)
     return scheduling.cancel_job(session, job, reason)
+
+
+def resume(session: Session, job: Job, by: str) -> Job:
+    """A job paused at a wave gate goes on; ``Conflict`` unless it is PAUSED."""
+    job = scheduling.lock_job(session, job.id)
+    return scheduling.resume_job(session, job, by)
+
+
+def abort(session: Session, job: Job, by: str) -> Job:
+    """End a running or paused job: the hosts not started never run (a cancel)."""
+    job = scheduling.lock_job(session, job.id)
+    if job.status in {s.value for s in FINAL_JOB_STATES}:
+        raise Conflict(f"job {job.id} has finished ({job.status}): nothing to abort")
+    return scheduling.cancel_job(session, job, f"aborted by {by}")

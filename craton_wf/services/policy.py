@@ -53,6 +53,8 @@ ROUTE_RULES: tuple[tuple[frozenset[str], str, str], ...] = (
     (WRITE, "/v1/jobs", "auditor"),  # which tasks an auditor may run: may_run_tasks
     (WRITE, "/v1/jobs/{job_id}/cancel", "operator"),
     (WRITE, "/v1/jobs/{job_id}/retry", "operator"),
+    (WRITE, "/v1/jobs/{job_id}/resume", "operator"),  # a job paused at a wave gate
+    (WRITE, "/v1/jobs/{job_id}/abort", "operator"),
     # which templates an auditor may launch: those whose tasks it may run (may_run_task)
     (WRITE, "/v1/job-templates/{template_id}/launch", "auditor"),
     (READ, "/v1/audit-events", "admin"),

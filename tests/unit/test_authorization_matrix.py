@@ -156,6 +156,8 @@ EXPECTED: dict[tuple[str, str], tuple[str, bool]] = {
     ("GET", "/v1/jobs/{job_id}"): (VIEWER, OBJECT),
     ("POST", "/v1/jobs/{job_id}/cancel"): (OPERATOR, OBJECT),
     ("POST", "/v1/jobs/{job_id}/retry"): (OPERATOR, OBJECT),
+    ("POST", "/v1/jobs/{job_id}/resume"): (OPERATOR, OBJECT),
+    ("POST", "/v1/jobs/{job_id}/abort"): (OPERATOR, OBJECT),
     ("GET", "/v1/jobs/{job_id}/hosts"): (VIEWER, OBJECT),
     ("GET", "/v1/jobs/{job_id}/runs"): (VIEWER, OBJECT),
     ("GET", "/v1/jobs/{job_id}/events"): (VIEWER, OBJECT),
@@ -311,6 +313,9 @@ def _make_alpha_objects(session: Any, world: World) -> None:
     ids["template"] = _template(session, world).id
 
 
+JOB_RESUME = "/v1/jobs/{job_id}/resume"  # a job not paused: 409, still past the role check
+
+
 def _job(session: Any, world: World) -> Any:
     return job_service.create_job(
         session, world.alpha, None, {"task": "alpha-audit", "hosts": [world.ids["host"]]}
@@ -368,7 +373,7 @@ def _fresh(method: str, path: str, role: str, where: str, world: World) -> dict[
             flow = WorkflowCreate(name=unique("alpha-flow"), steps=[StepIn(task=ids["task"])])
             made = workflow_service.create_workflow(session, alpha, None, flow)
             return {"workflow_id": made.id}
-        if path == "/v1/jobs/{job_id}/cancel":
+        if path in ("/v1/jobs/{job_id}/cancel", "/v1/jobs/{job_id}/abort", JOB_RESUME):
             return {"job_id": _job(session, world).id}
         if path == "/v1/jobs/{job_id}/retry":
             job = _job(session, world)

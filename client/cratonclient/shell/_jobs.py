@@ -74,8 +74,20 @@ def _job_body(args: argparse.Namespace) -> dict[str, Any]:
         "concurrency": args.concurrency,
         "max_failures": args.max_failures,
         "timeout": args.timeout,
+        "waves": parse_waves(args.waves) if args.waves else None,
+        "wave_pause": args.wave_pause,
+        "wave_gate": args.wave_gate,
     }
     return {k: v for k, v in body.items() if v is not None}
+
+
+def parse_waves(text: str) -> list[int | str]:
+    """``1,5,25%,100%`` as the API takes it: counts as numbers, the rest as given
+    (the server says which entry it refuses)."""
+    entries = [entry.strip() for entry in text.split(",")]
+    if not all(entries):
+        raise CommandError(f"--waves {text!r}: an empty entry; give sizes like 1,5,25%,100%")
+    return [int(entry) if entry.isdigit() else entry for entry in entries]
 
 
 def describe_hosts(job: Mapping[str, Any]) -> str | None:
@@ -210,6 +222,20 @@ def do_job_cancel(ctx: Context, args: argparse.Namespace) -> None:
     ctx.out.show(jobs.cancel(job["id"]))
 
 
+def do_job_resume(ctx: Context, args: argparse.Namespace) -> int:
+    jobs = ctx.client.jobs
+    job = jobs.resume(jobs.resolve_id(args.job))
+    if args.follow or args.wait:
+        return _watch(ctx, job, args.follow)
+    show_job(ctx, job)
+    return 0
+
+
+def do_job_abort(ctx: Context, args: argparse.Namespace) -> None:
+    jobs = ctx.client.jobs
+    ctx.out.show(jobs.abort(jobs.resolve_id(args.job)))
+
+
 def do_job_retry(ctx: Context, args: argparse.Namespace) -> int:
     jobs = ctx.client.jobs
     job = jobs.retry(jobs.resolve_id(args.job), failed_hosts=args.failed_hosts)
@@ -261,6 +287,20 @@ def _job_create_options(parser: argparse.ArgumentParser) -> None:
         metavar="DURATION",
         help="job timeout: seconds, or 90s, 5m, 1h, 1h30m",
     )
+    parser.add_argument(
+        "--waves",
+        metavar="SIZES",
+        help="roll out in waves: sizes or percentages of the hosts left, e.g. 1,5,25%%,100%% "
+        "(the last size applies to the rest)",
+    )
+    parser.add_argument(
+        "--wave-pause", metavar="DURATION", help="wait between waves: seconds, or 30s, 10m, 2h"
+    )
+    parser.add_argument(
+        "--wave-gate",
+        choices=["approve"],
+        help="approve: after each wave the job waits in PAUSED for job-resume",
+    )
     parser.add_argument("--wait", action="store_true", help="show progress until the job finishes")
     parser.add_argument("--follow", action="store_true", help="stream the job's logs until it ends")
 
@@ -299,6 +339,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--follow", action="store_true", help="stream until the job finishes")
 
     parser = add_command(subparsers, "job-cancel", do_job_cancel, "Cancel a job.")
+    parser.add_argument("job", metavar="JOB", help=job_help)
+
+    parser = add_command(
+        subparsers, "job-resume", do_job_resume, "Start the next wave of a job paused at its gate."
+    )
+    parser.add_argument("job", metavar="JOB", help=job_help)
+    parser.add_argument("--wait", action="store_true", help="show progress until it finishes")
+    parser.add_argument("--follow", action="store_true", help="stream until the job finishes")
+
+    parser = add_command(
+        subparsers, "job-abort", do_job_abort, "End a running or paused job; hosts left never run."
+    )
     parser.add_argument("job", metavar="JOB", help=job_help)
 
     parser = add_command(

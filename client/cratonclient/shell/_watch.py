@@ -229,7 +229,23 @@ def host_counts(job: Mapping[str, Any]) -> Counter[str]:
 def describe_job(job: Mapping[str, Any]) -> str:
     counts = host_counts(job)
     parts = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
-    return f"job {job['id']} {job.get('status')}" + (f": hosts {parts}" if parts else "")
+    text = f"job {job['id']} {job.get('status')}" + describe_wave(job)
+    return text + (f": hosts {parts}" if parts else "")
+
+
+def describe_wave(job: Mapping[str, Any]) -> str:
+    """``, wave 2/4``; at a gate ``: waiting for job-resume (wave 1/4 done)``; empty
+    for a job without waves."""
+    waves = len(job.get("wave_sizes") or [])
+    if not waves or job.get("status") in JOB_FINISHED:
+        return ""
+    wave = f"wave {job.get('current_wave')}/{waves}"
+    if job.get("status") == "PAUSED":
+        return f": waiting for job-resume ({wave} done)"
+    starts = _when(job.get("next_wave_at"))
+    if starts is not None:
+        return f", {wave} done, the next starts at {starts:%H:%M:%S} UTC"
+    return f", {wave}"
 
 
 def elapsed_since(start: Any, end: Any = None) -> str | None:

@@ -123,6 +123,32 @@ def cancel_job(job_id: int, request: Request, session: SessionDep, me: CurrentUs
     return read
 
 
+@router.post("/jobs/{job_id}/resume")
+def resume_job(job_id: int, request: Request, session: SessionDep, me: CurrentUser) -> JobRead:
+    """Start the next wave of a job paused at its wave gate (409 unless PAUSED)."""
+
+    def resume() -> JobRead:
+        job = job_service.get_job(session, me.project_id, job_id)
+        return job_read(session, job_service.resume(session, job, me.user_name))
+
+    read = again_on_conflict(session, resume)
+    wake_runner(request)
+    return read
+
+
+@router.post("/jobs/{job_id}/abort", status_code=202)
+def abort_job(job_id: int, request: Request, session: SessionDep, me: CurrentUser) -> JobRead:
+    """End a running or paused job: hosts not started never run (409 once it finished)."""
+
+    def abort() -> JobRead:
+        job = job_service.get_job(session, me.project_id, job_id)
+        return job_read(session, job_service.abort(session, job, me.user_name))
+
+    read = again_on_conflict(session, abort)
+    wake_runner(request)
+    return read
+
+
 @router.post("/jobs/{job_id}/retry", status_code=201)
 def retry_job(
     job_id: int,
