@@ -94,6 +94,7 @@ def test_launching_creates_the_job_and_leads_to_its_page(world, signed_in: Brows
     assert len(api.get(f"/v1/jobs/{job_id}/hosts").json()["hosts"]) == 3
     events = api.get("/v1/audit-events?action=job.create").json()["audit_events"]
     assert events[0]["object_id"] == str(job_id) and events[0]["path"] == "/ui/jobs"
+    assert (events[0]["status"], events[0]["outcome"]) == (303, "success")
 
 
 def test_json_variables_keep_their_types(world, signed_in: Browser, api) -> None:  # type: ignore[no-untyped-def]
@@ -132,6 +133,9 @@ def test_a_refused_launch_shows_the_message_and_keeps_what_was_typed(
     assert 'id="launch-form"' in answer.text and 'value="kept-name"' in answer.text
     assert "&lt;me&gt;" in answer.text or "keep=" not in typed["variables"]
     assert api.get("/v1/jobs").json()["jobs"] == []
+    # the audit trail tells the refusal, as for the API's call
+    (event,) = api.get("/v1/audit-events?action=job.create").json()["audit_events"]
+    assert (event["status"], event["outcome"]) == (status, "failure")
 
 
 def test_a_task_whose_build_is_not_approved_is_not_launched(world, signed_in: Browser, api) -> None:  # type: ignore[no-untyped-def]

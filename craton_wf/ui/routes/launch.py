@@ -128,8 +128,12 @@ def launch(
     except CratonError as exc:
         if exc.status >= 500:  # the server's trouble, not the form's: the error page
             raise
+        # The audit event, written with the request's transaction, reads the status
+        # from ``response``, not from the page returned: a refusal is the refusal.
+        response.status_code = exc.status
         return launch_page(request, session, user, fields, exc.message, exc.status)
     wake_runner(request)
     # The request's own answer names the job as the API's does: its audit event's object.
+    response.status_code = 303
     response.headers["location"] = f"/ui/jobs/{job.id}"
     return RedirectResponse(response.headers["location"], status_code=303)
