@@ -148,7 +148,7 @@ def _back(job_id: int, notice: str) -> RedirectResponse:
     return RedirectResponse(f"/ui/jobs/{job_id}?{urlencode({'notice': notice})}", status_code=303)
 
 
-@router.post("/jobs/{job_id}/cancel")
+@router.post("/jobs/{job_id}/cancel", status_code=303)
 def cancel_job(
     request: Request, job_id: int, session: SessionDep, user: ConsoleUser, _form: CheckedForm
 ) -> RedirectResponse:
@@ -164,7 +164,7 @@ def cancel_job(
     return _back(job.id, f"Cancel requested: the job is {job.status}.")
 
 
-@router.post("/jobs/{job_id}/retry")
+@router.post("/jobs/{job_id}/retry", status_code=303)
 def retry_job(
     request: Request,
     job_id: int,

@@ -61,7 +61,7 @@ def sign_in_form(request: Request, next: str = "") -> HTMLResponse:  # noqa: A00
     return answer
 
 
-@router.post("/sign-in")
+@router.post("/sign-in", status_code=303)
 def sign_in(
     request: Request, session: SessionDep, settings: SettingsDep, form: PostedForm
 ) -> RedirectResponse:
@@ -90,7 +90,7 @@ def sign_in(
     return answer
 
 
-@router.post("/sign-out")
+@router.post("/sign-out", status_code=303)
 def sign_out(
     request: Request, session: SessionDep, user: ConsoleUser, _form: CheckedForm
 ) -> RedirectResponse:

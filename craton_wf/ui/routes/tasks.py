@@ -178,21 +178,21 @@ def _decide(task_id: str, action: str, session: Any, user: Any, form: Any) -> Re
     )
 
 
-@router.post("/tasks/{task_id}/approve")
+@router.post("/tasks/{task_id}/approve", status_code=303)
 def approve(
     task_id: str, session: SessionDep, user: ConsoleUser, form: CheckedForm
 ) -> RedirectResponse:
     return _decide(task_id, "approve", session, user, form)
 
 
-@router.post("/tasks/{task_id}/reject")
+@router.post("/tasks/{task_id}/reject", status_code=303)
 def reject(
     task_id: str, session: SessionDep, user: ConsoleUser, form: CheckedForm
 ) -> RedirectResponse:
     return _decide(task_id, "reject", session, user, form)
 
 
-@router.post("/tasks/{task_id}/revoke")
+@router.post("/tasks/{task_id}/revoke", status_code=303)
 def revoke(
     task_id: str, session: SessionDep, user: ConsoleUser, form: CheckedForm
 ) -> RedirectResponse:
