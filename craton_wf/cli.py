@@ -189,9 +189,13 @@ def _tune_gc() -> None:
 
 
 def _make_runner(settings: Settings, sessions: Any, wakeup: threading.Event | None) -> Any:
+    from functools import partial
+
     from craton_wf.builders.image import ImageBuilder
+    from craton_wf.engine.schedule_firing import fire_due_schedules
     from craton_wf.executors import make_executor
     from craton_wf.runner.worker import Runner
+    from craton_wf.services.schedules import launch_scheduled
 
     executor = make_executor(settings)
     executor.ping()
@@ -205,7 +209,17 @@ def _make_runner(settings: Settings, sessions: Any, wakeup: threading.Event | No
         if settings.executor != "fake":
             raise
         logging.getLogger(__name__).warning("%s; task builds will fail", exc.message)
-    return Runner(settings, sessions, executor, builder, wakeup=wakeup)
+    # Schedules' jobs are made by the services' launch, handed down: the runner
+    # and the engine do not import the API's use cases.
+    launch = partial(launch_scheduled, require_approval=settings.require_approval)
+    return Runner(
+        settings,
+        sessions,
+        executor,
+        builder,
+        wakeup=wakeup,
+        fire_schedules=partial(fire_due_schedules, sessions, launch),
+    )
 
 
 @main.command()

@@ -8,6 +8,7 @@ import httpx
 
 from ._inventory import CellManager, CloudManager, HostManager, ProjectManager, RegionManager
 from ._jobs import JobManager, RunnerManager
+from ._schedules import ScheduleManager
 from ._session import DEFAULT_TIMEOUT, Session
 from ._tasks import TaskManager
 from ._templates import JobTemplateManager
@@ -66,6 +67,7 @@ class Client:
         self.workflows = WorkflowManager(self.session)
         self.jobs = JobManager(self.session)
         self.job_templates = JobTemplateManager(self.session)
+        self.schedules = ScheduleManager(self.session)
         self.runners = RunnerManager(self.session)
         self.users = UserManager(self.session)
         self.tokens = TokenManager(self.session)

@@ -18,6 +18,7 @@ from craton_wf.api.operator_warnings import WarningHeaders, operator_warnings
 from craton_wf.api.routes import (
     inventory,
     jobs,
+    schedules,
     secrets,
     system,
     tasks,
@@ -74,7 +75,17 @@ def create_app(
         if is_sqlite(settings.database_url)
         else None
     )
-    for module in (system, inventory, tasks, workflows, jobs, templates, users, secrets):
+    for module in (
+        system,
+        inventory,
+        tasks,
+        workflows,
+        jobs,
+        templates,
+        schedules,
+        users,
+        secrets,
+    ):
         app.include_router(
             module.router, dependencies=[Depends(write_slot), Depends(reject_repeated_query)]
         )

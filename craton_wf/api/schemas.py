@@ -30,6 +30,8 @@ from craton_wf.services.inputs import JobTemplateCreate as JobTemplateCreate
 from craton_wf.services.inputs import JobTemplateUpdate as JobTemplateUpdate
 from craton_wf.services.inputs import ProjectRole as ProjectRole
 from craton_wf.services.inputs import Resources as Resources
+from craton_wf.services.inputs import ScheduleCreate as ScheduleCreate
+from craton_wf.services.inputs import ScheduleUpdate as ScheduleUpdate
 from craton_wf.services.inputs import SecretCreate as SecretCreate
 from craton_wf.services.inputs import SecretUpdate as SecretUpdate
 from craton_wf.services.inputs import StepIn as StepIn
@@ -524,6 +526,38 @@ class JobTemplateRead(Output):
     updated_at: datetime | None
 
 
+class ScheduleRead(Output):
+    id: int
+    project_id: str
+    name: str
+    template_id: int
+    template_name: str | None = None
+    cron: str
+    timezone: str
+    params: dict[str, Any]
+    missed_policy: str
+    overlap_policy: str
+    paused: bool
+    next_fire_at: datetime | None
+    next_fires: list[datetime] = Field(default_factory=list, description="the next few, in UTC")
+    queued_fire_at: datetime | None
+    last_fire_at: datetime | None
+    last_job_id: int | None
+    created_by: int | None
+    created_at: datetime
+    updated_at: datetime | None
+
+
+class ScheduleFireRead(Output):
+    id: int
+    schedule_id: int
+    fire_time: datetime
+    outcome: str = Field(description="launched, failed, skipped, queued or missed")
+    job_id: int | None
+    message: str | None
+    created_at: datetime
+
+
 def list_answer(
     model_name: str, key: str, item: type[BaseModel], *, links: bool = True
 ) -> type[BaseModel]:
@@ -545,6 +579,8 @@ WorkflowVersionList = list_answer(
 )
 JobList = list_answer("JobList", "jobs", JobRead)
 JobTemplateList = list_answer("JobTemplateList", "job_templates", JobTemplateRead)
+ScheduleList = list_answer("ScheduleList", "schedules", ScheduleRead)
+ScheduleFireList = list_answer("ScheduleFireList", "fires", ScheduleFireRead, links=False)
 JobHostList = list_answer("JobHostList", "hosts", JobHostRead, links=False)
 RunList = list_answer("RunList", "runs", RunRead, links=False)
 EventList = list_answer("EventList", "events", EventRead, links=False)

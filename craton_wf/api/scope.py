@@ -22,7 +22,16 @@ from sqlalchemy.orm import Session
 
 from craton_wf.db.models import Workflow
 from craton_wf.errors import NotFound
-from craton_wf.services import inventory, jobs, policy, project_secrets, tasks, templates, users
+from craton_wf.services import (
+    inventory,
+    jobs,
+    policy,
+    project_secrets,
+    schedules,
+    tasks,
+    templates,
+    users,
+)
 from craton_wf.services.auth import Principal
 from craton_wf.services.lookups import find_by_ref
 
@@ -74,6 +83,9 @@ LOOKUPS: dict[tuple[str, str], Lookup] = {
     ("jobs", "job_id"): lambda s, me, p: jobs.get_job(s, me.project_id, p["job_id"]),
     ("job-templates", "template_id"): lambda s, me, p: templates.get_template(
         s, me.project_id, p["template_id"]
+    ),
+    ("schedules", "schedule_id"): lambda s, me, p: schedules.get_schedule(
+        s, me.project_id, p["schedule_id"]
     ),
     ("users", "user_id"): lambda s, me, p: users.get_user(s, me, p["user_id"]),
     ("tokens", "token_id"): lambda s, me, p: users.get_token(s, me, p["token_id"]),

@@ -724,3 +724,57 @@ class JobTemplate(TimestampMixin, Base):
     max_failures: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
     timeout_seconds: Mapped[int | None] = mapped_column(Integer)
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+
+class Schedule(TimestampMixin, Base):
+    """A job template launched on a cron expression in a time zone (``engine.schedule_firing``).
+
+    ``next_fire_at`` is the fence: a runner fires a due schedule only by moving
+    it on, compare-and-set, in the transaction that makes the job."""
+
+    __tablename__ = "schedules"
+    __table_args__ = (
+        UniqueConstraint("project_id", "name", name="uq_schedules_project_name"),
+        SQLITE_AUTOINCREMENT,
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[str] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), index=True, nullable=False
+    )
+    name: Mapped[str] = mapped_column(String(255), nullable=False)
+    template_id: Mapped[int] = mapped_column(
+        ForeignKey("job_templates.id", ondelete="CASCADE"), index=True, nullable=False
+    )
+    cron: Mapped[str] = mapped_column(String(255), nullable=False)
+    timezone: Mapped[str] = mapped_column(String(64), nullable=False)
+    params: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, nullable=False)
+    missed_policy: Mapped[str] = mapped_column(String(16), nullable=False)  # skip | run-once
+    overlap_policy: Mapped[str] = mapped_column(String(16), nullable=False)
+    paused: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    next_fire_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+    queued_fire_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # overlap: queue
+    last_fire_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_job_id: Mapped[int | None] = mapped_column(Integer)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+
+class ScheduleFire(Base):
+    """What one fire time of a schedule gave: a job, or why none. One row per fire
+    time at most: the unique key is what makes a second job for a fire impossible."""
+
+    __tablename__ = "schedule_fires"
+    __table_args__ = (
+        UniqueConstraint("schedule_id", "fire_time", name="uq_schedule_fires_schedule_time"),
+        SQLITE_AUTOINCREMENT,
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    schedule_id: Mapped[int] = mapped_column(
+        ForeignKey("schedules.id", ondelete="CASCADE"), nullable=False
+    )
+    fire_time: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    outcome: Mapped[str] = mapped_column(String(16), nullable=False)
+    job_id: Mapped[int | None] = mapped_column(Integer)
+    message: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)

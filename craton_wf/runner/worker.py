@@ -21,6 +21,7 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -44,6 +45,7 @@ from craton_wf.settings import Settings
 log = logging.getLogger(__name__)
 
 CLAIM_BATCH = 64  # runs claimed in one transaction
+SCHEDULE_POLL_SECONDS = 2.0  # how often a runner fires the schedules that are due
 GATHER_SECONDS = 0.1  # how long a claim for a few free slots waits for more
 
 
@@ -61,6 +63,7 @@ class Runner:
         *,
         name: str | None = None,
         wakeup: threading.Event | None = None,
+        fire_schedules: Callable[[], object] | None = None,
     ) -> None:
         self.settings = settings
         self.sessions = sessions
@@ -83,6 +86,7 @@ class Runner:
         )
         self._threads: list[threading.Thread] = []
         self._sweeping = threading.Lock()
+        self._fire_schedules = fire_schedules  # engine.schedule_firing, its launch bound
 
     # --- lifecycle ----------------------------------------------------------------
 
@@ -243,6 +247,7 @@ class Runner:
     def _supervise(self) -> None:
         last_heartbeat = 0.0
         last_sweep = time.monotonic()  # start() made the first sweep
+        last_schedules = 0.0
         interval = min(0.5, self.settings.heartbeat_seconds)
         while not self._stop.wait(interval):
             try:
@@ -252,6 +257,10 @@ class Runner:
                 if now - last_heartbeat >= self.settings.heartbeat_seconds:
                     self._heartbeat()
                     last_heartbeat = now
+                if self._fire_schedules and now - last_schedules >= SCHEDULE_POLL_SECONDS:
+                    if self._fire_schedules():
+                        self.wakeup.set()  # new jobs' first runs: claim them at once
+                    last_schedules = now
                 if self._sweeps and now - last_sweep >= self.settings.sweep_seconds:
                     self._sweep_in_background()
                     last_sweep = now

@@ -238,3 +238,33 @@ class JobTemplateUpdate(Input):
 class TemplateLaunch(Input):
     params: dict[str, Any] = Field(default_factory=dict)
     name: Name | None = None
+
+
+# --- schedules ---------------------------------------------------------------------
+
+MissedPolicy = Literal["skip", "run-once"]
+OverlapPolicy = Literal["allow", "skip-if-running", "queue"]
+
+
+class ScheduleCreate(Input):
+    name: str
+    template: Ref
+    cron: Annotated[str, Field(max_length=255, examples=["0 2 * * *", "@daily"])]
+    timezone: Annotated[str, Field(max_length=64)] = "UTC"
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="the template's parameters for every launch"
+    )
+    missed_policy: MissedPolicy = "skip"
+    overlap_policy: OverlapPolicy = "allow"
+    paused: bool = False
+
+
+class ScheduleUpdate(Input):
+    name: str | None = None
+    template: Ref | None = None
+    cron: Annotated[str, Field(max_length=255)] | None = None
+    timezone: Annotated[str, Field(max_length=64)] | None = None
+    params: dict[str, Any] | None = None
+    missed_policy: MissedPolicy | None = None
+    overlap_policy: OverlapPolicy | None = None
+    paused: bool | None = None

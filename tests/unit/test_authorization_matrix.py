@@ -43,12 +43,14 @@ from craton_wf.db.engine import make_engine, make_session_factory, transaction
 from craton_wf.db.models import Project, RoleAssignment, User
 from craton_wf.services import inventory, project_secrets
 from craton_wf.services import jobs as job_service
+from craton_wf.services import schedules as schedule_service
 from craton_wf.services import tasks as task_service
 from craton_wf.services import templates as template_service
 from craton_wf.services import workflows as workflow_service
 from craton_wf.services.auth import Principal, bootstrap, issue_token
 from craton_wf.services.inputs import (
     JobTemplateCreate,
+    ScheduleCreate,
     SecretCreate,
     StepIn,
     TaskCreate,
@@ -168,6 +170,14 @@ EXPECTED: dict[tuple[str, str], tuple[str, bool]] = {
     ("PUT", "/v1/job-templates/{template_id}"): (ADMIN, OBJECT),
     ("DELETE", "/v1/job-templates/{template_id}"): (ADMIN, OBJECT),
     ("POST", "/v1/job-templates/{template_id}/launch"): (AUDITOR, OBJECT),  # an audit's
+    ("POST", "/v1/schedules"): (ADMIN, COLLECTION),
+    ("GET", "/v1/schedules"): (VIEWER, COLLECTION),
+    ("GET", "/v1/schedules/{schedule_id}"): (VIEWER, OBJECT),
+    ("PUT", "/v1/schedules/{schedule_id}"): (ADMIN, OBJECT),
+    ("DELETE", "/v1/schedules/{schedule_id}"): (ADMIN, OBJECT),
+    ("POST", "/v1/schedules/{schedule_id}/pause"): (ADMIN, OBJECT),
+    ("POST", "/v1/schedules/{schedule_id}/resume"): (ADMIN, OBJECT),
+    ("GET", "/v1/schedules/{schedule_id}/fires"): (VIEWER, OBJECT),
     ("GET", "/v1/users"): (ADMIN, COLLECTION),
     ("POST", "/v1/users"): (ADMIN, COLLECTION),
     ("GET", "/v1/users/{user_id}"): (ADMIN, OBJECT),
@@ -311,6 +321,7 @@ def _make_alpha_objects(session: Any, world: World) -> None:
     ids["target"] = _user(session, "alpha-target", alpha, VIEWER).id
     ids["secret"] = _secret(session, world).id
     ids["template"] = _template(session, world).id
+    ids["schedule"] = _schedule(session, world).id
 
 
 JOB_RESUME = "/v1/jobs/{job_id}/resume"  # a job not paused: 409, still past the role check
@@ -331,6 +342,13 @@ def _template(session: Any, world: World) -> Any:
     )
     admin = Principal(world.users["root"], "root", world.alpha, is_root=True)
     return template_service.create_template(session, admin, data)
+
+
+def _schedule(session: Any, world: World) -> Any:
+    data = ScheduleCreate(
+        name=unique("alpha-schedule"), template=world.ids["template"], cron="@daily"
+    )
+    return schedule_service.create_schedule(session, world.alpha, world.users["root"], data)
 
 
 def _secret(session: Any, world: World) -> Any:
@@ -388,6 +406,8 @@ def _fresh(method: str, path: str, role: str, where: str, world: World) -> dict[
             user_id = world.users.get(name, ids["target"])
             user = session.get(User, user_id)
             return {"token_id": issue_token(session, user, name="doomed", project_id=alpha).id}
+        if method == "DELETE" and path == "/v1/schedules/{schedule_id}":
+            return {"schedule_id": _schedule(session, world).id}
         if method == "DELETE" and path == "/v1/job-templates/{template_id}":
             return {"template_id": _template(session, world).id}
         if method == "DELETE" and path == "/v1/secrets/{secret_id}":
@@ -423,6 +443,7 @@ def path_params(method: str, path: str, role: str, where: str, world: World) -> 
         "user_id": ids["target"],
         "secret_id": ids["secret"],
         "template_id": ids["template"],
+        "schedule_id": ids["schedule"],
     }
     names = [part[1:-1] for part in path.split("/") if part.startswith("{")]
     return {name: known[name] for name in names}
@@ -483,6 +504,10 @@ _body("POST", "/v1/job-templates")(
 )
 _body("PUT", "/v1/job-templates/{template_id}")(lambda w: {"description": "matrix"})
 _body("POST", "/v1/job-templates/{template_id}/launch")(lambda w: {})
+_body("POST", "/v1/schedules")(
+    lambda w: {"name": unique("alpha-schedule"), "template": w.ids["template"], "cron": "@daily"}
+)
+_body("PUT", "/v1/schedules/{schedule_id}")(lambda w: {"cron": "@weekly"})
 _body("POST", "/v1/users")(lambda w: {"name": unique("alpha-made"), "role": VIEWER})
 _body("PUT", "/v1/users/{user_id}")(lambda w: {"role": AUDITOR})
 _body("POST", "/v1/tokens")(lambda w: {"name": "matrix"})
@@ -533,8 +558,7 @@ def app_routes(app: Any) -> set[tuple[str, str]]:
     return {
         (method, str(route.path))
         for route in iter_route_contexts(app.routes)
-        if isinstance(route.original_route, APIRoute)
-        and not is_console_route(str(route.path))
+        if isinstance(route.original_route, APIRoute) and not is_console_route(str(route.path))
         for method in route.methods or ()
     }
 
