@@ -308,3 +308,27 @@ def test_overlap_while_the_last_job_runs(
         assert fire(sessions, T0 + timedelta(seconds=100)) == 1  # the queued 10:02 fire
         jobs, found, launched = counts(sessions)
         assert (jobs, found, launched) == (2, {"launched": 2}, minutes(2))
+
+
+class RunnerDied(BaseException):
+    """What a SIGKILL does to a transaction: it never commits (not a CratonError,
+    so nothing records it as a failed fire)."""
+
+
+def test_a_firer_that_dies_after_its_claim_loses_and_doubles_nothing(api, template, sessions):  # type: ignore[no-untyped-def]
+    assert schedule(api, cron="* * * * *").status_code == 201
+    start_at(sessions, "nightly", T0)
+    claimed: list[Any] = []
+
+    def die_after_claim(session: Any, row: Schedule) -> int:
+        claimed.append(row.next_fire_at)  # the claim moved it on, in this transaction
+        raise RunnerDied
+
+    now = T0 + timedelta(seconds=40)  # 10:01:10, the 10:01 fire is due
+    with pytest.raises(RunnerDied):
+        fire_due_schedules(sessions, die_after_claim, now=now)
+    assert claimed == [datetime(2026, 6, 1, 10, 2, tzinfo=UTC)]
+    assert counts(sessions) == (0, {}, [])  # nothing of the dead firer's transaction is left
+    assert fire(sessions, now + timedelta(seconds=2)) == 1  # another runner, 2 s later
+    assert fire(sessions, now + timedelta(seconds=4)) == 0
+    assert counts(sessions) == (1, {"launched": 1}, minutes(1))
