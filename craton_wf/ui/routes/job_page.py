@@ -1,5 +1,6 @@
 """A job's page: its header, its graph coloured by state, a page of its host × step
-grid, the log pane, and the cancel and retry buttons.
+grid, the log pane, and the cancel, retry and resume (a job paused at its wave
+gate) buttons.
 
 The parts that change while the job runs (status and timings, the buttons,
 the graph, the grid page) are one template, ``job_live.html``, rendered inside
@@ -8,12 +9,12 @@ job's events (``job_logs.job_event_stream``) and, a moment after each burst,
 fetches that fragment for the grid page it shows and swaps it in. One query
 path renders both, so a live page shows what a reload would.
 
-Cancel and retry are forms posting to ``/ui/jobs/{id}/cancel`` and
-``/ui/jobs/{id}/retry`` (the API's paths under ``/ui``, audited as the API's
-calls): the job is looked up first (another project's is 404), then the
-API's rule for the call is applied (403 otherwise), then the API's service
-call is made with the API's arguments. The answer is a redirect to the job
-(or to the retry) with a short notice.
+Cancel, retry and resume are forms posting to ``/ui/jobs/{id}/cancel``,
+``/ui/jobs/{id}/retry`` and ``/ui/jobs/{id}/resume`` (the API's paths under
+``/ui``, audited as the API's calls): the job is looked up first (another
+project's is 404), then the API's rule for the call is applied (403
+otherwise), then the API's service call is made with the API's arguments. The
+answer is a redirect to the job (or to the retry) with a short notice.
 """
 
 from __future__ import annotations
@@ -162,6 +163,24 @@ def cancel_job(
     job = again_on_conflict(session, cancel)
     wake_runner(request)
     return _back(job.id, f"Cancel requested: the job is {job.status}.")
+
+
+@router.post("/jobs/{job_id}/resume", status_code=303)
+def resume_job(
+    request: Request, job_id: int, session: SessionDep, user: ConsoleUser, _form: CheckedForm
+) -> RedirectResponse:
+    """Start the next wave of a job paused at its wave gate (as the API's resume)."""
+    me = user.principal
+    job_service.get_job(session, me.project_id, job_id)  # another project's: 404 first
+    policy.authorize(me, "POST", "/v1/jobs/{job_id}/resume")
+
+    def resume() -> Job:
+        job = job_service.get_job(session, me.project_id, job_id)
+        return job_service.resume(session, job, me.user_name)
+
+    job = again_on_conflict(session, resume)
+    wake_runner(request)
+    return _back(job.id, f"Resumed: wave {job.current_wave} started.")
 
 
 @router.post("/jobs/{job_id}/retry", status_code=303)
