@@ -131,6 +131,25 @@ class Settings(BaseSettings):
         description="On SIGTERM a runner lets running work finish this long, then hands it over",
     )
     build_slots: int = Field(default=2, ge=1, description="Builds one runner executes at once")
+    webhook_allow_private: bool = Field(
+        default=False,
+        description="Allow webhook URLs over plain http and to hosts that are (or resolve to) "
+        "loopback, private, link-local or other non-public addresses",
+    )
+    webhook_retry_seconds: float = Field(
+        default=24 * 3600,
+        gt=0,
+        description="How long a webhook delivery is retried before it is given up as failed",
+    )
+    webhook_backoff_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="Wait before a webhook delivery's first retry; doubled at each next one "
+        "(at most an hour), with jitter",
+    )
+    webhook_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="How long one webhook delivery attempt may take"
+    )
     remove_containers: bool = Field(
         default=True, description="Remove task containers once their logs and exit code are stored"
     )

@@ -14,6 +14,7 @@ from ._tasks import TaskManager
 from ._templates import JobTemplateManager
 from ._tls import Cert, Verify
 from ._users import AuditEventManager, SecretManager, TokenManager, UserManager
+from ._webhooks import WebhookManager
 from ._workflows import WorkflowManager
 
 
@@ -73,6 +74,7 @@ class Client:
         self.tokens = TokenManager(self.session)
         self.secrets = SecretManager(self.session)
         self.audit_events = AuditEventManager(self.session)
+        self.webhooks = WebhookManager(self.session)
 
     @property
     def url(self) -> str:

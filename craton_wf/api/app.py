@@ -24,6 +24,7 @@ from craton_wf.api.routes import (
     tasks,
     templates,
     users,
+    webhooks,
     workflows,
 )
 from craton_wf.api.write_slots import WRITE_SLOTS, WriteSlots, write_slot
@@ -85,6 +86,7 @@ def create_app(
         schedules,
         users,
         secrets,
+        webhooks,
     ):
         app.include_router(
             module.router, dependencies=[Depends(write_slot), Depends(reject_repeated_query)]

@@ -63,6 +63,7 @@ TAGS = [
     {"name": "tokens", "description": "API tokens."},
     {"name": "audit", "description": "The audit trail."},
     {"name": "secrets", "description": "A project's secrets (values never answered)."},
+    {"name": "webhooks", "description": "Webhook endpoints, their deliveries and attempts."},
 ]
 
 ERROR_DESCRIPTIONS = {

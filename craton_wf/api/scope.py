@@ -34,6 +34,7 @@ from craton_wf.services import (
 )
 from craton_wf.services.auth import Principal
 from craton_wf.services.lookups import find_by_ref
+from craton_wf.services.webhooks import get_webhook
 
 Params = Mapping[str, Any]
 Lookup = Callable[[Session, Principal, Params], object]
@@ -92,6 +93,7 @@ LOOKUPS: dict[tuple[str, str], Lookup] = {
     ("secrets", "secret_id"): lambda s, me, p: project_secrets.get_secret(
         s, me.project_id, p["secret_id"]
     ),
+    ("webhooks", "webhook_id"): lambda s, me, p: get_webhook(s, me.project_id, p["webhook_id"]),
 }
 
 

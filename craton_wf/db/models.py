@@ -513,7 +513,6 @@ class Job(Base):
     # id, kept when the template is deleted (the job's history stays true).
     template_id: Mapped[int | None] = mapped_column(Integer, index=True)
     template_params: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
-
     # Rollout waves (domain.waves): as asked, and the sizes resolved over the
     # hosts; the wave under way (1-based); the pause after each wave, a gate;
     # and when the next wave may start (set during a wave_pause, indexed for
@@ -524,6 +523,7 @@ class Job(Base):
     wave_pause_seconds: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
     wave_gate: Mapped[str | None] = mapped_column(String(16))
     next_wave_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+
 
 class JobHost(Base):
     __tablename__ = "job_hosts"
@@ -724,6 +724,81 @@ class JobTemplate(TimestampMixin, Base):
     max_failures: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
     timeout_seconds: Mapped[int | None] = mapped_column(Integer)
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+
+class Webhook(TimestampMixin, Base):
+    """A project's endpoint that is POSTed the events it subscribes to (``engine.webhooks``).
+
+    The signing secret is stored encrypted like a project's secrets and never answered."""
+
+    __tablename__ = "webhooks"
+    __table_args__ = (
+        UniqueConstraint("project_id", "name", name="uq_webhooks_project_name"),
+        SQLITE_AUTOINCREMENT,
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[str] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), index=True, nullable=False
+    )
+    name: Mapped[str] = mapped_column(String(255), nullable=False)
+    url: Mapped[str] = mapped_column(String(2048), nullable=False)
+    events: Mapped[list[str]] = mapped_column(JSONType, nullable=False)
+    secret_ciphertext: Mapped[str] = mapped_column(Text, nullable=False)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True, nullable=False)
+    description: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+
+class WebhookDelivery(Base):
+    """One event for one endpoint: an outbox row written in the event's own transaction.
+
+    ``event_id`` is the idempotency key the receiver sees on every attempt.
+    Runners claim due rows with a lease, as they claim runs (``engine.webhooks``).
+    """
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+        SQLITE_AUTOINCREMENT,
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    webhook_id: Mapped[int] = mapped_column(
+        ForeignKey("webhooks.id", ondelete="CASCADE"), index=True, nullable=False
+    )
+    project_id: Mapped[str] = mapped_column(String(36), nullable=False)
+    event_id: Mapped[str] = mapped_column(String(36), nullable=False)
+    event: Mapped[str] = mapped_column(String(64), nullable=False)
+    data: Mapped[dict[str, Any]] = mapped_column(JSONType, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False)  # pending|delivered|failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    give_up_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_epoch: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class WebhookAttempt(Base):
+    """One POST of a delivery: when, how long, what the receiver answered (an excerpt)."""
+
+    __tablename__ = "webhook_attempts"
+    __table_args__ = (SQLITE_AUTOINCREMENT,)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(
+        ForeignKey("webhook_deliveries.id", ondelete="CASCADE"), index=True, nullable=False
+    )
+    number: Mapped[int] = mapped_column(Integer, nullable=False)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    latency_ms: Mapped[int] = mapped_column(Integer, nullable=False)
+    response_excerpt: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
 
 
 class Schedule(TimestampMixin, Base):

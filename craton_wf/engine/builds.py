@@ -5,13 +5,15 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
-from craton_wf.db.models import Build, BuildLog, Task, TaskSource, utcnow
+from craton_wf.db.models import Build, BuildLog, Task, TaskApproval, TaskSource, utcnow
 from craton_wf.domain.states import BuildStatus, check_transition
 from craton_wf.engine.leases import check_lease, claim_one, db_now, take_lease
+from craton_wf.engine.webhooks import enqueue_event
 from craton_wf.engine.writes import in_a_batch
 
 log = logging.getLogger(__name__)
@@ -139,7 +141,40 @@ def finish_build(
         build.image, build.digest = image, digest
         if task is not None and (task.ready_build_id is None or task.ready_build_id < build.id):
             task.ready_build_id = build.id
+        if task is not None and not _decided(session, task.id, digest):
+            enqueue_event(session, task.project_id, "approval.requested", _build_data(build, task))
         return BuildStatus.READY
     _set_status(build, task, BuildStatus.FAILED)
     build.error = error or "the build produced no image"
+    if task is not None:
+        enqueue_event(session, task.project_id, "build.failed", _build_data(build, task))
     return BuildStatus.FAILED
+
+
+def _decided(session: Session, task_id: int, digest: str | None) -> bool:
+    """Whether an approval decision already names this image (a rebuild that changed
+    nothing): then no new approval is asked for."""
+    if not digest:
+        return False
+    return (
+        session.execute(
+            select(TaskApproval.id)
+            .where(TaskApproval.task_id == task_id, TaskApproval.digest == digest)
+            .limit(1)
+        ).first()
+        is not None
+    )
+
+
+def _build_data(build: Build, task: Task) -> dict[str, Any]:
+    """What a build event's webhook document says of the build and its task."""
+    return {
+        "task": {"id": task.id, "name": task.name},
+        "build": {
+            "id": build.id,
+            "number": build.number,
+            "status": build.status,
+            "digest": build.digest,
+            "error": build.error,
+        },
+    }

@@ -37,6 +37,7 @@ from craton_wf.engine import scheduling
 from craton_wf.engine.events import record_event
 from craton_wf.engine.leases import check_lease, claim_rows, db_clock, db_now
 from craton_wf.engine.task_env import RunPreparation, run_environment
+from craton_wf.engine.webhooks import enqueue_job_event
 from craton_wf.engine.writes import in_a_batch
 from craton_wf.errors import CratonError
 from craton_wf.settings import Settings
@@ -294,6 +295,7 @@ def _start_job(session: Session, job_id: int, owner: str, now: datetime) -> str:
             )
         )
         record_event(session, job_id, "job_started", runner_id=owner)
+        enqueue_job_event(session, job_id, "job.started")
         return JobStatus.RUNNING.value
     return str(status)
 

@@ -44,6 +44,7 @@ from craton_wf.engine import waves
 from craton_wf.engine._staged import stage
 from craton_wf.engine.events import record_event
 from craton_wf.engine.leases import lock_rows
+from craton_wf.engine.webhooks import enqueue_event, job_event_data
 from craton_wf.engine.writes import in_a_batch
 from craton_wf.errors import Conflict
 
@@ -493,6 +494,7 @@ def _finish_job_if_done(session: Session, job: Job, now: datetime) -> None:
     job.message = f"{reason}: {counts}" if reason else counts
     outcome = f"{final.value} ({reason})" if reason else final.value
     record_event(session, job.id, "job_finished", f"{outcome}: hosts {counts}")
+    enqueue_event(session, job.project_id, f"job.{final.value.lower()}", job_event_data(job))
 
 
 @in_a_batch

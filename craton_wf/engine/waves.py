@@ -30,6 +30,7 @@ from craton_wf.db.models import Job, JobHost
 from craton_wf.domain.states import HostStatus, JobStatus
 from craton_wf.domain.waves import wave_end
 from craton_wf.engine.events import record_event
+from craton_wf.engine.webhooks import enqueue_event, job_event_data
 
 _UNFINISHED_HOSTS = [HostStatus.PENDING.value, HostStatus.RUNNING.value]
 
@@ -73,6 +74,9 @@ def hosts_admitted(session: Session, job: Job, now: datetime, set_status: SetSta
         set_status(job, JobStatus.PAUSED, now)
         message = f"waiting for job-resume before {following}"
         _record_wave_event(session, job, "job_paused", message, 1)
+        paused = job_event_data(job)
+        paused["job"]["next_wave"] = {"wave": job.current_wave + 1, "waves": len(sizes)}
+        enqueue_event(session, job.project_id, "job.paused", paused)
         return None
     if job.wave_pause_seconds > 0:
         job.next_wave_at = now + timedelta(seconds=job.wave_pause_seconds)

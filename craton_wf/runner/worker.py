@@ -1,11 +1,12 @@
 """A runner process: claims work, executes it on worker threads, keeps leases alive.
 
-Three kinds of threads:
+Four kinds of threads:
 - the dispatcher claims builds and runs while slots are free and sleeps on a
   wake-up event otherwise (the embedded server sets it when work arrives);
 - worker threads execute one build or run each;
 - the supervisor renews leases and the runner's heartbeat, and stops
-  containers whose job was cancelled or whose deadline passed.
+  containers whose job was cancelled or whose deadline passed;
+- the webhook sender POSTs due webhook deliveries (runner.webhook_sender).
 
 With ``remove_containers``, a runner also sweeps (runner.sweeper) at its start
 and every ``sweep_seconds``: it removes the containers that stopped runners
@@ -40,6 +41,7 @@ from craton_wf.process_metrics import process_metrics
 from craton_wf.runner.execution import ActiveRun, RunExecution
 from craton_wf.runner.recorder import Recorder
 from craton_wf.runner.sweeper import sweep_containers
+from craton_wf.runner.webhook_sender import WebhookSender
 from craton_wf.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -95,9 +97,11 @@ class Runner:
         if self._sweeps:
             self._sweep_in_background()
         self._recorder = Recorder(self.sessions, self._abandoned)
+        sender = WebhookSender(self.settings, self.sessions, self.id)
         for target, name in (
             (self._dispatch, "runner-dispatch"),
             (self._supervise, "runner-supervise"),
+            (lambda: sender.run_until(self._stop), "runner-webhooks"),
         ):
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()

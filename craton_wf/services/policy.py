@@ -64,6 +64,11 @@ ROUTE_RULES: tuple[tuple[frozenset[str], str, str], ...] = (
     (READ | WRITE, "/v1/tokens/{token_id}", "viewer"),
     (READ, "/v1/secrets", "operator"),  # names and descriptions only, never values
     (READ, "/v1/secrets/{secret_id}", "operator"),
+    # webhooks: admins only, reads too (a URL may carry a receiver's token)
+    (READ, "/v1/webhooks", "admin"),
+    (READ, "/v1/webhooks/{webhook_id}", "admin"),
+    (READ, "/v1/webhooks/{webhook_id}/deliveries", "admin"),
+    (READ, "/v1/webhooks/{webhook_id}/deliveries/{delivery_id}", "admin"),
     (WRITE, "/v1/projects", ROOT),
     (frozenset({"DELETE"}), "/v1/projects/{project_id}", ROOT),
     (WRITE, "/v1/projects/{project_id}", "admin"),  # admin of that project: in_project

@@ -37,11 +37,13 @@ from typing import Any
 import pytest
 from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.testclient import TestClient
+from sqlalchemy import func, select
 
 from craton_wf.api.app import create_app
 from craton_wf.db.engine import make_engine, make_session_factory, transaction
-from craton_wf.db.models import Project, RoleAssignment, User
-from craton_wf.services import inventory, project_secrets
+from craton_wf.db.models import Project, RoleAssignment, User, WebhookDelivery
+from craton_wf.engine.webhooks import enqueue_event
+from craton_wf.services import inventory, project_secrets, webhooks
 from craton_wf.services import jobs as job_service
 from craton_wf.services import schedules as schedule_service
 from craton_wf.services import tasks as task_service
@@ -56,6 +58,7 @@ from craton_wf.services.inputs import (
     TaskCreate,
     WorkflowCreate,
 )
+from craton_wf.services.webhooks import WebhookCreate
 from craton_wf.settings import Settings
 from tests.conftest import POSTGRES_URL, _truncate_all
 from tests.factories import make_ready_task
@@ -73,6 +76,7 @@ RANK = {PUBLIC: 0, VIEWER: 1, AUDITOR: 2, OPERATOR: 3, ADMIN: 4, ROOT: 5}
 OBJECT, COLLECTION = True, False
 # A literal public address: no name to look up, whatever the git source rules.
 GIT = "https://93.184.215.14/alpha-tasks.git"
+HOOK_URL = "https://93.184.215.14/hooks/alpha"  # a literal public address: no lookup
 
 # (method, route template) -> (least role in its own project, names an object of a project)
 EXPECTED: dict[tuple[str, str], tuple[str, bool]] = {
@@ -192,6 +196,14 @@ EXPECTED: dict[tuple[str, str], tuple[str, bool]] = {
     ("GET", "/v1/secrets/{secret_id}"): (OPERATOR, OBJECT),
     ("PUT", "/v1/secrets/{secret_id}"): (ADMIN, OBJECT),
     ("DELETE", "/v1/secrets/{secret_id}"): (ADMIN, OBJECT),
+    ("POST", "/v1/webhooks"): (ADMIN, COLLECTION),
+    ("GET", "/v1/webhooks"): (ADMIN, COLLECTION),
+    ("GET", "/v1/webhooks/{webhook_id}"): (ADMIN, OBJECT),
+    ("PUT", "/v1/webhooks/{webhook_id}"): (ADMIN, OBJECT),
+    ("DELETE", "/v1/webhooks/{webhook_id}"): (ADMIN, OBJECT),
+    ("GET", "/v1/webhooks/{webhook_id}/deliveries"): (ADMIN, OBJECT),
+    ("GET", "/v1/webhooks/{webhook_id}/deliveries/{delivery_id}"): (ADMIN, OBJECT),
+    ("POST", "/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver"): (ADMIN, OBJECT),
 }
 
 # Routes on which root, acting in another project, still reaches alpha's object.
@@ -322,6 +334,9 @@ def _make_alpha_objects(session: Any, world: World) -> None:
     ids["secret"] = _secret(session, world).id
     ids["template"] = _template(session, world).id
     ids["schedule"] = _schedule(session, world).id
+    ids["webhook"] = _webhook(session, world).id
+    enqueue_event(session, alpha, "job.failed", {"job": {}})
+    ids["delivery"] = session.execute(select(func.max(WebhookDelivery.id))).scalar_one()
 
 
 JOB_RESUME = "/v1/jobs/{job_id}/resume"  # a job not paused: 409, still past the role check
@@ -355,6 +370,14 @@ def _secret(session: Any, world: World) -> Any:
     fernet = project_secrets.cipher(world.settings)
     data = SecretCreate(name=unique("ALPHA_SECRET").replace("-", "_"), value="value-of-alpha")
     return project_secrets.create_secret(session, fernet, world.alpha, None, data)
+
+
+def _webhook(session: Any, world: World) -> Any:
+    fernet = project_secrets.cipher(world.settings)
+    data = WebhookCreate(
+        name=unique("alpha-hook"), url=HOOK_URL, events=["job.failed"], secret="s" * 16
+    )
+    return webhooks.create_webhook(session, world.settings, fernet, world.alpha, None, data)
 
 
 # --- path parameters: alpha's objects, fresh ones for calls that destroy them ---------------
@@ -412,6 +435,8 @@ def _fresh(method: str, path: str, role: str, where: str, world: World) -> dict[
             return {"template_id": _template(session, world).id}
         if method == "DELETE" and path == "/v1/secrets/{secret_id}":
             return {"secret_id": _secret(session, world).id}
+        if method == "DELETE" and path == "/v1/webhooks/{webhook_id}":
+            return {"webhook_id": _webhook(session, world).id}
         if method == "DELETE" and path.endswith("/variables"):  # a variable to delete
             kind = path.split("/")[2]
             ref = alpha if kind == "projects" else ids[kind[:-1]]
@@ -444,6 +469,8 @@ def path_params(method: str, path: str, role: str, where: str, world: World) -> 
         "secret_id": ids["secret"],
         "template_id": ids["template"],
         "schedule_id": ids["schedule"],
+        "webhook_id": ids["webhook"],
+        "delivery_id": ids["delivery"],
     }
     names = [part[1:-1] for part in path.split("/") if part.startswith("{")]
     return {name: known[name] for name in names}
@@ -515,6 +542,15 @@ _body("POST", "/v1/secrets")(
     lambda w: {"name": unique("ALPHA").replace("-", "_"), "value": "value-1234"}
 )
 _body("PUT", "/v1/secrets/{secret_id}")(lambda w: {"description": "matrix"})
+_body("POST", "/v1/webhooks")(
+    lambda w: {
+        "name": unique("alpha-hook"),
+        "url": HOOK_URL,
+        "events": ["job.failed"],
+        "secret": "s" * 16,
+    }
+)
+_body("PUT", "/v1/webhooks/{webhook_id}")(lambda w: {"description": "matrix"})
 
 
 # --- the cases ----------------------------------------------------------------------

@@ -32,7 +32,7 @@ import httpx
 from .._client import Client
 from .._version import __version__
 from ..exceptions import BadTLSFile, ClientError, ConnectionFailed, Unauthorized
-from . import _inventory, _jobs, _schedules, _tasks, _templates, _users, _workflows
+from . import _inventory, _jobs, _schedules, _tasks, _templates, _users, _webhooks, _workflows
 from ._common import CommandError, Context, format_name
 from ._output import FORMATS, Output
 
@@ -170,7 +170,16 @@ def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentP
         "--format", choices=FORMATS, type=format_name, default="table", help="output format"
     )
     subparsers = parser.add_subparsers(dest="command", metavar="<command>", required=True)
-    for module in (_inventory, _tasks, _workflows, _jobs, _templates, _schedules, _users):
+    for module in (
+        _inventory,
+        _tasks,
+        _workflows,
+        _jobs,
+        _templates,
+        _schedules,
+        _users,
+        _webhooks,
+    ):
         module.register(subparsers)
     return parser
 
