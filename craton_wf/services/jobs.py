@@ -431,7 +431,7 @@ def list_jobs(
     session: Session, project_id: str, page: PageRequest, filters: dict[str, Any]
 ) -> Page[Job]:
     stmt = scoped(Job, project_id).options(undefer(Job.targets))  # read for every job listed
-    for key in ("status", "workflow_id", "task_id"):
+    for key in ("status", "workflow_id", "task_id", "name"):
         if filters.get(key) is not None:
             stmt = stmt.where(getattr(Job, key) == filters[key])
     return paginate(session, stmt, Job, page, JOB_SORT_KEYS)

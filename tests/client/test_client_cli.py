@@ -698,6 +698,18 @@ def test_global_options_fall_back_to_the_environment() -> None:
     assert default.format == "table"
 
 
+def test_following_the_logs_of_a_job_that_fails_exits_1(router, cli) -> None:
+    line = {"id": 1, "host_name": "a", "step_name": "s", "stream": "stderr", "line": "boom"}
+    router.add("GET", "/v1/jobs/7/logs", router.sse([line], end={"job_status": "FAILED"}))
+    router.add("GET", "/v1/jobs/7", {**JOB, "status": "FAILED", "message": "1 host failed"})
+
+    result = cli("job-logs", "7", "--follow")
+
+    assert result.code == 1
+    assert result.out == "[a s stderr] boom\n"
+    assert "Job 7 FAILED: 1 host failed" in result.err
+
+
 def test_a_cut_follow_stream_is_opened_again_after_the_last_line(router, cli) -> None:
     line = {"host_name": "a", "step_name": "s", "stream": "stdout"}
     lines = [{**line, "id": n, "line": f"l{n}"} for n in (3, 8, 9)]
@@ -712,7 +724,7 @@ def test_a_cut_follow_stream_is_opened_again_after_the_last_line(router, cli) ->
         return router.sse(after, end={"job_status": "SUCCEEDED"})
 
     router.add("GET", "/v1/jobs/7/logs", logs)
-    router.add("GET", "/v1/jobs/7", {**JOB, "status": "RUNNING"})
+    router.add("GET", "/v1/jobs/7", {**JOB, "status": "SUCCEEDED"})
 
     result = cli("job-logs", "7", "--follow")
 

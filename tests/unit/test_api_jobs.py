@@ -158,6 +158,19 @@ def test_a_job_reads_back_its_targets_which_its_runners_never_load(api, sessions
         assert job.targets == wanted  # read when asked for
 
 
+def test_jobs_are_listed_by_name_so_a_job_is_found_by_its_name(api, sessions, root):
+    with transaction(sessions) as session:
+        hosts = make_inventory(session, root.project_id, 1)
+        make_ready_task(session, root.project_id, "ready")
+    for name in ("nightly", "other", None):
+        body = {"task": "ready", "hosts": [hosts[0].id], "name": name}
+        assert api.post("/v1/jobs", json=body).status_code == 201
+    named = api.get("/v1/jobs", params={"name": "nightly"})
+    assert named.status_code == 200, named.text
+    assert [job["name"] for job in named.json()["jobs"]] == ["nightly"]
+    assert api.get("/v1/jobs", params={"name": "nobody"}).json()["jobs"] == []
+
+
 def test_job_hosts_by_id_or_name_in_the_order_given_and_the_first_bad_one_named(
     api, sessions, root
 ):

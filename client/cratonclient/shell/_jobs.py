@@ -202,10 +202,15 @@ def do_job_logs(ctx: Context, args: argparse.Namespace) -> int | None:
     job_id = jobs.resolve_id(args.job)
     if args.follow:
         try:
-            follow_job_logs(ctx, job_id, host=args.host, step=args.step)
+            finished = follow_job_logs(ctx, job_id, host=args.host, step=args.step)
         except KeyboardInterrupt:
             _stopped_watching(ctx, job_id)
             return 130
+        # As job-create --follow: the exit status says how the job ended.
+        if finished.get("status") != "SUCCEEDED":
+            reason = f": {finished['message']}" if finished.get("message") else ""
+            ctx.out.error(f"Job {finished['id']} {finished.get('status')}{reason}")
+            return 1
         return None
     for entry in jobs.logs(job_id, host=args.host, step=args.step):
         print_job_log(ctx, entry)

@@ -94,12 +94,13 @@ def list_jobs(
     status: str | None = None,
     workflow_id: int | None = None,
     task_id: int | None = None,
+    name: str | None = None,
 ) -> dict[str, Any]:
     result = job_service.list_jobs(
         session,
         me.project_id,
         page,
-        {"status": status, "workflow_id": workflow_id, "task_id": task_id},
+        {"status": status, "workflow_id": workflow_id, "task_id": task_id, "name": name},
     )
     return {
         "jobs": [job_read(session, j) for j in result.items],
