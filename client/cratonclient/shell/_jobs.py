@@ -49,7 +49,8 @@ EVENT_FIELDS = ("id", "created_at", "host_name", "kind", "message")
 RUNNER_FIELDS = ("id", "name", "hostname", "executor", "alive", "heartbeat_at")
 
 
-def _job_body(args: argparse.Namespace) -> dict[str, Any]:
+def target_filters(args: argparse.Namespace) -> dict[str, Any]:
+    """The host filters given by :func:`add_target_options`' options (None left out)."""
     filters = {
         "region": args.region,
         "cell": args.cell,
@@ -58,7 +59,28 @@ def _job_body(args: argparse.Namespace) -> dict[str, Any]:
         "device_type": args.device_type,
         "vars": check_vars_filters(args.vars),
     }
-    filters = {k: v for k, v in filters.items() if v is not None}
+    return {k: v for k, v in filters.items() if v is not None}
+
+
+def add_target_options(parser: argparse.ArgumentParser) -> None:
+    """The options naming a job's hosts: job-create's and a template's."""
+    parser.add_argument(
+        "--host", nargs="+", action="extend", metavar="HOST", help="target hosts (ids or names)"
+    )
+    parser.add_argument("--region", help="target the hosts of this region")
+    parser.add_argument("--cell", help="target the hosts of this cell")
+    parser.add_argument("--cloud", help="target the hosts of this cloud")
+    parser.add_argument(
+        "--label", nargs="+", action="extend", help="target hosts with these labels (all)"
+    )
+    parser.add_argument("--device-type", metavar="TYPE", help="target hosts of this device type")
+    parser.add_argument(
+        "--vars", nargs="+", action="extend", metavar="PATH:VALUE", help="target hosts by variable"
+    )
+
+
+def _job_body(args: argparse.Namespace) -> dict[str, Any]:
+    filters = target_filters(args)
     if not args.host and not filters:
         raise CommandError(
             "No target: give --host, or filters (--region, --cell, --cloud, --label, --vars...)."
@@ -266,19 +288,7 @@ def _job_create_options(parser: argparse.ArgumentParser) -> None:
     what.add_argument("--task", metavar="TASK", help="single task to run (id or name)")
     parser.add_argument("--workflow-version", type=int, metavar="N", help="workflow version")
     parser.add_argument("--name", help="job name")
-    parser.add_argument(
-        "--host", nargs="+", action="extend", metavar="HOST", help="target hosts (ids or names)"
-    )
-    parser.add_argument("--region", help="target the hosts of this region")
-    parser.add_argument("--cell", help="target the hosts of this cell")
-    parser.add_argument("--cloud", help="target the hosts of this cloud")
-    parser.add_argument(
-        "--label", nargs="+", action="extend", help="target hosts with these labels (all)"
-    )
-    parser.add_argument("--device-type", metavar="TYPE", help="target hosts of this device type")
-    parser.add_argument(
-        "--vars", nargs="+", action="extend", metavar="PATH:VALUE", help="target hosts by variable"
-    )
+    add_target_options(parser)
     parser.add_argument(
         "--var", action="append", metavar="KEY=VALUE", help="job variable (repeatable; JSON values)"
     )

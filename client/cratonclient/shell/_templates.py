@@ -21,13 +21,12 @@ from ._common import (
     Context,
     add_command,
     add_list_options,
-    check_vars_filters,
     duration_seconds,
     list_command,
     parse_key_values,
     positive_int,
 )
-from ._jobs import _watch, show_job
+from ._jobs import _watch, add_target_options, show_job, target_filters
 
 TEMPLATE_FIELDS = ("id", "name", "runs", "parameters", "concurrency", "description")
 PARAMETER_KEYS = ("name", "type", "default", "required", "description", "choices")
@@ -70,15 +69,7 @@ def _parameter_field(key: str, value: str) -> Any:
 
 
 def _targets(args: argparse.Namespace) -> dict[str, Any] | None:
-    filters = {
-        "region": args.region,
-        "cell": args.cell,
-        "cloud": args.cloud,
-        "label": args.label,
-        "device_type": args.device_type,
-        "vars": check_vars_filters(args.vars),
-    }
-    filters = {k: v for k, v in filters.items() if v is not None}
+    filters = target_filters(args)
     if not args.host and not filters:
         return None
     return {"hosts": args.host or [], "filters": filters}
@@ -178,19 +169,7 @@ def _definition_options(parser: argparse.ArgumentParser) -> None:
         "--workflow-version", type=int, metavar="N", help="pin this version (default: latest)"
     )
     parser.add_argument("--description", help="what it is for")
-    parser.add_argument(
-        "--host", nargs="+", action="extend", metavar="HOST", help="target hosts (ids or names)"
-    )
-    parser.add_argument("--region", help="target the hosts of this region")
-    parser.add_argument("--cell", help="target the hosts of this cell")
-    parser.add_argument("--cloud", help="target the hosts of this cloud")
-    parser.add_argument(
-        "--label", nargs="+", action="extend", help="target hosts with these labels (all)"
-    )
-    parser.add_argument("--device-type", metavar="TYPE", help="target hosts of this device type")
-    parser.add_argument(
-        "--vars", nargs="+", action="extend", metavar="PATH:VALUE", help="target hosts by variable"
-    )
+    add_target_options(parser)
     parser.add_argument(
         "--var", action="append", metavar="KEY=VALUE", help="default job variable (JSON values)"
     )
