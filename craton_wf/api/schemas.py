@@ -521,6 +521,9 @@ class JobTemplateRead(Output):
     concurrency: int
     max_failures: int
     timeout_seconds: int | None
+    waves: list[int | str] | None = None
+    wave_pause_seconds: int = 0
+    wave_gate: str | None = None
     created_by: int | None
     created_at: datetime
     updated_at: datetime | None

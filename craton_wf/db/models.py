@@ -723,6 +723,10 @@ class JobTemplate(TimestampMixin, Base):
     concurrency: Mapped[int] = mapped_column(Integer, default=1, nullable=False)
     max_failures: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
     timeout_seconds: Mapped[int | None] = mapped_column(Integer)
+    # Rollout waves of the jobs it launches (domain.waves), as asked: sized at launch.
+    waves: Mapped[list[Any] | None] = mapped_column(JSONType)
+    wave_pause_seconds: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    wave_gate: Mapped[str | None] = mapped_column(String(16))
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
 
 

@@ -216,6 +216,12 @@ class JobTemplateCreate(Input):
     concurrency: int = Field(default=1, ge=1, le=1000)
     max_failures: int = Field(default=0, ge=0, le=MAX_INT)
     timeout: int | None = Field(default=None, gt=0, le=MAX_INT)
+    # Rollout waves of the jobs it launches, as job-create takes them (domain.waves).
+    waves: list[StrictInt | str] | None = Field(default=None, min_length=1, max_length=100)
+    wave_pause: StrictInt | str | None = Field(
+        default=None, description="seconds, or a duration: '30s', '10m', '2h'"
+    )
+    wave_gate: Literal["approve"] | None = None
 
 
 class JobTemplateUpdate(Input):
@@ -233,6 +239,12 @@ class JobTemplateUpdate(Input):
     concurrency: int | None = Field(default=None, ge=1, le=1000)
     max_failures: int | None = Field(default=None, ge=0, le=MAX_INT)
     timeout: int | None = Field(default=None, gt=0, le=MAX_INT)
+    # Rollout waves of the jobs it launches, as job-create takes them (domain.waves).
+    waves: list[StrictInt | str] | None = Field(default=None, min_length=1, max_length=100)
+    wave_pause: StrictInt | str | None = Field(
+        default=None, description="seconds, or a duration: '30s', '10m', '2h'"
+    )
+    wave_gate: Literal["approve"] | None = None
 
 
 class TemplateLaunch(Input):

@@ -2,7 +2,8 @@
 
 A template names what a job runs (a workflow, at a pinned version or the
 latest, or one task), its targets as ``job-create`` takes them, concurrency,
-failure budget, timeout, default variables and declared parameters. A launch
+failure budget, timeout, rollout waves (sized over each launch's hosts),
+default variables and declared parameters. A launch
 gives values for the parameters; each is checked against its declaration
 (unknown, missing while required, wrong type, not one of the choices: a 422
 naming the parameter), and the values, over the parameters' defaults, over
@@ -26,6 +27,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from craton_wf.db.models import Job, JobTemplate, Task, Workflow
+from craton_wf.domain.waves import InvalidWaves, check_gate, check_wave_spec, parse_pause
 from craton_wf.errors import Conflict, InvalidInput, InvalidParameter
 from craton_wf.services import jobs as job_service
 from craton_wf.services import tasks as task_service
@@ -86,6 +88,25 @@ def _apply(
             setattr(template, field, getattr(data, field))
     if "timeout" in given:
         template.timeout_seconds = data.timeout
+    if given & {"waves", "wave_pause", "wave_gate"}:
+        _set_rollout(template, data, given)
+
+
+def _set_rollout(
+    template: JobTemplate, data: JobTemplateCreate | JobTemplateUpdate, given: set[str]
+) -> None:
+    """The waves its jobs roll out in, checked now (their sizes come with each launch's hosts)."""
+    spec = data.waves if "waves" in given else template.waves
+    pause = data.wave_pause if "wave_pause" in given else template.wave_pause_seconds
+    gate = data.wave_gate if "wave_gate" in given else template.wave_gate
+    if spec is None:
+        if pause not in (None, 0, "") or gate not in (None, ""):
+            raise InvalidWaves("wave_pause and wave_gate need waves")
+        template.waves, template.wave_pause_seconds, template.wave_gate = None, 0, None
+        return
+    template.waves = check_wave_spec(spec)
+    template.wave_pause_seconds = parse_pause(pause)
+    template.wave_gate = check_gate(gate)
 
 
 def _set_what_it_runs(
@@ -220,6 +241,9 @@ def launch(
             "concurrency": template.concurrency,
             "max_failures": template.max_failures,
             "timeout": template.timeout_seconds,
+            "waves": template.waves,
+            "wave_pause": template.wave_pause_seconds if template.waves else None,
+            "wave_gate": template.wave_gate,
         },
         principal=me,
         require_approval=require_approval,

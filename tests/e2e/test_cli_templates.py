@@ -8,6 +8,7 @@ launches the audit but not a remediation's template."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -128,6 +129,21 @@ def test_templates_through_the_cli(database_url: str, tmp_path: Path) -> None:
         server.craton("template-delete", "fix-disks")
         gone = server.craton("template-show", "fix-disks", check=False)
         assert gone.returncode != 0 and gone.stderr.startswith("ERROR: ")
+
+        # A runbook template that rolls out in waves, with a gate after the first host.
+        waved = server.json(
+            "template-update", "nightly-disks", "--waves", "1,100%", "--wave-gate", "approve"
+        )
+        assert waved["waves"] == [1, "100%"] and waved["wave_gate"] == "approve"  # type: ignore[index]
+        launched = server.json("template-launch", "nightly-disks", "--param", "mode=quick")
+        job_id = str(launched["id"])  # type: ignore[index]
+        deadline = time.monotonic() + 60
+        while (shown := server.json("job-show", job_id))["status"] != "PAUSED":  # type: ignore[index]
+            assert time.monotonic() < deadline, shown
+            time.sleep(0.5)
+        assert shown["wave_sizes"] == [1, 2] and shown["current_wave"] == 1  # type: ignore[index]
+        resumed = server.craton("job-resume", job_id, "--wait")
+        assert "SUCCEEDED" in resumed.stdout
     finally:
         stop(server.processes)
         engine.dispose()

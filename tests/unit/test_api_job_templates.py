@@ -260,3 +260,43 @@ def test_a_default_typed_as_text_is_kept_as_its_type(api, world):  # type: ignor
     ]
     made = template(api, parameters=parameters).json()
     assert [p["default"] for p in made["parameters"]] == [2, True, "007"]
+
+
+def test_a_template_rolls_its_jobs_out_in_waves_sized_at_each_launch(api, world):  # type: ignore[no-untyped-def]
+    made = template(api, waves=[1, "50%", "100%"], wave_pause="10m", wave_gate="approve")
+    assert made.status_code == 201, made.text
+    shown = made.json()
+    assert shown["waves"] == [1, "50%", "100%"]
+    assert shown["wave_pause_seconds"] == 600 and shown["wave_gate"] == "approve"
+    launched = api.post(
+        "/v1/job-templates/nightly-audit/launch", json={"params": {"mode": "quick"}}
+    )
+    assert launched.status_code == 201, launched.text
+    job = launched.json()
+    assert job["waves"] == [1, "50%", "100%"] and job["wave_sizes"] == [1, 1, 1]
+    assert job["wave_pause_seconds"] == 600 and job["wave_gate"] == "approve"
+    # Waves off again: the template's jobs roll out at once.
+    cleared = api.put(
+        "/v1/job-templates/nightly-audit",
+        json={"waves": None, "wave_pause": None, "wave_gate": None},
+    )
+    assert cleared.status_code == 200, cleared.text
+    assert cleared.json()["waves"] is None and cleared.json()["wave_gate"] is None
+
+
+@pytest.mark.parametrize(
+    ("fields", "named"),
+    [
+        ({"waves": [1, "0%"]}, "waves entry 2"),
+        ({"waves": [0]}, "waves entry 1"),
+        ({"wave_gate": "approve"}, "need waves"),
+        ({"waves": [1], "wave_pause": "ten minutes"}, "wave_pause"),
+    ],
+)
+def test_waves_a_launch_could_not_roll_out_are_refused_with_the_template(  # type: ignore[no-untyped-def]
+    api, world, fields: dict[str, Any], named: str
+):
+    refused = template(api, **fields)
+    assert refused.status_code in (400, 422), refused.text
+    assert named in refused.json()["message"]
+    assert api.get("/v1/job-templates").json()["job_templates"] == []

@@ -96,11 +96,35 @@ def _job_body(args: argparse.Namespace) -> dict[str, Any]:
         "concurrency": args.concurrency,
         "max_failures": args.max_failures,
         "timeout": args.timeout,
+        **wave_fields(args),
+    }
+    return {k: v for k, v in body.items() if v is not None}
+
+
+def add_wave_options(parser: argparse.ArgumentParser) -> None:
+    """The rollout options: job-create's and a template's (:func:`wave_fields` reads them)."""
+    parser.add_argument(
+        "--waves",
+        metavar="SIZES",
+        help="roll out in waves: sizes or percentages of the hosts left, e.g. 1,5,25%%,100%% "
+        "(the last size applies to the rest)",
+    )
+    parser.add_argument(
+        "--wave-pause", metavar="DURATION", help="wait between waves: seconds, or 30s, 10m, 2h"
+    )
+    parser.add_argument(
+        "--wave-gate",
+        choices=["approve"],
+        help="approve: after each wave the job waits in PAUSED for job-resume",
+    )
+
+
+def wave_fields(args: argparse.Namespace) -> dict[str, Any]:
+    return {
         "waves": parse_waves(args.waves) if args.waves else None,
         "wave_pause": args.wave_pause,
         "wave_gate": args.wave_gate,
     }
-    return {k: v for k, v in body.items() if v is not None}
 
 
 def parse_waves(text: str) -> list[int | str]:
@@ -302,20 +326,7 @@ def _job_create_options(parser: argparse.ArgumentParser) -> None:
         metavar="DURATION",
         help="job timeout: seconds, or 90s, 5m, 1h, 1h30m",
     )
-    parser.add_argument(
-        "--waves",
-        metavar="SIZES",
-        help="roll out in waves: sizes or percentages of the hosts left, e.g. 1,5,25%%,100%% "
-        "(the last size applies to the rest)",
-    )
-    parser.add_argument(
-        "--wave-pause", metavar="DURATION", help="wait between waves: seconds, or 30s, 10m, 2h"
-    )
-    parser.add_argument(
-        "--wave-gate",
-        choices=["approve"],
-        help="approve: after each wave the job waits in PAUSED for job-resume",
-    )
+    add_wave_options(parser)
     parser.add_argument("--wait", action="store_true", help="show progress until the job finishes")
     parser.add_argument("--follow", action="store_true", help="stream the job's logs until it ends")
 

@@ -26,7 +26,14 @@ from ._common import (
     parse_key_values,
     positive_int,
 )
-from ._jobs import _watch, add_target_options, show_job, target_filters
+from ._jobs import (
+    _watch,
+    add_target_options,
+    add_wave_options,
+    show_job,
+    target_filters,
+    wave_fields,
+)
 
 TEMPLATE_FIELDS = ("id", "name", "runs", "parameters", "concurrency", "description")
 PARAMETER_KEYS = ("name", "type", "default", "required", "description", "choices")
@@ -88,6 +95,7 @@ def _template_body(args: argparse.Namespace) -> dict[str, Any]:
         "concurrency": args.concurrency,
         "max_failures": args.max_failures,
         "timeout": args.timeout,
+        **wave_fields(args),
     }
     return {k: v for k, v in body.items() if v is not None}
 
@@ -187,6 +195,7 @@ def _definition_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--timeout", type=duration_seconds, metavar="DURATION", help="job timeout: 90s, 5m, 1h"
     )
+    add_wave_options(parser)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
