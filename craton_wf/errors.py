@@ -12,6 +12,7 @@
     ├── NotFound                (404) no such object in the caller's project
     ├── Conflict                (409) the object's state does not allow it
     ├── PayloadTooLarge         (413) a body or archive is over its cap
+    ├── TooManyRequests         (429) over a rate limit; its retry_after says when to try
     ├── SourceError             (400) a task's source cannot be fetched or unpacked
     │   └── UnsafeSource        (400) a git URL, ref, path or archive member is refused
     ├── BuildError              a docker build or push failed
@@ -112,6 +113,17 @@ class PayloadTooLarge(CratonError):
 
     status = 413
     code = "payload_too_large"
+
+
+class TooManyRequests(CratonError):
+    """Too many requests: send it again later."""
+
+    status = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str | None = None, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class SourceError(CratonError):

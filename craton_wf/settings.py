@@ -150,6 +150,11 @@ class Settings(BaseSettings):
     webhook_timeout_seconds: float = Field(
         default=10.0, gt=0, description="How long one webhook delivery attempt may take"
     )
+    trigger_rate_per_minute: int = Field(
+        default=30,
+        ge=1,
+        description="Jobs one template trigger may launch in any minute; more answer 429",
+    )
     remove_containers: bool = Field(
         default=True, description="Remove task containers once their logs and exit code are stored"
     )

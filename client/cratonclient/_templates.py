@@ -1,4 +1,4 @@
-"""Job templates: saved launches with typed parameters."""
+"""Job templates: saved launches with typed parameters, and their incoming triggers."""
 
 from __future__ import annotations
 
@@ -34,3 +34,17 @@ class JobTemplateManager(Manager):
         if name is not None:
             body["name"] = name
         return Resource(self._session.post_json(self._url(id, "launch"), body))
+
+    def create_trigger(self, id: Id, description: str | None = None) -> Resource:
+        """A trigger URL launching the template (admins); the answer holds its ``secret``,
+        shown this once. Its launches act as the caller, with their roles at each call."""
+        body = {} if description is None else {"description": description}
+        return Resource(self._session.post_json(self._url(id, "triggers"), body))
+
+    def triggers(self, id: Id) -> list[Resource]:
+        """The template's triggers (never their secrets)."""
+        url = self._url(id, "triggers")
+        return [Resource(item) for item in self._session.iter_items(url, "triggers", {})]
+
+    def delete_trigger(self, id: Id, trigger: str) -> None:
+        self._session.delete(self._url(id, "triggers", trigger))

@@ -23,6 +23,7 @@ from craton_wf.api.routes import (
     system,
     tasks,
     templates,
+    triggers,
     users,
     webhooks,
     workflows,
@@ -87,6 +88,7 @@ def create_app(
         users,
         secrets,
         webhooks,
+        triggers,
     ):
         app.include_router(
             module.router, dependencies=[Depends(write_slot), Depends(reject_repeated_query)]

@@ -12,11 +12,13 @@ call's answer stands and the failure is logged.
 
 Who made the call is the principal the route's authentication found
 (``request.state.principal``); when there was none, the user name the caller
-claimed is kept.
+claimed is kept. A route may add facts of its own as JSON in the event's
+detail (``request.state.audit_detail``: a template trigger's id).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 
 from sqlalchemy.orm import Session
@@ -47,7 +49,13 @@ def record_call(session: Session, request: Request, status: int, location: str |
         status=status,
         client=request.client.host if request.client else None,
         location=location,
+        detail=_detail(request),
     )
+
+
+def _detail(request: Request) -> str | None:
+    facts = getattr(request.state, "audit_detail", None)
+    return json.dumps(facts, sort_keys=True) if facts else None
 
 
 def mark_recorded(request: Request) -> None:

@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from craton_wf.db.engine import is_busy
-from craton_wf.errors import CratonError, DatabaseBusy
+from craton_wf.errors import CratonError, DatabaseBusy, TooManyRequests
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,7 @@ _CODES = {
     413: "payload_too_large",
     415: "unsupported_media_type",
     422: "validation_failed",
+    429: "rate_limited",
 }
 
 
@@ -87,7 +88,10 @@ def install_error_handlers(app: FastAPI) -> None:
             return _busy(exc)
         if exc.status >= 500:
             log.error("%s: %s", type(exc).__name__, exc.message)
-        return _answer(request, exc.status, exc.message, exc.code)
+        answer = _answer(request, exc.status, exc.message, exc.code)
+        if isinstance(exc, TooManyRequests):
+            answer.headers["Retry-After"] = str(exc.retry_after)
+        return answer
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:

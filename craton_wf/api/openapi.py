@@ -39,6 +39,19 @@ ASSETS_PATH = "/docs/assets"
 TOKEN, USER, PROJECT, BEARER = "X-Auth-Token", "X-Auth-User", "X-Auth-Project", "Bearer"
 CERTIFICATE = "ClientCertificate"
 
+# A template trigger's URL takes none of those, but its own secret: a signature
+# over the body with its timestamp, or the secret as a bearer (api.routes.triggers).
+TRIGGER_SIGNATURE, TRIGGER_TIMESTAMP, TRIGGER_SECRET = (
+    "TriggerSignature",
+    "TriggerTimestamp",
+    "TriggerSecret",
+)
+TRIGGER_SECURITY: list[dict[str, list[str]]] = [
+    {TRIGGER_SIGNATURE: [], TRIGGER_TIMESTAMP: []},
+    {TRIGGER_SECRET: []},
+]
+_TRIGGER_SCHEMES = frozenset({TRIGGER_SIGNATURE, TRIGGER_TIMESTAMP, TRIGGER_SECRET})
+
 # Alternatives, each a set of schemes sent together: the token alone, or with the
 # user and project it acts as; the same for a bearer token.
 SECURITY: list[dict[str, list[str]]] = [
@@ -180,7 +193,9 @@ def install_openapi(app: FastAPI) -> None:
         for operations in document.get("paths", {}).values():
             for operation in operations.values():
                 if "security" in operation:
-                    operation["security"] = security
+                    named = {name for option in operation["security"] for name in option}
+                    trigger = named <= _TRIGGER_SCHEMES
+                    operation["security"] = TRIGGER_SECURITY if trigger else security
                 for parameter in operation.get("parameters", []):
                     _without_null(parameter)
         components = document.setdefault("components", {}).setdefault("schemas", {})

@@ -754,6 +754,48 @@ class Webhook(TimestampMixin, Base):
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
 
 
+class TemplateTrigger(Base):
+    """A URL that launches a job template when called with its secret (``services.triggers``).
+
+    Its id is the URL's last segment, random so that it is not guessed; the
+    secret is stored encrypted like a webhook's and answered only when the
+    trigger is made. A launch acts as the user who made it, with that user's
+    roles at the time of the call."""
+
+    __tablename__ = "template_triggers"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=lambda: str(uuid.uuid4()))
+    project_id: Mapped[str] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), index=True, nullable=False
+    )
+    template_id: Mapped[int] = mapped_column(
+        ForeignKey("job_templates.id", ondelete="CASCADE"), index=True, nullable=False
+    )
+    secret_ciphertext: Mapped[str] = mapped_column(Text, nullable=False)
+    description: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
+
+
+class TriggerLaunch(Base):
+    """One job a trigger launched: what its rate limit counts, and which signed
+    request it was (a signature is accepted once)."""
+
+    __tablename__ = "trigger_launches"
+    __table_args__ = (
+        Index("ix_trigger_launches_trigger_time", "trigger_id", "launched_at"),
+        SQLITE_AUTOINCREMENT,
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    trigger_id: Mapped[str] = mapped_column(
+        ForeignKey("template_triggers.id", ondelete="CASCADE"), nullable=False
+    )
+    job_id: Mapped[int | None] = mapped_column(Integer)
+    signature: Mapped[str | None] = mapped_column(String(80))
+    launched_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
+
+
 class WebhookDelivery(Base):
     """One event for one endpoint: an outbox row written in the event's own transaction.
 

@@ -43,6 +43,7 @@ _SINGULAR = {
     "secrets": "secret",
     "tasks": "task",
     "tokens": "token",
+    "triggers": "trigger",
     "users": "user",
     "variables": "variables",
     "workflow": "workflow",
@@ -72,6 +73,8 @@ def describe(method: str, path: str, location: str | None = None) -> Described:
     object_type = _SINGULAR.get(parts[0], parts[0])
     object_id = parts[1] if len(parts) > 1 and _ID.match(parts[1]) else None
     verb = _VERBS.get(method, method.lower())
+    if object_type == "trigger" and method == "POST":
+        verb = "launch"  # a call to a template's trigger URL launches it
     if len(parts) > 2:
         sub = _SINGULAR.get(parts[2], parts[2])
         # /jobs/7/cancel → job.cancel; /hosts/3/variables → host.variables.update

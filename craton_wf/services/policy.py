@@ -57,6 +57,8 @@ ROUTE_RULES: tuple[tuple[frozenset[str], str, str], ...] = (
     (WRITE, "/v1/jobs/{job_id}/abort", "operator"),
     # which templates an auditor may launch: those whose tasks it may run (may_run_task)
     (WRITE, "/v1/job-templates/{template_id}/launch", "auditor"),
+    # a template's triggers: admins, reads too; a trigger's own URL takes no token
+    (READ, "/v1/job-templates/{template_id}/triggers", "admin"),
     (READ, "/v1/audit-events", "admin"),
     (READ, "/v1/users", "admin"),
     (READ, "/v1/users/{user_id}", "admin"),

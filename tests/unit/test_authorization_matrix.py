@@ -13,6 +13,9 @@ the module (DELETE, cancel, retry and a user's role change get a fresh object
 each call). What is expected:
 
 - anonymous: 401 (a public route: allowed);
+- a route that authenticates by its own secret, not by token (a template
+  trigger's URL, ``OWN_SECRET``): 401 for every caller here, as no case sends
+  the secret, whatever token it brings;
 - a role at least the route's: *allowed*, i.e. 2xx, or 409 when the object's
   state refuses the call (approving a build already approved, revoking one
   that is not). Bodies are minimal but valid, so a 422 is never allowed: it
@@ -48,6 +51,7 @@ from craton_wf.services import jobs as job_service
 from craton_wf.services import schedules as schedule_service
 from craton_wf.services import tasks as task_service
 from craton_wf.services import templates as template_service
+from craton_wf.services import triggers as trigger_service
 from craton_wf.services import workflows as workflow_service
 from craton_wf.services.auth import Principal, bootstrap, issue_token
 from craton_wf.services.inputs import (
@@ -72,7 +76,8 @@ PUBLIC, VIEWER, AUDITOR, OPERATOR, ADMIN, ROOT = (
     "root",
 )
 ROLES = ("anonymous", VIEWER, AUDITOR, OPERATOR, ADMIN, ROOT)
-RANK = {PUBLIC: 0, VIEWER: 1, AUDITOR: 2, OPERATOR: 3, ADMIN: 4, ROOT: 5}
+OWN_SECRET = "own-secret"  # no token needed, none accepted: the route's secret (a trigger)
+RANK = {PUBLIC: 0, OWN_SECRET: 0, VIEWER: 1, AUDITOR: 2, OPERATOR: 3, ADMIN: 4, ROOT: 5}
 OBJECT, COLLECTION = True, False
 # A literal public address: no name to look up, whatever the git source rules.
 GIT = "https://93.184.215.14/alpha-tasks.git"
@@ -174,6 +179,10 @@ EXPECTED: dict[tuple[str, str], tuple[str, bool]] = {
     ("PUT", "/v1/job-templates/{template_id}"): (ADMIN, OBJECT),
     ("DELETE", "/v1/job-templates/{template_id}"): (ADMIN, OBJECT),
     ("POST", "/v1/job-templates/{template_id}/launch"): (AUDITOR, OBJECT),  # an audit's
+    ("POST", "/v1/job-templates/{template_id}/triggers"): (ADMIN, OBJECT),
+    ("GET", "/v1/job-templates/{template_id}/triggers"): (ADMIN, OBJECT),
+    ("DELETE", "/v1/job-templates/{template_id}/triggers/{trigger_id}"): (ADMIN, OBJECT),
+    ("POST", "/v1/triggers/{trigger_id}"): (OWN_SECRET, COLLECTION),
     ("POST", "/v1/schedules"): (ADMIN, COLLECTION),
     ("GET", "/v1/schedules"): (VIEWER, COLLECTION),
     ("GET", "/v1/schedules/{schedule_id}"): (VIEWER, OBJECT),
@@ -335,6 +344,7 @@ def _make_alpha_objects(session: Any, world: World) -> None:
     ids["template"] = _template(session, world).id
     ids["schedule"] = _schedule(session, world).id
     ids["webhook"] = _webhook(session, world).id
+    ids["trigger"] = _trigger(session, world).id
     enqueue_event(session, alpha, "job.failed", {"job": {}})
     ids["delivery"] = session.execute(select(func.max(WebhookDelivery.id))).scalar_one()
 
@@ -378,6 +388,13 @@ def _webhook(session: Any, world: World) -> Any:
         name=unique("alpha-hook"), url=HOOK_URL, events=["job.failed"], secret="s" * 16
     )
     return webhooks.create_webhook(session, world.settings, fernet, world.alpha, None, data)
+
+
+def _trigger(session: Any, world: World) -> Any:
+    fernet = project_secrets.cipher(world.settings)
+    admin = Principal(world.users["root"], "root", world.alpha, is_root=True)
+    template = template_service.get_template(session, world.alpha, world.ids["template"])
+    return trigger_service.create_trigger(session, fernet, admin, template)[0]
 
 
 # --- path parameters: alpha's objects, fresh ones for calls that destroy them ---------------
@@ -437,6 +454,8 @@ def _fresh(method: str, path: str, role: str, where: str, world: World) -> dict[
             return {"secret_id": _secret(session, world).id}
         if method == "DELETE" and path == "/v1/webhooks/{webhook_id}":
             return {"webhook_id": _webhook(session, world).id}
+        if method == "DELETE" and path.endswith("/triggers/{trigger_id}"):
+            return {"template_id": ids["template"], "trigger_id": _trigger(session, world).id}
         if method == "DELETE" and path.endswith("/variables"):  # a variable to delete
             kind = path.split("/")[2]
             ref = alpha if kind == "projects" else ids[kind[:-1]]
@@ -471,6 +490,7 @@ def path_params(method: str, path: str, role: str, where: str, world: World) -> 
         "schedule_id": ids["schedule"],
         "webhook_id": ids["webhook"],
         "delivery_id": ids["delivery"],
+        "trigger_id": ids["trigger"],
     }
     names = [part[1:-1] for part in path.split("/") if part.startswith("{")]
     return {name: known[name] for name in names}
@@ -551,6 +571,8 @@ _body("POST", "/v1/webhooks")(
     }
 )
 _body("PUT", "/v1/webhooks/{webhook_id}")(lambda w: {"description": "matrix"})
+_body("POST", "/v1/job-templates/{template_id}/triggers")(lambda w: {"description": "matrix"})
+_body("POST", "/v1/triggers/{trigger_id}")(lambda w: {"params": {}})
 
 
 # --- the cases ----------------------------------------------------------------------
@@ -561,6 +583,8 @@ def expected(method: str, path: str, role: str, where: str) -> str:
     least, names_object = EXPECTED[(method, path)]
     if least == PUBLIC:
         return "allowed"
+    if least == OWN_SECRET:
+        return "401"
     if role == "anonymous":
         return "401"
     if (

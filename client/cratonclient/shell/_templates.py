@@ -1,5 +1,7 @@
 """Job template commands: ``template-create``, ``-list``, ``-show``, ``-update``,
-``-delete`` and ``template-launch``.
+``-delete``, ``template-launch``, and a template's incoming triggers:
+``template-trigger-create`` (prints the URL and the secret, shown this
+once), ``template-trigger-list``, ``template-trigger-delete``.
 
 A parameter is declared with ``--parameter``, either as a JSON object or as
 ``name=mode,type=choice,choices=quick|full,required=true,default=quick``
@@ -20,11 +22,13 @@ from ._common import (
     CommandError,
     Context,
     add_command,
+    add_fields_option,
     add_list_options,
     duration_seconds,
     list_command,
     parse_key_values,
     positive_int,
+    print_items,
 )
 from ._jobs import (
     _watch,
@@ -169,6 +173,32 @@ def do_template_launch(ctx: Context, args: argparse.Namespace) -> int:
     return 0
 
 
+TRIGGER_FIELDS = ("id", "url", "created_by_name", "created_at", "description")
+
+
+def do_template_trigger_create(ctx: Context, args: argparse.Namespace) -> None:
+    templates = ctx.client.job_templates
+    trigger = templates.create_trigger(templates.resolve_id(args.template), args.description)
+    ctx.out.show(trigger)
+    ctx.out.note(
+        "Keep the secret now: it is not shown again. Call the URL with POST, the body "
+        '{"params": {...}} signed: X-Craton-Timestamp and X-Craton-Signature: '
+        "sha256=HMAC-SHA256(secret, '<timestamp>.<body>'), or with Authorization: Bearer <secret>."
+    )
+
+
+def do_template_trigger_list(ctx: Context, args: argparse.Namespace) -> None:
+    templates = ctx.client.job_templates
+    found = templates.triggers(templates.resolve_id(args.template))
+    print_items(ctx, args, found)
+
+
+def do_template_trigger_delete(ctx: Context, args: argparse.Namespace) -> None:
+    templates = ctx.client.job_templates
+    templates.delete_trigger(templates.resolve_id(args.template), args.trigger)
+    ctx.out.note(f"Trigger {args.trigger} of job template {args.template} deleted.")
+
+
 def _definition_options(parser: argparse.ArgumentParser) -> None:
     what = parser.add_mutually_exclusive_group()
     what.add_argument("--workflow", metavar="WORKFLOW", help="workflow it runs (id or name)")
@@ -238,3 +268,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--job-name", metavar="NAME", help="job name (default: the template's)")
     parser.add_argument("--wait", action="store_true", help="show progress until the job finishes")
     parser.add_argument("--follow", action="store_true", help="stream the job's logs until it ends")
+
+    parser = add_command(
+        subparsers,
+        "template-trigger-create",
+        do_template_trigger_create,
+        "Make a URL that launches the template when called with its secret.",
+    )
+    parser.add_argument("template", metavar="TEMPLATE", help=template_help)
+    parser.add_argument("--description", help="what calls it")
+
+    parser = add_command(
+        subparsers,
+        "template-trigger-list",
+        do_template_trigger_list,
+        "List a job template's triggers (never their secrets).",
+    )
+    parser.add_argument("template", metavar="TEMPLATE", help=template_help)
+    add_fields_option(parser, TRIGGER_FIELDS)
+
+    parser = add_command(
+        subparsers, "template-trigger-delete", do_template_trigger_delete, "Delete a trigger."
+    )
+    parser.add_argument("template", metavar="TEMPLATE", help=template_help)
+    parser.add_argument("trigger", metavar="TRIGGER", help="trigger id")
