@@ -298,3 +298,21 @@ def test_operators_cannot_manage_triggers(api, root, template_id):  # type: igno
     base = f"/v1/job-templates/{template_id}/triggers"
     assert operator.post(base, json={}).status_code == 403
     assert operator.get(base).status_code == 403
+
+
+def test_deleting_the_template_deletes_its_triggers(api, anonymous, template_id):  # type: ignore[no-untyped-def]
+    trigger = make_trigger(api, template_id)
+    assert api.delete(f"/v1/job-templates/{template_id}").status_code == 204
+    raw, headers = signed(trigger["secret"], {"params": {"mode": "full"}})
+    assert call(anonymous, trigger, raw, headers).status_code == 401
+
+
+def test_a_body_over_the_cap_is_refused_before_anything(
+    api, anonymous, sessions, settings, template_id
+):  # type: ignore[no-untyped-def]
+    trigger = make_trigger(api, template_id)
+    padding = "x" * (settings.request_max_bytes + 1)
+    raw, headers = signed(trigger["secret"], {"params": {"mode": "full"}, "name": padding})
+    answer = call(anonymous, trigger, raw, headers)
+    assert answer.status_code == 413, answer.text
+    assert jobs_of(sessions, template_id) == []
