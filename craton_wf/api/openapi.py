@@ -72,6 +72,11 @@ TAGS = [
     {"name": "tasks", "description": "Tasks, their builds, build logs and approvals."},
     {"name": "workflows", "description": "Workflows and their versions."},
     {"name": "jobs", "description": "Jobs, their hosts, runs, events and logs."},
+    {
+        "name": "templates",
+        "description": "Saved launches with typed parameters, and their incoming triggers.",
+    },
+    {"name": "schedules", "description": "Templates launched on a cron expression."},
     {"name": "users", "description": "Users and their roles."},
     {"name": "tokens", "description": "API tokens."},
     {"name": "audit", "description": "The audit trail."},

@@ -31,7 +31,7 @@ from craton_wf.db.models import JobTemplate
 from craton_wf.services import templates as template_service
 
 router = APIRouter(
-    prefix="/v1", dependencies=[Authorized], tags=["job templates"], responses=API_ERRORS
+    prefix="/v1", dependencies=[Authorized], tags=["templates"], responses=API_ERRORS
 )
 
 

@@ -67,7 +67,7 @@ SECRET = HTTPBearer(
     description="the trigger's secret itself (when the caller cannot sign)",
 )
 
-router = APIRouter(prefix="/v1", tags=["job templates"], responses=API_ERRORS)
+router = APIRouter(prefix="/v1", tags=["templates"], responses=API_ERRORS)
 MANAGED = "/job-templates/{template_id}/triggers"
 
 
