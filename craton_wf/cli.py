@@ -8,7 +8,9 @@ import logging
 import os
 import signal
 import sys
+import tempfile
 import threading
+from pathlib import Path
 from typing import Any
 
 import click
@@ -293,7 +295,9 @@ def serve(
     workers = workers or settings.workers
     # Several processes: each counts into files the one answering /metrics adds
     # up (process_metrics); set before the runner or a worker counts anything.
-    metrics_dir = (settings.data_dir / "metrics" / str(os.getpid())).resolve()
+    # In the system's temporary directory, not the data dir: an API-only service
+    # may run on a read-only file system whose only writable place is /tmp.
+    metrics_dir = Path(tempfile.gettempdir()) / f"craton-wf-metrics-{os.getpid()}"
     if workers > 1:
         enable_multiprocess(metrics_dir)
     for warning in operator_warnings(settings):

@@ -12,6 +12,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -135,11 +136,11 @@ def test_a_scrape_of_any_worker_tells_what_the_job_did(
         )
         assert value(after, "craton_runners_alive") == 1
         assert value(after, "craton_runs", status="RUNNING") == 0
+        figures = Path(tempfile.gettempdir()) / f"craton-wf-metrics-{server.processes[0].pid}"
+        assert figures.is_dir() and any(figures.iterdir())  # the workers' shared figures
     finally:
         stop(server.processes)
-    assert not (tmp_path / "data" / "metrics").exists() or not any(
-        (tmp_path / "data" / "metrics").iterdir()
-    )  # the workers' figures go with the server
+    assert not figures.exists()  # they go with the server
 
 
 def test_a_standalone_runner_serves_its_own_figures(database_url: str, tmp_path: Path) -> None:
