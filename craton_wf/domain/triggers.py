@@ -22,7 +22,7 @@ from __future__ import annotations
 import hmac
 from dataclasses import dataclass
 
-from craton_wf.domain.webhooks import sign
+from craton_wf.domain.webhooks import signature_matches
 from craton_wf.errors import AuthenticationFailed
 
 TIMESTAMP_WINDOW_SECONDS = 300
@@ -78,5 +78,4 @@ def proves_secret(secret: str, credential: TriggerCredential, body: bytes) -> bo
     """Whether ``credential`` shows ``secret``: a matching signature, or the secret itself."""
     if credential.bearer is not None:
         return hmac.compare_digest(credential.bearer.encode(), secret.encode())
-    expected = sign(secret, credential.timestamp or "", body)
-    return hmac.compare_digest(expected.encode(), (credential.signature or "").encode())
+    return signature_matches(secret, credential.timestamp or "", body, credential.signature)
